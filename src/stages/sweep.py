@@ -1,0 +1,200 @@
+"""``run_sweep``: the paper's layer-intervention experiment as one tidy table.
+
+For every batch of sequences the baseline runs once (:func:`stages.interventions.capture_baseline`);
+each intervention then recomputes only the blocks from its first layer on. Logits are made one
+chunk of positions at a time, compared with the baseline chunk, and reduced to per-sequence sums
+in float64; per-token vocabulary-sized tensors never outlive a chunk.
+
+Metrics average over every predicted position except position 0 (the prediction made at the BOS
+token), as the authors did: a row of ``seq_len`` tokens contributes ``seq_len - 2`` predictions
+(positions ``1..seq_len-2``, each scored against the next token).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from stages.interventions import (
+    BASELINE,
+    Intervention,
+    capture_baseline,
+    drops,
+    head,
+    n_layers,
+    run_intervened,
+    swaps,
+    validate_interventions,
+)
+from stages.metrics import METRICS, LogProbs, bootstrap_interval, compare
+
+# Per-token vocabulary tensors of one chunk: about this many elements (float32: 128 MB).
+_CHUNK_ELEMENTS = 1 << 25
+# Final residuals of a group of interventions held at once: about this many bytes.
+_GROUP_BYTES = 1 << 30
+
+
+def default_interventions(model: Any) -> list[Intervention]:
+    """Every drop, swap, attention-only drop and MLP-only drop of ``model``."""
+    return drops(model) + swaps(model) + drops(model, "attn") + drops(model, "mlp")
+
+
+def default_batch_size(model: Any, seq_len: int) -> int:
+    """Sequences per batch: 8 on the CPU; on a GPU, about 16k tokens per batch."""
+    if str(model.cfg.device).startswith("cuda"):
+        return max(1, 16384 // seq_len)
+    return 8
+
+
+def _check_tokens(model: Any, tokens: torch.Tensor) -> torch.Tensor:
+    if not isinstance(tokens, torch.Tensor) or tokens.ndim != 2 or tokens.dtype != torch.long:
+        raise ValueError(
+            "tokens must be a LongTensor [n_seq, seq_len] (stages.load_corpus returns one), got "
+            f"{type(tokens).__name__} {getattr(tokens, 'shape', '')} {getattr(tokens, 'dtype', '')}"
+        )
+    if tokens.shape[1] < 3:
+        raise ValueError(f"seq_len must be at least 3 to score positions 1.., got {tokens.shape[1]}")
+    n_ctx = getattr(model.cfg, "n_ctx", None)
+    if n_ctx and tokens.shape[1] > n_ctx:
+        raise ValueError(f"seq_len {tokens.shape[1]} exceeds the model's context of {n_ctx} tokens")
+    vocab = model.cfg.d_vocab
+    if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= vocab):
+        raise ValueError(f"token ids must lie in 0..{vocab - 1} for this model")
+    return tokens
+
+
+def run_sweep(
+    model: Any,
+    tokens: torch.Tensor,
+    interventions: Sequence[Intervention] | None = None,
+    *,
+    batch_size: int | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Measure every intervention against the unperturbed model on ``tokens``.
+
+    Args:
+        model: a ``TransformerBridge`` from :func:`stages.load_model`.
+        tokens: ``[n_seq, seq_len]`` token ids, each row starting with BOS.
+        interventions: defaults to every drop, swap, attention-only and MLP-only drop.
+        batch_size: sequences per forward pass (default: :func:`default_batch_size`).
+        n_boot: bootstrap resamples (over sequences) for the 95% intervals.
+        seed: bootstrap seed.
+        progress: show a tqdm progress bar.
+
+    Returns:
+        One row per intervention plus a baseline row (``kind == "none"``), with columns
+        ``kind``, ``layer`` (first layer; -1 for the baseline), ``layers`` (e.g. ``"3-4"``),
+        ``rel_depth`` (``layer / (n_layers - 1)``), ``kl`` (nats), ``rel_acc`` (0..1),
+        ``entropy_delta`` (bits), ``loss`` (nats), each with ``_lo`` / ``_hi`` 95% bootstrap
+        bounds, ``baseline_loss`` (nats), ``baseline_entropy`` (bits), ``n_tokens`` (scored
+        positions) and ``n_seq``.
+
+    Raises:
+        ValueError: bad tokens, batch size or interventions.
+        FloatingPointError: a metric came out NaN or infinite (the message names the
+            intervention); nothing non-finite is averaged into a table.
+    """
+    tokens = _check_tokens(model, tokens)
+    ivs = [BASELINE] + [
+        iv for iv in validate_interventions(model, interventions or default_interventions(model))
+        if iv.kind != "none"
+    ]
+    n_seq, seq_len = tokens.shape
+    if batch_size is None:
+        batch_size = default_batch_size(model, seq_len)
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+
+    # sums[i, m, s]: sum over scored positions of sequence s of metric m under intervention i.
+    sums = np.zeros((len(ivs), len(METRICS), n_seq))
+    base_entropy = np.zeros(n_seq)
+    counts = np.full(n_seq, float(seq_len - 2))
+    d_model, d_vocab = model.cfg.d_model, model.cfg.d_vocab
+    chunk_tokens = max(1, _CHUNK_ELEMENTS // d_vocab)
+    device = model.cfg.device
+
+    bar = tqdm(total=n_seq * len(ivs), disable=not progress, desc="interventions x sequences",
+               unit="seq")
+    for start in range(0, n_seq, batch_size):
+        batch = tokens[start : start + batch_size].to(device)
+        b = len(batch)
+        base = capture_baseline(model, batch)
+        # Scored positions 1..seq_len-2 of every row, flattened; targets are the next tokens.
+        targets = batch[:, 2:].reshape(-1)
+        seq_of = torch.arange(start, start + b).repeat_interleave(seq_len - 2)
+        rows = slice(1, seq_len - 1)
+        itemsize = base.final_resid.element_size()
+        group = max(1, _GROUP_BYTES // max(1, b * seq_len * d_model * itemsize))
+        for g0 in range(0, len(ivs), group):
+            group_ivs = ivs[g0 : g0 + group]
+            base_final = base.final_resid[:, rows].reshape(-1, d_model)
+            finals = [
+                base_final if iv == BASELINE else run_intervened(model, base, iv)[:, rows].reshape(-1, d_model)
+                for iv in group_ivs
+            ]
+            for c0 in range(0, len(targets), chunk_tokens):
+                sl = slice(c0, c0 + chunk_tokens)
+                ref = LogProbs.from_logits(head(model, base_final[sl]))
+                seq_idx = seq_of[sl].numpy()
+                if g0 == 0:
+                    np.add.at(base_entropy, seq_idx, ref.entropy.cpu().numpy() / np.log(2.0))
+                for k, (iv, final) in enumerate(zip(group_ivs, finals)):
+                    new = ref if iv == BASELINE else LogProbs.from_logits(head(model, final[sl]))
+                    got = compare(ref, new, targets[sl])
+                    for m, name in enumerate(METRICS):
+                        values = got[name].cpu().numpy()
+                        if not np.isfinite(values).all():
+                            raise FloatingPointError(
+                                f"{iv.label}: metric {name!r} is not finite at "
+                                f"{int((~np.isfinite(values)).sum())} position(s); try dtype='float32'"
+                            )
+                        np.add.at(sums[g0 + k, m], seq_idx, values)
+            bar.update(b * len(group_ivs))
+        del base
+    bar.close()
+    return _table(model, ivs, sums, counts, base_entropy, n_boot=n_boot, seed=seed)
+
+
+def _table(
+    model: Any,
+    ivs: list[Intervention],
+    sums: np.ndarray,
+    counts: np.ndarray,
+    base_entropy: np.ndarray,
+    *,
+    n_boot: int,
+    seed: int,
+) -> pd.DataFrame:
+    """Reduce per-sequence sums to one row per intervention with bootstrap intervals."""
+    n = n_layers(model)
+    total = counts.sum()
+    baseline_loss = sums[0, METRICS.index("loss")].sum() / total
+    records = []
+    for i, iv in enumerate(ivs):
+        rec: dict[str, Any] = {
+            "kind": iv.kind,
+            "layer": iv.layer,
+            "layers": "-".join(map(str, iv.layers)),
+            "rel_depth": iv.layer / max(1, n - 1) if iv.layers else np.nan,
+        }
+        for m, name in enumerate(METRICS):
+            rec[name] = sums[i, m].sum() / total
+            rec[f"{name}_lo"], rec[f"{name}_hi"] = bootstrap_interval(
+                sums[i, m], counts, n_boot=n_boot, seed=seed
+            )
+        rec.update(
+            baseline_loss=baseline_loss,
+            baseline_entropy=base_entropy.sum() / total,
+            n_tokens=int(total),
+            n_seq=len(counts),
+        )
+        records.append(rec)
+    return pd.DataFrame.from_records(records)

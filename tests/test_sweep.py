@@ -1,0 +1,129 @@
+"""run_sweep: metrics against the reference, identities, intervals and model integrity."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import stages
+from stages.interventions import BASELINE, Intervention
+from tests.conftest import ARCHS
+from tests.reference import reference_logits, reference_metrics
+
+COLUMNS = ["kind", "layer", "kl", "rel_acc", "entropy_delta", "loss", "baseline_loss", "n_tokens"]
+
+
+def _close(got: float, want: float, rel: float = 1e-5, floor: float = 1e-9) -> bool:
+    return abs(got - want) <= rel * abs(want) + floor
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_sweep_matches_reference_metrics(arch, tiny_models, tiny_tokens):
+    bridge, hf = tiny_models(arch)
+    table = stages.run_sweep(bridge, tiny_tokens, batch_size=4, progress=False)
+    base_logits = reference_logits(hf, tiny_tokens, BASELINE)
+    assert len(table) == 1 + len(stages.default_interventions(bridge))
+    for row in table.itertuples():
+        layers = tuple(int(x) for x in row.layers.split("-")) if row.layers else ()
+        iv = Intervention(row.kind, layers)
+        want = reference_metrics(base_logits, reference_logits(hf, tiny_tokens, iv), tiny_tokens)
+        for name, value in want.items():
+            assert _close(getattr(row, name), value), (arch, iv.label, name, getattr(row, name), value)
+    assert _close(table["baseline_loss"].iloc[0], reference_metrics(base_logits, base_logits, tiny_tokens)["loss"])
+
+
+def test_columns_and_baseline_row(tiny_models, tiny_tokens):
+    bridge, _ = tiny_models("gpt2")
+    table = stages.run_sweep(bridge, tiny_tokens, stages.swaps(bridge), progress=False)
+    assert set(COLUMNS) <= set(table.columns)
+    for name in ("kl", "rel_acc", "entropy_delta", "loss"):
+        assert {f"{name}_lo", f"{name}_hi"} <= set(table.columns)
+    base = table[table.kind == "none"].iloc[0]
+    assert base.kl == 0.0 and base.rel_acc == 1.0 and base.entropy_delta == 0.0
+    assert base.loss == base.baseline_loss
+    assert base.n_tokens == tiny_tokens.shape[0] * (tiny_tokens.shape[1] - 2)
+    assert (table.kl >= -1e-12).all()
+    assert ((table.rel_acc >= 0) & (table.rel_acc <= 1)).all()
+    assert (table.kl_lo <= table.kl + 1e-12).all() and (table.kl <= table.kl_hi + 1e-12).all()
+
+
+def test_batch_size_does_not_change_the_table(tiny_models, tiny_tokens):
+    bridge, _ = tiny_models("gemma3")
+    ivs = stages.drops(bridge) + stages.swaps(bridge)
+    a = stages.run_sweep(bridge, tiny_tokens, ivs, batch_size=1, progress=False)
+    b = stages.run_sweep(bridge, tiny_tokens, ivs, batch_size=6, progress=False)
+    for name in ("kl", "rel_acc", "entropy_delta", "loss", "kl_lo", "kl_hi"):
+        np.testing.assert_allclose(a[name], b[name], rtol=1e-9, atol=1e-12)
+
+
+def test_same_parameters_same_table(tiny_models, tiny_tokens):
+    bridge, _ = tiny_models("phi")
+    a = stages.run_sweep(bridge, tiny_tokens, stages.drops(bridge), progress=False)
+    b = stages.run_sweep(bridge, tiny_tokens, stages.drops(bridge), progress=False)
+    assert a.equals(b)
+
+
+def _snapshot(bridge):
+    return {k: v.clone() for k, v in bridge.original_model.state_dict().items()}
+
+
+def _n_hooks(bridge) -> int:
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in bridge.modules())
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "gemma3"])
+def test_model_unchanged_after_sweep_and_after_an_exception(arch, tiny_models, tiny_tokens):
+    bridge, _ = tiny_models(arch)
+    before, hooks = _snapshot(bridge), _n_hooks(bridge)
+    logits = bridge(tiny_tokens, use_cache=False)
+    stages.run_sweep(bridge, tiny_tokens, progress=False)
+
+    class Boom(Exception):
+        pass
+
+    calls = {"n": 0}
+    original = stages.sweep.compare
+
+    def failing(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise Boom
+        return original(*args, **kwargs)
+
+    stages.sweep.compare = failing
+    try:
+        with pytest.raises(Boom):
+            stages.run_sweep(bridge, tiny_tokens, stages.drops(bridge, "attn"), progress=False)
+    finally:
+        stages.sweep.compare = original
+    after = _snapshot(bridge)
+    assert before.keys() == after.keys()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert _n_hooks(bridge) == hooks
+    assert torch.equal(bridge(tiny_tokens, use_cache=False), logits)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"batch_size": 0}, "batch_size"),
+        ({"batch_size": 2.5}, "batch_size"),
+        ({"interventions": [Intervention("drop", (9,))]}, "out of range"),
+        ({"interventions": ["drop 1"]}, "Intervention"),
+    ],
+)
+def test_bad_arguments(kwargs, message, tiny_models, tiny_tokens):
+    bridge, _ = tiny_models("gpt2")
+    with pytest.raises(ValueError, match=message):
+        stages.run_sweep(bridge, tiny_tokens, progress=False, **kwargs)
+
+
+def test_bad_tokens(tiny_models, tiny_tokens):
+    bridge, _ = tiny_models("gpt2")
+    with pytest.raises(ValueError, match="LongTensor"):
+        stages.run_sweep(bridge, tiny_tokens.float(), progress=False)
+    with pytest.raises(ValueError, match="context"):
+        stages.run_sweep(bridge, torch.ones(1, 65, dtype=torch.long), progress=False)
+    with pytest.raises(ValueError, match="token ids"):
+        stages.run_sweep(bridge, torch.full((1, 8), 10_000), progress=False)

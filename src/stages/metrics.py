@@ -30,11 +30,13 @@ class LogProbs:
 
     Attributes:
         logp: ``[n_tok, d_vocab]`` log-softmax of the logits.
-        entropy: ``[n_tok]`` entropy in nats.
+        probs: ``[n_tok, d_vocab]`` softmax of the logits.
+        entropy: ``[n_tok]`` entropy in nats, float64.
         top1: ``[n_tok]`` argmax token ids.
     """
 
     logp: torch.Tensor
+    probs: torch.Tensor
     entropy: torch.Tensor
     top1: torch.Tensor
 
@@ -43,12 +45,16 @@ class LogProbs:
         """Build from logits ``[n_tok, d_vocab]`` of any float dtype."""
         work = torch.float64 if logits.dtype == torch.float64 else torch.float32
         logp = torch.log_softmax(logits.to(work), dim=-1)
-        entropy = -(logp.exp() * logp).sum(-1).double()
-        return cls(logp=logp, entropy=entropy, top1=logits.argmax(-1))
+        probs = logp.exp()
+        entropy = -torch.linalg.vecdot(probs, logp).double()
+        return cls(logp=logp, probs=probs, entropy=entropy, top1=logits.argmax(-1))
 
 
 def compare(base: LogProbs, new: LogProbs, targets: torch.Tensor) -> dict[str, torch.Tensor]:
     """Per-token metrics of ``new`` (Q) against ``base`` (P); see the module docstring.
+
+    KL(P || Q) is computed as ``-H(P) - sum_v p_v log q_v``: one pass over the vocabulary, and
+    exactly 0 when Q is P.
 
     Args:
         base: baseline chunk, ``n_tok`` positions.
@@ -59,10 +65,9 @@ def compare(base: LogProbs, new: LogProbs, targets: torch.Tensor) -> dict[str, t
         ``kl`` (nats, >= 0 up to rounding), ``rel_acc`` (0 or 1), ``entropy_delta`` (bits),
         ``loss`` (nats): each a float64 tensor ``[n_tok]``.
     """
-    p = base.logp.exp()
-    kl = (p * (base.logp - new.logp)).sum(-1).double()
+    cross = -torch.linalg.vecdot(base.probs, new.logp).double()
     return {
-        "kl": kl,
+        "kl": cross - base.entropy,
         "rel_acc": (new.top1 == base.top1).double(),
         "entropy_delta": (new.entropy - base.entropy) / LN2,
         "loss": -new.logp.gather(-1, targets[:, None]).squeeze(-1).double(),

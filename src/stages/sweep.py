@@ -83,7 +83,8 @@ def run_sweep(
     Args:
         model: a ``TransformerBridge`` from :func:`stages.load_model`.
         tokens: ``[n_seq, seq_len]`` token ids, each row starting with BOS.
-        interventions: defaults to every drop, swap, attention-only and MLP-only drop.
+        interventions: defaults to every drop, swap, attention-only and MLP-only drop; an
+            empty list measures the baseline alone.
         batch_size: sequences per forward pass (default: :func:`default_batch_size`).
         n_boot: bootstrap resamples (over sequences) for the 95% intervals.
         seed: bootstrap seed.
@@ -103,9 +104,10 @@ def run_sweep(
             intervention); nothing non-finite is averaged into a table.
     """
     tokens = _check_tokens(model, tokens)
+    if interventions is None:
+        interventions = default_interventions(model)
     ivs = [BASELINE] + [
-        iv for iv in validate_interventions(model, interventions or default_interventions(model))
-        if iv.kind != "none"
+        iv for iv in validate_interventions(model, interventions) if iv.kind != "none"
     ]
     n_seq, seq_len = tokens.shape
     if batch_size is None:

@@ -1,0 +1,245 @@
+"""The ``stages`` command: build the book, run one section, list the sections.
+
+Examples::
+
+    stages sections                                  # sections, their parameters and defaults
+    stages run robustness -p n_tokens 20000          # execute one notebook, print its path
+    stages book                                      # execute every notebook, build the book
+    stages book -p n_tokens 512 --sections robustness
+
+Exit codes: 0 success, 1 a notebook or the book build failed, 2 bad usage, an unknown section
+or parameter, or a value of the wrong type. Errors are one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from stages import book
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """A mistake on the command line (exit code 2)."""
+
+
+def _parameters(pairs: list[list[str]] | None) -> dict[str, str]:
+    """``[["n_tokens", "512"], ...]`` -> ``{"n_tokens": "512"}`` (a later value wins)."""
+    params: dict[str, str] = {}
+    for name, value in pairs or []:
+        if not name.isidentifier():
+            raise UsageError(f"-p {name} {value}: {name!r} is not a parameter name")
+        params[name] = value
+    return params
+
+
+@contextlib.contextmanager
+def _usage_errors() -> Iterator[None]:
+    """Turn validation's ValueErrors (unknown section or parameter, bad value) into usage errors.
+
+    ValueErrors raised later, while running, are bugs and keep their traceback.
+    """
+    try:
+        yield
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _root(args: argparse.Namespace) -> Path:
+    if args.root is not None:
+        root = Path(args.root)
+        if not (root / "notebooks").is_dir():
+            raise UsageError(f"--root {root}: no notebooks/ folder there")
+        return root.resolve()
+    try:
+        return book.find_root()
+    except FileNotFoundError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _cmd_sections(args: argparse.Namespace) -> int:
+    root = _root(args)
+    sections = book.discover_sections(root)
+    if not sections:
+        print(f"no sections: {root / book.NOTEBOOK_GLOB} matches nothing", file=sys.stderr)
+        return EXIT_OK
+    for s in sections:
+        print(f"{s.name}  ({s.path.relative_to(root).as_posix()})")
+        try:
+            params = book.read_parameters(s, root)
+        except ValueError as exc:
+            print(f"    (cannot read the parameters cell: {exc})")
+            continue
+        if not params:
+            print("    (no parameters cell)")
+            continue
+        width = max(len(p.name) for p in params.values())
+        value_width = max(len(p.source) for p in params.values())
+        for p in params.values():
+            line = f"    {p.name:<{width}}  {p.type_name:<5}  default {p.source:<{value_width}}"
+            if p.help:
+                line += f"  # {p.help}"
+            print(line.rstrip())
+    return EXIT_OK
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    root = _root(args)
+    params = _parameters(args.parameter)
+    with _usage_errors():  # check everything before starting a kernel
+        section = book.get_section(args.section, root)
+        book.coerce_parameters(section, params, root)
+    out = book.execute_notebook(
+        section,
+        params,
+        root=root,
+        out_dir=args.out_dir,
+        log_output=args.log_output,
+        progress_bar=not args.no_progress,
+    )
+    print(out)
+    return EXIT_OK
+
+
+def _cmd_book(args: argparse.Namespace) -> int:
+    root = _root(args)
+    params = _parameters(args.parameter)
+    sections = None
+    if args.sections is not None:
+        sections = [name.strip() for name in args.sections.split(",") if name.strip()]
+        if not sections:
+            raise UsageError("--sections needs at least one section name")
+    with _usage_errors():  # check everything before the first notebook runs
+        chosen = (
+            book.discover_sections(root)
+            if sections is None
+            else [book.get_section(name, root) for name in sections]
+        )
+        book.split_global_parameters(params, chosen, root)
+    html = book.build_book(
+        root,
+        params,
+        sections,
+        warnings_as_errors=not args.no_warnings_as_errors,
+        execute=not args.no_execute,
+        log_output=args.log_output,
+        progress_bar=not args.no_progress,
+    )
+    print(html / "index.html")
+    return EXIT_OK
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--root",
+        metavar="PATH",
+        default=None,
+        help="the book's folder (default: the nearest folder above with _config.yml)",
+    )
+    param = argparse.ArgumentParser(add_help=False)
+    param.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        metavar=("NAME", "VALUE"),
+        help="set a notebook parameter (repeatable); the value is converted to the type of "
+        "the default in the notebook's parameters cell",
+    )
+    param.add_argument(
+        "--log-output", action="store_true", help="stream the notebook cells' output"
+    )
+    param.add_argument("--no-progress", action="store_true", help="hide papermill's progress bar")
+
+    parser = argparse.ArgumentParser(
+        prog="stages",
+        description="Companion to 'The Remarkable Robustness of LLMs: Stages of Inference?' "
+        "(arXiv 2406.19384): run the notebooks and build the book.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p_book = sub.add_parser(
+        "book",
+        parents=[common, param],
+        help="execute the notebooks and build the HTML book",
+        description="Execute every section's notebook (or those given) with papermill, then "
+        "run `jupyter-book build . -W -n --keep-going`. A -p parameter goes to every section "
+        "that declares it.",
+    )
+    p_book.add_argument(
+        "--sections", metavar="A,B", help="execute only these sections (comma-separated)"
+    )
+    p_book.add_argument(
+        "--no-warnings-as-errors",
+        action="store_true",
+        help="do not pass -W to jupyter-book (warnings are reported, not fatal)",
+    )
+    p_book.add_argument(
+        "--no-execute",
+        action="store_true",
+        help="build from the executed notebooks already in book/_executed/",
+    )
+    p_book.set_defaults(func=_cmd_book)
+
+    p_run = sub.add_parser(
+        "run",
+        parents=[common, param],
+        help="execute one section's notebook and print the executed notebook's path",
+        description="Execute one section's notebook with papermill into book/_executed/.",
+    )
+    p_run.add_argument("section", metavar="SECTION", help="a section name (see `stages sections`)")
+    p_run.add_argument(
+        "--out-dir", type=Path, default=None, help="where to write the executed notebook"
+    )
+    p_run.set_defaults(func=_cmd_run)
+
+    p_sections = sub.add_parser(
+        "sections",
+        parents=[common],
+        help="list the sections with their parameters and defaults",
+    )
+    p_sections.set_defaults(func=_cmd_sections)
+    return parser
+
+
+def _error(message: str) -> None:
+    print(f"stages: error: {message}", file=sys.stderr, flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``stages`` command line; returns the exit code (0, 1 or 2).
+
+    The console script ``stages`` calls ``sys.exit(main())``.
+    """
+    parser = _parser()
+    try:
+        args = parser.parse_args(None if argv is None else list(argv))
+    except SystemExit as exc:  # --help (0) or a usage error (2), already printed
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    if getattr(args, "log_output", False):
+        logging.basicConfig(level=logging.WARNING, format="%(message)s")
+        logging.getLogger("papermill").setLevel(logging.INFO)
+    try:
+        return args.func(args)
+    except UsageError as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+    except (book.NotebookExecutionError, book.BookBuildError) as exc:
+        _error(str(exc))
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -45,7 +45,7 @@ from stages.robustness import MIDDLE, robustness_claims
 
 # %% tags=["parameters"]
 model = "gemma-3-270m"  # the embedded default, or a Hugging Face name / local folder
-n_tokens = 1024  # tokens scored per intervention (rounded up to whole sequences)
+n_tokens = 768  # tokens scored per intervention (rounded up to whole sequences)
 seq_len = 128  # tokens per sequence, BOS included
 batch_size = 8  # sequences per forward pass
 device = "auto"  # "auto", "cpu", "cuda"

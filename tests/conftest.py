@@ -8,6 +8,8 @@ sliding-window and global attention with different RoPE bases).
 from __future__ import annotations
 
 import copy
+import os
+import shutil
 from collections.abc import Callable
 
 import pytest
@@ -33,8 +35,11 @@ TEXT = (
 ARCHS = ("gpt2", "neox", "phi", "gemma3")
 
 
-def make_tiny_tokenizer():
-    """A 320-token byte-level BPE tokenizer with ``<bos>``/``<eos>``/``<pad>``, trained on TEXT."""
+def make_tiny_tokenizer(texts: list[str] | None = None, vocab_size: int = 320):
+    """A small byte-level BPE tokenizer with ``<bos>``/``<eos>``/``<pad>``, trained in memory.
+
+    No network and no Hugging Face hub; trained on ``texts`` (default: TEXT).
+    """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -42,12 +47,12 @@ def make_tiny_tokenizer():
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=320,
+        vocab_size=vocab_size,
         special_tokens=["<pad>", "<bos>", "<eos>", "<unk>"],
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator([TEXT] * 4, trainer)
+    tok.train_from_iterator(texts or [TEXT] * 4, trainer)
     return PreTrainedTokenizerFast(
         tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>",
         unk_token="<unk>",
@@ -130,3 +135,19 @@ def tiny_tokens(tiny_tokenizer) -> torch.Tensor:
     ids = tiny_tokenizer(TEXT, add_special_tokens=False)["input_ids"]
     rows = [[tiny_tokenizer.bos_token_id] + ids[k * 23 : (k + 1) * 23] for k in range(6)]
     return torch.tensor(rows, dtype=torch.long)
+
+
+def require_browser() -> None:
+    """Skip without chromium, except under CI (``CI`` set), where a missing browser fails."""
+    missing = []
+    if shutil.which("chromium") is None:
+        missing.append("chromium (apt-get install -y chromium)")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        missing.append("playwright (pip install playwright)")
+    if missing:
+        message = "browser check needs " + " and ".join(missing)
+        if os.environ.get("CI"):
+            pytest.fail(message + "; under CI it must not be skipped")
+        pytest.skip(message)

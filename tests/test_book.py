@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from stages import book
+from tests.conftest import require_browser
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -102,22 +103,6 @@ def make_demo_book(root: Path, *, intro: str | None = None) -> Path:
         "@misc{demo2024,\n  title = {A demo},\n  author = {Doe, Jane},\n  year = {2024}\n}\n"
     )
     return root
-
-
-def require_browser() -> None:
-    """Skip without chromium, except under CI (``CI`` set), where a missing browser fails."""
-    missing = []
-    if shutil.which("chromium") is None:
-        missing.append("chromium (apt-get install -y chromium)")
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        missing.append("playwright (pip install playwright)")
-    if missing:
-        message = "browser check needs " + " and ".join(missing)
-        if os.environ.get("CI"):
-            pytest.fail(message + "; under CI it must not be skipped")
-        pytest.skip(message)
 
 
 # ---------------------------------------------------------------------------------------------

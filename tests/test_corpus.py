@@ -23,6 +23,7 @@ from stages.corpus import (
     default_corpus_path,
     load_corpus,
 )
+from tests.conftest import make_tiny_tokenizer
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "data" / "corpus.jsonl.gz"
@@ -38,34 +39,15 @@ def _shipped_documents(limit: int | None = None) -> list[dict[str, str]]:
     return docs
 
 
-def make_tiny_tokenizer(vocab_size: int = 600):
-    """Build a small byte-level BPE tokenizer trained on a bit of the shipped text.
-
-    No network and no Hugging Face Hub: the ``tokenizers`` model is trained in
-    memory and wrapped in ``transformers.PreTrainedTokenizerFast`` with
-    ``<bos>``/``<eos>`` special tokens (ids 0 and 1).
-    """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    texts = [d["text"][:20_000] for d in _shipped_documents(limit=12)]
-    backend = Tokenizer(models.BPE())
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    backend.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=["<bos>", "<eos>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    backend.train_from_iterator(texts, trainer=trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<bos>", eos_token="<eos>")
+def _tokenizer(vocab_size: int = 600):
+    """The shared tiny tokenizer (tests/conftest.py), trained on a bit of the shipped text."""
+    return make_tiny_tokenizer([d["text"][:20_000] for d in _shipped_documents(limit=12)], vocab_size)
 
 
 @pytest.fixture(scope="module")
 def tok():
     """The tiny tokenizer, built once per module."""
-    return make_tiny_tokenizer()
+    return _tokenizer()
 
 
 @pytest.fixture(autouse=True)
@@ -318,7 +300,7 @@ def test_disk_cache_roundtrip(tok, jsonl_corpus, tmp_path):
     corpus_mod._memory_cache.clear()
     np.testing.assert_array_equal(corpus_token_ids(tok, str(path)), first)
     # a different tokenizer gets its own cache entry
-    other = make_tiny_tokenizer(vocab_size=400)
+    other = _tokenizer(vocab_size=400)
     corpus_token_ids(other, str(path))
     assert len(list(cache.glob("*.npy"))) == 2
     # disk_cache=False writes nothing

@@ -25,36 +25,55 @@ METRICS: tuple[str, ...] = ("kl", "rel_acc", "entropy_delta", "loss")
 
 
 @dataclass
-class LogProbs:
-    """Log-probabilities of one chunk with what every comparison needs.
+class Distribution:
+    """What the comparisons need of the next-token distributions of one chunk of positions.
+
+    Built in five passes over the vocabulary (max, exp, sum, two dot products); the
+    ``[n_tok, d_vocab]`` tensors are dropped with the object, after the chunk.
 
     Attributes:
-        logp: ``[n_tok, d_vocab]`` log-softmax of the logits.
-        probs: ``[n_tok, d_vocab]`` softmax of the logits.
+        logits: ``[n_tok, d_vocab]`` logits in the working dtype.
+        lse: ``[n_tok]`` log-sum-exp of the logits.
+        unnormalised: ``[n_tok, d_vocab]`` ``exp(logits - max)``.
+        total: ``[n_tok]`` its sum; ``probs = unnormalised / total``.
         entropy: ``[n_tok]`` entropy in nats, float64.
         top1: ``[n_tok]`` argmax token ids.
     """
 
-    logp: torch.Tensor
-    probs: torch.Tensor
+    logits: torch.Tensor
+    lse: torch.Tensor
+    unnormalised: torch.Tensor
+    total: torch.Tensor
     entropy: torch.Tensor
     top1: torch.Tensor
 
     @classmethod
-    def from_logits(cls, logits: torch.Tensor) -> LogProbs:
-        """Build from logits ``[n_tok, d_vocab]`` of any float dtype."""
+    def from_logits(cls, logits: torch.Tensor) -> Distribution:
+        """Build from logits ``[n_tok, d_vocab]`` (float64 stays float64, others use float32)."""
         work = torch.float64 if logits.dtype == torch.float64 else torch.float32
-        logp = torch.log_softmax(logits.to(work), dim=-1)
-        probs = logp.exp()
-        entropy = -torch.linalg.vecdot(probs, logp).double()
-        return cls(logp=logp, probs=probs, entropy=entropy, top1=logits.argmax(-1))
+        z = logits.to(work)
+        peak, top1 = z.max(-1)
+        e = torch.exp(z - peak[:, None])
+        total = e.sum(-1)
+        lse = peak + total.log()
+        entropy = (lse - torch.linalg.vecdot(e, z) / total).double()
+        return cls(logits=z, lse=lse, unnormalised=e, total=total, entropy=entropy, top1=top1)
+
+    @property
+    def probs(self) -> torch.Tensor:
+        """``[n_tok, d_vocab]`` softmax of the logits."""
+        return self.unnormalised / self.total[:, None]
+
+    def log_prob(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``[n_tok]`` log-probability of one token per position, float64."""
+        return (self.logits.gather(-1, tokens[:, None]).squeeze(-1) - self.lse).double()
 
 
-def compare(base: LogProbs, new: LogProbs, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+def compare(base: Distribution, new: Distribution, targets: torch.Tensor) -> dict[str, torch.Tensor]:
     """Per-token metrics of ``new`` (Q) against ``base`` (P); see the module docstring.
 
-    KL(P || Q) is computed as ``-H(P) - sum_v p_v log q_v``: one pass over the vocabulary, and
-    exactly 0 when Q is P.
+    KL(P || Q) is computed as the cross-entropy minus the entropy,
+    ``lse_Q - sum_v p_v z_Q,v - H(P)``: one pass over the vocabulary, exactly 0 when Q is P.
 
     Args:
         base: baseline chunk, ``n_tok`` positions.
@@ -65,12 +84,13 @@ def compare(base: LogProbs, new: LogProbs, targets: torch.Tensor) -> dict[str, t
         ``kl`` (nats, >= 0 up to rounding), ``rel_acc`` (0 or 1), ``entropy_delta`` (bits),
         ``loss`` (nats): each a float64 tensor ``[n_tok]``.
     """
-    cross = -torch.linalg.vecdot(base.probs, new.logp).double()
+    # the same arithmetic as base.entropy, so that Q = P gives exactly 0
+    cross = (new.lse - torch.linalg.vecdot(base.unnormalised, new.logits) / base.total).double()
     return {
         "kl": cross - base.entropy,
         "rel_acc": (new.top1 == base.top1).double(),
         "entropy_delta": (new.entropy - base.entropy) / LN2,
-        "loss": -new.logp.gather(-1, targets[:, None]).squeeze(-1).double(),
+        "loss": -new.log_prob(targets),
     }
 
 

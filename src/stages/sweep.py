@@ -31,7 +31,7 @@ from stages.interventions import (
     swaps,
     validate_interventions,
 )
-from stages.metrics import METRICS, LogProbs, bootstrap_interval, compare
+from stages.metrics import METRICS, Distribution, bootstrap_interval, compare
 
 # Per-token vocabulary tensors of one chunk: about this many elements (float32: 128 MB).
 _CHUNK_ELEMENTS = 1 << 25
@@ -144,12 +144,12 @@ def run_sweep(
             ]
             for c0 in range(0, len(targets), chunk_tokens):
                 sl = slice(c0, c0 + chunk_tokens)
-                ref = LogProbs.from_logits(head(model, base_final[sl]))
+                ref = Distribution.from_logits(head(model, base_final[sl]))
                 seq_idx = seq_of[sl].numpy()
                 if g0 == 0:
                     np.add.at(base_entropy, seq_idx, ref.entropy.cpu().numpy() / np.log(2.0))
                 for k, (iv, final) in enumerate(zip(group_ivs, finals)):
-                    new = ref if iv == BASELINE else LogProbs.from_logits(head(model, final[sl]))
+                    new = ref if iv == BASELINE else Distribution.from_logits(head(model, final[sl]))
                     got = compare(ref, new, targets[sl])
                     for m, name in enumerate(METRICS):
                         values = got[name].cpu().numpy()

@@ -1,0 +1,71 @@
+"""Every notebook (found by glob) runs through papermill with small parameters, the real book
+builds from them with warnings as errors, and each page works in a browser with no network."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from stages import book
+from tests.conftest import require_browser
+
+pytestmark = [pytest.mark.book, pytest.mark.real]
+
+ROOT = Path(__file__).resolve().parents[1]
+# Small values for the parameters the sections share; each section gets those it declares.
+SMALL = {"n_tokens": 64, "seq_len": 32, "batch_size": 2, "device": "cpu"}
+
+
+@pytest.fixture(scope="module")
+def small_book(tmp_path_factory) -> tuple[Path, Path]:
+    """Build a copy of the book (sources only) with SMALL parameters; return (root, html)."""
+    root = tmp_path_factory.mktemp("book")
+    shutil.copytree(ROOT / "notebooks", root / "notebooks", ignore=shutil.ignore_patterns("*.ipynb"))
+    (root / "book").mkdir()
+    for path in (ROOT / "book").iterdir():
+        if path.is_file():
+            shutil.copy(path, root / "book" / path.name)
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy(ROOT / name, root / name)
+    html = book.build_book(root, SMALL, echo=False, progress_bar=False)
+    return root, html
+
+
+def test_sections_are_found_by_glob():
+    found = sorted(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
+    assert [s.path.name for s in book.discover_sections(ROOT)] == found
+    assert found, "no notebooks found"
+
+
+def test_every_section_executes_with_small_parameters(small_book):
+    root, html = small_book
+    for section in book.discover_sections(ROOT):
+        executed = root / "book" / "_executed" / f"{section.stem}.ipynb"
+        text = executed.read_text()
+        assert '"output_type": "error"' not in text
+        assert "Provenance" in text, f"{section.name}: no provenance footer"
+        assert (html / "book" / "_executed" / f"{section.stem}.html").exists()
+
+
+@pytest.mark.parametrize("section", [s.stem for s in book.discover_sections(ROOT)])
+def test_each_page_shows_its_charts_offline(section, small_book):
+    require_browser()
+    _, html = small_book
+    with book.serve_directory(html) as url:
+        report = book.check_page_in_browser(f"{url}book/_executed/{section}.html")
+    assert report["errors"] == [], json.dumps(report, indent=1)
+    assert report["external_requests"] == [], report["external_requests"]
+    assert report["n_altair_outputs"] >= 1 and len(report["chart_boxes"]) >= report["n_altair_outputs"]
+    assert all(box["width"] > 50 and box["height"] > 50 for box in report["chart_boxes"])
+    assert report["tooltip_ok"], report
+
+
+def test_methods_page_renders_math_offline(small_book):
+    require_browser()
+    _, html = small_book
+    with book.serve_directory(html) as url:
+        report = book.check_page_in_browser(f"{url}book/methods.html")
+    assert report["errors"] == [] and report["external_requests"] == [], json.dumps(report, indent=1)

@@ -60,6 +60,7 @@ def robustness_claims(table: pd.DataFrame) -> pd.DataFrame:
         if rows.empty or mid.empty:
             continue
         first = rows.iloc[0]
+        worst = mid.loc[mid["kl"].idxmax()]
         worse = first["kl_lo"] > mid["kl_hi"].max()
         if worse and first["entropy_delta"] > 0:
             verdict = "holds"
@@ -70,8 +71,9 @@ def robustness_claims(table: pd.DataFrame) -> pd.DataFrame:
         add(
             f"a first-layer {kind} is catastrophic and raises entropy",
             "very high KL, higher-entropy predictions",
-            f"KL {first['kl']:.2f} nats vs at most {mid['kl'].max():.2f} in the middle; "
-            f"entropy {first['entropy_delta']:+.2f} bits; top-1 kept {first['rel_acc']:.0%}",
+            f"KL {first['kl']:.2f} nats vs at most {worst['kl']:.2f} in the middle (layer "
+            f"{worst['layers']}); entropy {first['entropy_delta']:+.2f} bits; top-1 kept "
+            f"{first['rel_acc']:.0%}",
             verdict,
         )
 
@@ -81,13 +83,15 @@ def robustness_claims(table: pd.DataFrame) -> pd.DataFrame:
         if rows.empty or mid.empty:
             continue
         last = rows.iloc[-1]
+        worst = mid.loc[mid["kl"].idxmax()]
         verdict = "holds" if last["kl_lo"] > mid["kl_hi"].max() else (
             "does not hold" if last["kl_hi"] < mid["kl"].max() else "unclear"
         )
         add(
             f"the last {kind} ({last['layers']}) hurts more than any middle-layer {kind}",
             "catastrophic for Pythia, mild for GPT-2",
-            f"KL {last['kl']:.2f} nats vs at most {mid['kl'].max():.2f} in the middle",
+            f"KL {last['kl']:.2f} nats vs at most {worst['kl']:.2f} in the middle (layer "
+            f"{worst['layers']})",
             verdict,
         )
 
@@ -126,6 +130,11 @@ def robustness_claims(table: pd.DataFrame) -> pd.DataFrame:
             verdict,
         )
     return pd.DataFrame(out)
+
+
+def most_damaging(table: pd.DataFrame, kind: str, k: int = 3) -> pd.DataFrame:
+    """The ``k`` interventions of one kind with the largest KL, largest first."""
+    return _rows(table, kind).nlargest(k, "kl")
 
 
 def middle_rel_acc_range(table: pd.DataFrame) -> dict[str, tuple[float, float]]:

@@ -24,7 +24,9 @@ def main(n_tokens: int = 512, seq_len: int = 128) -> None:
     tokens = stages.load_corpus(model, n_tokens=n_tokens, seq_len=seq_len, seed=0)
     ivs = stages.default_interventions(model)
     scored = tokens.shape[0] * (seq_len - 2)
-    print(f"torch threads: {torch.get_num_threads()}; {len(ivs)} interventions; {scored} scored positions")
+    print(
+        f"torch threads: {torch.get_num_threads()}; {len(ivs)} interventions; {scored} scored positions"
+    )
 
     start = time.perf_counter()
     table = stages.run_sweep(model, tokens, ivs, progress=False)
@@ -46,8 +48,12 @@ def main(n_tokens: int = 512, seq_len: int = 128) -> None:
     t_metrics = time.perf_counter() - t
     per_k = 1000 / len(chunk)
 
-    print(f"sweep: {total:.1f} s = {total / len(ivs) / scored * 1000:.2f} s per intervention per 1k tokens")
-    print(f"  blocks (avg over interventions): {t_blocks / len(ivs) / (len(batch) * (seq_len - 2)) * 1000:.2f} s per 1k tokens")
+    print(
+        f"sweep: {total:.1f} s = {total / len(ivs) / scored * 1000:.2f} s per intervention per 1k tokens"
+    )
+    print(
+        f"  blocks (avg over interventions): {t_blocks / len(ivs) / (len(batch) * (seq_len - 2)) * 1000:.2f} s per 1k tokens"
+    )
     print(f"  head (final norm + unembedding): {t_head * per_k:.2f} s per 1k tokens")
     print(f"  metrics (one comparison):        {t_metrics * per_k:.2f} s per 1k tokens")
     print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")

@@ -54,7 +54,10 @@ def make_tiny_tokenizer(texts: list[str] | None = None, vocab_size: int = 320):
     )
     tok.train_from_iterator(texts or [TEXT] * 4, trainer)
     return PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>",
+        tokenizer_object=tok,
+        bos_token="<bos>",
+        eos_token="<eos>",
+        pad_token="<pad>",
         unk_token="<unk>",
     )
 
@@ -70,28 +73,52 @@ def make_tiny_hf(arch: str, vocab: int, seed: int = 0) -> torch.nn.Module:
 
     special = {"bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 0}
     if arch == "gpt2":
-        cfg = tf.GPT2Config(vocab_size=vocab, n_positions=64, n_embd=32, n_layer=5, n_head=4,
-                            **special)
+        cfg = tf.GPT2Config(
+            vocab_size=vocab, n_positions=64, n_embd=32, n_layer=5, n_head=4, **special
+        )
         cls = tf.GPT2LMHeadModel
     elif arch == "neox":
-        cfg = tf.GPTNeoXConfig(vocab_size=vocab, hidden_size=32, num_hidden_layers=5,
-                               num_attention_heads=4, intermediate_size=64,
-                               max_position_embeddings=64, use_parallel_residual=True,
-                               rotary_pct=0.5, **special)
+        cfg = tf.GPTNeoXConfig(
+            vocab_size=vocab,
+            hidden_size=32,
+            num_hidden_layers=5,
+            num_attention_heads=4,
+            intermediate_size=64,
+            max_position_embeddings=64,
+            use_parallel_residual=True,
+            rotary_pct=0.5,
+            **special,
+        )
         cls = tf.GPTNeoXForCausalLM
     elif arch == "phi":
-        cfg = tf.PhiConfig(vocab_size=vocab, hidden_size=32, num_hidden_layers=5,
-                           num_attention_heads=4, intermediate_size=64,
-                           max_position_embeddings=64, partial_rotary_factor=0.5, **special)
+        cfg = tf.PhiConfig(
+            vocab_size=vocab,
+            hidden_size=32,
+            num_hidden_layers=5,
+            num_attention_heads=4,
+            intermediate_size=64,
+            max_position_embeddings=64,
+            partial_rotary_factor=0.5,
+            **special,
+        )
         cls = tf.PhiForCausalLM
     elif arch == "gemma3":
         # Two sliding-window layers (window 4) then a global one, twice: swaps and drops cross
         # the boundary between attention types, and the window is shorter than the sequences.
         types = ["sliding_attention", "sliding_attention", "full_attention"] * 2
-        cfg = tf.Gemma3TextConfig(vocab_size=vocab, hidden_size=32, num_hidden_layers=6,
-                                  num_attention_heads=2, num_key_value_heads=1, head_dim=16,
-                                  intermediate_size=64, max_position_embeddings=64,
-                                  sliding_window=4, layer_types=types, **special)
+        cfg = tf.Gemma3TextConfig(
+            vocab_size=vocab,
+            hidden_size=32,
+            num_hidden_layers=6,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+            head_dim=16,
+            intermediate_size=64,
+            max_position_embeddings=64,
+            sliding_window=4,
+            layer_types=types,
+            **special,
+        )
         cls = tf.Gemma3ForCausalLM
     else:
         raise ValueError(arch)

@@ -17,16 +17,19 @@ import torch
 from stages.interventions import Intervention
 
 
+def _get(obj: object, path: str) -> object | None:
+    """``obj.a.b`` for ``path == "a.b"``, or None where an attribute is missing."""
+    for part in path.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            return None
+    return obj
+
+
 def _layers(model: torch.nn.Module) -> torch.nn.ModuleList:
-    for path in ("transformer.h", "gpt_neox.layers", "model.layers"):
-        obj = model
-        try:
-            for part in path.split("."):
-                obj = getattr(obj, part)
-        except AttributeError:
-            continue
-        return obj
-    raise TypeError(type(model).__name__)
+    paths = ("transformer.h", "gpt_neox.layers", "model.layers")
+    (layers,) = [x for path in paths if (x := _get(model, path)) is not None]
+    return layers
 
 
 def _output_projections(block: torch.nn.Module, component: str) -> list[torch.nn.Module]:
@@ -34,15 +37,7 @@ def _output_projections(block: torch.nn.Module, component: str) -> list[torch.nn
         "attn": ("attn.c_proj", "attention.dense", "self_attn.dense", "self_attn.o_proj"),
         "mlp": ("mlp.c_proj", "mlp.dense_4h_to_h", "mlp.fc2", "mlp.down_proj"),
     }[component]
-    found = []
-    for name in names:
-        obj = block
-        try:
-            for part in name.split("."):
-                obj = getattr(obj, part)
-        except AttributeError:
-            continue
-        found.append(obj)
+    found = [x for name in names if (x := _get(block, name)) is not None]
     assert len(found) == 1, (component, names)
     return found
 
@@ -74,13 +69,17 @@ def surgery(model: torch.nn.Module, iv: Intervention) -> torch.nn.Module:
     return m
 
 
-def reference_logits(model: torch.nn.Module, tokens: torch.Tensor, iv: Intervention) -> torch.Tensor:
+def reference_logits(
+    model: torch.nn.Module, tokens: torch.Tensor, iv: Intervention
+) -> torch.Tensor:
     """Logits ``[batch, pos, d_vocab]`` of the surgically edited copy."""
     with torch.no_grad():
         return surgery(model, iv)(tokens, use_cache=False).logits
 
 
-def reference_metrics(base: torch.Tensor, new: torch.Tensor, tokens: torch.Tensor) -> dict[str, float]:
+def reference_metrics(
+    base: torch.Tensor, new: torch.Tensor, tokens: torch.Tensor
+) -> dict[str, float]:
     """Token-averaged metrics over positions 1..n-2 from full logits, written out plainly."""
     p = torch.softmax(base[:, 1:-1].double(), -1)
     q = torch.softmax(new[:, 1:-1].double(), -1)

@@ -41,7 +41,9 @@ def _shipped_documents(limit: int | None = None) -> list[dict[str, str]]:
 
 def _tokenizer(vocab_size: int = 600):
     """The shared tiny tokenizer (tests/conftest.py), trained on a bit of the shipped text."""
-    return make_tiny_tokenizer([d["text"][:20_000] for d in _shipped_documents(limit=12)], vocab_size)
+    return make_tiny_tokenizer(
+        [d["text"][:20_000] for d in _shipped_documents(limit=12)], vocab_size
+    )
 
 
 @pytest.fixture(scope="module")

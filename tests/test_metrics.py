@@ -30,7 +30,9 @@ def test_kl_and_entropy_properties(seed, vocab, scale):
     np.testing.assert_allclose(compare(pa, pa, targets)["kl"], 0.0, atol=0)
     p, q = torch.softmax(a, -1), torch.softmax(b, -1)
     np.testing.assert_allclose(got["kl"], (p * (p / q).log()).sum(-1), rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(got["loss"], -q.log()[torch.arange(7), targets], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(
+        got["loss"], -q.log()[torch.arange(7), targets], rtol=1e-9, atol=1e-12
+    )
 
 
 def test_half_precision_logits_are_handled_in_float32_and_summed_in_float64():

@@ -23,7 +23,9 @@ SMALL = {"n_tokens": 64, "seq_len": 32, "batch_size": 2, "device": "cpu"}
 def small_book(tmp_path_factory) -> tuple[Path, Path]:
     """Build a copy of the book (sources only) with SMALL parameters; return (root, html)."""
     root = tmp_path_factory.mktemp("book")
-    shutil.copytree(ROOT / "notebooks", root / "notebooks", ignore=shutil.ignore_patterns("*.ipynb"))
+    shutil.copytree(
+        ROOT / "notebooks", root / "notebooks", ignore=shutil.ignore_patterns("*.ipynb")
+    )
     (root / "book").mkdir()
     for path in (ROOT / "book").iterdir():
         if path.is_file():
@@ -58,7 +60,9 @@ def test_each_page_shows_its_charts_offline(section, small_book):
         report = book.check_page_in_browser(f"{url}book/_executed/{section}.html")
     assert report["errors"] == [], json.dumps(report, indent=1)
     assert report["external_requests"] == [], report["external_requests"]
-    assert report["n_altair_outputs"] >= 1 and len(report["chart_boxes"]) >= report["n_altair_outputs"]
+    assert (
+        report["n_altair_outputs"] >= 1 and len(report["chart_boxes"]) >= report["n_altair_outputs"]
+    )
     assert all(box["width"] > 50 and box["height"] > 50 for box in report["chart_boxes"])
     assert report["tooltip_ok"], report
 
@@ -68,4 +72,6 @@ def test_methods_page_renders_math_offline(small_book):
     _, html = small_book
     with book.serve_directory(html) as url:
         report = book.check_page_in_browser(f"{url}book/methods.html")
-    assert report["errors"] == [] and report["external_requests"] == [], json.dumps(report, indent=1)
+    assert report["errors"] == [] and report["external_requests"] == [], json.dumps(
+        report, indent=1
+    )

@@ -29,8 +29,17 @@ def test_sweep_matches_reference_metrics(arch, tiny_models, tiny_tokens):
         iv = Intervention(row.kind, layers)
         want = reference_metrics(base_logits, reference_logits(hf, tiny_tokens, iv), tiny_tokens)
         for name, value in want.items():
-            assert _close(getattr(row, name), value), (arch, iv.label, name, getattr(row, name), value)
-    assert _close(table["baseline_loss"].iloc[0], reference_metrics(base_logits, base_logits, tiny_tokens)["loss"])
+            assert _close(getattr(row, name), value), (
+                arch,
+                iv.label,
+                name,
+                getattr(row, name),
+                value,
+            )
+    assert _close(
+        table["baseline_loss"].iloc[0],
+        reference_metrics(base_logits, base_logits, tiny_tokens)["loss"],
+    )
 
 
 def test_columns_and_baseline_row(tiny_models, tiny_tokens):

@@ -153,7 +153,9 @@ def capture_baseline(model: Any, tokens: torch.Tensor) -> BaselineRun:
         resid[-1] = _first(out).detach()
         raise _StopForward
 
-    handles = [b.register_forward_pre_hook(pre_hook(j), with_kwargs=True) for j, b in enumerate(blocks)]
+    handles = [
+        b.register_forward_pre_hook(pre_hook(j), with_kwargs=True) for j, b in enumerate(blocks)
+    ]
     handles.append(blocks[-1].register_forward_hook(last_hook, with_kwargs=True))
     try:
         with torch.no_grad():
@@ -164,7 +166,9 @@ def capture_baseline(model: Any, tokens: torch.Tensor) -> BaselineRun:
         for h in handles:
             h.remove()
     if any(r is None for r in resid):
-        raise RuntimeError("the baseline pass did not reach every block; is this a decoder-only model?")
+        raise RuntimeError(
+            "the baseline pass did not reach every block; is this a decoder-only model?"
+        )
     return BaselineRun(resid_pre=resid, block_args=args)  # type: ignore[arg-type]
 
 
@@ -172,7 +176,9 @@ def _first(out: Any) -> torch.Tensor:
     return out[0] if isinstance(out, (tuple, list)) else out
 
 
-def run_block(model: Any, j: int, hidden: torch.Tensor, base: BaselineRun, args_of: int | None = None) -> torch.Tensor:
+def run_block(
+    model: Any, j: int, hidden: torch.Tensor, base: BaselineRun, args_of: int | None = None
+) -> torch.Tensor:
     """Apply block ``j`` to ``hidden`` with the arguments block ``args_of`` (default ``j``) got."""
     rest, kw = base.block_args[j if args_of is None else args_of]
     return _first(model.blocks[j](hidden, *rest, **kw))
@@ -243,7 +249,9 @@ def head(model: Any, resid: torch.Tensor) -> torch.Tensor:
     return logits
 
 
-def intervened_logits(model: Any, tokens: torch.Tensor, iv: Intervention = BASELINE) -> torch.Tensor:
+def intervened_logits(
+    model: Any, tokens: torch.Tensor, iv: Intervention = BASELINE
+) -> torch.Tensor:
     """Full logits ``[batch, pos, d_vocab]`` of ``model`` on ``tokens`` under one intervention.
 
     A convenience for small inputs; :func:`stages.run_sweep` streams metrics instead.

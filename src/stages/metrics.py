@@ -69,7 +69,9 @@ class Distribution:
         return (self.logits.gather(-1, tokens[:, None]).squeeze(-1) - self.lse).double()
 
 
-def compare(base: Distribution, new: Distribution, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+def compare(
+    base: Distribution, new: Distribution, targets: torch.Tensor
+) -> dict[str, torch.Tensor]:
     """Per-token metrics of ``new`` (Q) against ``base`` (P); see the module docstring.
 
     KL(P || Q) is computed as the cross-entropy minus the entropy,

@@ -24,6 +24,7 @@ EMBEDDED_DEFAULT = "gemma-3-270m"
 """Name of the embedded default model: google/gemma-3-270m (base), Q4_K_M GGUF from PyPI."""
 
 _EMBEDDED_HF_NAME = "google/gemma-3-270m"
+_EMBEDDED_SOURCE = "google/gemma-3-270m (base), Q4_K_M GGUF from PyPI, dequantized to float32"
 _CONVERSION_VERSION = "1"  # bump when the conversion below changes its output
 
 _DTYPES: dict[str, torch.dtype] = {
@@ -141,7 +142,9 @@ def embedded_model_dir() -> Path:
     try:
         import gguf  # noqa: F401  (transformers needs it to read GGUF files)
     except ImportError as err:
-        raise ModelLoadError("reading GGUF weights needs the 'gguf' package: pip install gguf") from err
+        raise ModelLoadError(
+            "reading GGUF weights needs the 'gguf' package: pip install gguf"
+        ) from err
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -307,7 +310,9 @@ def load_model(
             "source": "in-memory model",
             "weights_hash": _fingerprint_parameters(source),
         }
-        bridge = _boot(name, hf_model=source, tokenizer=_reloadable_tokenizer(tokenizer), **boot_kwargs)
+        bridge = _boot(
+            name, hf_model=source, tokenizer=_reloadable_tokenizer(tokenizer), **boot_kwargs
+        )
     else:
         if not isinstance(source, (str, os.PathLike)):
             raise ValueError(
@@ -319,7 +324,7 @@ def load_model(
             folder = embedded_model_dir()
             info = {
                 "name": EMBEDDED_DEFAULT,
-                "source": "google/gemma-3-270m (base), Q4_K_M GGUF from PyPI, dequantized to float32",
+                "source": _EMBEDDED_SOURCE,
                 "weights_hash": _fingerprint_folder(folder),
             }
             target = str(folder)
@@ -330,10 +335,18 @@ def load_model(
                     f"{folder} is a folder but holds no config.json: pass a Hugging Face model "
                     "folder (config.json, weights, tokenizer), e.g. one written by save_pretrained"
                 )
-            info = {"name": folder.name, "source": str(folder), "weights_hash": _fingerprint_folder(folder)}
+            info = {
+                "name": folder.name,
+                "source": str(folder),
+                "weights_hash": _fingerprint_folder(folder),
+            }
             target = str(folder)
         else:
-            info = {"name": source, "source": "Hugging Face hub / local HF cache", "weights_hash": ""}
+            info = {
+                "name": source,
+                "source": "Hugging Face hub / local HF cache",
+                "weights_hash": "",
+            }
             target = source
         if tokenizer is not None:
             boot_kwargs["tokenizer"] = _reloadable_tokenizer(tokenizer)
@@ -342,13 +355,15 @@ def load_model(
         except (OSError, ValueError) as err:
             text = str(err)
             if target == source and not Path(source).exists():
-                if any(k in text.lower() for k in ("connect", "offline", "resolve", "network", "cache")):
+                if any(
+                    k in text.lower() for k in ("connect", "offline", "resolve", "network", "cache")
+                ):
                     raise ModelLoadError(_offline_help(source)) from err
                 raise ModelLoadError(
-                    f"unknown model {source!r}: not the embedded default {EMBEDDED_DEFAULT!r}, not a "
-                    "local folder, and the Hugging Face hub did not know it "
-                    f"({type(err).__name__}: {text.splitlines()[0] if text else ''}). "
-                    "Pass a hub name such as 'gpt2' or 'EleutherAI/pythia-410m-deduped', or a folder."
+                    f"unknown model {source!r}: not the embedded default {EMBEDDED_DEFAULT!r}, "
+                    "not a local folder, and the Hugging Face hub did not know it "
+                    f"({type(err).__name__}: {text.splitlines()[0] if text else ''}). Pass a "
+                    "hub name such as 'gpt2' or 'EleutherAI/pythia-410m-deduped', or a folder."
                 ) from err
             raise ModelLoadError(f"could not load {source!r}: {text}") from err
         if not info["weights_hash"]:

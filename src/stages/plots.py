@@ -23,7 +23,9 @@ KIND_TITLES = {
 }
 
 
-def long_metrics(table: pd.DataFrame, metrics: tuple[str, ...] = ("kl", "rel_acc", "entropy_delta")) -> pd.DataFrame:
+def long_metrics(
+    table: pd.DataFrame, metrics: tuple[str, ...] = ("kl", "rel_acc", "entropy_delta")
+) -> pd.DataFrame:
     """Reshape a :func:`stages.run_sweep` table to one row per (intervention, metric).
 
     Columns: ``kind``, ``intervention`` (readable kind), ``layer``, ``layers``, ``rel_depth``,
@@ -43,8 +45,14 @@ def long_metrics(table: pd.DataFrame, metrics: tuple[str, ...] = ("kl", "rel_acc
     return out
 
 
-def _metric_panel(data: pd.DataFrame, colors: dict[str, str], width: int, height: int) -> alt.LayerChart:
-    x = alt.X("rel_depth:Q", title="relative depth (layer / (n_layers − 1))", scale=alt.Scale(domain=[0, 1]))
+def _metric_panel(
+    data: pd.DataFrame, colors: dict[str, str], width: int, height: int
+) -> alt.LayerChart:
+    x = alt.X(
+        "rel_depth:Q",
+        title="relative depth (layer / (n_layers − 1))",
+        scale=alt.Scale(domain=[0, 1]),
+    )
     color = alt.Color(
         "intervention:N",
         title=None,
@@ -64,35 +72,37 @@ def _metric_panel(data: pd.DataFrame, colors: dict[str, str], width: int, height
     return alt.layer(band, line).properties(width=width, height=height)
 
 
+def _three_metric_figure(table: pd.DataFrame, colors: dict[str, str], title: str) -> alt.FacetChart:
+    """KL, relative accuracy and entropy change against depth; one colour per intervention kind."""
+    kinds = {kind for kind, label in KIND_TITLES.items() if label in colors}
+    data = long_metrics(table[table["kind"].isin(kinds)])
+    return (
+        _metric_panel(data, colors, 170, 170)
+        .facet(column=alt.Column("metric:N", title=None, sort=list(METRIC_TITLES.values())))
+        .resolve_scale(y="independent")
+        .properties(title=title)
+    )
+
+
 def robustness_figure(table: pd.DataFrame, *, title: str) -> alt.FacetChart:
     """The paper's Figure 3: KL, relative accuracy and entropy change against relative depth.
 
     Swap and drop side by side (one colour each), one panel per metric, with shaded 95%
     bootstrap intervals over sequences.
     """
-    data = long_metrics(table[table["kind"].isin(["drop", "swap"])])
     colors = {KIND_TITLES["swap"]: "#6a3d9a", KIND_TITLES["drop"]: "#1f78b4"}
-    return (
-        _metric_panel(data, colors, 170, 170)
-        .facet(column=alt.Column("metric:N", title=None, sort=list(METRIC_TITLES.values())))
-        .resolve_scale(y="independent")
-        .properties(title=title)
-    )
+    return _three_metric_figure(table, colors, title)
 
 
 def component_figure(table: pd.DataFrame, *, title: str) -> alt.FacetChart:
     """The paper's Figures 13-15: attention-only and MLP-only drops, same three metrics."""
-    data = long_metrics(table[table["kind"].isin(["drop_attn", "drop_mlp"])])
     colors = {KIND_TITLES["drop_attn"]: "#e6550d", KIND_TITLES["drop_mlp"]: "#31a354"}
-    return (
-        _metric_panel(data, colors, 170, 170)
-        .facet(column=alt.Column("metric:N", title=None, sort=list(METRIC_TITLES.values())))
-        .resolve_scale(y="independent")
-        .properties(title=title)
-    )
+    return _three_metric_figure(table, colors, title)
 
 
-def swap_vs_drop_zoom(table: pd.DataFrame, middle: tuple[float, float], *, title: str) -> alt.LayerChart:
+def swap_vs_drop_zoom(
+    table: pd.DataFrame, middle: tuple[float, float], *, title: str
+) -> alt.LayerChart:
     """Figure 3's zoom: KL of swaps and drops over the middle layers only."""
     rows = table[table["kind"].isin(["drop", "swap"]) & table["rel_depth"].between(*middle)]
     data = long_metrics(rows, ("kl",))

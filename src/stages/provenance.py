@@ -21,8 +21,14 @@ def versions() -> dict[str, str]:
     return out
 
 
-def provenance(model: Any, tokens: Any, parameters: dict[str, Any], *, corpus: str = "default",
-               seconds: float | None = None) -> dict[str, Any]:
+def provenance(
+    model: Any,
+    tokens: Any,
+    parameters: dict[str, Any],
+    *,
+    corpus: str = "default",
+    seconds: float | None = None,
+) -> dict[str, Any]:
     """A flat dict describing one run: model and weights hash, tokens, parameters, versions.
 
     Args:
@@ -45,7 +51,7 @@ def provenance(model: Any, tokens: Any, parameters: dict[str, Any], *, corpus: s
         "corpus fingerprint": corpus_fingerprint(corpus)[:16],
         "tokens": f"{tokens.shape[0]} sequences x {tokens.shape[1]} tokens",
         "parameters": ", ".join(f"{k}={v!r}" for k, v in parameters.items()),
-        "date (UTC)": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M"),
+        "date (UTC)": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M"),
         "machine": f"{platform.machine()}, {platform.system()}",
     }
     if seconds is not None:

@@ -58,7 +58,9 @@ def _check_tokens(model: Any, tokens: torch.Tensor) -> torch.Tensor:
             f"{type(tokens).__name__} {getattr(tokens, 'shape', '')} {getattr(tokens, 'dtype', '')}"
         )
     if tokens.shape[1] < 3:
-        raise ValueError(f"seq_len must be at least 3 to score positions 1.., got {tokens.shape[1]}")
+        raise ValueError(
+            f"seq_len must be at least 3 to score positions 1.., got {tokens.shape[1]}"
+        )
     n_ctx = getattr(model.cfg, "n_ctx", None)
     if n_ctx and tokens.shape[1] > n_ctx:
         raise ValueError(f"seq_len {tokens.shape[1]} exceeds the model's context of {n_ctx} tokens")
@@ -123,8 +125,9 @@ def run_sweep(
     chunk_tokens = max(1, _CHUNK_ELEMENTS // d_vocab)
     device = model.cfg.device
 
-    bar = tqdm(total=n_seq * len(ivs), disable=not progress, desc="interventions x sequences",
-               unit="seq")
+    bar = tqdm(
+        total=n_seq * len(ivs), disable=not progress, desc="interventions x sequences", unit="seq"
+    )
     for start in range(0, n_seq, batch_size):
         batch = tokens[start : start + batch_size].to(device)
         b = len(batch)
@@ -139,7 +142,9 @@ def run_sweep(
             group_ivs = ivs[g0 : g0 + group]
             base_final = base.final_resid[:, rows].reshape(-1, d_model)
             finals = [
-                base_final if iv == BASELINE else run_intervened(model, base, iv)[:, rows].reshape(-1, d_model)
+                base_final
+                if iv == BASELINE
+                else run_intervened(model, base, iv)[:, rows].reshape(-1, d_model)
                 for iv in group_ivs
             ]
             for c0 in range(0, len(targets), chunk_tokens):
@@ -148,15 +153,18 @@ def run_sweep(
                 seq_idx = seq_of[sl].numpy()
                 if g0 == 0:
                     np.add.at(base_entropy, seq_idx, ref.entropy.cpu().numpy() / np.log(2.0))
-                for k, (iv, final) in enumerate(zip(group_ivs, finals)):
-                    new = ref if iv == BASELINE else Distribution.from_logits(head(model, final[sl]))
+                for k, (iv, final) in enumerate(zip(group_ivs, finals, strict=True)):
+                    new = (
+                        ref if iv == BASELINE else Distribution.from_logits(head(model, final[sl]))
+                    )
                     got = compare(ref, new, targets[sl])
                     for m, name in enumerate(METRICS):
                         values = got[name].cpu().numpy()
                         if not np.isfinite(values).all():
                             raise FloatingPointError(
                                 f"{iv.label}: metric {name!r} is not finite at "
-                                f"{int((~np.isfinite(values)).sum())} position(s); try dtype='float32'"
+                                f"{int((~np.isfinite(values)).sum())} position(s); "
+                                "try dtype='float32'"
                             )
                         np.add.at(sums[g0 + k, m], seq_idx, values)
             bar.update(b * len(group_ivs))

@@ -46,19 +46,19 @@ def long_metrics(
 
 
 def _metric_panel(
-    data: pd.DataFrame, colors: dict[str, str], width: int, height: int
+    data: pd.DataFrame,
+    colors: dict[str, str],
+    width: int,
+    height: int,
+    depth: tuple[float, float] = (0.0, 1.0),
 ) -> alt.LayerChart:
     x = alt.X(
         "rel_depth:Q",
         title="relative depth (layer / (n_layers − 1))",
-        scale=alt.Scale(domain=[0, 1]),
+        scale=alt.Scale(domain=list(depth)),
     )
-    color = alt.Color(
-        "intervention:N",
-        title=None,
-        scale=alt.Scale(domain=list(colors), range=list(colors.values())),
-        legend=alt.Legend(orient="top"),
-    )
+    scale = alt.Scale(domain=list(colors), range=list(colors.values()))
+    color = alt.Color("intervention:N", title=None, scale=scale, legend=alt.Legend(orient="top"))
     tooltip = [
         alt.Tooltip("intervention:N"),
         alt.Tooltip("layers:N", title="layer(s)"),
@@ -66,9 +66,15 @@ def _metric_panel(
         alt.Tooltip("lo:Q", format=".3f", title="95% CI low"),
         alt.Tooltip("hi:Q", format=".3f", title="95% CI high"),
     ]
-    base = alt.Chart(data).encode(x=x, color=color)
-    band = base.mark_area(opacity=0.2).encode(y=alt.Y("lo:Q", title=None), y2="hi:Q")
-    line = base.mark_line(point=True).encode(y=alt.Y("value:Q", title=None), tooltip=tooltip)
+    base = alt.Chart(data).encode(x=x)
+    band = base.mark_area(opacity=0.2).encode(
+        y=alt.Y("lo:Q", title=None),
+        y2="hi:Q",
+        color=alt.Color("intervention:N", scale=scale, legend=None),
+    )
+    line = base.mark_line(point=True).encode(
+        y=alt.Y("value:Q", title=None), color=color, tooltip=tooltip
+    )
     return alt.layer(band, line).properties(width=width, height=height)
 
 
@@ -107,4 +113,4 @@ def swap_vs_drop_zoom(
     rows = table[table["kind"].isin(["drop", "swap"]) & table["rel_depth"].between(*middle)]
     data = long_metrics(rows, ("kl",))
     colors = {KIND_TITLES["swap"]: "#6a3d9a", KIND_TITLES["drop"]: "#1f78b4"}
-    return _metric_panel(data, colors, 400, 220).properties(title=title)
+    return _metric_panel(data, colors, 400, 220, depth=middle).properties(title=title)

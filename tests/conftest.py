@@ -35,6 +35,15 @@ TEXT = (
 ARCHS = ("gpt2", "neox", "phi", "gemma3")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_result_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Results and corpus caches go to a temporary folder; the converted model is shared."""
+    from stages.models import models_dir
+
+    os.environ["STAGES_MODELS_DIR"] = str(models_dir())
+    os.environ["STAGES_CACHE_DIR"] = str(tmp_path_factory.mktemp("stages-cache"))
+
+
 def make_tiny_tokenizer(texts: list[str] | None = None, vocab_size: int = 320):
     """A small byte-level BPE tokenizer with ``<bos>``/``<eos>``/``<pad>``, trained in memory.
 

@@ -137,6 +137,25 @@ def _cmd_book(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_cache(args: argparse.Namespace) -> int:
+    from stages import cache
+
+    if args.action == "clear":
+        print(f"removed {cache.clear(args.analysis)} cache entries from {cache.results_dir()}")
+        return EXIT_OK
+    entries = cache.list_entries()
+    if args.analysis is not None:
+        entries = entries[entries["analysis"] == args.analysis]
+    if entries.empty:
+        print(f"no cached results in {cache.results_dir()}")
+    else:
+        print(entries.to_string(index=False))
+        print(
+            f"{len(entries)} entries, {entries['bytes'].sum() / 1e6:.1f} MB in {cache.results_dir()}"
+        )
+    return EXIT_OK
+
+
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -208,6 +227,16 @@ def _parser() -> argparse.ArgumentParser:
         help="list the sections with their parameters and defaults",
     )
     p_sections.set_defaults(func=_cmd_sections)
+
+    p_cache = sub.add_parser(
+        "cache",
+        help="inspect or clear the result cache ($STAGES_CACHE_DIR/results)",
+        description="`stages cache ls` lists the cached results (checkpoints of interrupted "
+        "runs included); `stages cache clear [ANALYSIS]` deletes them.",
+    )
+    p_cache.add_argument("action", choices=["ls", "clear"])
+    p_cache.add_argument("analysis", nargs="?", default=None, help="only this analysis")
+    p_cache.set_defaults(func=_cmd_cache)
     return parser
 
 

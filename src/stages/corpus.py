@@ -520,6 +520,12 @@ def load_corpus(
     n_tokens = _check_int("n_tokens", n_tokens, 1)
     seq_len = _check_int("seq_len", seq_len, 2)
     seed = _check_int("seed", seed, 0)
+    n_ctx = getattr(getattr(model, "cfg", None), "n_ctx", None)
+    if isinstance(n_ctx, int) and seq_len > n_ctx:
+        raise ValueError(
+            f"seq_len={seq_len} exceeds the model's context of {n_ctx} tokens; "
+            f"use seq_len <= {n_ctx}"
+        )
     if not isinstance(split, str) or not split:
         raise ValueError(f"split must be a non-empty string, got {split!r}")
     tok = _get_tokenizer(model)

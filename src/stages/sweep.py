@@ -12,6 +12,8 @@ token), as the authors did: a row of ``seq_len`` tokens contributes ``seq_len - 
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,6 +22,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from stages.cache import Entry
 from stages.interventions import (
     BASELINE,
     Intervention,
@@ -32,6 +35,8 @@ from stages.interventions import (
     validate_interventions,
 )
 from stages.metrics import METRICS, Distribution, bootstrap_interval, compare
+from stages.models import model_info
+from stages.provenance import versions
 
 # Per-token vocabulary tensors of one chunk: about this many elements (float32: 128 MB).
 _CHUNK_ELEMENTS = 1 << 25
@@ -79,6 +84,7 @@ def run_sweep(
     n_boot: int = 1000,
     seed: int = 0,
     progress: bool = True,
+    cache: bool = True,
 ) -> pd.DataFrame:
     """Measure every intervention against the unperturbed model on ``tokens``.
 
@@ -91,6 +97,9 @@ def run_sweep(
         n_boot: bootstrap resamples (over sequences) for the 95% intervals.
         seed: bootstrap seed.
         progress: show a tqdm progress bar.
+        cache: read and write the result cache (:mod:`stages.cache`): each batch is
+            checkpointed as it finishes, so an interrupted run resumes where it stopped and
+            gives the same table as an uninterrupted one; a finished table is reused.
 
     Returns:
         One row per intervention plus a baseline row (``kind == "none"``), with columns
@@ -98,7 +107,8 @@ def run_sweep(
         ``rel_depth`` (``layer / (n_layers - 1)``), ``kl`` (nats), ``rel_acc`` (0..1),
         ``entropy_delta`` (bits), ``loss`` (nats), each with ``_lo`` / ``_hi`` 95% bootstrap
         bounds, ``baseline_loss`` (nats), ``baseline_entropy`` (bits), ``n_tokens`` (scored
-        positions) and ``n_seq``.
+        positions) and ``n_seq``. ``table.attrs["provenance"]`` records the model, weights
+        hash, dtype, device, tokens (shape and sha256), parameters, versions and date.
 
     Raises:
         ValueError: bad tokens, batch size or interventions.
@@ -121,56 +131,130 @@ def run_sweep(
     sums = np.zeros((len(ivs), len(METRICS), n_seq))
     base_entropy = np.zeros(n_seq)
     counts = np.full(n_seq, float(seq_len - 2))
-    d_model, d_vocab = model.cfg.d_model, model.cfg.d_vocab
-    chunk_tokens = max(1, _CHUNK_ELEMENTS // d_vocab)
-    device = model.cfg.device
+    entry = Entry.for_run("sweep", _key(model, tokens, ivs, batch_size)) if cache else None
+    table_name = f"table-boot{n_boot}-seed{seed}"
+    if entry is not None and (hit := entry.read(table_name)) is not None:
+        table, meta = hit
+        table.attrs["provenance"] = meta
+        return table
 
     bar = tqdm(
         total=n_seq * len(ivs), disable=not progress, desc="interventions x sequences", unit="seq"
     )
-    for start in range(0, n_seq, batch_size):
-        batch = tokens[start : start + batch_size].to(device)
-        b = len(batch)
-        base = capture_baseline(model, batch)
-        # Scored positions 1..seq_len-2 of every row, flattened; targets are the next tokens.
-        targets = batch[:, 2:].reshape(-1)
-        seq_of = torch.arange(start, start + b).repeat_interleave(seq_len - 2)
-        rows = slice(1, seq_len - 1)
-        itemsize = base.final_resid.element_size()
-        group = max(1, _GROUP_BYTES // max(1, b * seq_len * d_model * itemsize))
-        for g0 in range(0, len(ivs), group):
-            group_ivs = ivs[g0 : g0 + group]
-            base_final = base.final_resid[:, rows].reshape(-1, d_model)
-            finals = [
-                base_final
-                if iv == BASELINE
-                else run_intervened(model, base, iv)[:, rows].reshape(-1, d_model)
-                for iv in group_ivs
-            ]
-            for c0 in range(0, len(targets), chunk_tokens):
-                sl = slice(c0, c0 + chunk_tokens)
-                ref = Distribution.from_logits(head(model, base_final[sl]))
-                seq_idx = seq_of[sl].numpy()
-                if g0 == 0:
-                    np.add.at(base_entropy, seq_idx, ref.entropy.cpu().numpy() / np.log(2.0))
-                for k, (iv, final) in enumerate(zip(group_ivs, finals, strict=True)):
-                    new = (
-                        ref if iv == BASELINE else Distribution.from_logits(head(model, final[sl]))
-                    )
-                    got = compare(ref, new, targets[sl])
-                    for m, name in enumerate(METRICS):
-                        values = got[name].cpu().numpy()
-                        if not np.isfinite(values).all():
-                            raise FloatingPointError(
-                                f"{iv.label}: metric {name!r} is not finite at "
-                                f"{int((~np.isfinite(values)).sum())} position(s); "
-                                "try dtype='float32'"
-                            )
-                        np.add.at(sums[g0 + k, m], seq_idx, values)
-            bar.update(b * len(group_ivs))
-        del base
+    for k, start in enumerate(range(0, n_seq, batch_size)):
+        seqs = slice(start, min(n_seq, start + batch_size))
+        stored = entry.read(f"batch-{k:05d}") if entry is not None else None
+        if stored is not None:  # checkpoint of an earlier (maybe interrupted) run
+            part, _ = stored
+            base_entropy[seqs] = part["entropy"].to_numpy()
+            for i in range(len(ivs)):
+                for m, name in enumerate(METRICS):
+                    sums[i, m, seqs] = part[f"{i}:{name}"].to_numpy()
+        else:
+            _sweep_batch(model, tokens[seqs], ivs, sums[:, :, seqs], base_entropy[seqs])
+            if entry is not None:
+                entry.write(f"batch-{k:05d}", _batch_frame(sums[:, :, seqs], base_entropy[seqs]))
+        bar.update((seqs.stop - seqs.start) * len(ivs))
     bar.close()
-    return _table(model, ivs, sums, counts, base_entropy, n_boot=n_boot, seed=seed)
+    table = _table(model, ivs, sums, counts, base_entropy, n_boot=n_boot, seed=seed)
+    table.attrs["provenance"] = _provenance(model, tokens, ivs, batch_size, n_boot, seed)
+    if entry is not None:
+        entry.write(table_name, table, meta=table.attrs["provenance"])
+    return table
+
+
+def _sweep_batch(
+    model: Any,
+    batch: torch.Tensor,
+    ivs: list[Intervention],
+    sums: np.ndarray,
+    base_entropy: np.ndarray,
+) -> None:
+    """Add one batch's per-sequence metric sums into ``sums`` ``[iv, metric, b]`` in place."""
+    b, seq_len = batch.shape
+    batch = batch.to(model.cfg.device)
+    d_model, d_vocab = model.cfg.d_model, model.cfg.d_vocab
+    chunk_tokens = max(1, _CHUNK_ELEMENTS // d_vocab)
+    base = capture_baseline(model, batch)
+    # Scored positions 1..seq_len-2 of every row, flattened; targets are the next tokens.
+    targets = batch[:, 2:].reshape(-1)
+    seq_of = torch.arange(b).repeat_interleave(seq_len - 2)
+    rows = slice(1, seq_len - 1)
+    itemsize = base.final_resid.element_size()
+    group = max(1, _GROUP_BYTES // max(1, b * seq_len * d_model * itemsize))
+    base_final = base.final_resid[:, rows].reshape(-1, d_model)
+    for g0 in range(0, len(ivs), group):
+        group_ivs = ivs[g0 : g0 + group]
+        finals = [
+            base_final
+            if iv == BASELINE
+            else run_intervened(model, base, iv)[:, rows].reshape(-1, d_model)
+            for iv in group_ivs
+        ]
+        for c0 in range(0, len(targets), chunk_tokens):
+            sl = slice(c0, c0 + chunk_tokens)
+            ref = Distribution.from_logits(head(model, base_final[sl]))
+            seq_idx = seq_of[sl].numpy()
+            if g0 == 0:
+                np.add.at(base_entropy, seq_idx, ref.entropy.cpu().numpy() / np.log(2.0))
+            for k, (iv, final) in enumerate(zip(group_ivs, finals, strict=True)):
+                new = ref if iv == BASELINE else Distribution.from_logits(head(model, final[sl]))
+                got = compare(ref, new, targets[sl])
+                for m, name in enumerate(METRICS):
+                    values = got[name].cpu().numpy()
+                    if not np.isfinite(values).all():
+                        raise FloatingPointError(
+                            f"{iv.label}: metric {name!r} is not finite at "
+                            f"{int((~np.isfinite(values)).sum())} position(s) "
+                            f"(model dtype {model.cfg.dtype}); try dtype='float32'"
+                        )
+                    np.add.at(sums[g0 + k, m], seq_idx, values)
+
+
+def _batch_frame(sums: np.ndarray, base_entropy: np.ndarray) -> pd.DataFrame:
+    """One batch's checkpoint: a column per (intervention index, metric), a row per sequence."""
+    columns = {"entropy": base_entropy}
+    for i in range(sums.shape[0]):
+        for m, name in enumerate(METRICS):
+            columns[f"{i}:{name}"] = sums[i, m]
+    return pd.DataFrame(columns)
+
+
+def _tokens_sha256(tokens: torch.Tensor) -> str:
+    return hashlib.sha256(tokens.cpu().numpy().astype(np.int64).tobytes()).hexdigest()
+
+
+def _key(model: Any, tokens: torch.Tensor, ivs: list[Intervention], batch_size: int) -> dict:
+    """Everything that determines the per-sequence sums of a sweep (the cache key)."""
+    info = model_info(model)
+    return {
+        "analysis": "sweep",
+        "model": {k: info.get(k) for k in ("name", "weights_hash", "dtype", "process_weights")}
+        | {"device": torch.device(info.get("device", "cpu")).type},
+        "tokens": {"shape": list(tokens.shape), "sha256": _tokens_sha256(tokens)},
+        "interventions": [iv.label for iv in ivs],
+        "batch_size": batch_size,
+        "versions": {k: v for k, v in versions().items() if k != "python"},
+    }
+
+
+def _provenance(model, tokens, ivs, batch_size, n_boot, seed) -> dict[str, Any]:
+    """What produced a sweep table (kept in ``table.attrs["provenance"]``)."""
+    info = model_info(model)
+    return {
+        "model": info.get("name"),
+        "weights_hash": info.get("weights_hash"),
+        "dtype": info.get("dtype"),
+        "device": info.get("device"),
+        "tokens": f"{tokens.shape[0]} x {tokens.shape[1]}",
+        "tokens_sha256": _tokens_sha256(tokens),
+        "interventions": len(ivs) - 1,
+        "batch_size": batch_size,
+        "n_boot": n_boot,
+        "seed": seed,
+        "versions": versions(),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
 
 
 def _table(

@@ -150,9 +150,8 @@ def _cmd_cache(args: argparse.Namespace) -> int:
         print(f"no cached results in {cache.results_dir()}")
     else:
         print(entries.to_string(index=False))
-        print(
-            f"{len(entries)} entries, {entries['bytes'].sum() / 1e6:.1f} MB in {cache.results_dir()}"
-        )
+        size = entries["bytes"].sum() / 1e6
+        print(f"{len(entries)} entries, {size:.1f} MB in {cache.results_dir()}")
     return EXIT_OK
 
 

@@ -81,6 +81,11 @@ def make_tiny_hf(arch: str, vocab: int, seed: int = 0) -> torch.nn.Module:
     import transformers as tf
 
     special = {"bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 0}
+    # the sizes the GPT-NeoX, Phi and Gemma 3 configs share (GPT-2 names them differently)
+    sizes = dict(
+        vocab_size=vocab, hidden_size=32, intermediate_size=64, max_position_embeddings=64,
+        **special,
+    )  # fmt: skip
     if arch == "gpt2":
         cfg = tf.GPT2Config(
             vocab_size=vocab, n_positions=64, n_embd=32, n_layer=5, n_head=4, **special
@@ -88,27 +93,13 @@ def make_tiny_hf(arch: str, vocab: int, seed: int = 0) -> torch.nn.Module:
         cls = tf.GPT2LMHeadModel
     elif arch == "neox":
         cfg = tf.GPTNeoXConfig(
-            vocab_size=vocab,
-            hidden_size=32,
-            num_hidden_layers=5,
-            num_attention_heads=4,
-            intermediate_size=64,
-            max_position_embeddings=64,
-            use_parallel_residual=True,
-            rotary_pct=0.5,
-            **special,
-        )
+            num_hidden_layers=5, num_attention_heads=4, use_parallel_residual=True,
+            rotary_pct=0.5, **sizes,
+        )  # fmt: skip
         cls = tf.GPTNeoXForCausalLM
     elif arch == "phi":
         cfg = tf.PhiConfig(
-            vocab_size=vocab,
-            hidden_size=32,
-            num_hidden_layers=5,
-            num_attention_heads=4,
-            intermediate_size=64,
-            max_position_embeddings=64,
-            partial_rotary_factor=0.5,
-            **special,
+            num_hidden_layers=5, num_attention_heads=4, partial_rotary_factor=0.5, **sizes
         )
         cls = tf.PhiForCausalLM
     elif arch == "gemma3":
@@ -116,18 +107,9 @@ def make_tiny_hf(arch: str, vocab: int, seed: int = 0) -> torch.nn.Module:
         # the boundary between attention types, and the window is shorter than the sequences.
         types = ["sliding_attention", "sliding_attention", "full_attention"] * 2
         cfg = tf.Gemma3TextConfig(
-            vocab_size=vocab,
-            hidden_size=32,
-            num_hidden_layers=6,
-            num_attention_heads=2,
-            num_key_value_heads=1,
-            head_dim=16,
-            intermediate_size=64,
-            max_position_embeddings=64,
-            sliding_window=4,
-            layer_types=types,
-            **special,
-        )
+            num_hidden_layers=6, num_attention_heads=2, num_key_value_heads=1, head_dim=16,
+            sliding_window=4, layer_types=types, **sizes,
+        )  # fmt: skip
         cls = tf.Gemma3ForCausalLM
     else:
         raise ValueError(arch)

@@ -17,7 +17,7 @@ import nbformat
 import pytest
 import yaml
 
-from stages import book
+from stages import book, browser
 from tests.conftest import require_browser
 
 REPO = Path(__file__).resolve().parents[1]
@@ -338,8 +338,8 @@ def test_build_executes_with_the_parameters(demo_build):
 def test_demo_page_works_in_a_browser(demo_build):
     require_browser()
     _, html = demo_build
-    with book.serve_directory(html) as url:
-        report = book.check_page_in_browser(url + "book/_executed/01_demo.html")
+    with browser.serve_directory(html) as url:
+        report = browser.check_page_in_browser(url + "book/_executed/01_demo.html")
     assert report["errors"] == [], json.dumps(report, indent=1)
     assert report["external_requests"] == []
     assert report["n_altair_outputs"] == 1
@@ -349,7 +349,7 @@ def test_demo_page_works_in_a_browser(demo_build):
     assert re.search(r"x\s+\d", report["tooltip_text"])
     harmless = " ".join(report["harmless_errors"])
     for text in report["harmless_errors"]:
-        assert any(h in text for h in book.HARMLESS_BROWSER_ERRORS) or "404" in text, harmless
+        assert any(h in text for h in browser.HARMLESS_BROWSER_ERRORS) or "404" in text, harmless
 
 
 @pytest.mark.book
@@ -362,8 +362,8 @@ def test_page_with_math_makes_no_external_request(demo_build):
         pytest.skip(message)
     _, html = demo_build
     assert (html / "_static" / book.LOCAL_MATHJAX).exists()
-    with book.serve_directory(html) as url:
-        report = book.check_page_in_browser(url + "book/intro.html")
+    with browser.serve_directory(html) as url:
+        report = browser.check_page_in_browser(url + "book/intro.html")
     assert report["errors"] == [], report
     assert report["external_requests"] == [], report
     assert report["tooltip_ok"] is None and report["chart_boxes"] == []

@@ -1,5 +1,8 @@
-"""Every notebook (found by glob) runs through papermill with small parameters, the real book
-builds from them with warnings as errors, and each page works in a browser with no network."""
+"""Every notebook, found by glob, runs through papermill with small parameters.
+
+The real book then builds from them with warnings as errors, and each page works in a browser
+with no network.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from stages import book
+from stages import book, browser
 from tests.conftest import require_browser
 
 pytestmark = [pytest.mark.book, pytest.mark.real]
@@ -56,8 +59,8 @@ def test_every_section_executes_with_small_parameters(small_book):
 def test_each_page_shows_its_charts_offline(section, small_book):
     require_browser()
     _, html = small_book
-    with book.serve_directory(html) as url:
-        report = book.check_page_in_browser(f"{url}book/_executed/{section}.html")
+    with browser.serve_directory(html) as url:
+        report = browser.check_page_in_browser(f"{url}book/_executed/{section}.html")
     assert report["errors"] == [], json.dumps(report, indent=1)
     assert report["external_requests"] == [], report["external_requests"]
     assert (
@@ -70,8 +73,8 @@ def test_each_page_shows_its_charts_offline(section, small_book):
 def test_methods_page_renders_math_offline(small_book):
     require_browser()
     _, html = small_book
-    with book.serve_directory(html) as url:
-        report = book.check_page_in_browser(f"{url}book/methods.html")
+    with browser.serve_directory(html) as url:
+        report = browser.check_page_in_browser(f"{url}book/methods.html")
     assert report["errors"] == [] and report["external_requests"] == [], json.dumps(
         report, indent=1
     )

@@ -108,8 +108,11 @@ class Entry:
 
 
 def list_entries() -> pd.DataFrame:
-    """One row per cache entry: ``analysis``, ``key``, ``files``, ``bytes``, ``modified``,
-    ``model`` and ``tokens`` (from the entry's recorded key)."""
+    """One row per cache entry.
+
+    Columns: ``analysis``, ``key``, ``files``, ``bytes``, ``modified``, and ``model`` and
+    ``tokens`` from the entry's recorded key.
+    """
     rows = []
     root = results_dir()
     for folder in sorted(root.glob("*/*")) if root.is_dir() else []:

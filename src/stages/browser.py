@@ -1,0 +1,280 @@
+"""Check a built book page as a reader would: Debian's chromium driven by Python playwright.
+
+:func:`serve_directory` serves the HTML on 127.0.0.1; :func:`check_page_in_browser` opens a
+page and reports console errors, requests to any other host, the sizes of the drawn charts and
+whether a tooltip appears on hover (recipe: ``shared/BOOK-RECIPE.md``). Never a browser
+download: the system ``chromium`` is used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HARMLESS_BROWSER_ERRORS = (
+    "Identifier 'THEBE_JS_URL' has already been declared",
+    "Got invalid theme mode",
+)
+"""Console errors every Jupyter Book 1.0.4 page logs (plus a favicon 404); see BOOK-RECIPE.md."""
+
+BROWSER_ARGS = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve_directory(directory: Path, *, timeout: float = 10.0) -> Iterator[str]:
+    """Serve ``directory`` with ``python -m http.server`` on 127.0.0.1 and a free port.
+
+    Yields:
+        The base URL, ``http://127.0.0.1:PORT/``. The server is stopped (by its PID) on exit.
+    """
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port)],
+        cwd=str(directory),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"http.server did not start on port {port}") from None
+                time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@dataclass
+class _Record:
+    errors: list[str] = field(default_factory=list)
+    harmless: list[str] = field(default_factory=list)
+    external: list[str] = field(default_factory=list)
+
+
+def _is_local(url: str) -> bool:
+    parsed = urllib.parse.urlparse(url)
+    if parsed.scheme in ("data", "blob", "about", "javascript"):
+        return True
+    return parsed.hostname == "127.0.0.1"
+
+
+def _is_favicon(url: str) -> bool:
+    return urllib.parse.urlparse(url).path.rstrip("/").endswith("favicon.ico")
+
+
+_MARK_SELECTORS = (
+    # points and bars first: the centre of their box is on the mark
+    "svg.marks g.mark-symbol [role='graphics-symbol']",
+    "svg.marks g.mark-rect [role='graphics-symbol']",
+    "svg.marks [role='graphics-symbol']",
+    "svg.marks g[class*='mark-'] path:not(.background)",  # marks drawn without ARIA roles
+)
+
+_TOOLTIP_VISIBLE = (
+    "() => { const t = document.getElementById('vg-tooltip-element');"
+    " return !!t && t.classList.contains('visible') && t.textContent.trim().length > 0; }"
+)
+
+
+def _hover_for_tooltip(page, *, per_selector: int = 6, wait_ms: int = 1000) -> tuple[bool, str]:
+    """Move the mouse over chart marks (scrolled into view) until a vega-tooltip shows."""
+    tried = 0
+    for selector in _MARK_SELECTORS:
+        items = page.locator(selector)
+        for i in range(min(items.count(), per_selector)):
+            item = items.nth(i)
+            try:
+                item.scroll_into_view_if_needed(timeout=wait_ms)
+            except Exception:  # noqa: BLE001 - hidden or detached: try the next one
+                continue
+            box = item.bounding_box()
+            if not box or box["width"] <= 0 or box["height"] <= 0:
+                continue
+            page.mouse.move(0, 0)
+            page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, steps=2)
+            tried += 1
+            try:
+                page.wait_for_function(_TOOLTIP_VISIBLE, timeout=wait_ms)
+            except Exception:  # noqa: BLE001 - no tooltip on this mark: try the next one
+                continue
+            return True, page.locator("#vg-tooltip-element").inner_text()
+    return False, ""
+
+
+def check_page_in_browser(
+    url: str,
+    *,
+    chromium: str | None = None,
+    timeout_ms: int = 20_000,
+    hover: bool = True,
+    screenshot: Path | None = None,
+) -> dict[str, Any]:
+    """Open a built page in headless chromium as a reader would, and report what went wrong.
+
+    Drives the system's chromium (Debian's ``chromium`` on PATH; never a downloaded browser)
+    with Python playwright. Requests to any host other than 127.0.0.1 are recorded and
+    aborted (a page must work offline). Waits for every Altair chart on the page to render,
+    measures the charts, and hovers the marks of the first chart until a vega-tooltip appears.
+
+    Args:
+        url: the page, served from 127.0.0.1 (see :func:`serve_directory`).
+        chromium: the browser executable; ``shutil.which("chromium")`` by default.
+        timeout_ms: how long to wait for the page and for each chart.
+        hover: try the tooltip.
+        screenshot: also save a full-page screenshot there.
+
+    Returns:
+        A dict with
+
+        - ``errors``: console errors, page errors, failed requests and HTTP errors, except the
+          harmless ones Jupyter Book 1.0.4 always logs (listed in ``harmless_errors``);
+        - ``harmless_errors``: those, for the record;
+        - ``external_requests``: URLs of requests to hosts other than 127.0.0.1;
+        - ``n_altair_outputs``: the number of Altair chart containers on the page;
+        - ``chart_boxes``: ``{"x", "y", "width", "height"}`` of each ``svg.marks`` or canvas;
+        - ``image_boxes``: the same for the page's ``img`` elements in the content;
+        - ``tooltip_ok``: whether hovering a mark showed ``#vg-tooltip-element`` (None when
+          there is no chart or ``hover`` is False);
+        - ``tooltip_text``: the tooltip's text.
+
+    Raises:
+        FileNotFoundError: if no chromium is found.
+    """
+    from playwright.sync_api import sync_playwright
+
+    executable = chromium or shutil.which("chromium")
+    if not executable:
+        raise FileNotFoundError(
+            "no chromium on PATH: install Debian's package (apt-get install -y chromium)"
+        )
+    record = _Record()
+
+    def on_console(msg) -> None:
+        if msg.type != "error":
+            return
+        text = msg.text
+        location = (msg.location or {}).get("url", "")
+        if any(h in text for h in HARMLESS_BROWSER_ERRORS) or (
+            _is_favicon(location) and "404" in text
+        ):
+            record.harmless.append(text)
+        elif "Failed to load resource" in text and not _is_local(location):
+            record.harmless.append(f"(blocked external request) {location}")
+        else:
+            record.errors.append(f"console: {text}" + (f" ({location})" if location else ""))
+
+    def on_page_error(exc) -> None:
+        text = str(exc)
+        if any(h in text for h in HARMLESS_BROWSER_ERRORS):
+            record.harmless.append(text)
+        else:
+            record.errors.append(f"pageerror: {text}")
+
+    def on_response(response) -> None:
+        if response.status >= 400 and _is_local(response.url):
+            if _is_favicon(response.url):
+                record.harmless.append(f"{response.status} {response.url}")
+            else:
+                record.errors.append(f"http {response.status}: {response.url}")
+
+    def on_request_failed(request) -> None:
+        if _is_local(request.url):
+            record.errors.append(f"request failed: {request.url} ({request.failure})")
+
+    def route(route_, request) -> None:
+        if _is_local(request.url):
+            route_.continue_()
+        else:
+            record.external.append(request.url)
+            route_.abort()
+
+    result: dict[str, Any] = {}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, args=list(BROWSER_ARGS))
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 900})
+            page = context.new_page()
+            page.on("console", on_console)
+            page.on("pageerror", on_page_error)
+            page.on("response", on_response)
+            page.on("requestfailed", on_request_failed)
+            context.route("**/*", route)
+            page.goto(url, wait_until="load", timeout=timeout_ms)
+            with contextlib.suppress(Exception):
+                page.wait_for_load_state("networkidle", timeout=timeout_ms)
+
+            n_altair = page.locator("[id^='altair-viz-'], .vega-embed").count()
+            marks = page.locator("svg.marks, .vega-embed canvas")
+            if n_altair:
+                with contextlib.suppress(Exception):
+                    page.wait_for_function(
+                        "n => document.querySelectorAll("
+                        "'svg.marks, .vega-embed canvas').length >= n",
+                        arg=n_altair,
+                        timeout=timeout_ms,
+                    )
+            chart_boxes = [
+                b
+                for b in (marks.nth(i).bounding_box() for i in range(marks.count()))
+                if b is not None
+            ]
+            images = page.locator("article img, main img, .bd-content img")
+            image_boxes = [
+                b
+                for b in (images.nth(i).bounding_box() for i in range(images.count()))
+                if b is not None
+            ]
+
+            tooltip_ok: bool | None = None
+            tooltip_text = ""
+            if hover and chart_boxes:
+                tooltip_ok, tooltip_text = _hover_for_tooltip(page)
+            if screenshot is not None:
+                page.screenshot(path=str(screenshot), full_page=True)
+            result = {
+                "url": url,
+                "errors": list(record.errors),
+                "harmless_errors": list(record.harmless),
+                "external_requests": list(record.external),
+                "n_altair_outputs": n_altair,
+                "chart_boxes": chart_boxes,
+                "image_boxes": image_boxes,
+                "tooltip_ok": tooltip_ok,
+                "tooltip_text": tooltip_text,
+            }
+        finally:
+            browser.close()
+    return result

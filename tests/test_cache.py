@@ -179,3 +179,11 @@ def test_cli_lists_and_clears(fresh_cache, tiny_models, tiny_tokens, capsys):
     assert len(cache.list_entries()) == 1
     assert cli_main(["cache", "clear"]) == 0
     assert cache.list_entries().empty
+
+
+def test_an_edited_engine_misses_the_cache(fresh_cache, tiny_models, tiny_tokens, monkeypatch):
+    bridge, _ = tiny_models("gpt2")
+    _sweep(bridge, tiny_tokens)
+    monkeypatch.setattr(stages.sweep, "_engine_fingerprint", lambda: "edited")
+    _sweep(bridge, tiny_tokens)
+    assert len(list(fresh_cache.glob("sweep/*"))) == 2

@@ -13,8 +13,11 @@ token), as the authors did: a row of ``seq_len`` tokens contributes ``seq_len - 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -235,7 +238,19 @@ def _key(model: Any, tokens: torch.Tensor, ivs: list[Intervention], batch_size: 
         "interventions": [iv.label for iv in ivs],
         "batch_size": batch_size,
         "versions": {k: v for k, v in versions().items() if k != "python"},
+        "engine": _engine_fingerprint(),
     }
+
+
+@functools.cache
+def _engine_fingerprint() -> str:
+    """Hash of the code that computes a sweep, so an edited engine never reuses old results."""
+    from stages import interventions, metrics
+
+    digest = hashlib.sha256()
+    for module in (interventions, metrics, sys.modules[__name__]):
+        digest.update(Path(module.__file__).read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def _provenance(model, tokens, ivs, batch_size, n_boot, seed) -> dict[str, Any]:

@@ -68,7 +68,9 @@ display(Markdown(
     f"{int(baseline.n_tokens):,} scored positions ({tokens.shape[0]} sequences of {seq_len} "
     f"tokens). Baseline loss on this text: **{baseline.baseline_loss:.3f} nats** per token "
     f"(95% interval {baseline.loss_lo:.3f}-{baseline.loss_hi:.3f}); baseline prediction "
-    f"entropy {baseline.baseline_entropy:.2f} bits. Computed in {elapsed:.0f} s."
+    f"entropy {baseline.baseline_entropy:.2f} bits. "
+    + (f"Read from the result cache (computed {table.attrs['provenance']['date']})."
+       if table.attrs["provenance"].get("from_cache") else f"Computed in {elapsed:.0f} s.")
 ))
 
 # %% [markdown]

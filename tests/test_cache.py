@@ -62,6 +62,7 @@ def test_a_finished_table_is_reused_and_equal(fresh_cache, tiny_models, tiny_tok
     monkeypatch.setattr(stages.sweep, "_sweep_batch", fail)
     again = _sweep(bridge, tiny_tokens)
     pd.testing.assert_frame_equal(first, again, check_exact=True)
+    assert again.attrs["provenance"]["from_cache"] and "from_cache" not in first.attrs["provenance"]
     assert again.attrs["provenance"]["tokens_sha256"] == first.attrs["provenance"]["tokens_sha256"]
 
 

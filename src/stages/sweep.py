@@ -111,7 +111,8 @@ def run_sweep(
         ``entropy_delta`` (bits), ``loss`` (nats), each with ``_lo`` / ``_hi`` 95% bootstrap
         bounds, ``baseline_loss`` (nats), ``baseline_entropy`` (bits), ``n_tokens`` (scored
         positions) and ``n_seq``. ``table.attrs["provenance"]`` records the model, weights
-        hash, dtype, device, tokens (shape and sha256), parameters, versions and date.
+        hash, dtype, device, tokens (shape and sha256), parameters, versions and the date the
+        table was computed (``from_cache`` is True when it was read from the cache).
 
     Raises:
         ValueError: bad tokens, batch size or interventions.
@@ -138,7 +139,7 @@ def run_sweep(
     table_name = f"table-boot{n_boot}-seed{seed}"
     if entry is not None and (hit := entry.read(table_name)) is not None:
         table, meta = hit
-        table.attrs["provenance"] = meta
+        table.attrs["provenance"] = meta | {"from_cache": True}
         return table
 
     bar = tqdm(

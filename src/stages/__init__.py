@@ -12,6 +12,7 @@ The public API (notebooks, tests and the CLI use exactly this)::
 from stages.corpus import load_corpus
 from stages.interventions import Intervention, drops, intervened_logits, swaps
 from stages.models import EMBEDDED_DEFAULT, ModelLoadError, load_model, model_info
+from stages.neurons import neuron_classes
 from stages.sweep import default_interventions, run_sweep
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "load_corpus",
     "load_model",
     "model_info",
+    "neuron_classes",
     "run_sweep",
     "swaps",
 ]

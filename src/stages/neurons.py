@@ -1,0 +1,116 @@
+"""Prediction and suppression neurons (Gurnee et al. 2024, as in the authors' code).
+
+For every MLP neuron, take the direction it writes into the residual stream (its row of
+``W_out``; for models with a norm after the MLP, Gemma's ``post_feedforward_layernorm``, that row
+passed through the norm, i.e. scaled by its gain) and its cosine similarity with every column of
+the unembedding ``W_U`` (after the paper's weight processing, which folds the final norm's gain
+into ``W_U`` and centres it). Across the vocabulary these ``d_vocab`` values have a skew and a
+**Pearson** kurtosis (the mean of z^4: a Gaussian gives 3, not scipy's default excess 0).
+A neuron with kurtosis above 10 is a *prediction* neuron when the skew is positive (it raises a
+few tokens' logits) and a *suppression* neuron when it is negative.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+KURTOSIS_THRESHOLD = 10.0
+
+
+def vocab_moments(
+    w_out: torch.Tensor, w_u: torch.Tensor, *, chunk: int = 256
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Skew and Pearson kurtosis over the vocabulary of each neuron's cosine with ``W_U``.
+
+    Args:
+        w_out: ``[n_neurons, d_model]`` output directions.
+        w_u: ``[d_model, d_vocab]`` unembedding.
+        chunk: neurons per matrix product (memory: ``chunk * d_vocab`` floats).
+
+    Returns:
+        ``(skew, kurtosis)``, each float64 ``[n_neurons]``; population moments (``bias=True``
+        in scipy's terms), kurtosis not excess. Elementwise work stays in the weights' dtype;
+        sums are float64.
+    """
+    unit_u = w_u / w_u.norm(dim=0, keepdim=True)
+    skews, kurts = [], []
+    for start in range(0, len(w_out), chunk):
+        rows = w_out[start : start + chunk]
+        cos = (rows / rows.norm(dim=1, keepdim=True)) @ unit_u  # [chunk, d_vocab]
+        n = cos.shape[1]
+        z = cos - cos.sum(dim=1, keepdim=True, dtype=torch.float64).to(cos.dtype) / n
+        z2 = z * z
+        var = z2.sum(dim=1, dtype=torch.float64) / n
+        skews.append((z2 * z).sum(dim=1, dtype=torch.float64) / n / var.pow(1.5))
+        kurts.append((z2 * z2).sum(dim=1, dtype=torch.float64) / n / var.pow(2))
+    return torch.cat(skews), torch.cat(kurts)
+
+
+def classify(skew: float, kurtosis: float, threshold: float = KURTOSIS_THRESHOLD) -> str:
+    """The paper's rule: ``prediction`` / ``suppression`` when kurtosis > threshold, by skew."""
+    if kurtosis > threshold and skew > 0:
+        return "prediction"
+    if kurtosis > threshold and skew < 0:
+        return "suppression"
+    return "other"
+
+
+def output_directions(model: Any, layer: int) -> torch.Tensor:
+    """``[d_mlp, d_model]``: what each neuron of ``layer`` adds to the residual, up to scale.
+
+    The row of ``W_out``, passed through the block's post-MLP norm where it has one (Gemma);
+    a norm's per-row scale does not change a cosine, its gain does.
+    """
+    rows = model.W_out[layer].detach()
+    post = getattr(model.blocks[layer], "ln2_post", None)
+    if post is not None:
+        with torch.no_grad():
+            rows = post(rows[None])[0]
+    return rows
+
+
+def neuron_classes(
+    model: Any, *, threshold: float = KURTOSIS_THRESHOLD, progress: bool = True
+) -> pd.DataFrame:
+    """Classify every MLP neuron of ``model`` as prediction, suppression or other.
+
+    Returns:
+        One row per neuron: ``layer``, ``neuron``, ``skew``, ``kurtosis`` (Pearson), ``cls``
+        (``prediction`` / ``suppression`` / ``other``), ``rel_depth``.
+    """
+    if not isinstance(threshold, (int, float)) or threshold <= 0:
+        raise ValueError(f"threshold must be a positive number, got {threshold!r}")
+    w_u = model.W_U.detach()
+    n_layers = len(model.blocks)
+    parts = []
+    for layer in tqdm(range(n_layers), disable=not progress, desc="neurons", unit="layer"):
+        skew, kurt = vocab_moments(output_directions(model, layer), w_u)
+        part = pd.DataFrame(
+            {"layer": layer, "neuron": range(len(skew)), "skew": skew.cpu().numpy(),
+             "kurtosis": kurt.cpu().numpy()}
+        )  # fmt: skip
+        part["cls"] = [
+            classify(s, k, threshold) for s, k in zip(part["skew"], part["kurtosis"], strict=True)
+        ]
+        parts.append(part)
+    table = pd.concat(parts, ignore_index=True)
+    table["rel_depth"] = table["layer"] / max(1, n_layers - 1)
+    return table
+
+
+def class_counts(table: pd.DataFrame) -> pd.DataFrame:
+    """Per layer: ``prediction`` and ``suppression`` counts and fractions of the layer's neurons."""
+    sizes = table.groupby("layer").size()
+    counts = pd.crosstab(table["layer"], table["cls"]).reindex(
+        columns=["prediction", "suppression", "other"], fill_value=0
+    )
+    out = counts.assign(d_mlp=sizes)
+    for cls in ("prediction", "suppression"):
+        out[f"{cls}_frac"] = out[cls] / out["d_mlp"]
+    out = out.reset_index()
+    out.columns.name = None
+    return out

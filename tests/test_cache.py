@@ -33,7 +33,7 @@ def test_entry_round_trip_and_corruption(fresh_cache):
     table = pd.DataFrame({"a": [1.0, 2.5], "b": ["x", "y"]})
     entry.write("t", table, meta={"note": "hi"})
     got, meta = entry.read("t")
-    pd.testing.assert_frame_equal(got, table) and None
+    pd.testing.assert_frame_equal(got, table)
     assert meta == {"note": "hi"}
     (data,) = entry.path.glob("t.*.parquet")
     data.write_bytes(data.read_bytes()[:-7])  # truncated by a crash or a full disk

@@ -267,7 +267,6 @@ def validate_interventions(model: Any, interventions: Sequence[Intervention]) ->
     for iv in interventions:
         if not isinstance(iv, Intervention):
             raise ValueError(f"expected stages.Intervention objects, got {iv!r}")
-        iv.validate(n)
-        block_order(iv, n)
+        block_order(iv, n)  # validates the layer indices
         out.append(iv)
     return out

@@ -393,8 +393,3 @@ def model_info(model: Any) -> dict[str, Any]:
     if info is None:
         raise ValueError("this model was not loaded with stages.load_model; use that to load it")
     return dict(info)
-
-
-def clear_embedded_model() -> None:
-    """Delete the converted embedded model from the cache (it is rebuilt on the next load)."""
-    shutil.rmtree(models_dir(), ignore_errors=True)

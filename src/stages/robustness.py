@@ -143,14 +143,3 @@ def robustness_claims(table: pd.DataFrame) -> pd.DataFrame:
 def most_damaging(table: pd.DataFrame, kind: str, k: int = 3) -> pd.DataFrame:
     """The ``k`` interventions of one kind with the largest KL, largest first."""
     return _rows(table, kind).nlargest(k, "kl")
-
-
-def middle_rel_acc_range(table: pd.DataFrame) -> dict[str, tuple[float, float]]:
-    """Min and max relative accuracy over the middle layers, per kind (``drop``, ``swap``)."""
-    return {
-        kind: (
-            float(_middle(table, kind)["rel_acc"].min()),
-            float(_middle(table, kind)["rel_acc"].max()),
-        )
-        for kind in ("drop", "swap")
-    }

@@ -131,16 +131,20 @@ def run_sweep(
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
 
-    # sums[i, m, s]: sum over scored positions of sequence s of metric m under intervention i.
-    sums = np.zeros((len(ivs), len(METRICS), n_seq))
-    base_entropy = np.zeros(n_seq)
-    counts = np.full(n_seq, float(seq_len - 2))
-    entry = Entry.for_run("sweep", _key(model, tokens, ivs, batch_size)) if cache else None
+    tokens_sha = _tokens_sha256(tokens)
+    entry = (
+        Entry.for_run("sweep", _key(model, tokens, tokens_sha, ivs, batch_size)) if cache else None
+    )
     table_name = f"table-boot{n_boot}-seed{seed}"
     if entry is not None and (hit := entry.read(table_name)) is not None:
         table, meta = hit
         table.attrs["provenance"] = meta | {"from_cache": True}
         return table
+
+    # sums[i, m, s]: sum over scored positions of sequence s of metric m under intervention i.
+    sums = np.zeros((len(ivs), len(METRICS), n_seq))
+    base_entropy = np.zeros(n_seq)
+    counts = np.full(n_seq, float(seq_len - 2))
 
     bar = tqdm(
         total=n_seq * len(ivs), disable=not progress, desc="interventions x sequences", unit="seq"
@@ -161,7 +165,9 @@ def run_sweep(
         bar.update((seqs.stop - seqs.start) * len(ivs))
     bar.close()
     table = _table(model, ivs, sums, counts, base_entropy, n_boot=n_boot, seed=seed)
-    table.attrs["provenance"] = _provenance(model, tokens, ivs, batch_size, n_boot, seed)
+    table.attrs["provenance"] = _provenance(
+        model, tokens, tokens_sha, ivs, batch_size, n_boot, seed
+    )
     if entry is not None:
         entry.write(table_name, table, meta=table.attrs["provenance"])
     return table
@@ -228,14 +234,16 @@ def _tokens_sha256(tokens: torch.Tensor) -> str:
     return hashlib.sha256(tokens.cpu().numpy().astype(np.int64).tobytes()).hexdigest()
 
 
-def _key(model: Any, tokens: torch.Tensor, ivs: list[Intervention], batch_size: int) -> dict:
+def _key(
+    model: Any, tokens: torch.Tensor, tokens_sha: str, ivs: list[Intervention], batch_size: int
+) -> dict:
     """Everything that determines the per-sequence sums of a sweep (the cache key)."""
     info = model_info(model)
     return {
         "analysis": "sweep",
         "model": {k: info.get(k) for k in ("name", "weights_hash", "dtype", "process_weights")}
         | {"device": torch.device(info.get("device", "cpu")).type},
-        "tokens": {"shape": list(tokens.shape), "sha256": _tokens_sha256(tokens)},
+        "tokens": {"shape": list(tokens.shape), "sha256": tokens_sha},
         "interventions": [iv.label for iv in ivs],
         "batch_size": batch_size,
         "versions": {k: v for k, v in versions().items() if k != "python"},
@@ -254,7 +262,7 @@ def _engine_fingerprint() -> str:
     return digest.hexdigest()[:16]
 
 
-def _provenance(model, tokens, ivs, batch_size, n_boot, seed) -> dict[str, Any]:
+def _provenance(model, tokens, tokens_sha, ivs, batch_size, n_boot, seed) -> dict[str, Any]:
     """What produced a sweep table (kept in ``table.attrs["provenance"]``)."""
     info = model_info(model)
     return {
@@ -263,7 +271,7 @@ def _provenance(model, tokens, ivs, batch_size, n_boot, seed) -> dict[str, Any]:
         "dtype": info.get("dtype"),
         "device": info.get("device"),
         "tokens": f"{tokens.shape[0]} x {tokens.shape[1]}",
-        "tokens_sha256": _tokens_sha256(tokens),
+        "tokens_sha256": tokens_sha,
         "interventions": len(ivs) - 1,
         "batch_size": batch_size,
         "n_boot": n_boot,

@@ -33,7 +33,7 @@ def main() -> None:
     tokens = torch.tensor([[tok.bos_token_id] + ids[k * 23 : (k + 1) * 23] for k in range(6)])
 
     computed = 0
-    original = stages.sweep._sweep_batch
+    original = stages.sweep.score_residuals
 
     def counted(*a, **kw):
         nonlocal computed
@@ -42,7 +42,7 @@ def main() -> None:
         print(f"batch done {computed}", flush=True)
         time.sleep(args.slow)
 
-    stages.sweep._sweep_batch = counted
+    stages.sweep.score_residuals = counted
     table = stages.run_sweep(model, tokens, batch_size=1, progress=False, cache=not args.no_cache)
     table.to_parquet(args.out)
     print(f"computed {computed}", flush=True)

@@ -59,10 +59,10 @@ def test_a_finished_table_is_reused_and_equal(fresh_cache, tiny_models, tiny_tok
     def fail(*a, **k):
         raise AssertionError("recomputed a cached batch")
 
-    monkeypatch.setattr(stages.sweep, "_sweep_batch", fail)
+    monkeypatch.setattr(stages.sweep, "score_residuals", fail)
     again = _sweep(bridge, tiny_tokens)
     pd.testing.assert_frame_equal(first, again, check_exact=True)
-    assert again.attrs["provenance"]["from_cache"] and "from_cache" not in first.attrs["provenance"]
+    assert again.attrs["provenance"]["from_cache"] and not first.attrs["provenance"]["from_cache"]
     assert again.attrs["provenance"]["tokens_sha256"] == first.attrs["provenance"]["tokens_sha256"]
 
 
@@ -76,8 +76,8 @@ def test_a_corrupt_checkpoint_is_recomputed(fresh_cache, tiny_models, tiny_token
     (victim,) = entry.glob("batch-00001.*.parquet")
     victim.write_bytes(victim.read_bytes()[:100])
     calls = []
-    original = stages.sweep._sweep_batch
-    monkeypatch.setattr(stages.sweep, "_sweep_batch", lambda *a: calls.append(1) or original(*a))
+    original = stages.sweep.score_residuals
+    monkeypatch.setattr(stages.sweep, "score_residuals", lambda *a: calls.append(1) or original(*a))
     got = _sweep(bridge, tiny_tokens)
     assert len(calls) == 1  # only the damaged batch
     pd.testing.assert_frame_equal(got, want, check_exact=True)
@@ -185,6 +185,6 @@ def test_cli_lists_and_clears(fresh_cache, tiny_models, tiny_tokens, capsys):
 def test_an_edited_engine_misses_the_cache(fresh_cache, tiny_models, tiny_tokens, monkeypatch):
     bridge, _ = tiny_models("gpt2")
     _sweep(bridge, tiny_tokens)
-    monkeypatch.setattr(stages.sweep, "_engine_fingerprint", lambda: "edited")
+    monkeypatch.setattr(stages.runs, "source_fingerprint", lambda modules: "edited")
     _sweep(bridge, tiny_tokens)
     assert len(list(fresh_cache.glob("sweep/*"))) == 2

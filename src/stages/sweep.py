@@ -12,20 +12,17 @@ token), as the authors did: a row of ``seq_len`` tokens contributes ``seq_len - 
 
 from __future__ import annotations
 
-import datetime as dt
-import functools
-import hashlib
+import itertools
 import sys
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
-from stages.cache import Entry
+from stages import interventions as _interventions_module
+from stages import metrics as _metrics_module
 from stages.interventions import (
     BASELINE,
     Intervention,
@@ -37,9 +34,8 @@ from stages.interventions import (
     swaps,
     validate_interventions,
 )
-from stages.metrics import METRICS, Distribution, bootstrap_interval, compare
-from stages.models import model_info
-from stages.provenance import versions
+from stages.metrics import LN2, METRICS, Distribution, bootstrap_interval, compare
+from stages.runs import batched_analysis, check_tokens
 
 # Per-token vocabulary tensors of one chunk: about this many elements (float32: 128 MB).
 _CHUNK_ELEMENTS = 1 << 25
@@ -50,32 +46,6 @@ _GROUP_BYTES = 1 << 30
 def default_interventions(model: Any) -> list[Intervention]:
     """Every drop, swap, attention-only drop and MLP-only drop of ``model``."""
     return drops(model) + swaps(model) + drops(model, "attn") + drops(model, "mlp")
-
-
-def default_batch_size(model: Any, seq_len: int) -> int:
-    """Sequences per batch: 8 on the CPU; on a GPU, about 16k tokens per batch."""
-    if str(model.cfg.device).startswith("cuda"):
-        return max(1, 16384 // seq_len)
-    return 8
-
-
-def _check_tokens(model: Any, tokens: torch.Tensor) -> torch.Tensor:
-    if not isinstance(tokens, torch.Tensor) or tokens.ndim != 2 or tokens.dtype != torch.long:
-        raise ValueError(
-            "tokens must be a LongTensor [n_seq, seq_len] (stages.load_corpus returns one), got "
-            f"{type(tokens).__name__} {getattr(tokens, 'shape', '')} {getattr(tokens, 'dtype', '')}"
-        )
-    if tokens.shape[1] < 3:
-        raise ValueError(
-            f"seq_len must be at least 3 to score positions 1.., got {tokens.shape[1]}"
-        )
-    n_ctx = getattr(model.cfg, "n_ctx", None)
-    if n_ctx and tokens.shape[1] > n_ctx:
-        raise ValueError(f"seq_len {tokens.shape[1]} exceeds the model's context of {n_ctx} tokens")
-    vocab = model.cfg.d_vocab
-    if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= vocab):
-        raise ValueError(f"token ids must lie in 0..{vocab - 1} for this model")
-    return tokens
 
 
 def run_sweep(
@@ -119,166 +89,115 @@ def run_sweep(
         FloatingPointError: a metric came out NaN or infinite (the message names the
             intervention); nothing non-finite is averaged into a table.
     """
-    tokens = _check_tokens(model, tokens)
+    tokens = check_tokens(model, tokens)
     if interventions is None:
         interventions = default_interventions(model)
     ivs = [BASELINE] + [
         iv for iv in validate_interventions(model, interventions) if iv.kind != "none"
     ]
     n_seq, seq_len = tokens.shape
-    if batch_size is None:
-        batch_size = default_batch_size(model, seq_len)
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
 
-    tokens_sha = _tokens_sha256(tokens)
-    entry = (
-        Entry.for_run("sweep", _key(model, tokens, tokens_sha, ivs, batch_size)) if cache else None
+    def compute(batch: torch.Tensor) -> dict[str, np.ndarray]:
+        sums = np.zeros((len(ivs), len(METRICS), len(batch)))
+        base_entropy = np.zeros(len(batch))
+        base = capture_baseline(model, batch)
+        finals = (None if iv == BASELINE else run_intervened(model, base, iv) for iv in ivs)
+        score_residuals(
+            model, batch, base.final_resid, finals, sums, base_entropy, [iv.label for iv in ivs]
+        )
+        columns = {"entropy": base_entropy}
+        for i in range(len(ivs)):
+            for m, name in enumerate(METRICS):
+                columns[f"{i}:{name}"] = sums[i, m]
+        return columns
+
+    def reduce(per_seq: pd.DataFrame) -> pd.DataFrame:
+        sums = np.stack(
+            [np.stack([per_seq[f"{i}:{name}"] for name in METRICS]) for i in range(len(ivs))]
+        )
+        counts = np.full(n_seq, float(seq_len - 2))
+        return _table(
+            model, ivs, sums, counts, per_seq["entropy"].to_numpy(), n_boot=n_boot, seed=seed
+        )
+
+    return batched_analysis(
+        "sweep",
+        model,
+        tokens,
+        compute=compute,
+        reduce=reduce,
+        params={"interventions": [iv.label for iv in ivs]},
+        reduce_params={"n_boot": n_boot, "seed": seed},
+        sources=[_interventions_module, _metrics_module, sys.modules[__name__]],
+        batch_size=batch_size,
+        progress=progress,
+        cache=cache,
+        desc="interventions x sequences",
+        units_per_seq=len(ivs),
     )
-    table_name = f"table-boot{n_boot}-seed{seed}"
-    if entry is not None and (hit := entry.read(table_name)) is not None:
-        table, meta = hit
-        table.attrs["provenance"] = meta | {"from_cache": True}
-        return table
-
-    # sums[i, m, s]: sum over scored positions of sequence s of metric m under intervention i.
-    sums = np.zeros((len(ivs), len(METRICS), n_seq))
-    base_entropy = np.zeros(n_seq)
-    counts = np.full(n_seq, float(seq_len - 2))
-
-    bar = tqdm(
-        total=n_seq * len(ivs), disable=not progress, desc="interventions x sequences", unit="seq"
-    )
-    for k, start in enumerate(range(0, n_seq, batch_size)):
-        seqs = slice(start, min(n_seq, start + batch_size))
-        stored = entry.read(f"batch-{k:05d}") if entry is not None else None
-        if stored is not None:  # checkpoint of an earlier (maybe interrupted) run
-            part, _ = stored
-            base_entropy[seqs] = part["entropy"].to_numpy()
-            for i in range(len(ivs)):
-                for m, name in enumerate(METRICS):
-                    sums[i, m, seqs] = part[f"{i}:{name}"].to_numpy()
-        else:
-            _sweep_batch(model, tokens[seqs], ivs, sums[:, :, seqs], base_entropy[seqs])
-            if entry is not None:
-                entry.write(f"batch-{k:05d}", _batch_frame(sums[:, :, seqs], base_entropy[seqs]))
-        bar.update((seqs.stop - seqs.start) * len(ivs))
-    bar.close()
-    table = _table(model, ivs, sums, counts, base_entropy, n_boot=n_boot, seed=seed)
-    table.attrs["provenance"] = _provenance(
-        model, tokens, tokens_sha, ivs, batch_size, n_boot, seed
-    )
-    if entry is not None:
-        entry.write(table_name, table, meta=table.attrs["provenance"])
-    return table
 
 
-def _sweep_batch(
+def score_residuals(
     model: Any,
     batch: torch.Tensor,
-    ivs: list[Intervention],
+    ref_resid: torch.Tensor,
+    candidates: Iterable[torch.Tensor | None],
     sums: np.ndarray,
-    base_entropy: np.ndarray,
+    ref_entropy: np.ndarray,
+    labels: Sequence[str],
 ) -> None:
-    """Add one batch's per-sequence metric sums into ``sums`` ``[iv, metric, b]`` in place."""
+    """Compare next-token distributions read from residuals with the reference; sum per sequence.
+
+    Every residual goes through :func:`stages.interventions.head` (final norm, unembedding),
+    one chunk of positions at a time, and is compared with the reference's distribution by
+    :func:`stages.metrics.compare` at the scored positions ``1..seq_len-2``.
+
+    Args:
+        model: the bridge.
+        batch: ``[b, seq_len]`` token ids (the targets are the next tokens).
+        ref_resid: ``[b, seq_len, d_model]`` residual giving the reference distribution P.
+        candidates: residuals ``[b, seq_len, d_model]`` giving each Q, produced lazily (at most
+            about 1 GB of them is held at once); None stands for ``ref_resid`` itself.
+        sums: ``[n_candidates, len(METRICS), b]`` float64, incremented in place.
+        ref_entropy: ``[b]`` float64, incremented in place by P's entropy in bits.
+        labels: a name per candidate, for error messages.
+
+    Raises:
+        FloatingPointError: a metric is NaN or infinite (the message names the candidate).
+    """
     b, seq_len = batch.shape
-    batch = batch.to(model.cfg.device)
     d_model, d_vocab = model.cfg.d_model, model.cfg.d_vocab
     chunk_tokens = max(1, _CHUNK_ELEMENTS // d_vocab)
-    base = capture_baseline(model, batch)
-    # Scored positions 1..seq_len-2 of every row, flattened; targets are the next tokens.
     targets = batch[:, 2:].reshape(-1)
     seq_of = torch.arange(b).repeat_interleave(seq_len - 2)
     rows = slice(1, seq_len - 1)
-    itemsize = base.final_resid.element_size()
-    group = max(1, _GROUP_BYTES // max(1, b * seq_len * d_model * itemsize))
-    base_final = base.final_resid[:, rows].reshape(-1, d_model)
-    for g0 in range(0, len(ivs), group):
-        group_ivs = ivs[g0 : g0 + group]
-        finals = [
-            base_final
-            if iv == BASELINE
-            else run_intervened(model, base, iv)[:, rows].reshape(-1, d_model)
-            for iv in group_ivs
-        ]
+    group = max(1, _GROUP_BYTES // max(1, b * seq_len * d_model * ref_resid.element_size()))
+    ref_final = ref_resid[:, rows].reshape(-1, d_model)
+    candidates = iter(candidates)
+    g0 = 0
+    while finals := [
+        None if c is None else c[:, rows].reshape(-1, d_model)
+        for c in itertools.islice(candidates, group)
+    ]:
         for c0 in range(0, len(targets), chunk_tokens):
             sl = slice(c0, c0 + chunk_tokens)
-            ref = Distribution.from_logits(head(model, base_final[sl]))
+            ref = Distribution.from_logits(head(model, ref_final[sl]))
             seq_idx = seq_of[sl].numpy()
             if g0 == 0:
-                np.add.at(base_entropy, seq_idx, ref.entropy.cpu().numpy() / np.log(2.0))
-            for k, (iv, final) in enumerate(zip(group_ivs, finals, strict=True)):
-                new = ref if iv == BASELINE else Distribution.from_logits(head(model, final[sl]))
+                np.add.at(ref_entropy, seq_idx, ref.entropy.cpu().numpy() / LN2)
+            for k, final in enumerate(finals):
+                new = ref if final is None else Distribution.from_logits(head(model, final[sl]))
                 got = compare(ref, new, targets[sl])
                 for m, name in enumerate(METRICS):
                     values = got[name].cpu().numpy()
                     if not np.isfinite(values).all():
                         raise FloatingPointError(
-                            f"{iv.label}: metric {name!r} is not finite at "
+                            f"{labels[g0 + k]}: metric {name!r} is not finite at "
                             f"{int((~np.isfinite(values)).sum())} position(s) "
                             f"(model dtype {model.cfg.dtype}); try dtype='float32'"
                         )
                     np.add.at(sums[g0 + k, m], seq_idx, values)
-
-
-def _batch_frame(sums: np.ndarray, base_entropy: np.ndarray) -> pd.DataFrame:
-    """One batch's checkpoint: a column per (intervention index, metric), a row per sequence."""
-    columns = {"entropy": base_entropy}
-    for i in range(sums.shape[0]):
-        for m, name in enumerate(METRICS):
-            columns[f"{i}:{name}"] = sums[i, m]
-    return pd.DataFrame(columns)
-
-
-def _tokens_sha256(tokens: torch.Tensor) -> str:
-    return hashlib.sha256(tokens.cpu().numpy().astype(np.int64).tobytes()).hexdigest()
-
-
-def _key(
-    model: Any, tokens: torch.Tensor, tokens_sha: str, ivs: list[Intervention], batch_size: int
-) -> dict:
-    """Everything that determines the per-sequence sums of a sweep (the cache key)."""
-    info = model_info(model)
-    return {
-        "analysis": "sweep",
-        "model": {k: info.get(k) for k in ("name", "weights_hash", "dtype", "process_weights")}
-        | {"device": torch.device(info.get("device", "cpu")).type},
-        "tokens": {"shape": list(tokens.shape), "sha256": tokens_sha},
-        "interventions": [iv.label for iv in ivs],
-        "batch_size": batch_size,
-        "versions": {k: v for k, v in versions().items() if k != "python"},
-        "engine": _engine_fingerprint(),
-    }
-
-
-@functools.cache
-def _engine_fingerprint() -> str:
-    """Hash of the code that computes a sweep, so an edited engine never reuses old results."""
-    from stages import interventions, metrics
-
-    digest = hashlib.sha256()
-    for module in (interventions, metrics, sys.modules[__name__]):
-        digest.update(Path(module.__file__).read_bytes())
-    return digest.hexdigest()[:16]
-
-
-def _provenance(model, tokens, tokens_sha, ivs, batch_size, n_boot, seed) -> dict[str, Any]:
-    """What produced a sweep table (kept in ``table.attrs["provenance"]``)."""
-    info = model_info(model)
-    return {
-        "model": info.get("name"),
-        "weights_hash": info.get("weights_hash"),
-        "dtype": info.get("dtype"),
-        "device": info.get("device"),
-        "tokens": f"{tokens.shape[0]} x {tokens.shape[1]}",
-        "tokens_sha256": tokens_sha,
-        "interventions": len(ivs) - 1,
-        "batch_size": batch_size,
-        "n_boot": n_boot,
-        "seed": seed,
-        "versions": versions(),
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-    }
+        g0 += len(finals)
 
 
 def _table(

@@ -1,0 +1,217 @@
+"""Batched, cached, resumable passes over token sequences: the frame every analysis runs in.
+
+An analysis gives a function that maps one batch of sequences ``[b, seq_len]`` to named
+per-sequence float64 sums (``{column: [b] array}``), and a function that reduces the sums of
+all sequences (one row per sequence) to its table. :func:`batched_analysis` does the rest: token
+checks, batching, a tqdm progress bar, ``torch.no_grad``, a checkpoint of every batch in the
+result cache (:mod:`stages.cache`) so an interrupted run resumes where it stopped, reuse of a
+finished table, and a provenance record in ``table.attrs["provenance"]``.
+
+The cache key holds everything that determines the sums: the model (name, weights hash, dtype,
+device type), the exact token ids, the analysis parameters, the batch size, the package versions
+and a hash of the source files that compute the analysis, so edited code never reuses old
+results.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from stages.cache import Entry, fingerprint
+from stages.metrics import bootstrap_interval
+from stages.models import model_info
+from stages.provenance import versions
+
+BatchSums = Mapping[str, np.ndarray]
+
+
+def check_tokens(model: Any, tokens: torch.Tensor, *, min_len: int = 3) -> torch.Tensor:
+    """Return ``tokens`` if it is a LongTensor ``[n_seq, seq_len]`` the model can read.
+
+    Raises:
+        ValueError: wrong type or shape, ``seq_len < min_len``, longer than the model's
+            context, or token ids outside the vocabulary.
+    """
+    if not isinstance(tokens, torch.Tensor) or tokens.ndim != 2 or tokens.dtype != torch.long:
+        raise ValueError(
+            "tokens must be a LongTensor [n_seq, seq_len] (stages.load_corpus returns one), got "
+            f"{type(tokens).__name__} {getattr(tokens, 'shape', '')} {getattr(tokens, 'dtype', '')}"
+        )
+    if tokens.shape[1] < min_len:
+        raise ValueError(
+            f"seq_len must be at least {min_len} to score positions 1.., got {tokens.shape[1]}"
+        )
+    n_ctx = getattr(model.cfg, "n_ctx", None)
+    if n_ctx and tokens.shape[1] > n_ctx:
+        raise ValueError(f"seq_len {tokens.shape[1]} exceeds the model's context of {n_ctx} tokens")
+    vocab = model.cfg.d_vocab
+    if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= vocab):
+        raise ValueError(f"token ids must lie in 0..{vocab - 1} for this model")
+    return tokens
+
+
+def check_batch_size(batch_size: Any) -> int:
+    """Return ``batch_size`` if it is a positive int, else raise ValueError."""
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    return batch_size
+
+
+def default_batch_size(model: Any, seq_len: int) -> int:
+    """Sequences per batch: 8 on the CPU; on a GPU, about 16k tokens per batch."""
+    if str(model.cfg.device).startswith("cuda"):
+        return max(1, 16384 // seq_len)
+    return 8
+
+
+def tokens_sha256(tokens: torch.Tensor) -> str:
+    """sha256 of the token ids as int64 bytes (row-major)."""
+    return hashlib.sha256(tokens.cpu().numpy().astype(np.int64).tobytes()).hexdigest()
+
+
+def source_fingerprint(modules: Iterable[ModuleType]) -> str:
+    """Hash of the source files of ``modules``: part of every cache key."""
+    digest = hashlib.sha256()
+    for module in modules:
+        digest.update(Path(module.__file__).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def model_key(model: Any) -> dict[str, Any]:
+    """What identifies a model's results: name, weights hash, dtype, weight processing, device."""
+    info = model_info(model)
+    return {k: info.get(k) for k in ("name", "weights_hash", "dtype", "process_weights")} | {
+        "device": torch.device(info.get("device", "cpu")).type
+    }
+
+
+def model_provenance(model: Any) -> dict[str, Any]:
+    """The model part of a provenance record, with the versions and today's date."""
+    info = model_info(model)
+    return {
+        "model": info.get("name"),
+        "weights_hash": info.get("weights_hash"),
+        "dtype": info.get("dtype"),
+        "device": info.get("device"),
+        "versions": versions(),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+
+
+def batched_analysis(
+    analysis: str,
+    model: Any,
+    tokens: torch.Tensor,
+    *,
+    compute: Callable[[torch.Tensor], BatchSums],
+    reduce: Callable[[pd.DataFrame], pd.DataFrame],
+    params: dict[str, Any],
+    reduce_params: dict[str, Any],
+    sources: Iterable[ModuleType],
+    batch_size: int | None,
+    progress: bool,
+    cache: bool,
+    desc: str,
+    units_per_seq: int = 1,
+    min_len: int = 3,
+) -> pd.DataFrame:
+    """Run ``compute`` over batches of ``tokens`` and ``reduce`` the per-sequence sums.
+
+    Args:
+        analysis: the cache folder name (``"sweep"``, ``"lens"``, ...).
+        model: a ``TransformerBridge`` from :func:`stages.load_model`.
+        tokens: ``[n_seq, seq_len]`` token ids, each row starting with BOS.
+        compute: one batch ``[b, seq_len]`` (on the model's device) to ``{column: [b]}``
+            float64 per-sequence sums; called under ``torch.no_grad``.
+        reduce: all sequences' sums (a DataFrame, one row per sequence, in token order) to
+            the result table.
+        params: the parameters that change the per-sequence sums; JSON-serialisable.
+        reduce_params: those that change only the reduction (bootstrap resamples, seed): a
+            new value re-reduces the cached sums without recomputing them.
+        sources: modules whose source computes the result (hashed into the cache key).
+        batch_size: sequences per forward pass (None: :func:`default_batch_size`).
+        progress: show a tqdm bar.
+        units_per_seq: progress units per sequence (e.g. interventions per sequence).
+        cache: read and write the result cache.
+        desc: the progress bar's label.
+        min_len: the shortest ``seq_len`` the analysis accepts.
+
+    Returns:
+        The reduced table, with ``attrs["provenance"]``: the model, tokens (shape and sha256),
+        ``params``, batch size, versions, date, and ``from_cache``.
+    """
+    tokens = check_tokens(model, tokens, min_len=min_len)
+    n_seq, seq_len = tokens.shape
+    batch_size = check_batch_size(
+        default_batch_size(model, seq_len) if batch_size is None else batch_size
+    )
+    tokens_sha = tokens_sha256(tokens)
+    table_name = f"table-{fingerprint(reduce_params)}"
+    entry = None
+    if cache:
+        key = {
+            "analysis": analysis,
+            "model": model_key(model),
+            "tokens": {"shape": list(tokens.shape), "sha256": tokens_sha},
+            "params": params,
+            "batch_size": batch_size,
+            "versions": {k: v for k, v in versions().items() if k != "python"},
+            "engine": source_fingerprint([*sources, sys.modules[__name__]]),
+        }
+        entry = Entry.for_run(analysis, key)
+        if (hit := entry.read(table_name)) is not None:
+            table, meta = hit
+            table.attrs["provenance"] = meta | {"from_cache": True}
+            return table
+
+    frames = []
+    bar = tqdm(total=n_seq * units_per_seq, disable=not progress, desc=desc, unit="seq")
+    for k, start in enumerate(range(0, n_seq, batch_size)):
+        stop = min(n_seq, start + batch_size)
+        stored = entry.read(f"batch-{k:05d}") if entry is not None else None
+        if stored is not None:  # checkpoint of an earlier (maybe interrupted) run
+            part = stored[0]
+        else:
+            with torch.no_grad():
+                part = pd.DataFrame(compute(tokens[start:stop].to(model.cfg.device)))
+            if len(part) != stop - start:
+                raise RuntimeError(f"{analysis}: a batch of {stop - start} gave {len(part)} rows")
+            if entry is not None:
+                entry.write(f"batch-{k:05d}", part)
+        frames.append(part)
+        bar.update((stop - start) * units_per_seq)
+    bar.close()
+    table = reduce(pd.concat(frames, ignore_index=True))
+    table.attrs["provenance"] = model_provenance(model) | {
+        "analysis": analysis,
+        "tokens": f"{n_seq} x {seq_len}",
+        "tokens_sha256": tokens_sha,
+        "batch_size": batch_size,
+        **params,
+        **reduce_params,
+        "from_cache": False,
+    }
+    if entry is not None:
+        entry.write(table_name, table, meta=table.attrs["provenance"])
+    return table
+
+
+def mean_with_interval(
+    sums: np.ndarray, counts: np.ndarray, *, n_boot: int, seed: int
+) -> tuple[float, float, float]:
+    """``(mean, lo, hi)``: a count-weighted mean over sequences and its 95% bootstrap interval."""
+    sums = np.asarray(sums, dtype=np.float64)
+    counts = np.asarray(counts, dtype=np.float64)
+    lo, hi = bootstrap_interval(sums, counts, n_boot=n_boot, seed=seed)
+    return float(sums.sum() / counts.sum()), lo, hi

@@ -1,0 +1,120 @@
+"""The logit lens (the paper's Figures 6 and 8): what each layer's residual already predicts.
+
+After block ``l`` the residual stream is read as the model reads its last one: the final norm,
+applied explicitly with this residual's own statistics, then the unembedding (and Gemma 2's
+logit soft-capping where a model has it): :func:`stages.interventions.head`. Its next-token
+distribution Q_l is compared with the model's own output distribution P (layer ``L - 1``) at the
+positions the sweep scores, ``1..seq_len-2``:
+
+- ``kl``: KL(P || Q_l) in nats (0 at the last layer);
+- ``agreement``: the fraction of positions where Q_l's top-1 token is P's;
+- ``entropy``: the entropy of Q_l in bits;
+- ``loss``: the cross-entropy of Q_l against the true next token, nats.
+
+The authors' notebook used TransformerLens' ``accumulated_resid(apply_ln=True) @ W_U``, which
+in the versions of the time normalised every layer with the *final* layer's cached scale; here
+every layer gets its own normalisation (the definition of the logit lens).
+
+The same chunked float64 arithmetic as :func:`stages.run_sweep` (:mod:`stages.metrics`); 95%
+bootstrap intervals over sequences.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from stages import interventions as _interventions_module
+from stages import metrics as _metrics_module
+from stages import sweep as _sweep_module
+from stages.interventions import capture_baseline
+from stages.metrics import METRICS
+from stages.runs import batched_analysis, mean_with_interval
+from stages.sweep import score_residuals
+
+# compare()'s names, and what this table calls them
+_COLUMNS = {"kl": "kl", "rel_acc": "agreement", "entropy_delta": "entropy", "loss": "loss"}
+
+
+def logit_lens(
+    model: Any,
+    tokens: torch.Tensor,
+    *,
+    batch_size: int | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    progress: bool = True,
+    cache: bool = True,
+) -> pd.DataFrame:
+    """KL to the final distribution, top-1 agreement and entropy of every layer's logit lens.
+
+    Args:
+        model: a ``TransformerBridge`` from :func:`stages.load_model`.
+        tokens: ``[n_seq, seq_len]`` token ids, each row starting with BOS.
+        batch_size: sequences per forward pass.
+        n_boot: bootstrap resamples (over sequences) for the 95% intervals.
+        seed: bootstrap seed.
+        progress: show a progress bar.
+        cache: read and write the result cache, as :func:`stages.run_sweep` does.
+
+    Returns:
+        One row per layer ``l`` (the residual after block ``l``): ``layer``, ``rel_depth``,
+        ``kl`` (nats), ``agreement`` (0..1), ``entropy`` (bits), ``loss`` (nats), each with
+        ``_lo`` / ``_hi`` 95% bootstrap bounds; ``final_entropy`` (bits, the model's own),
+        ``n_tokens``, ``n_seq``.
+    """
+    n_layers = len(model.blocks)
+
+    def compute(batch: torch.Tensor) -> dict[str, np.ndarray]:
+        sums = np.zeros((n_layers, len(METRICS), len(batch)))
+        final_entropy = np.zeros(len(batch))
+        base = capture_baseline(model, batch)
+        # resid_pre[l + 1] is the residual after block l; the last one is the model's own.
+        layers = [*base.resid_pre[1:-1], None]
+        labels = [f"logit lens at layer {layer}" for layer in range(n_layers)]
+        score_residuals(model, batch, base.final_resid, layers, sums, final_entropy, labels)
+        columns = {"final_entropy": final_entropy}
+        for layer in range(n_layers):
+            for m, name in enumerate(METRICS):
+                columns[f"{layer}:{name}"] = sums[layer, m]
+        return columns
+
+    def reduce(per_seq: pd.DataFrame) -> pd.DataFrame:
+        n_seq = len(per_seq)
+        counts = np.full(n_seq, float(tokens.shape[1] - 2))
+        final_entropy = per_seq["final_entropy"].to_numpy()
+        records = []
+        for layer in range(n_layers):
+            rec: dict[str, Any] = {"layer": layer, "rel_depth": layer / max(1, n_layers - 1)}
+            for name, column in _COLUMNS.items():
+                sums = per_seq[f"{layer}:{name}"].to_numpy()
+                if name == "entropy_delta":  # H(Q_l) = H(P) + (H(Q_l) - H(P)), in bits
+                    sums = sums + final_entropy
+                value, lo, hi = mean_with_interval(sums, counts, n_boot=n_boot, seed=seed)
+                rec |= {column: value, f"{column}_lo": lo, f"{column}_hi": hi}
+            rec |= {
+                "final_entropy": final_entropy.sum() / counts.sum(),
+                "n_tokens": int(counts.sum()),
+                "n_seq": n_seq,
+            }
+            records.append(rec)
+        return pd.DataFrame.from_records(records)
+
+    return batched_analysis(
+        "lens",
+        model,
+        tokens,
+        compute=compute,
+        reduce=reduce,
+        params={},
+        reduce_params={"n_boot": n_boot, "seed": seed},
+        sources=[_interventions_module, _metrics_module, _sweep_module, sys.modules[__name__]],
+        batch_size=batch_size,
+        progress=progress,
+        cache=cache,
+        desc="logit lens",
+    )

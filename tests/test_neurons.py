@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.stats
 import torch
 
-from stages.neurons import class_counts, classify, neuron_classes, output_directions, vocab_moments
+from stages.neurons import (
+    class_counts,
+    classify,
+    neuron_classes,
+    output_directions,
+    top_neurons,
+    vocab_moments,
+)
 
 
 def _crafted(seed: int = 0):
@@ -66,3 +74,31 @@ def test_neuron_table_and_counts(arch, tiny_models):
     assert (counts[["prediction", "suppression", "other"]].sum(axis=1) == d_mlp).all()
     with pytest.raises(ValueError, match="threshold"):
         neuron_classes(bridge, threshold=-1)
+
+
+def test_classes_are_cached_and_reclassified_without_recomputing(tiny_models, monkeypatch):
+    import stages.neurons
+
+    bridge, _ = tiny_models("gpt2")
+    first = neuron_classes(bridge, progress=False)
+    monkeypatch.setattr(stages.neurons, "vocab_moments", lambda *a, **k: 1 / 0)
+    again = neuron_classes(bridge, progress=False)
+    assert again.attrs["provenance"]["from_cache"]
+    pd.testing.assert_frame_equal(first, again)
+    strict = neuron_classes(bridge, threshold=3.5, progress=False)
+    assert (strict.cls != "other").sum() >= (first.cls != "other").sum()
+
+
+def test_top_neurons_list_the_tokens_they_move(tiny_models):
+    bridge, _ = tiny_models("gpt2")
+    classes = neuron_classes(bridge, threshold=3.0, progress=False, cache=False)
+    for cls in ("prediction", "suppression"):
+        top = top_neurons(bridge, classes, cls, k=3, n_tokens=4)
+        assert len(top) == min(3, (classes.cls == cls).sum())
+        assert list(top["kurtosis"]) == sorted(top["kurtosis"], reverse=True)
+        for row in top.itertuples():
+            cosines = [float(c) for c in row.cosines.split()]
+            assert len(cosines) == 4
+            assert cosines == sorted(cosines, reverse=cls == "prediction")
+    with pytest.raises(ValueError, match="cls"):
+        top_neurons(bridge, classes, "other")

@@ -12,11 +12,16 @@ few tokens' logits) and a *suppression* neuron when it is negative.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
+
+from stages.cache import Entry
+from stages.provenance import versions
+from stages.runs import model_key, model_provenance, source_fingerprint
 
 KURTOSIS_THRESHOLD = 10.0
 
@@ -74,32 +79,116 @@ def output_directions(model: Any, layer: int) -> torch.Tensor:
 
 
 def neuron_classes(
-    model: Any, *, threshold: float = KURTOSIS_THRESHOLD, progress: bool = True
+    model: Any,
+    *,
+    threshold: float = KURTOSIS_THRESHOLD,
+    progress: bool = True,
+    cache: bool = True,
 ) -> pd.DataFrame:
     """Classify every MLP neuron of ``model`` as prediction, suppression or other.
 
+    The moments depend on the weights only; they are computed once per model and kept in the
+    result cache (``cache=False`` recomputes them and writes nothing). On gemma-3-270m (18 x
+    2,048 neurons, 262,144 tokens) the computation takes a few minutes on a 2-core CPU.
+
+    Args:
+        model: a ``TransformerBridge`` from :func:`stages.load_model`.
+        threshold: the kurtosis above which a neuron is classed (the paper: 10).
+        progress: show a progress bar over layers.
+        cache: read and write the result cache.
+
     Returns:
         One row per neuron: ``layer``, ``neuron``, ``skew``, ``kurtosis`` (Pearson), ``cls``
-        (``prediction`` / ``suppression`` / ``other``), ``rel_depth``.
+        (``prediction`` / ``suppression`` / ``other``), ``rel_depth``; ``attrs["provenance"]``.
     """
     if not isinstance(threshold, (int, float)) or threshold <= 0:
         raise ValueError(f"threshold must be a positive number, got {threshold!r}")
-    w_u = model.W_U.detach()
+    entry = None
+    if cache:
+        key = {
+            "analysis": "neurons",
+            "model": model_key(model),
+            "versions": {k: v for k, v in versions().items() if k != "python"},
+            "engine": source_fingerprint([sys.modules[__name__]]),
+        }
+        entry = Entry.for_run("neurons", key)
+    hit = entry.read("moments") if entry is not None else None
+    if hit is not None:
+        table, meta = hit
+        meta = meta | {"from_cache": True}
+    else:
+        table = _moments_table(model, progress)
+        meta = model_provenance(model) | {"analysis": "neurons", "from_cache": False}
+        if entry is not None:
+            entry.write("moments", table, meta=meta)
+    table["cls"] = [
+        classify(s, k, threshold) for s, k in zip(table["skew"], table["kurtosis"], strict=True)
+    ]
     n_layers = len(model.blocks)
-    parts = []
-    for layer in tqdm(range(n_layers), disable=not progress, desc="neurons", unit="layer"):
-        skew, kurt = vocab_moments(output_directions(model, layer), w_u)
-        part = pd.DataFrame(
-            {"layer": layer, "neuron": range(len(skew)), "skew": skew.cpu().numpy(),
-             "kurtosis": kurt.cpu().numpy()}
-        )  # fmt: skip
-        part["cls"] = [
-            classify(s, k, threshold) for s, k in zip(part["skew"], part["kurtosis"], strict=True)
-        ]
-        parts.append(part)
-    table = pd.concat(parts, ignore_index=True)
     table["rel_depth"] = table["layer"] / max(1, n_layers - 1)
+    table.attrs["provenance"] = meta | {"threshold": threshold}
     return table
+
+
+def _moments_table(model: Any, progress: bool) -> pd.DataFrame:
+    """``layer``, ``neuron``, ``skew``, ``kurtosis`` of every neuron."""
+    w_u = model.W_U.detach()
+    parts = []
+    for layer in tqdm(range(len(model.blocks)), disable=not progress, desc="neurons", unit="layer"):
+        skew, kurt = vocab_moments(output_directions(model, layer), w_u)
+        parts.append(
+            pd.DataFrame(
+                {
+                    "layer": layer,
+                    "neuron": range(len(skew)),
+                    "skew": skew.cpu().numpy(),
+                    "kurtosis": kurt.cpu().numpy(),
+                }
+            )  # fmt: skip
+        )
+    return pd.concat(parts, ignore_index=True)
+
+
+def top_neurons(
+    model: Any, classes: pd.DataFrame, cls: str, *, k: int = 8, n_tokens: int = 6
+) -> pd.DataFrame:
+    """The ``k`` neurons of class ``cls`` with the highest kurtosis, and the tokens they move.
+
+    Args:
+        model: the model ``classes`` was computed on.
+        classes: a :func:`neuron_classes` table.
+        cls: ``"prediction"`` or ``"suppression"``.
+        k: how many neurons.
+        n_tokens: how many tokens per neuron: those whose unembedding direction has the
+            highest cosine with the neuron's output (``prediction``: promoted) or the lowest
+            (``suppression``: suppressed).
+
+    Returns:
+        One row per neuron: ``layer``, ``neuron``, ``kurtosis``, ``skew``, ``tokens`` (the
+        tokens, quoted and joined), ``cosines`` (their cosines, rounded, joined).
+    """
+    if cls not in ("prediction", "suppression"):
+        raise ValueError(f"cls must be 'prediction' or 'suppression', got {cls!r}")
+    rows = classes[classes["cls"] == cls].nlargest(k, "kurtosis")
+    w_u = model.W_U.detach()
+    unit_u = w_u / w_u.norm(dim=0, keepdim=True)
+    records = []
+    for row in rows.itertuples():
+        direction = output_directions(model, int(row.layer))[int(row.neuron)]
+        cos = (direction / direction.norm()) @ unit_u
+        values, ids = cos.topk(n_tokens, largest=cls == "prediction")
+        records.append(
+            {
+                "layer": int(row.layer),
+                "neuron": int(row.neuron),
+                "kurtosis": float(row.kurtosis),
+                "skew": float(row.skew),
+                "tokens": " ".join(repr(model.tokenizer.decode([i])) for i in ids.tolist()),
+                "cosines": " ".join(f"{v:+.2f}" for v in values.tolist()),
+            }
+        )
+    columns = ["layer", "neuron", "kurtosis", "skew", "tokens", "cosines"]
+    return pd.DataFrame.from_records(records, columns=columns)
 
 
 def class_counts(table: pd.DataFrame) -> pd.DataFrame:

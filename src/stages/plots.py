@@ -45,35 +45,46 @@ def long_metrics(
     return out
 
 
-def _metric_panel(
+DEPTH_TITLE = "relative depth (layer / (n_layers − 1))"
+
+
+def _depth_lines(
     data: pd.DataFrame,
     colors: dict[str, str],
     width: int,
     height: int,
+    *,
+    series: str = "intervention",
+    label: str = "layers",
+    y_title: str | None = None,
     depth: tuple[float, float] = (0.0, 1.0),
+    y_scale: alt.Scale | None = None,
 ) -> alt.LayerChart:
-    x = alt.X(
-        "rel_depth:Q",
-        title="relative depth (layer / (n_layers − 1))",
-        scale=alt.Scale(domain=list(depth)),
-    )
+    """Lines with shaded 95% bands against relative depth, one colour per ``series`` value.
+
+    ``data`` has ``rel_depth``, ``value``, ``lo``, ``hi``, the ``series`` column and the
+    ``label`` column (shown in the tooltip as the layer).
+    """
+    x = alt.X("rel_depth:Q", title=DEPTH_TITLE, scale=alt.Scale(domain=list(depth)))
     scale = alt.Scale(domain=list(colors), range=list(colors.values()))
-    color = alt.Color("intervention:N", title=None, scale=scale, legend=alt.Legend(orient="top"))
+    legend = alt.Legend(orient="top") if len(colors) > 1 else None
+    color = alt.Color(f"{series}:N", title=None, scale=scale, legend=legend)
+    y_kw = {"scale": y_scale} if y_scale is not None else {}
     tooltip = [
-        alt.Tooltip("intervention:N"),
-        alt.Tooltip("layers:N", title="layer(s)"),
+        alt.Tooltip(f"{series}:N"),
+        alt.Tooltip(f"{label}:N", title="layer(s)"),
         alt.Tooltip("value:Q", format=".3f"),
         alt.Tooltip("lo:Q", format=".3f", title="95% CI low"),
         alt.Tooltip("hi:Q", format=".3f", title="95% CI high"),
     ]
     base = alt.Chart(data).encode(x=x)
     band = base.mark_area(opacity=0.2).encode(
-        y=alt.Y("lo:Q", title=None),
+        y=alt.Y("lo:Q", title=y_title, **y_kw),
         y2="hi:Q",
-        color=alt.Color("intervention:N", scale=scale, legend=None),
+        color=alt.Color(f"{series}:N", scale=scale, legend=None),
     )
     line = base.mark_line(point=True).encode(
-        y=alt.Y("value:Q", title=None), color=color, tooltip=tooltip
+        y=alt.Y("value:Q", title=y_title, **y_kw), color=color, tooltip=tooltip
     )
     return alt.layer(band, line).properties(width=width, height=height)
 
@@ -83,7 +94,7 @@ def _three_metric_figure(table: pd.DataFrame, colors: dict[str, str], title: str
     kinds = {kind for kind, label in KIND_TITLES.items() if label in colors}
     data = long_metrics(table[table["kind"].isin(kinds)])
     return (
-        _metric_panel(data, colors, 170, 170)
+        _depth_lines(data, colors, 170, 170)
         .facet(column=alt.Column("metric:N", title=None, sort=list(METRIC_TITLES.values())))
         .resolve_scale(y="independent")
         .properties(title=title)
@@ -113,4 +124,201 @@ def swap_vs_drop_zoom(
     rows = table[table["kind"].isin(["drop", "swap"]) & table["rel_depth"].between(*middle)]
     data = long_metrics(rows, ("kl",))
     colors = {KIND_TITLES["swap"]: "#6a3d9a", KIND_TITLES["drop"]: "#1f78b4"}
-    return _metric_panel(data, colors, 400, 220, depth=middle).properties(title=title)
+    return _depth_lines(data, colors, 400, 220, depth=middle).properties(title=title)
+
+
+def long_layers(table: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
+    """Reshape a per-layer table to one row per (layer, column) for :func:`_depth_lines`.
+
+    ``columns`` maps a column of ``table`` (with ``_lo`` / ``_hi`` bounds) to its series title.
+    Columns: ``layer``, ``rel_depth``, ``series``, ``value``, ``lo``, ``hi``.
+    """
+    parts = []
+    for column, title in columns.items():
+        part = table[["layer", "rel_depth"]].copy()
+        part["series"] = title
+        part["value"] = table[column]
+        part["lo"] = table.get(f"{column}_lo", table[column])
+        part["hi"] = table.get(f"{column}_hi", table[column])
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
+def _layer_panel(
+    table: pd.DataFrame,
+    columns: dict[str, str],
+    colors: list[str],
+    *,
+    y_title: str,
+    width: int = 360,
+    height: int = 220,
+    y_scale: alt.Scale | None = None,
+) -> alt.LayerChart:
+    data = long_layers(table, columns)
+    palette = dict(zip(columns.values(), colors, strict=False))
+    return _depth_lines(
+        data, palette, width, height, series="series", label="layer", y_title=y_title,
+        y_scale=y_scale,
+    )  # fmt: skip
+
+
+def locality_figure(table: pd.DataFrame, *, title: str) -> alt.HConcatChart:
+    """Figure 4: attention on the previous five tokens per layer (mean over heads, and heads).
+
+    Left: the paper's quantity (mean weight per sub-diagonal entry, BOS included). Right: the
+    summed attention on the previous five tokens with BOS removed as a key. Grey points are
+    single heads; lines are the mean over a layer's heads with 95% bands.
+    """
+    layers = table[table["head"] == -1]
+    heads = table[table["head"] >= 0]
+    panels = []
+    for column, y_title in [
+        ("prev_mean", "attention per previous-5 entry (paper)"),
+        ("prev_sum_nobos", "attention on previous 5 tokens, BOS removed"),
+    ]:
+        mean = _layer_panel(layers, {column: "mean over heads"}, ["#1f78b4"], y_title=y_title)
+        points = (
+            alt.Chart(heads)
+            .mark_circle(size=18, color="#999999", opacity=0.6)
+            .encode(
+                x="rel_depth:Q",
+                y=f"{column}:Q",
+                tooltip=[
+                    alt.Tooltip("layer:Q"),
+                    alt.Tooltip("head:Q"),
+                    alt.Tooltip(f"{column}:Q", format=".3f"),
+                ],
+            )
+        )
+        panels.append(alt.layer(points, mean))
+    return alt.hconcat(*panels).properties(title=title)
+
+
+def norms_figure(table: pd.DataFrame, *, title: str) -> alt.HConcatChart:
+    """Figures 5 and 7: attention and MLP output norms per layer, and their ratio."""
+    norms = _layer_panel(
+        table,
+        {"attn_norm": "attention output", "mlp_norm": "MLP output"},
+        ["#e6550d", "#31a354"],
+        y_title="mean L2 norm added to the residual",
+    )
+    ratio = _layer_panel(
+        table, {"attn_over_mlp": "|Attn| / |MLP|"}, ["#756bb1"], y_title="|Attn| / |MLP|"
+    )
+    one = alt.Chart(pd.DataFrame({"y": [1.0]})).mark_rule(strokeDash=[4, 4]).encode(y="y:Q")
+    return alt.hconcat(norms, alt.layer(ratio, one)).properties(title=title)
+
+
+def lens_figure(
+    table: pd.DataFrame, *, title: str, depth: tuple[float, float] = (0.0, 1.0)
+) -> alt.HConcatChart:
+    """Figures 6 and 8: the logit lens' KL to the final distribution, agreement and entropy."""
+    rows = table[table["rel_depth"].between(*depth)]
+    kl = _layer_panel(
+        rows, {"kl": "KL(final ‖ layer)"}, ["#1f78b4"], y_title="KL(final ‖ layer), nats",
+        width=240, y_scale=alt.Scale(type="symlog"),
+    )  # fmt: skip
+    agree = _layer_panel(
+        rows, {"agreement": "top-1 agreement"}, ["#33a02c"],
+        y_title="top-1 agreement with the final layer", width=240,
+    )  # fmt: skip
+    entropy = _layer_panel(
+        rows, {"entropy": "logit-lens entropy"}, ["#e31a1c"], y_title="entropy, bits", width=240
+    )
+    final = alt.Chart(rows.head(1)).mark_rule(strokeDash=[4, 4]).encode(y="final_entropy:Q")
+    return alt.hconcat(kl, agree, alt.layer(entropy, final)).properties(title=title)
+
+
+def neuron_counts_figure(counts: pd.DataFrame, *, title: str) -> alt.Chart:
+    """Figure 6: prediction and suppression neurons per layer, as a fraction of the layer."""
+    n_layers = len(counts)
+    data = counts.melt(
+        id_vars=["layer", "d_mlp"],
+        value_vars=["prediction_frac", "suppression_frac"],
+        var_name="class",
+        value_name="fraction",
+    )
+    data["class"] = data["class"].str.removesuffix("_frac")
+    data["count"] = (data["fraction"] * data["d_mlp"]).round().astype(int)
+    data["rel_depth"] = data["layer"] / max(1, n_layers - 1)
+    colors = alt.Scale(domain=["prediction", "suppression"], range=["#1f78b4", "#e31a1c"])
+    return (
+        alt.Chart(data)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("rel_depth:Q", title=DEPTH_TITLE, scale=alt.Scale(domain=[0, 1])),
+            y=alt.Y(
+                "fraction:Q", title="fraction of the layer's neurons", axis=alt.Axis(format="%")
+            ),
+            color=alt.Color("class:N", title=None, scale=colors, legend=alt.Legend(orient="top")),
+            tooltip=["class:N", "layer:Q", "count:Q", alt.Tooltip("fraction:Q", format=".2%")],
+        )
+        .properties(width=420, height=220, title=title)
+    )
+
+
+def overview_figure(
+    signals: pd.DataFrame, titles: dict[str, str], boundaries: pd.DataFrame, *, title: str
+) -> alt.LayerChart:
+    """Figure 1: the stage signals on one relative-depth axis, with the fitted boundaries.
+
+    Args:
+        signals: one row per layer with ``layer``, ``rel_depth`` and the columns of ``titles``;
+            each is drawn scaled to 0..1 by its own min and max (the tooltip shows the value).
+        titles: column to legend title.
+        boundaries: a :func:`stages.boundaries.stage_boundaries` table: a dashed rule at each
+            boundary's posterior mode, a grey band over its credible interval.
+        title: the chart title.
+    """
+    parts = []
+    for column, name in titles.items():
+        raw = signals[column]
+        span = raw.max() - raw.min()
+        parts.append(
+            pd.DataFrame(
+                {
+                    "layer": signals["layer"],
+                    "rel_depth": signals["rel_depth"],
+                    "series": name,
+                    "raw": raw,
+                    "value": (raw - raw.min()) / span if span > 0 else 0.0,
+                }
+            )
+        )
+    curves = pd.concat(parts, ignore_index=True)
+    x = alt.X("rel_depth:Q", title=DEPTH_TITLE, scale=alt.Scale(domain=[0, 1]))
+    lines = (
+        alt.Chart(curves)
+        .mark_line(point=True)
+        .encode(
+            x=x,
+            y=alt.Y("value:Q", title="signal, scaled to its own range (0 = min, 1 = max)"),
+            color=alt.Color(
+                "series:N",
+                title=None,
+                sort=list(titles.values()),
+                legend=alt.Legend(orient="top", columns=2),
+            ),  # fmt: skip
+            tooltip=["series:N", "layer:Q", alt.Tooltip("raw:Q", format=".4g", title="value")],
+        )
+    )
+    band = (
+        alt.Chart(boundaries)
+        .mark_rect(opacity=0.15, color="#555555")
+        .encode(x="rel_depth_lo:Q", x2="rel_depth_hi:Q")
+    )
+    rules = (
+        alt.Chart(boundaries)
+        .mark_rule(strokeDash=[6, 3], color="#333333", size=2)
+        .encode(
+            x="rel_depth:Q",
+            tooltip=[
+                alt.Tooltip("boundary:Q"),
+                alt.Tooltip("layer:Q", title="first layer of the next stage"),
+                alt.Tooltip("probability:Q", format=".2f", title="posterior probability"),
+                alt.Tooltip("layer_lo:Q", title="credible interval from layer"),
+                alt.Tooltip("layer_hi:Q", title="credible interval to layer"),
+            ],
+        )
+    )
+    return alt.layer(band, rules, lines).properties(width=520, height=260, title=title)

@@ -11,6 +11,7 @@ import copy
 import os
 import shutil
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import torch
@@ -35,13 +36,34 @@ TEXT = (
 ARCHS = ("gpt2", "neox", "phi", "gemma3")
 
 
+# The user's result cache, before the tests isolate theirs (see shared_neuron_classes).
+USER_RESULTS: list[Path] = []
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_result_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Results and corpus caches go to a temporary folder; the converted model is shared."""
+    from stages.cache import results_dir
     from stages.models import models_dir
 
+    USER_RESULTS.append(results_dir())
     os.environ["STAGES_MODELS_DIR"] = str(models_dir())
     os.environ["STAGES_CACHE_DIR"] = str(tmp_path_factory.mktemp("stages-cache"))
+
+
+def shared_neuron_classes() -> None:
+    """Copy the user's cached neuron classes of real models into the tests' isolated cache.
+
+    They depend on the weights only and take minutes for gemma-3-270m; the book build before
+    the tests (``setup.sh``) computed them. Entries are keyed by the weights hash, package
+    versions and the source of ``stages.neurons``, so a stale one is never read, and
+    ``tests/test_neurons.py`` tests the computation itself.
+    """
+    from stages.cache import results_dir
+
+    source = USER_RESULTS[0] / "neurons" if USER_RESULTS else None
+    if source is not None and source.is_dir():
+        shutil.copytree(source, results_dir() / "neurons", dirs_exist_ok=True)
 
 
 def make_tiny_tokenizer(texts: list[str] | None = None, vocab_size: int = 320):

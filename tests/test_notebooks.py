@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from stages import book, browser
-from tests.conftest import require_browser
+from tests.conftest import require_browser, shared_neuron_classes
 
 pytestmark = [pytest.mark.book, pytest.mark.real]
 
@@ -35,6 +35,7 @@ def small_book(tmp_path_factory) -> tuple[Path, Path]:
             shutil.copy(path, root / "book" / path.name)
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy(ROOT / name, root / name)
+    shared_neuron_classes()
     html = book.build_book(root, SMALL, echo=False, progress_bar=False)
     return root, html
 

@@ -7,26 +7,40 @@ The public API (notebooks, tests and the CLI use exactly this)::
     tokens = stages.load_corpus(model, corpus="default", n_tokens=4096, seq_len=256, seed=0)
     ivs = stages.drops(model) + stages.swaps(model)
     table = stages.run_sweep(model, tokens, ivs, batch_size=8)
+
+and one function per stage measurement, each ``f(model, tokens, ...) -> DataFrame``:
+``attention_locality``, ``component_norms``, ``logit_lens``; ``neuron_classes(model)``
+(weights only); ``stage_boundaries(per_layer_table, columns)`` fits the stage boundaries.
 """
 
+from stages.attention import attention_locality
+from stages.boundaries import stage_boundaries
 from stages.corpus import load_corpus
 from stages.interventions import Intervention, drops, intervened_logits, swaps
 from stages.models import EMBEDDED_DEFAULT, ModelLoadError, load_model, model_info
-from stages.neurons import neuron_classes
+from stages.lens import logit_lens
+from stages.neurons import class_counts, neuron_classes, top_neurons
+from stages.norms import component_norms
 from stages.sweep import default_interventions, run_sweep
 
 __all__ = [
     "EMBEDDED_DEFAULT",
     "Intervention",
     "ModelLoadError",
+    "attention_locality",
+    "class_counts",
+    "component_norms",
     "default_interventions",
     "drops",
     "intervened_logits",
     "load_corpus",
     "load_model",
+    "logit_lens",
     "model_info",
     "neuron_classes",
     "run_sweep",
+    "stage_boundaries",
     "swaps",
+    "top_neurons",
 ]
 __version__ = "0.1.0"

@@ -1,0 +1,114 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+
+# %% [markdown]
+# # Stage 3: prediction ensembling
+#
+# **The question** (paper section 5.3, Figure 6). In the second half of the model, the paper
+# finds *prediction neurons*, MLP neurons whose output raises the logits of a small set of
+# tokens, rising after the midpoint and peaking near 85% depth, while the logit lens falls
+# towards the final prediction in a phase transition. Does this model do the same?
+#
+# **What this page measures.** For every MLP neuron, the cosine similarity of the direction it
+# writes into the residual stream with every token's unembedding vector: across the vocabulary
+# these values have a skew and a (Pearson) kurtosis. A neuron with kurtosis above 10 is a
+# prediction neuron if its skew is positive and a *suppression* neuron if negative (Gurnee et
+# al. 2024, as in the authors' code; [Methods](../methods.md)). Beside the counts, the logit
+# lens of the [previous page](03_feature_engineering.ipynb) over every layer.
+#
+# **Time to run.** The neuron classes depend on the weights only: about 5 minutes on a 2-core
+# CPU the first time (18 layers x 2,048 neurons x 262,144 tokens), then read from the cache. The
+# logit lens is read from the cache when the previous page ran with the same parameters.
+
+# %%
+import time
+
+from IPython.display import Markdown, display
+
+import stages
+from stages.lens import logit_lens
+from stages.neurons import class_counts, neuron_classes, top_neurons
+from stages.plots import lens_figure, neuron_counts_figure
+from stages.provenance import provenance, provenance_markdown
+from stages.stage_claims import ensembling_claims
+
+# %% tags=["parameters"]
+model = "gemma-3-270m"  # the embedded default, or a Hugging Face name / local folder
+n_tokens = 768  # tokens scored (rounded up to whole sequences)
+seq_len = 128  # tokens per sequence, BOS included
+batch_size = 8  # sequences per forward pass
+device = "auto"  # "auto", "cpu", "cuda"
+dtype = "float32"  # "float32", "bfloat16", "float64"
+corpus = "default"  # the shipped public-domain prose, a local file, or a hub dataset
+seed = 0  # which sequences are sampled, and the bootstrap
+
+# %%
+started = time.time()
+lm = stages.load_model(model, device=device, dtype=dtype)
+tokens = stages.load_corpus(lm, corpus=corpus, n_tokens=n_tokens, seq_len=seq_len, seed=seed)
+classes = neuron_classes(lm)
+counts = class_counts(classes)
+lens = logit_lens(lm, tokens, batch_size=batch_size, seed=seed)
+elapsed = time.time() - started
+name = lm.stages_info["name"]
+display(Markdown(
+    f"**{name}**: {len(classes):,} MLP neurons in {len(lm.blocks)} layers; "
+    f"{counts.prediction.sum()} prediction and {counts.suppression.sum()} suppression neurons. "
+    f"Done in {elapsed:.0f} s."
+))
+
+# %% [markdown]
+# ## Figure 6: prediction and suppression neurons across depth
+
+# %%
+neuron_counts_figure(counts, title=f"Figure 6 ({name}): neurons with kurtosis > 10, by skew")
+
+# %% [markdown]
+# ## Figure 6: the logit lens over every layer
+
+# %%
+lens_figure(lens, title=f"Logit lens ({name}), every layer")
+
+# %% [markdown]
+# ## The strongest prediction neurons and the tokens they promote
+#
+# The neurons of highest kurtosis, and the tokens whose unembedding is most aligned with what the
+# neuron writes (cosine similarity).
+
+# %%
+display(top_neurons(lm, classes, "prediction").round(2).style.hide(axis="index"))
+
+# %% [markdown]
+# ## Does stage 3 hold for this model?
+
+# %%
+claims = ensembling_claims(counts, lens)
+display(claims.style.hide(axis="index"))
+display(Markdown(
+    f"For **{name}**: " + " ".join(f"*{c.claim}*: **{c.verdict}** ({c.measured})."
+                                   for c in claims.itertuples())
+))
+
+# %% [markdown]
+# ## The numbers: neurons per layer
+
+# %%
+display(counts.round(4).style.hide(axis="index"))
+
+# %% [markdown]
+# ---
+
+# %%
+parameters = dict(model=model, n_tokens=n_tokens, seq_len=seq_len, batch_size=batch_size,
+                  device=device, dtype=dtype, corpus=corpus, seed=seed)
+display(Markdown(provenance_markdown(provenance(lm, tokens, parameters, corpus=corpus, seconds=elapsed))))

@@ -67,7 +67,7 @@ def _depth_lines(
     """
     x = alt.X("rel_depth:Q", title=DEPTH_TITLE, scale=alt.Scale(domain=list(depth)))
     scale = alt.Scale(domain=list(colors), range=list(colors.values()))
-    legend = alt.Legend(orient="top") if len(colors) > 1 else None
+    legend = alt.Legend(orient="top", symbolOpacity=1) if len(colors) > 1 else None
     color = alt.Color(f"{series}:N", title=None, scale=scale, legend=legend)
     y_kw = {"scale": y_scale} if y_scale is not None else {}
     tooltip = [
@@ -79,9 +79,7 @@ def _depth_lines(
     ]
     base = alt.Chart(data).encode(x=x)
     band = base.mark_area(opacity=0.2).encode(
-        y=alt.Y("lo:Q", title=y_title, **y_kw),
-        y2="hi:Q",
-        color=alt.Color(f"{series}:N", scale=scale, legend=None),
+        y=alt.Y("lo:Q", title=y_title, **y_kw), y2="hi:Q", color=color
     )
     line = base.mark_line(point=True).encode(
         y=alt.Y("value:Q", title=y_title, **y_kw), color=color, tooltip=tooltip
@@ -150,16 +148,27 @@ def _layer_panel(
     colors: list[str],
     *,
     y_title: str,
-    width: int = 360,
+    width: int = 300,
     height: int = 220,
     y_scale: alt.Scale | None = None,
+    depth: tuple[float, float] = (0.0, 1.0),
 ) -> alt.LayerChart:
     data = long_layers(table, columns)
     palette = dict(zip(columns.values(), colors, strict=False))
     return _depth_lines(
         data, palette, width, height, series="series", label="layer", y_title=y_title,
-        y_scale=y_scale,
+        y_scale=y_scale, depth=depth,
     )  # fmt: skip
+
+
+def _side_by_side(panels: list[alt.TopLevelMixin], title: str) -> alt.HConcatChart:
+    """Panels in a row, each with its own colours and legend."""
+    return (
+        alt.hconcat(*panels)
+        .resolve_scale(color="independent")
+        .resolve_legend(color="independent")
+        .properties(title=title)
+    )
 
 
 def locality_figure(table: pd.DataFrame, *, title: str) -> alt.HConcatChart:
@@ -191,7 +200,7 @@ def locality_figure(table: pd.DataFrame, *, title: str) -> alt.HConcatChart:
             )
         )
         panels.append(alt.layer(points, mean))
-    return alt.hconcat(*panels).properties(title=title)
+    return _side_by_side(panels, title)
 
 
 def norms_figure(table: pd.DataFrame, *, title: str) -> alt.HConcatChart:
@@ -206,7 +215,7 @@ def norms_figure(table: pd.DataFrame, *, title: str) -> alt.HConcatChart:
         table, {"attn_over_mlp": "|Attn| / |MLP|"}, ["#756bb1"], y_title="|Attn| / |MLP|"
     )
     one = alt.Chart(pd.DataFrame({"y": [1.0]})).mark_rule(strokeDash=[4, 4]).encode(y="y:Q")
-    return alt.hconcat(norms, alt.layer(ratio, one)).properties(title=title)
+    return _side_by_side([norms, alt.layer(ratio, one)], title)
 
 
 def lens_figure(
@@ -214,19 +223,20 @@ def lens_figure(
 ) -> alt.HConcatChart:
     """Figures 6 and 8: the logit lens' KL to the final distribution, agreement and entropy."""
     rows = table[table["rel_depth"].between(*depth)]
+    kw = {"width": 185, "depth": depth}
     kl = _layer_panel(
         rows, {"kl": "KL(final ‖ layer)"}, ["#1f78b4"], y_title="KL(final ‖ layer), nats",
-        width=240, y_scale=alt.Scale(type="symlog"),
+        y_scale=alt.Scale(type="symlog"), **kw,
     )  # fmt: skip
     agree = _layer_panel(
         rows, {"agreement": "top-1 agreement"}, ["#33a02c"],
-        y_title="top-1 agreement with the final layer", width=240,
+        y_title="top-1 agreement with the final layer", **kw,
     )  # fmt: skip
     entropy = _layer_panel(
-        rows, {"entropy": "logit-lens entropy"}, ["#e31a1c"], y_title="entropy, bits", width=240
+        rows, {"entropy": "logit-lens entropy"}, ["#e31a1c"], y_title="entropy, bits", **kw
     )
     final = alt.Chart(rows.head(1)).mark_rule(strokeDash=[4, 4]).encode(y="final_entropy:Q")
-    return alt.hconcat(kl, agree, alt.layer(entropy, final)).properties(title=title)
+    return _side_by_side([kl, agree, alt.layer(entropy, final)], title)
 
 
 def neuron_counts_figure(counts: pd.DataFrame, *, title: str) -> alt.Chart:
@@ -253,7 +263,7 @@ def neuron_counts_figure(counts: pd.DataFrame, *, title: str) -> alt.Chart:
             color=alt.Color("class:N", title=None, scale=colors, legend=alt.Legend(orient="top")),
             tooltip=["class:N", "layer:Q", "count:Q", alt.Tooltip("fraction:Q", format=".2%")],
         )
-        .properties(width=420, height=220, title=title)
+        .properties(width=460, height=220, title=title)
     )
 
 

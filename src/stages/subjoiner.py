@@ -1,0 +1,169 @@
+"""Subjoiner heads (paper section 6.1, Figure 9): heads that join a multi-token word's pieces.
+
+On a :func:`stages.words.subjoiner_dataset`, every head's attention from the last token of each
+window to the ``n_keys`` last positions (offset 0 = itself, offset 3 = three tokens back) is
+read from ``blocks.{l}.attn.hook_pattern``. A *subjoiner* head attends from the last token of a
+four-token word to the word's first token (offset 3) far more than the same head attends to
+offset 3 when the last word is a single token. The effect size of a head is that difference of
+mean attention (word class minus control class, in attention-weight units), with a 95%
+bootstrap interval that resamples the examples of each class independently.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from stages.runs import batched_analysis
+
+
+def final_token_attention(
+    model: Any,
+    tokens: torch.Tensor,
+    *,
+    n_keys: int = 16,
+    batch_size: int | None = None,
+    progress: bool = True,
+    cache: bool = True,
+) -> pd.DataFrame:
+    """Attention of each window's last token on its ``n_keys`` last positions, every head.
+
+    Args:
+        model: a ``TransformerBridge``.
+        tokens: ``[n, seq_len]`` windows, BOS first (``seq_len > n_keys``).
+        n_keys: how many positions back to read, the last token itself included.
+        batch_size: windows per forward pass.
+        progress: show a progress bar.
+        cache: read and write the result cache.
+
+    Returns:
+        One row per window; a column ``"{layer}.{head}.{offset}"`` per head and offset
+        (``offset`` positions before the last token), float64 attention weights.
+    """
+    n_layers = len(model.blocks)
+    if tokens.shape[1] <= n_keys:
+        raise ValueError(f"windows of {tokens.shape[1]} tokens cannot show {n_keys} keys")
+
+    def compute(batch: torch.Tensor) -> dict[str, np.ndarray]:
+        columns: dict[str, np.ndarray] = {}
+
+        def hook(pattern: torch.Tensor, hook: Any) -> None:
+            layer = int(hook.name.split(".")[1])
+            last = pattern[:, :, -1, -n_keys:].flip(-1).double().cpu().numpy()  # [b, h, offset]
+            for h in range(last.shape[1]):
+                for k in range(n_keys):
+                    columns[f"{layer}.{h}.{k}"] = last[:, h, k]
+
+        hooks = [(f"blocks.{layer}.attn.hook_pattern", hook) for layer in range(n_layers)]
+        with model.hooks(fwd_hooks=hooks):
+            model(batch, use_cache=False, return_type=None)
+        return columns
+
+    return batched_analysis(
+        "final_attention",
+        model,
+        tokens,
+        compute=compute,
+        reduce=lambda per_example: per_example,
+        params={"n_keys": n_keys},
+        reduce_params={},
+        sources=[sys.modules[__name__]],
+        batch_size=batch_size,
+        progress=progress,
+        cache=cache,
+        desc="attention of the last token",
+        min_len=2,
+    )
+
+
+def _values(attention: pd.DataFrame, offset: int) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """``[n, n_heads_total]`` attention at ``offset`` and the (layer, head) of each column."""
+    heads = sorted(
+        {tuple(map(int, c.split(".")[:2])) for c in attention.columns if c.endswith(f".{offset}")}
+    )
+    return attention[[f"{la}.{h}.{offset}" for la, h in heads]].to_numpy(), heads
+
+
+def subjoiner_heads(
+    attention: pd.DataFrame,
+    labels: np.ndarray,
+    n_layers: int,
+    *,
+    offset: int = 3,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Rank every head by how much more it attends to the word's first token in the word class.
+
+    Args:
+        attention: a :func:`final_token_attention` table.
+        labels: ``[n]`` bool, True for the word class.
+        n_layers: layers of the model (for relative depth).
+        offset: the word's first token, positions before the last (4-token words: 3).
+        n_boot: bootstrap resamples.
+        seed: bootstrap seed.
+
+    Returns:
+        One row per head, largest effect first: ``layer``, ``head``, ``rel_depth``,
+        ``word`` and ``control`` (mean attention at ``offset`` per class), ``effect``
+        (``word - control``), ``effect_lo``, ``effect_hi`` (95% bootstrap).
+    """
+    labels = np.asarray(labels, dtype=bool)
+    if labels.all() or not labels.any():
+        raise ValueError("need examples of both classes")
+    values, heads = _values(attention, offset)
+    word, control = values[labels], values[~labels]
+    rng = np.random.default_rng(seed)
+    boot_w = word[rng.integers(0, len(word), (n_boot, len(word)))].mean(1)
+    boot_c = control[rng.integers(0, len(control), (n_boot, len(control)))].mean(1)
+    lo, hi = np.quantile(boot_w - boot_c, [0.025, 0.975], axis=0)
+    table = pd.DataFrame(
+        {
+            "layer": [la for la, _ in heads],
+            "head": [h for _, h in heads],
+            "word": word.mean(0),
+            "control": control.mean(0),
+        }
+    )
+    table["rel_depth"] = table["layer"] / max(1, n_layers - 1)
+    table["effect"] = table["word"] - table["control"]
+    table["effect_lo"], table["effect_hi"] = lo, hi
+    columns = ["layer", "head", "rel_depth", "word", "control", "effect", "effect_lo", "effect_hi"]
+    return table[columns].sort_values("effect", ascending=False, ignore_index=True)
+
+
+def attention_profile(
+    attention: pd.DataFrame, labels: np.ndarray, layer: int, head: int
+) -> pd.DataFrame:
+    """Figure 9: one head's mean attention from the last token to each offset, per class.
+
+    Args:
+        attention: a :func:`final_token_attention` table.
+        labels: ``[n]`` bool, True for the word class.
+        layer: the head's layer.
+        head: the head's index.
+
+    Returns:
+        One row per (class, offset): ``cls`` (``"multi-token word"`` / ``"one-token word"``),
+        ``offset``, ``attention`` (mean), ``sem`` (standard error of the mean).
+    """
+    labels = np.asarray(labels, dtype=bool)
+    prefix = f"{layer}.{head}."
+    columns = sorted((c for c in attention.columns if c.startswith(prefix)),
+                     key=lambda c: int(c.rsplit(".", 1)[1]))  # fmt: skip
+    if not columns:
+        raise ValueError(f"no head {layer}.{head} in this table")
+    rows = []
+    for name, mask in (("multi-token word", labels), ("one-token word", ~labels)):
+        values = attention.loc[mask, columns].to_numpy()
+        for k, column in enumerate(columns):
+            v = values[:, k]
+            rows.append(
+                {"cls": name, "offset": int(column.rsplit(".", 1)[1]), "attention": v.mean(),
+                 "sem": v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else 0.0}
+            )  # fmt: skip
+    return pd.DataFrame(rows)

@@ -1,0 +1,265 @@
+"""Component-output similarity under adjacent swaps (the paper's appendix A, Figures 11 and 12).
+
+For a swap of layers ``(i, i + 1)`` (both blocks run in exchanged order, each with its own
+weights and its own arguments, see :mod:`stages.interventions`) and a component ``c`` in
+``{"attn", "mlp"}``, this module compares what the component writes to the residual stream in
+the swapped model with what it writes in the baseline (unswapped) model.
+
+Notation. ``out[w, c]`` is the output of component ``c`` of the block with the weights of layer
+``w`` (TransformerLens ``blocks.{w}.hook_attn_out`` / ``blocks.{w}.hook_mlp_out``: exactly the
+term added to the residual stream, after Gemma's post-attention / post-feedforward norms; for
+parallel blocks, GPT-NeoX and Phi, one term of the sum), a ``[batch, pos, d_model]`` tensor.
+These are the outputs of the model as loaded: with the paper's weight processing (the default
+of :func:`stages.load_model`), LayerNorm models (GPT-2, Pythia, Phi) have centred writing
+weights, so their outputs have zero mean over ``d_model`` and the cosine is that of the parts
+every later LayerNorm sees; RMSNorm models (Gemma) are not centred.
+``base`` is the unswapped model; ``swap`` is the swapped run, which starts from the baseline
+``resid_pre[i]`` and applies block ``i + 1`` (now first, at position ``i``) then block ``i`` (now
+second, at position ``i + 1``). Nothing after the pair is run: it does not change these outputs.
+
+Per token, ``cos(a, b) = <a, b> / (|a| |b|)`` over ``d_model``, in float64 (0 where a vector is
+exactly zero). Rows of the result, per swap ``i`` and component ``c`` (``metric``, ``which``):
+
+- ``("self", "moved later")``: ``cos(swap.out[i, c], base.out[i, c])``: layer ``i``'s weights,
+  now at position ``i + 1``, against their own baseline output.
+- ``("self", "moved earlier")``: ``cos(swap.out[i + 1, c], base.out[i + 1, c])``: layer
+  ``i + 1``'s weights, now at position ``i``, against their own baseline output.
+- ``("index", "moved earlier")``: ``cos(swap.out[i + 1, c], base.out[i, c])``: the output at
+  position ``i`` (layer ``i + 1``'s weights) against the baseline output at position ``i``.
+- ``("index", "moved later")``: ``cos(swap.out[i, c], base.out[i + 1, c])``: the output at
+  position ``i + 1`` (layer ``i``'s weights) against the baseline output at position ``i + 1``.
+- ``("adjacent", "baseline")``: ``cos(base.out[i, c], base.out[i + 1, c])``: no swap involved.
+
+So ``which`` names the swapped-run layer whose output is compared (``"moved later"``: weights
+``i``; ``"moved earlier"``: weights ``i + 1``); ``self`` compares it with the same weights'
+baseline output, ``index`` with the baseline output at the position it now occupies.
+
+Each value is the mean over tokens at positions ``1..seq_len-1`` (the BOS position is left
+out) of all sequences, with a 95% bootstrap interval over sequences.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from stages import interventions
+from stages.interventions import BaselineRun, capture_baseline, run_block
+from stages.runs import batched_analysis, mean_with_interval
+
+COMPONENTS: dict[str, str] = {"attn": "hook_attn_out", "mlp": "hook_mlp_out"}
+
+# (metric, which) in table order; see the module docstring.
+ROWS: tuple[tuple[str, str], ...] = (
+    ("self", "moved later"),
+    ("self", "moved earlier"),
+    ("index", "moved earlier"),
+    ("index", "moved later"),
+    ("adjacent", "baseline"),
+)
+
+Outputs = dict[tuple[int, str], torch.Tensor]
+"""``{(weights layer, component): [batch, pos - 1, d_model]}``, positions ``1..seq_len-1``."""
+
+
+def _recorder(model: Any, layers: Iterable[int], store: Outputs) -> Any:
+    """A ``model.hooks`` context saving the layers' component outputs (BOS left out)."""
+    names = {point: comp for comp, point in COMPONENTS.items()}
+
+    def hook(out: torch.Tensor, hook: Any) -> None:
+        _, layer, point = hook.name.split(".")
+        store[(int(layer), names[point])] = out[:, 1:].detach()
+
+    fwd_hooks = [(f"blocks.{j}.{point}", hook) for j in layers for point in COMPONENTS.values()]
+    return model.hooks(fwd_hooks=fwd_hooks)
+
+
+def _check(store: Outputs, layers: Iterable[int]) -> Outputs:
+    missing = [(j, c) for j in layers for c in COMPONENTS if (j, c) not in store]
+    if missing:
+        raise RuntimeError(f"component hooks did not fire for (layer, component) {missing}")
+    return store
+
+
+def baseline_outputs(model: Any, tokens: torch.Tensor) -> tuple[BaselineRun, Outputs]:
+    """One unperturbed pass: the intervention engine's record and every component's output.
+
+    Args:
+        model: a ``TransformerBridge`` from :func:`stages.load_model`.
+        tokens: ``[batch, seq_len]`` token ids on the model's device.
+
+    Returns:
+        ``(base, outputs)``: :func:`stages.interventions.capture_baseline`'s record, and
+        ``outputs[(w, c)]``, the ``[batch, seq_len - 1, d_model]`` output of component ``c`` of
+        layer ``w`` at positions ``1..seq_len-1``.
+    """
+    layers = range(len(model.blocks))
+    store: Outputs = {}
+    with torch.no_grad(), _recorder(model, layers, store):
+        base = capture_baseline(model, tokens)
+    return base, _check(store, layers)
+
+
+def pair_outputs(model: Any, base: BaselineRun, order: Sequence[int]) -> Outputs:
+    """Component outputs of blocks run in ``order`` from the residual entering ``min(order)``.
+
+    Each block gets the arguments it got in the baseline pass (its own attention type and RoPE
+    table). ``order=(i + 1, i)`` is the swap ``(i, i + 1)``; ``order=(i, i + 1)`` re-runs the
+    baseline.
+
+    Args:
+        model: the ``TransformerBridge`` ``base`` was captured from.
+        base: the baseline record of the batch.
+        order: block indices, e.g. ``(i + 1, i)``.
+
+    Returns:
+        ``{(w, c): [batch, seq_len - 1, d_model]}`` for the blocks in ``order``, keyed by the
+        layer whose weights produced the output (not the position it ran at).
+    """
+    store: Outputs = {}
+    hidden = base.resid_pre[min(order)]
+    with torch.no_grad(), _recorder(model, order, store):
+        for j in order:
+            hidden = run_block(model, j, hidden, base)
+    return _check(store, order)
+
+
+def cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-vector cosine similarity over the last axis, in float64 (0 for a zero vector).
+
+    Args:
+        a: ``[..., d_model]``.
+        b: ``[..., d_model]``.
+
+    Returns:
+        ``[...]`` float64.
+    """
+    a, b = a.double(), b.double()
+    denom = torch.linalg.vector_norm(a, dim=-1) * torch.linalg.vector_norm(b, dim=-1)
+    return (a * b).sum(-1) / denom.clamp_min(torch.finfo(torch.float64).tiny)
+
+
+def pair_similarity(base: Outputs, swapped: Outputs, i: int) -> dict[tuple[str, str, str], Any]:
+    """Per-token similarities of one swap ``(i, i + 1)``, as defined in the module docstring.
+
+    Args:
+        base: baseline outputs (at least layers ``i`` and ``i + 1``).
+        swapped: outputs of the swapped run, keyed by weights (:func:`pair_outputs`).
+        i: the first layer of the pair.
+
+    Returns:
+        ``{(component, metric, which): [batch, seq_len - 1] float64 tensor}`` for every
+        component and every ``(metric, which)`` of :data:`ROWS`.
+    """
+    j = i + 1
+    out = {}
+    for c in COMPONENTS:
+        pairs = {
+            ("self", "moved later"): (swapped[(i, c)], base[(i, c)]),
+            ("self", "moved earlier"): (swapped[(j, c)], base[(j, c)]),
+            ("index", "moved earlier"): (swapped[(j, c)], base[(i, c)]),
+            ("index", "moved later"): (swapped[(i, c)], base[(j, c)]),
+            ("adjacent", "baseline"): (base[(i, c)], base[(j, c)]),
+        }
+        for metric, which in ROWS:
+            out[(c, metric, which)] = cosine(*pairs[(metric, which)])
+    return out
+
+
+def _column(i: int, c: str, metric: str, which: str) -> str:
+    return f"{i}:{c}:{metric}:{which}"
+
+
+def swap_similarity(
+    model: Any,
+    tokens: torch.Tensor,
+    *,
+    batch_size: int | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    progress: bool = True,
+    cache: bool = True,
+) -> pd.DataFrame:
+    """Self, index and adjacent cosine similarity of attention and MLP outputs per swap.
+
+    Args:
+        model: a ``TransformerBridge`` from :func:`stages.load_model`.
+        tokens: ``[n_seq, seq_len]`` token ids, each row starting with BOS.
+        batch_size: sequences per forward pass.
+        n_boot: bootstrap resamples (over sequences) for the 95% intervals.
+        seed: bootstrap seed.
+        progress: show a progress bar.
+        cache: read and write the result cache, as :func:`stages.run_sweep` does.
+
+    Returns:
+        A tidy table, one row per swap ``i`` in ``0..L-2``, component and ``(metric, which)``
+        (order: swap, component ``attn`` then ``mlp``, then :data:`ROWS`): ``layer`` (``i``),
+        ``layers`` (``"i-(i+1)"``), ``rel_depth`` (``i / (L - 1)``), ``component``
+        (``"attn"`` / ``"mlp"``), ``metric`` (``"self"`` / ``"index"`` / ``"adjacent"``),
+        ``which`` (``"moved later"`` / ``"moved earlier"`` / ``"baseline"``), ``value`` (mean
+        cosine over positions ``1..seq_len-1``), ``lo`` / ``hi`` (95% bootstrap interval),
+        ``n_tokens``, ``n_seq``. The module docstring defines each metric.
+    """
+    n_layers = len(model.blocks)
+    if n_layers < 2:
+        raise ValueError("swap similarity needs a model with at least two layers")
+    pairs = range(n_layers - 1)
+
+    def compute(batch: torch.Tensor) -> dict[str, np.ndarray]:
+        base, outputs = baseline_outputs(model, batch)
+        columns: dict[str, np.ndarray] = {}
+        for i in pairs:
+            swapped = pair_outputs(model, base, (i + 1, i))
+            for key, cos in pair_similarity(outputs, swapped, i).items():
+                columns[_column(i, *key)] = cos.sum(-1).cpu().numpy()
+            for c in COMPONENTS:  # layer i's baseline outputs are not needed any more
+                del outputs[(i, c)]
+        return columns
+
+    def reduce(per_seq: pd.DataFrame) -> pd.DataFrame:
+        n_seq = len(per_seq)
+        counts = np.full(n_seq, float(tokens.shape[1] - 1))
+        records = []
+        for i in pairs:
+            for c in COMPONENTS:
+                for metric, which in ROWS:
+                    sums = per_seq[_column(i, c, metric, which)].to_numpy()
+                    value, lo, hi = mean_with_interval(sums, counts, n_boot=n_boot, seed=seed)
+                    records.append(
+                        {
+                            "layer": i,
+                            "layers": f"{i}-{i + 1}",
+                            "rel_depth": i / (n_layers - 1),
+                            "component": c,
+                            "metric": metric,
+                            "which": which,
+                            "value": value,
+                            "lo": lo,
+                            "hi": hi,
+                            "n_tokens": int(counts.sum()),
+                            "n_seq": n_seq,
+                        }
+                    )
+        return pd.DataFrame.from_records(records)
+
+    return batched_analysis(
+        "swap_similarity",
+        model,
+        tokens,
+        compute=compute,
+        reduce=reduce,
+        params={},
+        reduce_params={"n_boot": n_boot, "seed": seed},
+        sources=[sys.modules[__name__], interventions],
+        batch_size=batch_size,
+        progress=progress,
+        cache=cache,
+        desc="swap similarity",
+        units_per_seq=n_layers - 1,
+        min_len=2,
+    )

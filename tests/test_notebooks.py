@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.book, pytest.mark.real]
 
 ROOT = Path(__file__).resolve().parents[1]
 # Small values for the parameters the sections share; each section gets those it declares.
-SMALL = {"n_tokens": 64, "seq_len": 32, "batch_size": 2, "device": "cpu"}
+SMALL = {"n_tokens": 64, "seq_len": 32, "batch_size": 2, "device": "cpu", "n_per_class": 32}
 
 
 @pytest.fixture(scope="module")

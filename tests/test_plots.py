@@ -20,3 +20,42 @@ def test_figures_from_a_real_sweep_table(tiny_models, tiny_tokens):
         spec = chart.to_dict()  # validates against the Vega-Lite schema
         assert spec["title"]
     assert set(robustness_figure(table, title="t").data["kind"]) == {"drop", "swap"}
+
+
+def test_case_study_and_appendix_figures(tiny_models, tiny_tokens):
+    import numpy as np
+    import pandas as pd
+
+    from stages.plots import (
+        head_effects_figure,
+        probe_figure,
+        subjoiner_figure,
+        swap_similarity_figure,
+        token_effect_figure,
+    )
+    from stages.subjoiner import attention_profile, final_token_attention, subjoiner_heads
+    from stages.swap_similarity import swap_similarity
+
+    bridge, _ = tiny_models("gpt2")
+    labels = np.array([True, False] * 3)
+    attention = final_token_attention(bridge, tiny_tokens, n_keys=6, progress=False, cache=False)
+    ranking = subjoiner_heads(attention, labels, len(bridge.blocks), n_boot=20)
+    profile = attention_profile(attention, labels, 0, 0)
+    accuracy = pd.DataFrame(
+        {"probe": ["single", "top-k", "model"], "k": [1, 1, 0], "neuron": ["0.1", "", ""],
+         "accuracy": [0.6, 0.7, 0.65], "accuracy_lo": [0.5, 0.6, 0.55],
+         "accuracy_hi": [0.7, 0.8, 0.75], "n_test": [30, 30, 30]}
+    )  # fmt: skip
+    effects = pd.DataFrame(
+        {"layer": [3, 4], "neuron": [1, 2], "cls": ["prediction", "suppression"],
+         "kurtosis": [12.0, 15.0], "effect": [0.2, -0.1], "effect_rest": [0.0, 0.01]}
+    )  # fmt: skip
+    similarity = swap_similarity(bridge, tiny_tokens, progress=False, cache=False, n_boot=20)
+    for chart in (
+        subjoiner_figure(profile, title="Figure 9"),
+        head_effects_figure(ranking, title="heads"),
+        probe_figure(accuracy, title="Figure 10a"),
+        token_effect_figure(effects, title="Figure 10b"),
+        swap_similarity_figure(similarity, title="Figure 12"),
+    ):
+        assert chart.to_dict()["title"]

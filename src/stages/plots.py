@@ -332,3 +332,149 @@ def overview_figure(
         )
     )
     return alt.layer(band, rules, lines).properties(width=520, height=260, title=title)
+
+
+def subjoiner_figure(profile: pd.DataFrame, *, title: str) -> alt.LayerChart:
+    """Figure 9: one head's attention from a window's last token to the positions before it.
+
+    ``profile`` is a :func:`stages.subjoiner.attention_profile` table; error bars are ±2
+    standard errors of the mean over windows.
+    """
+    data = profile.assign(lo=profile["attention"] - 2 * profile["sem"],
+                          hi=profile["attention"] + 2 * profile["sem"])  # fmt: skip
+    colors = alt.Scale(domain=["multi-token word", "one-token word"], range=["#6a3d9a", "#999999"])
+    y_title = "mean attention from the last token"
+    x = alt.X("offset:O", title="positions before the last token (0 = the token itself)")
+    color = alt.Color("cls:N", title=None, scale=colors, legend=alt.Legend(orient="top"))
+    line = (
+        alt.Chart(data)
+        .mark_line(point=True)
+        .encode(
+            x=x,
+            y=alt.Y("attention:Q", title=y_title),
+            color=color,
+            tooltip=["cls:N", "offset:O", alt.Tooltip("attention:Q", format=".3f")],
+        )
+    )
+    bars = alt.Chart(data).mark_errorbar().encode(
+        x=x, y=alt.Y("lo:Q", title=y_title), y2="hi:Q", color=color
+    )
+    return alt.layer(bars, line).properties(width=460, height=220, title=title)
+
+
+def head_effects_figure(ranking: pd.DataFrame, *, title: str, top: int = 10) -> alt.LayerChart:
+    """Every head's subjoiner effect against depth, the ``top`` heads highlighted."""
+    data = ranking.assign(
+        name=[f"L{r.layer}H{r.head}" for r in ranking.itertuples()],
+        top=[i < top for i in range(len(ranking))],
+    )
+    x = alt.X("rel_depth:Q", title=DEPTH_TITLE, scale=alt.Scale(domain=[0, 1]))
+    y_title = "attention to the word's first token: word − control"
+    bars = alt.Chart(data).mark_rule(opacity=0.5).encode(x=x, y="effect_lo:Q", y2="effect_hi:Q")
+    points = (
+        alt.Chart(data)
+        .mark_circle(size=40)
+        .encode(
+            x=x,
+            y=alt.Y("effect:Q", title=y_title),
+            color=alt.Color(
+                "top:N",
+                title=None,
+                scale=alt.Scale(domain=[True, False], range=["#6a3d9a", "#bbbbbb"]),
+                legend=None,
+            ),  # fmt: skip
+            tooltip=[
+                "name:N",
+                alt.Tooltip("effect:Q", format=".3f"),
+                alt.Tooltip("effect_lo:Q", format=".3f"),
+                alt.Tooltip("effect_hi:Q", format=".3f"),
+            ],
+        )  # fmt: skip
+    )
+    return alt.layer(bars, points).properties(width=460, height=220, title=title)
+
+
+def probe_figure(accuracies: pd.DataFrame, *, title: str) -> alt.LayerChart:
+    """Figure 10a: held-out accuracy of single-neuron and top-k probes, and of the model."""
+    probes = accuracies[accuracies["probe"] != "model"]
+    model = accuracies[accuracies["probe"] == "model"]
+    names = {"single": "one neuron (its rank)", "top-k": "top-k neurons together"}
+    data = probes.assign(kind=probes["probe"].map(names))
+    colors = alt.Scale(domain=list(names.values()), range=["#999999", "#1f78b4"])
+    x = alt.X("k:Q", title="k (neurons, by relevance to '-ing' tokens)")
+    color = alt.Color("kind:N", title=None, scale=colors, legend=alt.Legend(orient="top"))
+    tooltip = ["kind:N", "k:Q", "neuron:N", alt.Tooltip("accuracy:Q", format=".3f"),
+               alt.Tooltip("accuracy_lo:Q", format=".3f"),
+               alt.Tooltip("accuracy_hi:Q", format=".3f")]  # fmt: skip
+    band = (
+        alt.Chart(data)
+        .mark_area(opacity=0.2)
+        .encode(x=x, y="accuracy_lo:Q", y2="accuracy_hi:Q", color=color)
+    )
+    line = alt.Chart(data).mark_line(point=True).encode(
+        x=x, y=alt.Y("accuracy:Q", title="held-out accuracy", scale=alt.Scale(zero=False)),
+        color=color, tooltip=tooltip,
+    )  # fmt: skip
+    rule = (
+        alt.Chart(model)
+        .mark_rule(color="#e31a1c", strokeDash=[6, 3])
+        .encode(
+            y="accuracy:Q", tooltip=[alt.Tooltip("accuracy:Q", format=".3f", title="model top-1")]
+        )
+    )
+    return alt.layer(band, line, rule).properties(width=460, height=240, title=title)
+
+
+def token_effect_figure(effects: pd.DataFrame, *, title: str, top: int = 12) -> alt.Chart:
+    """Figures 10b and 16: the top neurons' mean cosine with '-ing' tokens and with the rest."""
+    rows = effects.head(top).assign(
+        name=[f"L{r.layer} N{r.neuron} ({r.cls[:4]}.)" for r in effects.head(top).itertuples()]
+    )
+    data = rows.melt(
+        id_vars=["name", "cls", "kurtosis"], value_vars=["effect", "effect_rest"],
+        var_name="tokens", value_name="cosine",
+    )  # fmt: skip
+    data["tokens"] = data["tokens"].map({"effect": "'-ing' tokens", "effect_rest": "other tokens"})
+    colors = alt.Scale(domain=["'-ing' tokens", "other tokens"], range=["#e6550d", "#999999"])
+    return (
+        alt.Chart(data)
+        .mark_circle(size=80)
+        .encode(
+            x=alt.X("cosine:Q", title="mean cosine of the neuron's output with the tokens' W_U"),
+            y=alt.Y("name:N", title=None, sort=list(rows["name"])),
+            color=alt.Color("tokens:N", title=None, scale=colors, legend=alt.Legend(orient="top")),
+            tooltip=[
+                "name:N",
+                "tokens:N",
+                alt.Tooltip("cosine:Q", format=".4f"),
+                alt.Tooltip("kurtosis:Q", format=".1f"),
+            ],
+        )  # fmt: skip
+        .properties(width=420, height=18 * len(rows), title=title)
+    )
+
+
+SIMILARITY_TITLES = {
+    ("self", "moved later"): "self (layer i at i+1)",
+    ("self", "moved earlier"): "self (layer i+1 at i)",
+    ("index", "moved earlier"): "index (position i, layer i+1 there)",
+    ("index", "moved later"): "index (position i+1, layer i there)",
+    ("adjacent", "baseline"): "adjacent (unswapped i, i+1)",
+}
+
+
+def swap_similarity_figure(table: pd.DataFrame, *, title: str) -> alt.HConcatChart:
+    """Figure 12: cosine similarity of component outputs after each adjacent swap."""
+    palette = ["#6a3d9a", "#cab2d6", "#1b9e77", "#99d8c9", "#999999"]
+    colors = dict(zip(SIMILARITY_TITLES.values(), palette, strict=True))
+    panels = []
+    for component, name in (("attn", "attention"), ("mlp", "MLP")):
+        rows = table[table["component"] == component]
+        data = rows.assign(
+            series=[SIMILARITY_TITLES[(m, w)] for m, w in zip(rows["metric"], rows["which"],
+                                                               strict=True)],
+        )  # fmt: skip
+        panels.append(
+            _depth_lines(data, colors, 300, 220, series="series", y_title=f"{name} output cosine")
+        )
+    return alt.hconcat(*panels).properties(title=title)  # one legend: the same series

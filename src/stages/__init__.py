@@ -17,10 +17,11 @@ from stages.attention import attention_locality
 from stages.boundaries import stage_boundaries
 from stages.corpus import load_corpus
 from stages.interventions import Intervention, drops, intervened_logits, swaps
-from stages.models import EMBEDDED_DEFAULT, ModelLoadError, load_model, model_info
 from stages.lens import logit_lens
+from stages.models import EMBEDDED_DEFAULT, ModelLoadError, load_model, model_info
 from stages.neurons import class_counts, neuron_classes, top_neurons
 from stages.norms import component_norms
+from stages.swap_similarity import swap_similarity
 from stages.sweep import default_interventions, run_sweep
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "neuron_classes",
     "run_sweep",
     "stage_boundaries",
+    "swap_similarity",
     "swaps",
     "top_neurons",
 ]

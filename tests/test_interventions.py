@@ -111,3 +111,21 @@ def test_drops_and_swaps_enumerate_every_layer(tiny_models):
     assert {iv.kind for iv in stages.drops(bridge, component="attn")} == {"drop_attn"}
     with pytest.raises(ValueError, match="component"):
         stages.drops(bridge, component="head")
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "gemma3"])
+def test_run_to_last_block_stops_before_the_unembedding(arch, tiny_models, tiny_tokens):
+    from stages.interventions import capture_baseline, run_to_last_block
+
+    bridge, _ = tiny_models(arch)
+    seen = []
+    unembedded = []
+    with bridge.hooks(fwd_hooks=[("blocks.0.hook_attn_out", lambda t, hook: seen.append(1))]):
+        handle = bridge.unembed.register_forward_hook(lambda *a: unembedded.append(1))
+        try:
+            out = run_to_last_block(bridge, tiny_tokens)
+        finally:
+            handle.remove()
+    assert seen and not unembedded
+    torch.testing.assert_close(out, capture_baseline(bridge, tiny_tokens).final_resid)
+    assert not bridge.blocks[-1]._forward_hooks  # its stopping hook is gone

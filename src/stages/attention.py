@@ -29,6 +29,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from stages import interventions
+from stages.interventions import run_to_last_block
 from stages.runs import batched_analysis, mean_with_interval
 
 QUANTITIES: tuple[str, ...] = ("prev_mean", "prev_sum", "prev_mean_nobos", "prev_sum_nobos", "bos")
@@ -129,7 +131,7 @@ def attention_locality(
 
         hooks = [(f"blocks.{layer}.attn.hook_pattern", hook) for layer in range(n_layers)]
         with model.hooks(fwd_hooks=hooks):
-            model(batch, use_cache=False, return_type=None)
+            run_to_last_block(model, batch)
         return columns
 
     def reduce(per_seq: pd.DataFrame) -> pd.DataFrame:
@@ -161,7 +163,7 @@ def attention_locality(
         reduce=reduce,
         params={"offsets": offsets},
         reduce_params={"n_boot": n_boot, "seed": seed},
-        sources=[sys.modules[__name__]],
+        sources=[sys.modules[__name__], interventions],
         batch_size=batch_size,
         progress=progress,
         cache=cache,

@@ -172,6 +172,32 @@ def capture_baseline(model: Any, tokens: torch.Tensor) -> BaselineRun:
     return BaselineRun(resid_pre=resid, block_args=args)  # type: ignore[arg-type]
 
 
+def run_to_last_block(model: Any, tokens: torch.Tensor) -> torch.Tensor:
+    """Run ``model`` on ``tokens`` up to the output of its last block, and return that output.
+
+    The final norm and the unembedding are skipped (with a 262k vocabulary they cost more than
+    the blocks); every hook on the blocks fires as in a full pass. Returns ``[batch, pos,
+    d_model]``, the residual before the final norm.
+    """
+    out: list[torch.Tensor] = []
+
+    def last_hook(_module: Any, _a: Any, _kw: Any, result: Any) -> None:
+        out.append(_first(result).detach())
+        raise _StopForward
+
+    handle = model.blocks[-1].register_forward_hook(last_hook, with_kwargs=True)
+    try:
+        with torch.no_grad():
+            model(tokens.to(model.cfg.device), use_cache=False, return_type=None)
+    except _StopForward:
+        pass
+    finally:
+        handle.remove()
+    if not out:
+        raise RuntimeError("the forward pass did not reach the last block")
+    return out[0]
+
+
 def _first(out: Any) -> torch.Tensor:
     return out[0] if isinstance(out, (tuple, list)) else out
 

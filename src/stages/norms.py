@@ -19,6 +19,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from stages import interventions
+from stages.interventions import run_to_last_block
 from stages.runs import batched_analysis, mean_with_interval
 
 COMPONENTS: dict[str, str] = {"attn": "hook_attn_out", "mlp": "hook_mlp_out"}
@@ -66,7 +68,7 @@ def component_norms(
             for point in COMPONENTS.values()
         ]
         with model.hooks(fwd_hooks=hooks):
-            model(batch, use_cache=False, return_type=None)
+            run_to_last_block(model, batch)
         return columns
 
     def reduce(per_seq: pd.DataFrame) -> pd.DataFrame:
@@ -95,7 +97,7 @@ def component_norms(
         reduce=reduce,
         params={},
         reduce_params={"n_boot": n_boot, "seed": seed},
-        sources=[sys.modules[__name__]],
+        sources=[sys.modules[__name__], interventions],
         batch_size=batch_size,
         progress=progress,
         cache=cache,

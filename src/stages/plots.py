@@ -356,8 +356,10 @@ def subjoiner_figure(profile: pd.DataFrame, *, title: str) -> alt.LayerChart:
             tooltip=["cls:N", "offset:O", alt.Tooltip("attention:Q", format=".3f")],
         )
     )
-    bars = alt.Chart(data).mark_errorbar().encode(
-        x=x, y=alt.Y("lo:Q", title=y_title), y2="hi:Q", color=color
+    bars = (
+        alt.Chart(data)
+        .mark_errorbar()
+        .encode(x=x, y=alt.Y("lo:Q", title=y_title), y2="hi:Q", color=color)
     )
     return alt.layer(bars, line).properties(width=460, height=220, title=title)
 

@@ -32,7 +32,9 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from stages import interventions
 from stages.interventions import head as unembed
+from stages.interventions import run_to_last_block
 from stages.neurons import output_directions
 from stages.runs import batched_analysis
 
@@ -106,7 +108,6 @@ def neuron_activations(
 
     def compute(batch: torch.Tensor) -> dict[str, np.ndarray]:
         columns: dict[str, np.ndarray] = {}
-        final: list[torch.Tensor] = []
 
         def hook(acts: torch.Tensor, hook: Any) -> None:
             layer = int(hook.name.split(".")[1])
@@ -114,15 +115,11 @@ def neuron_activations(
                 if la == layer:
                     columns[f"{la}.{n}"] = acts[:, -1, n].double().cpu().numpy()
 
-        def last_resid(resid: torch.Tensor, hook: Any) -> None:
-            final.append(resid[:, -1])
-
         layers = sorted({la for la, _ in pairs})
         hooks = [(f"blocks.{la}.mlp.out.hook_in", hook) for la in layers]
-        hooks.append((f"blocks.{len(model.blocks) - 1}.hook_resid_post", last_resid))
         with model.hooks(fwd_hooks=hooks):
-            model(batch, use_cache=False, return_type=None)
-        top1 = unembed(model, final[0]).argmax(-1).cpu()
+            final = run_to_last_block(model, batch)[:, -1]
+        top1 = unembed(model, final).argmax(-1).cpu()
         ordered = {f"{la}.{n}": columns[f"{la}.{n}"] for la, n in pairs}
         return ordered | {"model_yes": mask[top1].double().numpy()}
 
@@ -134,7 +131,7 @@ def neuron_activations(
         reduce=lambda per_example: per_example,
         params={"neurons": pairs, "token_mask": int(mask.sum()), "mask_hash": _mask_hash(mask)},
         reduce_params={},
-        sources=[sys.modules[__name__]],
+        sources=[sys.modules[__name__], interventions],
         batch_size=batch_size,
         progress=progress,
         cache=cache,

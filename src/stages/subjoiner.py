@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from stages import interventions
+from stages.interventions import run_to_last_block
 from stages.runs import batched_analysis
 
 
@@ -60,7 +62,7 @@ def final_token_attention(
 
         hooks = [(f"blocks.{layer}.attn.hook_pattern", hook) for layer in range(n_layers)]
         with model.hooks(fwd_hooks=hooks):
-            model(batch, use_cache=False, return_type=None)
+            run_to_last_block(model, batch)
         return columns
 
     return batched_analysis(
@@ -71,7 +73,7 @@ def final_token_attention(
         reduce=lambda per_example: per_example,
         params={"n_keys": n_keys},
         reduce_params={},
-        sources=[sys.modules[__name__]],
+        sources=[sys.modules[__name__], interventions],
         batch_size=batch_size,
         progress=progress,
         cache=cache,

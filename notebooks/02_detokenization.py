@@ -104,11 +104,11 @@ display(Markdown(
 # ## The numbers
 
 # %%
-columns = ["layer", "prev_mean", "prev_mean_lo", "prev_mean_hi", "prev_sum", "prev_sum_nobos",
+columns = ["layer", "attn_prev5", "attn_prev5_lo", "attn_prev5_hi", "prev_sum", "prev_sum_nobos",
            "prev_sum_nobos_lo", "prev_sum_nobos_hi", "bos"]
 display(per_layer[columns].round(4).style.hide(axis="index"))
 columns = ["layer", "attn_norm", "attn_norm_lo", "attn_norm_hi", "mlp_norm", "mlp_norm_lo",
-           "mlp_norm_hi", "attn_over_mlp", "attn_over_mlp_lo", "attn_over_mlp_hi"]
+           "mlp_norm_hi", "ratio", "ratio_lo", "ratio_hi"]
 display(norms[columns].round(3).style.hide(axis="index"))
 
 # %% [markdown]

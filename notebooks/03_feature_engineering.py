@@ -90,8 +90,9 @@ display(Markdown(
 # ## The numbers (every layer)
 
 # %%
-columns = ["layer", "rel_depth", "kl", "kl_lo", "kl_hi", "agreement", "agreement_lo",
-           "agreement_hi", "entropy", "entropy_lo", "entropy_hi", "loss"]
+columns = ["layer", "rel_depth", "kl_to_final", "kl_to_final_lo", "kl_to_final_hi",
+           "top1_agreement", "top1_agreement_lo", "top1_agreement_hi", "entropy", "entropy_lo",
+           "entropy_hi", "loss"]
 display(lens[columns].round(4).style.hide(axis="index"))
 
 # %% [markdown]

@@ -42,7 +42,7 @@ from IPython.display import Markdown, display
 
 import stages
 from stages.plots import head_effects_figure, probe_figure, subjoiner_figure, token_effect_figure
-from stages.probes import neuron_activations, probe_accuracies, token_effects
+from stages.probes import ing_probes, token_effects
 from stages.provenance import provenance, provenance_markdown
 from stages.subjoiner import attention_profile, final_token_attention, subjoiner_heads
 from stages.words import Vocabulary, ing_dataset, subjoiner_dataset
@@ -61,16 +61,14 @@ seed = 0  # which windows are drawn, the train/test split, the bootstrap
 started = time.time()
 lm = stages.load_model(model, device=device, dtype=dtype)
 words = subjoiner_dataset(lm, corpus=corpus, n_per_class=n_per_class, seed=seed)
-attention = final_token_attention(lm, words.tokens, batch_size=batch_size)
-ranking = subjoiner_heads(attention, words.labels, len(lm.blocks), seed=seed)
+ranking = subjoiner_heads(lm, words.tokens, words.labels, batch_size=batch_size, seed=seed)
 vocab = Vocabulary.of(lm.tokenizer, lm.cfg.d_vocab)
 ing = vocab.ing()
 classes = stages.neuron_classes(lm)
 effects = token_effects(lm, classes, ing)
 chosen = effects.head(n_neurons)
 ings = ing_dataset(lm, corpus=corpus, n_per_class=n_per_class, seed=seed)
-activations = neuron_activations(lm, ings.tokens, chosen, ing, batch_size=batch_size)
-accuracy = probe_accuracies(activations, ings.labels, seed=seed)
+accuracy = ing_probes(lm, ings.tokens, ings.labels, chosen, ing, batch_size=batch_size, seed=seed)
 elapsed = time.time() - started
 name = lm.stages_info["name"]
 examples = list(dict.fromkeys(w for w, y in zip(words.words, words.labels) if y))[:6]
@@ -85,6 +83,7 @@ display(Markdown(
 
 # %%
 best = ranking.iloc[0]
+attention = final_token_attention(lm, words.tokens, batch_size=batch_size)  # cached above
 profile = attention_profile(attention, words.labels, int(best.layer), int(best["head"]))
 subjoiner_figure(profile, title=f"Figure 9 ({name}): head L{int(best.layer)}H{int(best['head'])}, "
                  "attention from a word's last token")

@@ -23,9 +23,9 @@ def _brute_force(a: np.ndarray, offsets: int) -> dict[str, float]:
             entries_nobos += local_nobos
             sums_nobos.append(sum(local_nobos))
     return {
-        "prev_mean": np.mean(entries),
+        "attn_prev5": np.mean(entries),
         "prev_sum": np.mean(sums),
-        "prev_mean_nobos": np.mean(entries_nobos),
+        "attn_prev5_nobos": np.mean(entries_nobos),
         "prev_sum_nobos": np.mean(sums_nobos),
         "bos": a[1:, 0].mean(),
     }
@@ -46,7 +46,7 @@ def test_previous_token_head_has_a_known_answer():
     assert got["prev_sum"] == pytest.approx(1.0)
     assert got["prev_sum_nobos"] == pytest.approx(1.0)
     assert got["bos"] == pytest.approx(1 / (n - 1))  # only query 1's previous token is BOS
-    assert got["prev_mean"] == pytest.approx((n - 1) / sum(n - k for k in range(1, 6)))
+    assert got["attn_prev5"] == pytest.approx((n - 1) / sum(n - k for k in range(1, 6)))
 
 
 def test_uniform_and_random_patterns_match_loops():

@@ -55,12 +55,12 @@ def test_every_layer_equals_norm_and_unembedding_of_the_hidden_state(
             p = torch.softmax(final[:, 1:-1].double(), -1)
             h_p = -(p * p.log()).sum(-1).mean().item() / math.log(2)
             row = table.iloc[layer]
-            assert row.kl == pytest.approx(want["kl"], rel=1e-6, abs=1e-9)
-            assert row.agreement == pytest.approx(want["rel_acc"])
+            assert row.kl_to_final == pytest.approx(want["kl"], rel=1e-6, abs=1e-9)
+            assert row.top1_agreement == pytest.approx(want["rel_acc"])
             assert row.entropy == pytest.approx(want["entropy_delta"] + h_p, rel=1e-6)
             assert row.loss == pytest.approx(want["loss"], rel=1e-6)
     last = table.iloc[-1]
-    assert last.kl == 0.0 and last.agreement == 1.0
+    assert last.kl_to_final == 0.0 and last.top1_agreement == 1.0
     assert last.entropy == pytest.approx(last.final_entropy, rel=1e-12)
 
 
@@ -78,5 +78,7 @@ def test_the_lens_is_cached_and_a_new_bootstrap_reuses_the_sums(
     pd.testing.assert_frame_equal(first, again, check_exact=True)
     assert again.attrs["provenance"]["from_cache"]
     other = logit_lens(bridge, tiny_tokens, batch_size=2, progress=False, seed=1)
-    pd.testing.assert_frame_equal(first[["kl", "entropy"]], other[["kl", "entropy"]])
+    pd.testing.assert_frame_equal(
+        first[["kl_to_final", "entropy"]], other[["kl_to_final", "entropy"]]
+    )
     assert not other.attrs["provenance"]["from_cache"]

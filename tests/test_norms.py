@@ -20,8 +20,8 @@ def test_norms_equal_a_recomputation_from_the_cache(arch, tiny_models, tiny_toke
         assert row.layer == layer
         assert row.attn_norm == pytest.approx(attn.mean().item(), rel=1e-9)
         assert row.mlp_norm == pytest.approx(mlp.mean().item(), rel=1e-9)
-        assert row.attn_over_mlp == pytest.approx((attn.mean() / mlp.mean()).item(), rel=1e-9)
-        assert row.attn_over_mlp_lo <= row.attn_over_mlp <= row.attn_over_mlp_hi
+        assert row.ratio == pytest.approx((attn.mean() / mlp.mean()).item(), rel=1e-9)
+        assert row.ratio_lo <= row.ratio <= row.ratio_hi
 
 
 @pytest.mark.parametrize("arch", ["gpt2", "gemma3"])

@@ -33,13 +33,13 @@ def test_case_study_and_appendix_figures(tiny_models, tiny_tokens):
         swap_similarity_figure,
         token_effect_figure,
     )
-    from stages.subjoiner import attention_profile, final_token_attention, subjoiner_heads
+    from stages.subjoiner import attention_profile, final_token_attention, rank_heads
     from stages.swap_similarity import swap_similarity
 
     bridge, _ = tiny_models("gpt2")
     labels = np.array([True, False] * 3)
     attention = final_token_attention(bridge, tiny_tokens, n_keys=6, progress=False, cache=False)
-    ranking = subjoiner_heads(attention, labels, len(bridge.blocks), n_boot=20)
+    ranking = rank_heads(attention, labels, len(bridge.blocks), n_boot=20)
     profile = attention_profile(attention, labels, 0, 0)
     accuracy = pd.DataFrame(
         {"probe": ["single", "top-k", "model"], "k": [1, 1, 0], "neuron": ["0.1", "", ""],

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from stages.neurons import neuron_classes
-from stages.probes import neuron_activations, probe_accuracies, token_effects
+from stages.probes import ing_probes, neuron_activations, probe_accuracies, token_effects
 
 
 def _activations(n: int, signal: float, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
@@ -55,6 +55,9 @@ def test_activations_and_effects_on_a_tiny_model(tiny_models, tiny_tokens):
     for row in chosen.itertuples():
         want = cache[f"blocks.{row.layer}.mlp.out.hook_in"][:, -1, row.neuron]
         np.testing.assert_allclose(acts[f"{row.layer}.{row.neuron}"], want.numpy(), rtol=1e-12)
+    labels = np.array([True, False] * 3)
+    direct = ing_probes(bridge, tiny_tokens, labels, chosen, mask, progress=False, cache=False)
+    pd.testing.assert_frame_equal(direct, probe_accuracies(acts, labels, seed=0))
     top1 = bridge(tiny_tokens, use_cache=False)[:, -1].argmax(-1)
     np.testing.assert_array_equal(acts["model_yes"], mask[top1.numpy()].astype(float))
     with pytest.raises(ValueError, match="no token"):

@@ -25,26 +25,26 @@ def _with_bounds(table: pd.DataFrame, columns: list[str], width: float = 0.01) -
 
 def _locality(prev: np.ndarray) -> pd.DataFrame:
     table = pd.DataFrame(
-        {"layer": range(N), "head": -1, "rel_depth": DEPTH, "prev_mean": prev,
+        {"layer": range(N), "head": -1, "rel_depth": DEPTH, "attn_prev5": prev,
          "prev_sum_nobos": 5 * prev}
     )  # fmt: skip
-    return _with_bounds(table, ["prev_mean", "prev_sum_nobos"])
+    return _with_bounds(table, ["attn_prev5", "prev_sum_nobos"])
 
 
 def _norms(attn: np.ndarray, mlp: np.ndarray) -> pd.DataFrame:
     table = pd.DataFrame(
         {"layer": range(N), "rel_depth": DEPTH, "attn_norm": attn, "mlp_norm": mlp,
-         "attn_over_mlp": attn / mlp}
+         "ratio": attn / mlp}
     )  # fmt: skip
-    return _with_bounds(table, ["attn_norm", "mlp_norm", "attn_over_mlp"])
+    return _with_bounds(table, ["attn_norm", "mlp_norm", "ratio"])
 
 
 def _lens(kl: np.ndarray, agreement: np.ndarray, entropy: np.ndarray) -> pd.DataFrame:
     table = pd.DataFrame(
-        {"layer": range(N), "rel_depth": DEPTH, "kl": kl, "agreement": agreement,
+        {"layer": range(N), "rel_depth": DEPTH, "kl_to_final": kl, "top1_agreement": agreement,
          "entropy": entropy, "final_entropy": entropy[-1]}
     )  # fmt: skip
-    return _with_bounds(table, ["kl", "agreement", "entropy"])
+    return _with_bounds(table, ["kl_to_final", "top1_agreement", "entropy"])
 
 
 def _counts(prediction: list[int], suppression: list[int]) -> pd.DataFrame:

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
-from stages.subjoiner import attention_profile, final_token_attention, subjoiner_heads
+from stages.subjoiner import (
+    attention_profile,
+    final_token_attention,
+    rank_heads,
+    subjoiner_heads,
+)
 from stages.words import Vocabulary, subjoiner_dataset, word_spans
 from tests.conftest import TEXT
 
@@ -36,11 +42,13 @@ def test_a_planted_subjoiner_head_ranks_first(tiny_models, data):
         pattern[:, 2] = target.to(pattern.dtype)
         return pattern
 
+    kw = {"n_keys": 8, "batch_size": len(tokens), "progress": False, "cache": False}
     with bridge.hooks(fwd_hooks=[("blocks.1.attn.hook_pattern", plant)]):
-        attention = final_token_attention(
-            bridge, tokens, n_keys=8, batch_size=len(tokens), progress=False, cache=False
-        )
-    ranking = subjoiner_heads(attention, data.labels, len(bridge.blocks), offset=2, n_boot=200)
+        attention = final_token_attention(bridge, tokens, **kw)
+    ranking = rank_heads(attention, data.labels, len(bridge.blocks), offset=2, n_boot=200)
+    with bridge.hooks(fwd_hooks=[("blocks.1.attn.hook_pattern", plant)]):
+        direct = subjoiner_heads(bridge, tokens, data.labels, offset=2, n_boot=200, **kw)
+    pd.testing.assert_frame_equal(direct, ranking)
     top = ranking.iloc[0]
     assert (top.layer, top["head"]) == (1, 2)
     assert top.word == pytest.approx(1.0) and top.control == pytest.approx(0.0)
@@ -62,4 +70,4 @@ def test_attention_rows_match_the_cached_pattern(tiny_models, data):
             attention[f"3.1.{k}"], pattern[:, 1, -1, -1 - k].numpy(), rtol=1e-12
         )
     with pytest.raises(ValueError, match="both classes"):
-        subjoiner_heads(attention, np.ones(4, bool), len(bridge.blocks))
+        rank_heads(attention, np.ones(4, bool), len(bridge.blocks))

@@ -21,6 +21,8 @@ from stages.lens import logit_lens
 from stages.models import EMBEDDED_DEFAULT, ModelLoadError, load_model, model_info
 from stages.neurons import class_counts, neuron_classes, top_neurons
 from stages.norms import component_norms
+from stages.probes import ing_probes
+from stages.subjoiner import subjoiner_heads
 from stages.swap_similarity import swap_similarity
 from stages.sweep import default_interventions, run_sweep
 
@@ -32,6 +34,7 @@ __all__ = [
     "class_counts",
     "component_norms",
     "default_interventions",
+    "ing_probes",
     "drops",
     "intervened_logits",
     "load_corpus",
@@ -41,6 +44,7 @@ __all__ = [
     "neuron_classes",
     "run_sweep",
     "stage_boundaries",
+    "subjoiner_heads",
     "swap_similarity",
     "swaps",
     "top_neurons",

@@ -4,13 +4,13 @@ For one head, ``A[q, k]`` is the attention weight of query position ``q`` on key
 (TransformerLens ``blocks.{l}.attn.hook_pattern``; rows sum to 1; Gemma's sliding-window
 layers are read as they are, with their window). With ``K = 5`` offsets:
 
-- ``prev_mean``, **the paper's quantity** (the authors' notebook): the mean of every entry on
+- ``attn_prev5``, **the paper's quantity** (the authors' notebook): the mean of every entry on
   the sub-diagonals ``k = q - 1 .. q - K``, i.e. over all (query, offset) pairs with
   ``q - offset >= 0``. BOS is not excluded as a key. Roughly the attention on the ``K``
   previous tokens divided by ``K``.
 - ``prev_sum``: the attention on the ``K`` previous keys summed per query (a fraction, 0..1),
   averaged over queries ``1..seq_len-1``.
-- ``prev_mean_nobos`` / ``prev_sum_nobos``: the same with BOS removed as a key and each query's
+- ``attn_prev5_nobos`` / ``prev_sum_nobos``: the same with BOS removed as a key and each query's
   attention renormalised over the other keys, ``A[q, k] / sum_{j >= 1} A[q, j]``, over queries
   ``2..seq_len-1``. Models that park most attention on BOS (an "attention sink") show their
   local attention only this way.
@@ -33,8 +33,13 @@ from stages import interventions
 from stages.interventions import run_to_last_block
 from stages.runs import batched_analysis, mean_with_interval
 
-QUANTITIES: tuple[str, ...] = ("prev_mean", "prev_sum", "prev_mean_nobos", "prev_sum_nobos", "bos")
-PAPER_QUANTITY = "prev_mean"
+QUANTITIES: tuple[str, ...] = (
+    "attn_prev5",
+    "prev_sum",
+    "attn_prev5_nobos",
+    "prev_sum_nobos",
+    "bos",
+)
 
 
 def locality_sums(pattern: torch.Tensor, offsets: int = 5) -> dict[str, torch.Tensor]:
@@ -65,9 +70,9 @@ def locality_sums(pattern: torch.Tensor, offsets: int = 5) -> dict[str, torch.Te
         per_query_nobos[..., k + 1 :] += d[..., 1:]
     per_query_nobos = per_query_nobos / rest
     return {
-        "prev_mean": sum(d.sum(-1) for d in diagonals),
+        "attn_prev5": sum(d.sum(-1) for d in diagonals),
         "prev_sum": per_query[..., 1:].sum(-1),
-        "prev_mean_nobos": sum(
+        "attn_prev5_nobos": sum(
             (d[..., 1:] / rest[..., k + 1 :]).sum(-1) for k, d in enumerate(diagonals, start=1)
         ),
         "prev_sum_nobos": per_query_nobos[..., 2:].sum(-1),
@@ -79,9 +84,9 @@ def locality_counts(seq_len: int, offsets: int = 5) -> dict[str, int]:
     """How many terms each sum of :func:`locality_sums` has for one sequence and head."""
     ks = range(1, min(offsets, seq_len - 1) + 1)
     return {
-        "prev_mean": sum(seq_len - k for k in ks),
+        "attn_prev5": sum(seq_len - k for k in ks),
         "prev_sum": seq_len - 1,
-        "prev_mean_nobos": sum(seq_len - k - 1 for k in ks),
+        "attn_prev5_nobos": sum(seq_len - k - 1 for k in ks),
         "prev_sum_nobos": seq_len - 2,
         "bos": seq_len - 1,
     }

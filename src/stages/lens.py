@@ -6,8 +6,8 @@ logit soft-capping where a model has it): :func:`stages.interventions.head`. Its
 distribution Q_l is compared with the model's own output distribution P (layer ``L - 1``) at the
 positions the sweep scores, ``1..seq_len-2``:
 
-- ``kl``: KL(P || Q_l) in nats (0 at the last layer);
-- ``agreement``: the fraction of positions where Q_l's top-1 token is P's;
+- ``kl_to_final``: KL(P || Q_l) in nats (0 at the last layer);
+- ``top1_agreement``: the fraction of positions where Q_l's top-1 token is P's;
 - ``entropy``: the entropy of Q_l in bits;
 - ``loss``: the cross-entropy of Q_l against the true next token, nats.
 
@@ -37,7 +37,12 @@ from stages.runs import batched_analysis, mean_with_interval
 from stages.sweep import score_residuals
 
 # compare()'s names, and what this table calls them
-_COLUMNS = {"kl": "kl", "rel_acc": "agreement", "entropy_delta": "entropy", "loss": "loss"}
+_COLUMNS = {
+    "kl": "kl_to_final",
+    "rel_acc": "top1_agreement",
+    "entropy_delta": "entropy",
+    "loss": "loss",
+}
 
 
 def logit_lens(
@@ -63,9 +68,9 @@ def logit_lens(
 
     Returns:
         One row per layer ``l`` (the residual after block ``l``): ``layer``, ``rel_depth``,
-        ``kl`` (nats), ``agreement`` (0..1), ``entropy`` (bits), ``loss`` (nats), each with
-        ``_lo`` / ``_hi`` 95% bootstrap bounds; ``final_entropy`` (bits, the model's own),
-        ``n_tokens``, ``n_seq``.
+        ``kl_to_final`` (nats), ``top1_agreement`` (0..1), ``entropy`` (bits), ``loss``
+        (nats), each with ``_lo`` / ``_hi`` 95% bootstrap bounds; ``final_entropy`` (bits,
+        the model's own), ``n_tokens``, ``n_seq``.
     """
     n_layers = len(model.blocks)
 

@@ -4,7 +4,7 @@ Per layer, the mean over tokens of the L2 norm of what the attention layer adds 
 stream (``blocks.{l}.hook_attn_out``) and of what the MLP adds (``blocks.{l}.hook_mlp_out``):
 for Gemma these are after its post-attention and post-feedforward norms, i.e. exactly the terms
 added to the residual; for parallel blocks (GPT-NeoX, Phi) the two terms of the sum. The ratio
-``attn_over_mlp`` is the ratio of the two means (the paper's |Attn| / |MLP|). Positions
+``ratio`` is the ratio of the two means (the paper's |Attn| / |MLP|). Positions
 ``1..seq_len-1`` are averaged: the BOS position, whose outputs are often orders of magnitude
 larger than the rest, is left out. Norms are computed in float64; intervals are 95% bootstrap
 over sequences (for the ratio, of the ratio of the two sums).
@@ -49,7 +49,7 @@ def component_norms(
 
     Returns:
         One row per layer: ``layer``, ``rel_depth``, ``attn_norm``, ``mlp_norm`` (residual-
-        stream units, mean over positions ``1..seq_len-1``), ``attn_over_mlp``, each with
+        stream units, mean over positions ``1..seq_len-1``), ``ratio``, each with
         ``_lo`` / ``_hi`` 95% bootstrap bounds; ``n_tokens``, ``n_seq``.
     """
     n_layers = len(model.blocks)
@@ -81,7 +81,7 @@ def component_norms(
             for name, num, den in [
                 ("attn_norm", sums["attn"], counts),
                 ("mlp_norm", sums["mlp"], counts),
-                ("attn_over_mlp", sums["attn"], sums["mlp"]),
+                ("ratio", sums["attn"], sums["mlp"]),
             ]:
                 value, lo, hi = mean_with_interval(num, den, n_boot=n_boot, seed=seed)
                 rec |= {name: value, f"{name}_lo": lo, f"{name}_hi": hi}

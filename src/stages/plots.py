@@ -182,7 +182,7 @@ def locality_figure(table: pd.DataFrame, *, title: str) -> alt.HConcatChart:
     heads = table[table["head"] >= 0]
     panels = []
     for column, y_title in [
-        ("prev_mean", "attention per previous-5 entry (paper)"),
+        ("attn_prev5", "attention per previous-5 entry (paper)"),
         ("prev_sum_nobos", "attention on previous 5 tokens, BOS removed"),
     ]:
         mean = _layer_panel(layers, {column: "mean over heads"}, ["#1f78b4"], y_title=y_title)
@@ -211,9 +211,7 @@ def norms_figure(table: pd.DataFrame, *, title: str) -> alt.HConcatChart:
         ["#e6550d", "#31a354"],
         y_title="mean L2 norm added to the residual",
     )
-    ratio = _layer_panel(
-        table, {"attn_over_mlp": "|Attn| / |MLP|"}, ["#756bb1"], y_title="|Attn| / |MLP|"
-    )
+    ratio = _layer_panel(table, {"ratio": "|Attn| / |MLP|"}, ["#756bb1"], y_title="|Attn| / |MLP|")
     one = alt.Chart(pd.DataFrame({"y": [1.0]})).mark_rule(strokeDash=[4, 4]).encode(y="y:Q")
     return _side_by_side([norms, alt.layer(ratio, one)], title)
 
@@ -225,11 +223,11 @@ def lens_figure(
     rows = table[table["rel_depth"].between(*depth)]
     kw = {"width": 185, "depth": depth}
     kl = _layer_panel(
-        rows, {"kl": "KL(final ‖ layer)"}, ["#1f78b4"], y_title="KL(final ‖ layer), nats",
+        rows, {"kl_to_final": "KL(final ‖ layer)"}, ["#1f78b4"], y_title="KL(final ‖ layer), nats",
         y_scale=alt.Scale(type="symlog"), **kw,
     )  # fmt: skip
     agree = _layer_panel(
-        rows, {"agreement": "top-1 agreement"}, ["#33a02c"],
+        rows, {"top1_agreement": "top-1 agreement"}, ["#33a02c"],
         y_title="top-1 agreement with the final layer", **kw,
     )  # fmt: skip
     entropy = _layer_panel(

@@ -140,6 +140,42 @@ def neuron_activations(
     )
 
 
+def ing_probes(
+    model: Any,
+    tokens: torch.Tensor,
+    labels: np.ndarray,
+    neurons: pd.DataFrame,
+    token_mask: np.ndarray,
+    *,
+    seed: int = 0,
+    batch_size: int | None = None,
+    progress: bool = True,
+    cache: bool = True,
+) -> pd.DataFrame:
+    """Probes on ``neurons`` for "is the next token in ``token_mask``", and the model's answer.
+
+    :func:`neuron_activations` then :func:`probe_accuracies`.
+
+    Args:
+        model: a ``TransformerBridge``.
+        tokens: ``[n, seq_len]`` windows (:func:`stages.words.ing_dataset`).
+        labels: ``[n]`` bool, the true classes.
+        neurons: rows with ``layer`` and ``neuron``, in relevance order (:func:`token_effects`).
+        token_mask: ``[d_vocab]`` bool, the tokens of the positive class ("-ing" tokens).
+        seed: the train/test split and the solver's seed.
+        batch_size: windows per forward pass.
+        progress: show a progress bar.
+        cache: read and write the result cache.
+
+    Returns:
+        The :func:`probe_accuracies` table.
+    """
+    activations = neuron_activations(
+        model, tokens, neurons, token_mask, batch_size=batch_size, progress=progress, cache=cache
+    )
+    return probe_accuracies(activations, labels, seed=seed)
+
+
 def _mask_hash(mask: torch.Tensor) -> str:
     return hashlib.sha256(mask.numpy().tobytes()).hexdigest()[:16]
 

@@ -46,15 +46,15 @@ def detokenization_claims(locality: pd.DataFrame, norms: pd.DataFrame) -> pd.Dat
     out = _Claims()
     rows = _layer_means(locality)
     early, later = rows[rows["rel_depth"] <= EARLY], rows[rows["rel_depth"] > EARLY]
-    peak = rows.loc[rows["prev_mean"].idxmax()]
-    first = early["prev_mean"].mean() > later["prev_mean"].mean()
+    peak = rows.loc[rows["attn_prev5"].idxmax()]
+    first = early["attn_prev5"].mean() > later["attn_prev5"].mean()
     second = peak["rel_depth"] <= EARLY
     nobos_early, nobos_later = early["prev_sum_nobos"].mean(), later["prev_sum_nobos"].mean()
     out.add(
         "attention to the previous five tokens is highest in the early layers",
         "previous-5 attention peaks in the first layers (Figure 4)",
-        f"mean {early['prev_mean'].mean():.3f} per entry in the first quarter vs "
-        f"{later['prev_mean'].mean():.3f} later; highest at layer {int(peak['layer'])} "
+        f"mean {early['attn_prev5'].mean():.3f} per entry in the first quarter vs "
+        f"{later['attn_prev5'].mean():.3f} later; highest at layer {int(peak['layer'])} "
         f"(relative depth {peak['rel_depth']:.2f}); with BOS removed, "
         f"{nobos_early:.0%} vs {nobos_later:.0%} of attention on the previous 5 tokens",
         _verdict(first and second, first or second),
@@ -63,7 +63,7 @@ def detokenization_claims(locality: pd.DataFrame, norms: pd.DataFrame) -> pd.Dat
     later_n = norms[norms["rel_depth"] > EARLY]
     ratio_early = early_n["attn_norm"].sum() / early_n["mlp_norm"].sum()
     ratio_later = later_n["attn_norm"].sum() / later_n["mlp_norm"].sum()
-    above = (early_n["attn_over_mlp_lo"] > 1).sum()
+    above = (early_n["ratio_lo"] > 1).sum()
     out.add(
         "in the early layers attention writes more into the residual than the MLP",
         "|Attn| / |MLP| above 1 early, falling with depth (Figure 5)",
@@ -87,8 +87,9 @@ def feature_engineering_claims(lens: pd.DataFrame) -> pd.DataFrame:
         "through the first half, the logit lens is far from the final prediction",
         "KL to the final distribution stays high (Figures 6, 8)",
         f"at layer {int(mid['layer'])} (relative depth {mid['rel_depth']:.2f}): KL "
-        f"{mid['kl']:.2f} nats, top-1 agreement {mid['agreement']:.1%} (threshold: below 20%)",
-        _verdict(mid["agreement_hi"] < 0.2, mid["agreement"] < 0.2),
+        f"{mid['kl_to_final']:.2f} nats, top-1 agreement {mid['top1_agreement']:.1%} (threshold: "
+        "below 20%)",
+        _verdict(mid["top1_agreement_hi"] < 0.2, mid["top1_agreement"] < 0.2),
     )
     final = float(lens["final_entropy"].iloc[0])
     mean_h = half["entropy"].mean()
@@ -110,12 +111,12 @@ def _largest_log_drop(lens: pd.DataFrame) -> pd.Series:
     embedding) and the fall into the last layer (whose KL is 0 by definition) are left out.
     """
     rows = lens.sort_values("layer")
-    kl = np.log(rows["kl"].to_numpy()[1:-1])
+    kl = np.log(rows["kl_to_final"].to_numpy()[1:-1])
     drops = kl[:-1] - kl[1:]  # entering layers 2..L-2
     k = int(np.argmax(drops))
     peak = rows.iloc[k + 2].copy()
     peak["factor"] = float(np.exp(-drops[k]))
-    peak["kl_before"] = float(rows.iloc[k + 1]["kl"])
+    peak["kl_before"] = float(rows.iloc[k + 1]["kl_to_final"])
     return peak
 
 
@@ -155,7 +156,7 @@ def ensembling_claims(counts: pd.DataFrame, lens: pd.DataFrame) -> pd.DataFrame:
         "the logit-lens KL falls in a phase transition after the midpoint",
         "a sharp drop of KL in the second half (Figure 6)",
         f"largest single-layer fall: by a factor of {1 / drop['factor']:.1f}, from "
-        f"{drop['kl_before']:.2f} to {drop['kl']:.2f} nats entering layer "
+        f"{drop['kl_before']:.2f} to {drop['kl_to_final']:.2f} nats entering layer "
         f"{int(drop['layer'])} (relative depth {drop['rel_depth']:.2f})",
         "holds" if drop["rel_depth"] > HALF else "does not hold",
     )
@@ -222,8 +223,8 @@ def stage_signals(
     ``prediction_frac``, ``suppression_frac``.
     """
     drops = sweep[sweep["kind"] == "drop"][["layer", "kl"]].rename(columns={"kl": "drop_kl"})
-    local = _layer_means(locality)[["layer", "rel_depth", "prev_mean"]]
-    local = local.rename(columns={"prev_mean": "prev_attention"})
+    local = _layer_means(locality)[["layer", "rel_depth", "attn_prev5"]]
+    local = local.rename(columns={"attn_prev5": "prev_attention"})
     table = local.merge(drops, on="layer").merge(
         counts[["layer", "prediction_frac", "suppression_frac"]], on="layer"
     )

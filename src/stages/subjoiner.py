@@ -82,6 +82,42 @@ def final_token_attention(
     )
 
 
+def subjoiner_heads(
+    model: Any,
+    tokens: torch.Tensor,
+    labels: np.ndarray,
+    *,
+    offset: int = 3,
+    n_keys: int = 16,
+    batch_size: int | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    progress: bool = True,
+    cache: bool = True,
+) -> pd.DataFrame:
+    """Every head ranked as a subjoiner: :func:`final_token_attention`, then :func:`rank_heads`.
+
+    Args:
+        model: a ``TransformerBridge``.
+        tokens: ``[n, seq_len]`` windows (:func:`stages.words.subjoiner_dataset`).
+        labels: ``[n]`` bool, True for the word class.
+        offset: the word's first token, positions before the last (4-token words: 3).
+        n_keys: positions read back from the last token.
+        batch_size: windows per forward pass.
+        n_boot: bootstrap resamples.
+        seed: bootstrap seed.
+        progress: show a progress bar.
+        cache: read and write the result cache.
+
+    Returns:
+        The :func:`rank_heads` table.
+    """
+    attention = final_token_attention(
+        model, tokens, n_keys=n_keys, batch_size=batch_size, progress=progress, cache=cache
+    )
+    return rank_heads(attention, labels, len(model.blocks), offset=offset, n_boot=n_boot, seed=seed)
+
+
 def _values(attention: pd.DataFrame, offset: int) -> tuple[np.ndarray, list[tuple[int, int]]]:
     """``[n, n_heads_total]`` attention at ``offset`` and the (layer, head) of each column."""
     heads = sorted(
@@ -90,7 +126,7 @@ def _values(attention: pd.DataFrame, offset: int) -> tuple[np.ndarray, list[tupl
     return attention[[f"{la}.{h}.{offset}" for la, h in heads]].to_numpy(), heads
 
 
-def subjoiner_heads(
+def rank_heads(
     attention: pd.DataFrame,
     labels: np.ndarray,
     n_layers: int,

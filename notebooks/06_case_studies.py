@@ -133,7 +133,8 @@ best_topk = topk.loc[topk.accuracy.idxmax()]
 beats_single = best_topk.accuracy_lo > best_single.accuracy_hi
 beats_model = best_topk.accuracy_lo > model_row.accuracy_hi
 display(Markdown(
-    f"On {int(model_row.n_test)} held-out windows: the best single neuron ({best_single.neuron}) "
+    f"On {int(model_row.n_test)} held-out windows: the best single neuron "
+    f"(L{best_single.neuron.replace('.', ' N')}) "
     f"reaches {best_single.accuracy:.1%} ({best_single.accuracy_lo:.1%}-"
     f"{best_single.accuracy_hi:.1%}); the best ensemble, the top {int(best_topk.k)} neurons, "
     f"{best_topk.accuracy:.1%} ({best_topk.accuracy_lo:.1%}-{best_topk.accuracy_hi:.1%}); the "

@@ -78,6 +78,16 @@ def output_directions(model: Any, layer: int) -> torch.Tensor:
     return rows
 
 
+def vocab_cosines(model: Any, layer: int, neurons: list[int]) -> torch.Tensor:
+    """``[len(neurons), d_vocab]``: cosine of each neuron's output with every ``W_U`` column.
+
+    The per-token values whose moments :func:`vocab_moments` takes, for a few neurons.
+    """
+    w_u = model.W_U.detach()
+    rows = output_directions(model, layer)[neurons]
+    return (rows / rows.norm(dim=1, keepdim=True)) @ (w_u / w_u.norm(dim=0, keepdim=True))
+
+
 def neuron_classes(
     model: Any,
     *,
@@ -170,12 +180,9 @@ def top_neurons(
     if cls not in ("prediction", "suppression"):
         raise ValueError(f"cls must be 'prediction' or 'suppression', got {cls!r}")
     rows = classes[classes["cls"] == cls].nlargest(k, "kurtosis")
-    w_u = model.W_U.detach()
-    unit_u = w_u / w_u.norm(dim=0, keepdim=True)
     records = []
     for row in rows.itertuples():
-        direction = output_directions(model, int(row.layer))[int(row.neuron)]
-        cos = (direction / direction.norm()) @ unit_u
+        cos = vocab_cosines(model, int(row.layer), [int(row.neuron)])[0]
         values, ids = cos.topk(n_tokens, largest=cls == "prediction")
         records.append(
             {

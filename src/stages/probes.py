@@ -35,7 +35,7 @@ from sklearn.preprocessing import StandardScaler
 from stages import interventions
 from stages.interventions import head as unembed
 from stages.interventions import run_to_last_block
-from stages.neurons import output_directions
+from stages.neurons import vocab_cosines
 from stages.runs import batched_analysis
 
 TEST_SIZE = 0.3
@@ -57,13 +57,10 @@ def token_effects(model: Any, classes: pd.DataFrame, token_mask: np.ndarray) -> 
     mask = torch.as_tensor(np.asarray(token_mask, dtype=bool))
     if not mask.any():
         raise ValueError("no token of interest in the vocabulary")
-    w_u = model.W_U.detach()
-    unit_u = w_u / w_u.norm(dim=0, keepdim=True)
     rows = classes[classes["cls"].isin(["prediction", "suppression"])]
     records = []
     for layer, group in rows.groupby("layer"):
-        directions = output_directions(model, int(layer))[group["neuron"].tolist()]
-        cos = (directions / directions.norm(dim=1, keepdim=True)) @ unit_u  # [n, d_vocab]
+        cos = vocab_cosines(model, int(layer), group["neuron"].tolist())  # [n, d_vocab]
         inside = cos[:, mask].double().mean(1).cpu().numpy()
         outside = cos[:, ~mask].double().mean(1).cpu().numpy()
         for k, row in enumerate(group.itertuples()):

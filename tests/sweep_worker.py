@@ -37,10 +37,11 @@ def main() -> None:
 
     def counted(*a, **kw):
         nonlocal computed
-        original(*a, **kw)
+        result = original(*a, **kw)
         computed += 1
         print(f"batch done {computed}", flush=True)
         time.sleep(args.slow)
+        return result
 
     stages.sweep.score_residuals = counted
     table = stages.run_sweep(model, tokens, batch_size=1, progress=False, cache=not args.no_cache)

@@ -262,6 +262,85 @@ def run_intervened(model: Any, base: BaselineRun, iv: Intervention) -> torch.Ten
     return hidden
 
 
+def start_groups(interventions: Sequence[Intervention]) -> list[list[Intervention]]:
+    """Group interventions by the layer they start from, in order of first appearance.
+
+    A sweep's drop ``i``, attention-only drop ``i``, MLP-only drop ``i`` and swap ``(i, i + 1)``
+    all start from ``resid_pre[i]`` and, after one or two blocks of their own, run the same
+    blocks ``i + 2..L-1``: :func:`run_group` runs that shared tail once for the whole group.
+    """
+    groups: dict[int, list[Intervention]] = {}
+    for iv in interventions:
+        groups.setdefault(iv.layer, []).append(iv)
+    return list(groups.values())
+
+
+def _tail_start(iv: Intervention, order: list[int], n: int) -> int:
+    """Smallest ``k`` with ``order`` ending in blocks ``k..n-1`` run plainly (no zeroing)."""
+    k = n
+    while k > 0 and len(order) >= n - k + 1 and order[len(order) - (n - k + 1)] == k - 1:
+        k -= 1
+    if iv.kind in ("drop_attn", "drop_mlp"):  # the zeroed block runs on its own
+        k = max(k, iv.layer + 1)
+    return k
+
+
+def _repeat_batch(value: Any, batch: int, times: int) -> Any:
+    """Repeat every tensor argument whose first dimension is the batch ``times`` times."""
+    if isinstance(value, torch.Tensor):
+        if value.ndim >= 2 and value.shape[0] == batch:
+            return value.repeat(times, *([1] * (value.ndim - 1)))
+        return value
+    if isinstance(value, tuple):
+        return tuple(_repeat_batch(v, batch, times) for v in value)
+    if isinstance(value, list):
+        return [_repeat_batch(v, batch, times) for v in value]
+    if isinstance(value, dict):
+        return {k: _repeat_batch(v, batch, times) for k, v in value.items()}
+    return value
+
+
+def run_group(model: Any, base: BaselineRun, group: Sequence[Intervention]) -> list[torch.Tensor]:
+    """Final residuals ``[batch, pos, d_model]`` of interventions that start at the same layer.
+
+    Each intervention first runs the blocks it alone runs (its dropped, zeroed or swapped
+    blocks); the blocks all of them then run in the plain order are run once, on the group's
+    residuals stacked along the batch (each block's baseline arguments repeated to match).
+    The result equals :func:`run_intervened` per intervention, up to floating-point
+    reassociation in the larger matrix products.
+
+    Raises:
+        ValueError: the interventions do not all start at the same layer.
+    """
+    n = len(base.block_args)
+    plans = [block_order(iv, n) for iv in group]
+    if len({start for start, _ in plans}) > 1:
+        raise ValueError(f"run_group takes interventions with one start layer, got {group!r}")
+    k = max(_tail_start(iv, order, n) for iv, (_, order) in zip(group, plans, strict=True))
+    heads = []
+    with torch.no_grad():
+        for iv, (start, order) in zip(group, plans, strict=True):
+            hidden = base.resid_pre[start]
+            with component_zeroed(model, iv):
+                for j in order[: len(order) - (n - k)]:
+                    hidden = run_block(model, j, hidden, base)
+            heads.append(hidden)
+        if k == n or len(heads) == 1:
+            return [_run_tail(model, base, h, k) for h in heads]
+        batch = heads[0].shape[0]
+        hidden = torch.cat(heads)
+        for j in range(k, n):
+            rest, kw = _repeat_batch(base.block_args[j], batch, len(heads))
+            hidden = _first(model.blocks[j](hidden, *rest, **kw))
+    return list(hidden.split(batch))
+
+
+def _run_tail(model: Any, base: BaselineRun, hidden: torch.Tensor, k: int) -> torch.Tensor:
+    for j in range(k, len(base.block_args)):
+        hidden = run_block(model, j, hidden, base)
+    return hidden
+
+
 def head(model: Any, resid: torch.Tensor) -> torch.Tensor:
     """Final norm and unembedding: ``[..., d_model]`` residual to ``[..., d_vocab]`` logits.
 

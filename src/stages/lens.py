@@ -75,13 +75,11 @@ def logit_lens(
     n_layers = len(model.blocks)
 
     def compute(batch: torch.Tensor) -> dict[str, np.ndarray]:
-        sums = np.zeros((n_layers, len(METRICS), len(batch)))
-        final_entropy = np.zeros(len(batch))
         base = capture_baseline(model, batch)
         # resid_pre[l + 1] is the residual after block l; the last one is the model's own.
         layers = [*base.resid_pre[1:-1], None]
         labels = [f"logit lens at layer {layer}" for layer in range(n_layers)]
-        score_residuals(model, batch, base.final_resid, layers, sums, final_entropy, labels)
+        sums, final_entropy = score_residuals(model, batch, base.final_resid, layers, labels)
         columns = {"final_entropy": final_entropy}
         for layer in range(n_layers):
             for m, name in enumerate(METRICS):

@@ -217,6 +217,11 @@ def _reloadable_tokenizer(tokenizer: Any) -> Any:
     """
     from transformers import AutoTokenizer
 
+    return AutoTokenizer.from_pretrained(_tokenizer_folder(tokenizer))
+
+
+def _tokenizer_folder(tokenizer: Any) -> Path:
+    """The cache folder holding ``tokenizer``'s files (written once, keyed by their hash)."""
     with tempfile.TemporaryDirectory(prefix="stages-tok-") as tmp:
         tokenizer.save_pretrained(tmp)
         digest = hashlib.sha256()
@@ -232,7 +237,7 @@ def _reloadable_tokenizer(tokenizer: Any) -> Any:
                 os.replace(staged, folder)
             except OSError:  # another process wrote it first
                 shutil.rmtree(staged, ignore_errors=True)
-    return AutoTokenizer.from_pretrained(folder)
+    return folder
 
 
 def _boot(name: str, **kwargs: Any) -> Any:
@@ -282,7 +287,9 @@ def load_model(
 
     Returns:
         The ``TransformerBridge`` in eval mode, with ``model.stages_info`` (a dict: ``name``,
-        ``weights_hash``, ``dtype``, ``device``, ``source``) for provenance and caching.
+        ``weights_hash``, ``dtype``, ``device``, ``source``, ``process_weights``) for provenance
+        and caching, and ``reload``: the arguments with which another process (a Ray worker)
+        loads the same model, or None for an in-memory model.
 
     Raises:
         ModelLoadError: weights cannot be found or loaded; the message says what to do.
@@ -296,6 +303,7 @@ def load_model(
     if trust_remote_code:
         boot_kwargs["trust_remote_code"] = True
 
+    reload: dict[str, Any] | None = None  # how another process loads the same model
     if isinstance(source, PreTrainedModel):
         if tokenizer is None:
             raise ValueError(
@@ -348,7 +356,15 @@ def load_model(
                 "weights_hash": "",
             }
             target = source
+        reload = {
+            "source": source if source == EMBEDDED_DEFAULT or target == source else target,
+            "tokenizer": None,
+            "dtype": str(torch_dtype).removeprefix("torch."),
+            "process_weights": bool(process_weights),
+            "trust_remote_code": bool(trust_remote_code),
+        }
         if tokenizer is not None:
+            reload["tokenizer"] = str(_tokenizer_folder(tokenizer))
             boot_kwargs["tokenizer"] = _reloadable_tokenizer(tokenizer)
         try:
             bridge = _boot(target, **boot_kwargs)
@@ -381,6 +397,7 @@ def load_model(
             "dtype": str(torch_dtype).removeprefix("torch."),
             "device": str(dev),
             "process_weights": bool(process_weights),
+            "reload": reload,
         }
     )
     bridge.stages_info = info

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -34,6 +35,8 @@ from stages.models import model_info
 from stages.provenance import versions
 
 BatchSums = Mapping[str, np.ndarray]
+# Computes the pending batches ``[(k, tokens)]`` somewhere; yields ``(k, sums)`` as they finish.
+MapBatches = Callable[[list[tuple[int, torch.Tensor]]], Iterator[tuple[int, BatchSums]]]
 
 
 def check_tokens(model: Any, tokens: torch.Tensor, *, min_len: int = 3) -> torch.Tensor:
@@ -68,11 +71,55 @@ def check_batch_size(batch_size: Any) -> int:
     return batch_size
 
 
-def default_batch_size(model: Any, seq_len: int) -> int:
-    """Sequences per batch: 8 on the CPU; on a GPU, about 16k tokens per batch."""
-    if str(model.cfg.device).startswith("cuda"):
-        return max(1, 16384 // seq_len)
-    return 8
+def forward_bytes_per_seq(model: Any, seq_len: int, *, copies: int = 1) -> int:
+    """Estimated peak bytes one sequence adds to a forward pass that keeps every residual.
+
+    The residual at every layer, plus ``copies`` blocks' activations (residual, MLP hidden
+    layer, attention scores) held at once, in the model's dtype, with a margin of 1.5.
+    """
+    cfg = model.cfg
+    size = torch.empty((), dtype=next(model.parameters()).dtype).element_size()
+    d_mlp = getattr(cfg, "d_mlp", None) or 4 * cfg.d_model
+    residuals = (len(model.blocks) + 1) * seq_len * cfg.d_model
+    block = seq_len * (4 * cfg.d_model + 3 * d_mlp + 2 * cfg.n_heads * seq_len)
+    return int(1.5 * size * (residuals + copies * block))
+
+
+def free_memory(device: torch.device) -> int:
+    """Free bytes on ``device``: CUDA's free memory, or the host's available memory."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+# Tokens per batch beyond which a larger batch gains nothing: 8 x 128 on a CPU, 64k on a GPU.
+_CPU_BATCH = 8
+_GPU_TOKENS = 1 << 16
+
+
+def default_batch_size(
+    model: Any, seq_len: int, *, bytes_per_seq: int | None = None, free_bytes: int | None = None
+) -> int:
+    """Sequences per batch, sized from the free memory of the model's device.
+
+    Half the free memory (``free_bytes``, default :func:`free_memory`) over the estimated bytes
+    per sequence (``bytes_per_seq``, default :func:`forward_bytes_per_seq`), capped at 8
+    sequences on a CPU (larger batches are no faster there) and 64k tokens on a GPU, rounded
+    down to a power of two so that the choice (part of the cache key) is stable between runs.
+    """
+    device = torch.device(model.cfg.device)
+    per_seq = bytes_per_seq or forward_bytes_per_seq(model, seq_len)
+    free = free_memory(device) if free_bytes is None else free_bytes
+    cap = _CPU_BATCH if device.type == "cpu" else max(1, _GPU_TOKENS // seq_len)
+    fit = max(1, min(cap, int(free // 2 // per_seq)))
+    return 1 << (fit.bit_length() - 1)
 
 
 def tokens_sha256(tokens: torch.Tensor) -> str:
@@ -125,6 +172,7 @@ def batched_analysis(
     desc: str,
     units_per_seq: int = 1,
     min_len: int = 3,
+    map_batches: MapBatches | None = None,
 ) -> pd.DataFrame:
     """Run ``compute`` over batches of ``tokens`` and ``reduce`` the per-sequence sums.
 
@@ -146,6 +194,9 @@ def batched_analysis(
         cache: read and write the result cache.
         desc: the progress bar's label.
         min_len: the shortest ``seq_len`` the analysis accepts.
+        map_batches: where the batches not yet in the cache are computed (default: ``compute``
+            in this process, one after the other); e.g. :class:`stages.scale_out.RayBatches`.
+            Each batch is checkpointed as it arrives, in any order.
 
     Returns:
         The reduced table, with ``attrs["provenance"]``: the model, tokens (shape and sha256),
@@ -175,24 +226,34 @@ def batched_analysis(
             table.attrs["provenance"] = meta | {"from_cache": True}
             return table
 
-    frames = []
     bar = tqdm(total=n_seq * units_per_seq, disable=not progress, desc=desc, unit="seq")
+    frames: dict[int, pd.DataFrame] = {}
+    pending = []
     for k, start in enumerate(range(0, n_seq, batch_size)):
         stop = min(n_seq, start + batch_size)
         stored = entry.read(f"batch-{k:05d}") if entry is not None else None
         if stored is not None:  # checkpoint of an earlier (maybe interrupted) run
-            part = stored[0]
+            frames[k] = stored[0]
+            bar.update((stop - start) * units_per_seq)
         else:
+            pending.append((k, tokens[start:stop]))
+
+    def local(batches: list[tuple[int, torch.Tensor]]) -> Iterator[tuple[int, BatchSums]]:
+        for k, batch in batches:
             with torch.no_grad():
-                part = pd.DataFrame(compute(tokens[start:stop].to(model.cfg.device)))
-            if len(part) != stop - start:
-                raise RuntimeError(f"{analysis}: a batch of {stop - start} gave {len(part)} rows")
-            if entry is not None:
-                entry.write(f"batch-{k:05d}", part)
-        frames.append(part)
-        bar.update((stop - start) * units_per_seq)
+                yield k, compute(batch.to(model.cfg.device))
+
+    for k, sums in (map_batches or local)(pending):
+        part = pd.DataFrame(sums)
+        expected = min(n_seq, (k + 1) * batch_size) - k * batch_size
+        if len(part) != expected:
+            raise RuntimeError(f"{analysis}: a batch of {expected} gave {len(part)} rows")
+        if entry is not None:
+            entry.write(f"batch-{k:05d}", part)
+        frames[k] = part
+        bar.update(expected * units_per_seq)
     bar.close()
-    table = reduce(pd.concat(frames, ignore_index=True))
+    table = reduce(pd.concat([frames[k] for k in sorted(frames)], ignore_index=True))
     table.attrs["provenance"] = model_provenance(model) | {
         "analysis": analysis,
         "tokens": f"{n_seq} x {seq_len}",

@@ -1,20 +1,27 @@
 """``run_sweep``: the paper's layer-intervention experiment as one tidy table.
 
 For every batch of sequences the baseline runs once (:func:`stages.interventions.capture_baseline`);
-each intervention then recomputes only the blocks from its first layer on. Logits are made one
-chunk of positions at a time, compared with the baseline chunk, and reduced to per-sequence sums
-in float64; per-token vocabulary-sized tensors never outlive a chunk.
+the interventions that start at the same layer then run together
+(:func:`stages.interventions.run_group`): each computes only its own blocks, and the blocks they
+share are run once on the group's residuals stacked along the batch. Every final residual is
+compared with the baseline by :mod:`stages.metrics`, one vocabulary tile at a time, and reduced
+to per-sequence sums in float64 on the model's device; the sums reach the host once per batch.
 
 Metrics average over every predicted position except position 0 (the prediction made at the BOS
 token), as the authors did: a row of ``seq_len`` tokens contributes ``seq_len - 2`` predictions
 (positions ``1..seq_len-2``, each scored against the next token).
+
+The unit of work is (batch, group of start layers). Run locally, a batch's groups run in one
+call; with ``executor="ray"`` (:mod:`stages.scale_out`) they may be spread over workers, each of
+which repeats the batch's baseline. Each intervention's sums come from the same operations
+either way, so both give the same table.
 """
 
 from __future__ import annotations
 
-import itertools
 import sys
 from collections.abc import Iterable, Sequence
+from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
@@ -28,19 +35,25 @@ from stages.interventions import (
     Intervention,
     capture_baseline,
     drops,
-    head,
     n_layers,
-    run_intervened,
+    run_group,
+    start_groups,
     swaps,
     validate_interventions,
 )
-from stages.metrics import LN2, METRICS, Distribution, bootstrap_interval, compare
-from stages.runs import batched_analysis, check_tokens
+from stages.metrics import (
+    LN2,
+    METRICS,
+    Unembedding,
+    bootstrap_interval,
+    compare,
+    reference,
+    unchanged,
+)
+from stages.models import resolve_dtype
+from stages.runs import batched_analysis, check_tokens, default_batch_size, forward_bytes_per_seq
 
-# Per-token vocabulary tensors of one chunk: about this many elements (float32: 128 MB).
-_CHUNK_ELEMENTS = 1 << 25
-# Final residuals of a group of interventions held at once: about this many bytes.
-_GROUP_BYTES = 1 << 30
+EXECUTORS = ("local", "ray")
 
 
 def default_interventions(model: Any) -> list[Intervention]:
@@ -58,6 +71,9 @@ def run_sweep(
     seed: int = 0,
     progress: bool = True,
     cache: bool = True,
+    autocast: str | None = None,
+    executor: str = "local",
+    workers: int | None = None,
 ) -> pd.DataFrame:
     """Measure every intervention against the unperturbed model on ``tokens``.
 
@@ -65,14 +81,22 @@ def run_sweep(
         model: a ``TransformerBridge`` from :func:`stages.load_model`.
         tokens: ``[n_seq, seq_len]`` token ids, each row starting with BOS.
         interventions: defaults to every drop, swap, attention-only and MLP-only drop; an
-            empty list measures the baseline alone.
-        batch_size: sequences per forward pass (default: :func:`default_batch_size`).
+            empty list measures the baseline alone. Repeated entries are measured once.
+        batch_size: sequences per forward pass (default: :func:`default_batch_size` from the
+            free memory of the model's device).
         n_boot: bootstrap resamples (over sequences) for the 95% intervals.
         seed: bootstrap seed.
         progress: show a tqdm progress bar.
         cache: read and write the result cache (:mod:`stages.cache`): each batch is
             checkpointed as it finishes, so an interrupted run resumes where it stopped and
             gives the same table as an uninterrupted one; a finished table is reused.
+        autocast: ``"bfloat16"`` or ``"float16"``: run a float32 model's matrix products in
+            that precision under ``torch.autocast`` (for GPUs with fast half-precision units);
+            the metrics are still accumulated in float64. None (default): the model's dtype.
+        executor: ``"local"`` (this process) or ``"ray"``: spread (batch x start-layer group)
+            tasks over Ray workers (:mod:`stages.scale_out`; install ``stages[ray]``). Both give
+            the same table and share the cache.
+        workers: Ray workers (default: one per GPU for a CUDA model, else two CPUs each).
 
     Returns:
         One row per intervention plus a baseline row (``kind == "none"``), with columns
@@ -85,39 +109,42 @@ def run_sweep(
         table was computed (``from_cache`` is True when it was read from the cache).
 
     Raises:
-        ValueError: bad tokens, batch size or interventions.
+        ValueError: bad tokens, batch size, interventions, autocast or executor.
         FloatingPointError: a metric came out NaN or infinite (the message names the
             intervention); nothing non-finite is averaged into a table.
     """
     tokens = check_tokens(model, tokens)
     if interventions is None:
         interventions = default_interventions(model)
-    ivs = [BASELINE] + [
+    ivs = list(dict.fromkeys(
         iv for iv in validate_interventions(model, interventions) if iv.kind != "none"
-    ]
+    ))  # fmt: skip
+    groups = start_groups(ivs)
+    half = _autocast_dtype(model, autocast)
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
     n_seq, seq_len = tokens.shape
+    if batch_size is None:
+        # a group of four interventions' blocks at once, and the scoring's vectors
+        per_seq = forward_bytes_per_seq(model, seq_len, copies=5)
+        batch_size = default_batch_size(model, seq_len, bytes_per_seq=per_seq)
+    map_batches = None
+    if executor == "ray":
+        from stages.scale_out import RayBatches
+
+        map_batches = RayBatches(model, sweep_task, groups, {"half": half}, workers=workers)
 
     def compute(batch: torch.Tensor) -> dict[str, np.ndarray]:
-        sums = np.zeros((len(ivs), len(METRICS), len(batch)))
-        base_entropy = np.zeros(len(batch))
-        base = capture_baseline(model, batch)
-        finals = (None if iv == BASELINE else run_intervened(model, base, iv) for iv in ivs)
-        score_residuals(
-            model, batch, base.final_resid, finals, sums, base_entropy, [iv.label for iv in ivs]
-        )
-        columns = {"entropy": base_entropy}
-        for i in range(len(ivs)):
-            for m, name in enumerate(METRICS):
-                columns[f"{i}:{name}"] = sums[i, m]
-        return columns
+        return sweep_task(model, batch, groups, first=True, half=half)
 
     def reduce(per_seq: pd.DataFrame) -> pd.DataFrame:
+        rows = [BASELINE, *ivs]
         sums = np.stack(
-            [np.stack([per_seq[f"{i}:{name}"] for name in METRICS]) for i in range(len(ivs))]
+            [np.stack([per_seq[f"{iv.label}:{name}"] for name in METRICS]) for iv in rows]
         )
         counts = np.full(n_seq, float(seq_len - 2))
         return _table(
-            model, ivs, sums, counts, per_seq["entropy"].to_numpy(), n_boot=n_boot, seed=seed
+            model, rows, sums, counts, per_seq["entropy"].to_numpy(), n_boot=n_boot, seed=seed
         )
 
     return batched_analysis(
@@ -126,15 +153,75 @@ def run_sweep(
         tokens,
         compute=compute,
         reduce=reduce,
-        params={"interventions": [iv.label for iv in ivs]},
+        params={"interventions": [iv.label for iv in [BASELINE, *ivs]]}
+        | ({"autocast": str(half).removeprefix("torch.")} if half else {}),
         reduce_params={"n_boot": n_boot, "seed": seed},
         sources=[_interventions_module, _metrics_module, sys.modules[__name__]],
         batch_size=batch_size,
         progress=progress,
         cache=cache,
         desc="interventions x sequences",
-        units_per_seq=len(ivs),
+        units_per_seq=len(ivs) + 1,
+        map_batches=map_batches,
     )
+
+
+def _autocast_dtype(model: Any, autocast: str | None) -> torch.dtype | None:
+    """Parse ``autocast``; refuse it for models that are not float32."""
+    if autocast is None:
+        return None
+    half = resolve_dtype(autocast, torch.device("cpu"))
+    if half not in (torch.bfloat16, torch.float16):
+        raise ValueError(f"autocast must be 'bfloat16' or 'float16', got {autocast!r}")
+    if next(model.parameters()).dtype != torch.float32:
+        raise ValueError(
+            "autocast runs a float32 model's products in half precision: load the model with "
+            f"dtype='float32' (it is {model.cfg.dtype})"
+        )
+    return half
+
+
+def sweep_task(
+    model: Any,
+    batch: torch.Tensor,
+    groups: Sequence[Sequence[Intervention]],
+    *,
+    first: bool,
+    half: torch.dtype | None,
+) -> dict[str, np.ndarray]:
+    """Per-sequence metric sums of one batch under every intervention of ``groups``.
+
+    Args:
+        model: the bridge.
+        batch: ``[b, seq_len]`` token ids on the model's device.
+        groups: interventions grouped by start layer (:func:`start_groups`), all of the
+            sweep's or (with Ray) a chunk of them.
+        first: the batch's first chunk: also return the baseline's columns (``none:*`` and
+            ``entropy``, the baseline entropy in bits).
+        half: the autocast dtype, or None.
+
+    Returns:
+        ``{"<label>:<metric>": [b] float64}`` for every intervention of ``groups`` (and the
+        baseline's columns with ``first``).
+    """
+    device = torch.device(model.cfg.device)
+    cast = torch.autocast(device.type, dtype=half) if half else nullcontext()
+    with torch.no_grad(), cast:
+        base = capture_baseline(model, batch)
+
+        def finals() -> Iterable[torch.Tensor | None]:
+            if first:
+                yield None
+            for group in groups:
+                yield from run_group(model, base, group)
+
+        labels = ([BASELINE.label] if first else []) + [iv.label for g in groups for iv in g]
+        sums, entropy = score_residuals(model, batch, base.final_resid, finals(), labels)
+    columns = {"entropy": entropy} if first else {}
+    for i, label in enumerate(labels):
+        for m, name in enumerate(METRICS):
+            columns[f"{label}:{name}"] = sums[i, m]
+    return columns
 
 
 def score_residuals(
@@ -142,62 +229,62 @@ def score_residuals(
     batch: torch.Tensor,
     ref_resid: torch.Tensor,
     candidates: Iterable[torch.Tensor | None],
-    sums: np.ndarray,
-    ref_entropy: np.ndarray,
     labels: Sequence[str],
-) -> None:
+) -> tuple[np.ndarray, np.ndarray]:
     """Compare next-token distributions read from residuals with the reference; sum per sequence.
 
-    Every residual goes through :func:`stages.interventions.head` (final norm, unembedding),
-    one chunk of positions at a time, and is compared with the reference's distribution by
-    :func:`stages.metrics.compare` at the scored positions ``1..seq_len-2``.
+    Every residual goes through the model's final norm and, tile by tile, its unembedding
+    (:mod:`stages.metrics`), and is compared with the reference's distribution at the scored
+    positions ``1..seq_len-2``. Sums stay on the model's device until the end: one transfer
+    to the host per call, whatever the number of candidates.
 
     Args:
         model: the bridge.
         batch: ``[b, seq_len]`` token ids (the targets are the next tokens).
         ref_resid: ``[b, seq_len, d_model]`` residual giving the reference distribution P.
-        candidates: residuals ``[b, seq_len, d_model]`` giving each Q, produced lazily (at most
-            about 1 GB of them is held at once); None stands for ``ref_resid`` itself.
-        sums: ``[n_candidates, len(METRICS), b]`` float64, incremented in place.
-        ref_entropy: ``[b]`` float64, incremented in place by P's entropy in bits.
+        candidates: residuals ``[b, seq_len, d_model]`` giving each Q, consumed one at a time;
+            None stands for ``ref_resid`` itself (its metrics are exact: KL 0, agreement 1).
         labels: a name per candidate, for error messages.
+
+    Returns:
+        ``(sums, ref_entropy)``: ``[n_candidates, len(METRICS), b]`` float64 per-sequence sums
+        of each metric, and ``[b]`` float64 per-sequence sums of P's entropy in bits.
 
     Raises:
         FloatingPointError: a metric is NaN or infinite (the message names the candidate).
     """
     b, seq_len = batch.shape
-    d_model, d_vocab = model.cfg.d_model, model.cfg.d_vocab
-    chunk_tokens = max(1, _CHUNK_ELEMENTS // d_vocab)
+    unembedding = Unembedding.of(model)
     targets = batch[:, 2:].reshape(-1)
-    seq_of = torch.arange(b).repeat_interleave(seq_len - 2)
-    rows = slice(1, seq_len - 1)
-    group = max(1, _GROUP_BYTES // max(1, b * seq_len * d_model * ref_resid.element_size()))
-    ref_final = ref_resid[:, rows].reshape(-1, d_model)
-    candidates = iter(candidates)
-    g0 = 0
-    while finals := [
-        None if c is None else c[:, rows].reshape(-1, d_model)
-        for c in itertools.islice(candidates, group)
-    ]:
-        for c0 in range(0, len(targets), chunk_tokens):
-            sl = slice(c0, c0 + chunk_tokens)
-            ref = Distribution.from_logits(head(model, ref_final[sl]))
-            seq_idx = seq_of[sl].numpy()
-            if g0 == 0:
-                np.add.at(ref_entropy, seq_idx, ref.entropy.cpu().numpy() / LN2)
-            for k, final in enumerate(finals):
-                new = ref if final is None else Distribution.from_logits(head(model, final[sl]))
-                got = compare(ref, new, targets[sl])
-                for m, name in enumerate(METRICS):
-                    values = got[name].cpu().numpy()
-                    if not np.isfinite(values).all():
-                        raise FloatingPointError(
-                            f"{labels[g0 + k]}: metric {name!r} is not finite at "
-                            f"{int((~np.isfinite(values)).sum())} position(s) "
-                            f"(model dtype {model.cfg.dtype}); try dtype='float32'"
-                        )
-                    np.add.at(sums[g0 + k, m], seq_idx, values)
-        g0 += len(finals)
+    seq_of = torch.arange(b, device=batch.device).repeat_interleave(seq_len - 2)
+
+    def normed(resid: torch.Tensor) -> torch.Tensor:
+        return model.ln_final(resid[:, 1 : seq_len - 1]).reshape(-1, resid.shape[-1])
+
+    def per_seq(values: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(b, dtype=torch.float64, device=batch.device).index_add_(
+            0, seq_of, values
+        )
+
+    ref = reference(unembedding, normed(ref_resid))
+    rows = []
+    for resid in candidates:
+        got = (
+            unchanged(unembedding, ref, targets)
+            if resid is None
+            else compare(unembedding, ref, normed(resid), targets)
+        )
+        rows.append(torch.stack([per_seq(got[name]) for name in METRICS]))
+    sums = torch.stack(rows).cpu().numpy() if rows else np.zeros((0, len(METRICS), b))
+    entropy = per_seq(ref.entropy / LN2).cpu().numpy()
+    bad = ~np.isfinite(sums).all(axis=2)
+    if bad.any():
+        i, m = map(int, np.argwhere(bad)[0])
+        raise FloatingPointError(
+            f"{labels[i]}: metric {METRICS[m]!r} is not finite "
+            f"(model dtype {model.cfg.dtype}); try dtype='float32'"
+        )
+    return sums, entropy
 
 
 def _table(

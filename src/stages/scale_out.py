@@ -1,0 +1,156 @@
+"""Scale-out on Ray: batches of an analysis computed by workers that each load the model once.
+
+:class:`RayBatches` plugs into :func:`stages.runs.batched_analysis` (``map_batches=``): it
+starts one Ray actor per worker, each of which loads the model with the arguments the driver
+used (``model.stages_info["reload"]``) and checks that its weights hash matches; it cuts every
+pending batch into (batch x chunk of parts) tasks, spreads them over the actors, and yields a
+batch's merged per-sequence sums once all its chunks are back. The driver checkpoints each
+batch in the result cache as usual, so a Ray run resumes from a local one and vice versa.
+
+Each worker runs the same operations on the same batch as the local run does, with the
+driver's number of threads per worker, so the partial float64 sums merge into the same table.
+
+Pointing it at a cluster: start Ray on the machines (``ray start --head`` on one, ``ray start
+--address=HEAD:6379`` on the others, each with ``stages[ray]`` installed and the model's
+weights reachable), then set ``RAY_ADDRESS=HEAD:6379`` before ``run_sweep(...,
+executor="ray")``. A CUDA model gets one GPU per worker.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import torch
+
+from stages.models import load_model, model_info
+from stages.runs import BatchSums
+
+# Task(model, batch, parts, *, first, **kwargs) -> per-sequence sums of one chunk of parts.
+Task = Callable[..., BatchSums]
+
+
+def _ray() -> Any:
+    try:
+        import ray
+    except ImportError as err:
+        raise ImportError(
+            "executor='ray' needs Ray: pip install 'stages[ray]' (or pip install ray)"
+        ) from err
+    return ray
+
+
+class _Worker:
+    """A Ray actor: loads the model once, then computes tasks on it."""
+
+    def __init__(self, reload: dict[str, Any], device: str, threads: int, weights: str) -> None:
+        torch.set_num_threads(threads)
+        kwargs = dict(reload)
+        tokenizer = kwargs.pop("tokenizer")
+        if tokenizer is not None:
+            from transformers import AutoTokenizer
+
+            kwargs["tokenizer"] = AutoTokenizer.from_pretrained(tokenizer)
+        self.model = load_model(kwargs.pop("source"), device=device, **kwargs)
+        got = model_info(self.model)["weights_hash"]
+        if got != weights:
+            raise RuntimeError(
+                f"a Ray worker loaded weights {got}, the driver has {weights}: every worker "
+                "must see the same model files"
+            )
+
+    def run(self, task: Task, k: int, c: int, batch: torch.Tensor, parts: Sequence[Any],
+            first: bool, kwargs: dict[str, Any]) -> tuple[int, int, BatchSums]:  # fmt: skip
+        with torch.no_grad():
+            batch = batch.to(self.model.cfg.device)
+            return k, c, task(self.model, batch, parts, first=first, **kwargs)
+
+
+class RayBatches:
+    """Compute an analysis's pending batches on Ray workers.
+
+    A ``map_batches`` for :func:`stages.runs.batched_analysis`.
+
+    Args:
+        model: the driver's bridge, loaded with :func:`stages.load_model` from a name or a
+            folder (workers reload it; an in-memory model cannot be sent).
+        task: ``task(model, batch, parts, *, first, **kwargs)`` returning ``{column: [b]}``
+            float64 sums for ``parts``; ``first`` marks a batch's first chunk, which also
+            returns the columns that do not depend on the parts. A module-level function.
+        parts: the units of work a batch is cut into (e.g. the sweep's start-layer groups).
+        kwargs: more keyword arguments for ``task``.
+        workers: number of actors (default: one per GPU for a CUDA model, else the cluster's
+            CPUs over this process's torch threads); each runs with those threads.
+
+    Raises:
+        ValueError: the model cannot be reloaded by a worker, or ``workers`` is not positive.
+        ImportError: Ray is not installed.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        task: Task,
+        parts: Sequence[Any],
+        kwargs: dict[str, Any],
+        *,
+        workers: int | None = None,
+    ) -> None:
+        info = model_info(model)
+        if info.get("reload") is None:
+            raise ValueError(
+                "executor='ray' needs a model loaded from a name or a folder (each worker loads "
+                "it again); an in-memory model cannot be sent: save_pretrained it to a folder "
+                "and load_model that folder"
+            )
+        if workers is not None and (not isinstance(workers, int) or workers < 1):
+            raise ValueError(f"workers must be a positive integer, got {workers!r}")
+        self.info = info
+        self.task, self.parts, self.kwargs, self.workers = task, list(parts), kwargs, workers
+        self.device = torch.device(model.cfg.device)
+        self.threads = torch.get_num_threads()
+
+    def __call__(self, pending: list[tuple[int, torch.Tensor]]) -> Iterator[tuple[int, BatchSums]]:
+        """Yield ``(k, sums)`` for every pending batch ``(k, tokens)``, as batches complete."""
+        if not pending:
+            return
+        ray = _ray()
+        if not ray.is_initialized():
+            ray.init(include_dashboard=False, log_to_driver=False)
+        gpu = self.device.type == "cuda"
+        if self.workers is not None:
+            n_workers = self.workers
+        elif gpu:
+            n_workers = max(1, int(ray.cluster_resources().get("GPU", 1)))
+        else:
+            n_workers = max(1, int(ray.cluster_resources().get("CPU", 2)) // self.threads)
+        actor = ray.remote(num_cpus=1, num_gpus=1 if gpu else 0)(_Worker)
+        device = "cuda" if gpu else "cpu"
+        actors = [
+            actor.remote(self.info["reload"], device, self.threads, self.info["weights_hash"])
+            for _ in range(n_workers)
+        ]
+        # Enough chunks per batch to keep every worker busy; each chunk repeats the baseline.
+        n_chunks = min(len(self.parts), max(1, math.ceil(2 * n_workers / len(pending))))
+        size = math.ceil(len(self.parts) / n_chunks) if self.parts else 0
+        chunks = [self.parts[i : i + size] for i in range(0, len(self.parts), size)] or [[]]
+        tasks = [(k, c, batch) for k, batch in pending for c in range(len(chunks))]
+        received: dict[int, dict[str, Any]] = {}
+        left = {k: len(chunks) for k, _ in pending}
+        pool = ray.util.ActorPool(actors)
+        try:
+            results = pool.map_unordered(
+                lambda a, t: a.run.remote(
+                    self.task, t[0], t[1], t[2], chunks[t[1]], t[1] == 0, self.kwargs
+                ),
+                tasks,
+            )
+            for k, _c, sums in results:
+                received.setdefault(k, {}).update(sums)
+                left[k] -= 1
+                if left[k] == 0:
+                    yield k, received.pop(k)
+        finally:
+            for a in actors:
+                ray.kill(a)

@@ -14,6 +14,9 @@ from stages.interventions import (
     head,
     intervened_logits,
     run_block,
+    run_group,
+    run_intervened,
+    start_groups,
 )
 from tests.conftest import ARCHS
 from tests.reference import reference_logits
@@ -129,3 +132,24 @@ def test_run_to_last_block_stops_before_the_unembedding(arch, tiny_models, tiny_
     assert seen and not unembedded
     torch.testing.assert_close(out, capture_baseline(bridge, tiny_tokens).final_resid)
     assert not bridge.blocks[-1]._forward_hooks  # its stopping hook is gone
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_a_group_sharing_a_start_layer_equals_its_members_run_alone(arch, tiny_models, tiny_tokens):
+    bridge, _ = tiny_models(arch)
+    base = capture_baseline(bridge, tiny_tokens)
+    groups = start_groups(stages.default_interventions(bridge))
+    assert [len(g) for g in groups] == [4] * (len(bridge.blocks) - 1) + [3]
+    for group in groups:
+        assert len({iv.layer for iv in group}) == 1
+        for iv, got in zip(group, run_group(bridge, base, group), strict=True):
+            want = run_intervened(bridge, base, iv)
+            err = (got - want).abs().max().item()
+            assert err < 1e-10, f"{arch} {iv.label}: {err:.2e}"
+
+
+def test_run_group_refuses_mixed_start_layers(tiny_models, tiny_tokens):
+    bridge, _ = tiny_models("gpt2")
+    base = capture_baseline(bridge, tiny_tokens[:1])
+    with pytest.raises(ValueError, match="one start layer"):
+        run_group(bridge, base, [Intervention("drop", (1,)), Intervention("drop", (2,))])

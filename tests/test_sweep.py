@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import stages
+from stages import metrics
 from stages.interventions import BASELINE, Intervention
 from tests.conftest import ARCHS
 from tests.reference import reference_logits, reference_metrics
@@ -19,8 +20,9 @@ def _close(got: float, want: float, rel: float = 1e-5, floor: float = 1e-9) -> b
 
 
 @pytest.mark.parametrize("arch", ARCHS)
-def test_sweep_matches_reference_metrics(arch, tiny_models, tiny_tokens):
+def test_sweep_matches_reference_metrics(arch, tiny_models, tiny_tokens, monkeypatch):
     bridge, hf = tiny_models(arch)
+    monkeypatch.setitem(metrics._TILE_ELEMENTS, "cpu", 1)  # 256-column tiles: two per row
     table = stages.run_sweep(bridge, tiny_tokens, batch_size=4, progress=False)
     base_logits = reference_logits(hf, tiny_tokens, BASELINE)
     assert len(table) == 1 + len(stages.default_interventions(bridge))
@@ -143,3 +145,84 @@ def test_empty_list_measures_the_baseline_only(tiny_models, tiny_tokens):
     bridge, _ = tiny_models("gpt2")
     table = stages.run_sweep(bridge, tiny_tokens, [], progress=False)
     assert list(table.kind) == ["none"]
+
+
+def test_repeated_interventions_are_measured_once(tiny_models, tiny_tokens):
+    bridge, _ = tiny_models("gpt2")
+    ivs = stages.drops(bridge)[:2]
+    table = stages.run_sweep(bridge, tiny_tokens, ivs + ivs, progress=False, cache=False)
+    assert list(table.kind) == ["none", "drop", "drop"] and list(table.layer) == [-1, 0, 1]
+
+
+def test_autocast_bfloat16_stays_close_to_float32(tiny_tokenizer, tiny_tokens):
+    from tests.conftest import make_tiny_hf
+
+    hf = make_tiny_hf("gemma3", len(tiny_tokenizer)).float()
+    bridge = stages.load_model(hf, tokenizer=tiny_tokenizer, device="cpu", dtype="float32")
+    ivs = stages.drops(bridge)
+    full = stages.run_sweep(bridge, tiny_tokens, ivs, progress=False, cache=False)
+    half = stages.run_sweep(
+        bridge, tiny_tokens, ivs, progress=False, cache=False, autocast="bfloat16"
+    )
+    assert not np.allclose(half.kl, full.kl, rtol=1e-7, atol=0)  # bf16 did run
+    np.testing.assert_allclose(half.kl, full.kl, rtol=0.05, atol=5e-3)
+    np.testing.assert_allclose(half.loss, full.loss, rtol=0.01)
+    assert half.attrs["provenance"]["autocast"] == "bfloat16"
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"autocast": "float16"}, "float32"),  # the tiny models are float64
+        ({"autocast": "int8"}, "dtype"),
+        ({"autocast": "float32"}, "bfloat16"),
+        ({"executor": "dask"}, "executor"),
+    ],
+)
+def test_bad_engine_options(kwargs, message, tiny_models, tiny_tokens):
+    bridge, _ = tiny_models("gpt2")
+    with pytest.raises(ValueError, match=message):
+        stages.run_sweep(bridge, tiny_tokens, progress=False, **kwargs)
+
+
+def test_sums_reach_the_host_once_per_batch_whatever_the_interventions(tiny_models, tiny_tokens):
+    """No device-to-host copy or sync inside the intervention loop (what stalls a GPU)."""
+    from torch.overrides import TorchFunctionMode
+
+    host = {"cpu", "numpy", "item", "tolist", "__bool__", "__float__", "__int__"}
+
+    class CountHostCalls(TorchFunctionMode):
+        def __init__(self):
+            super().__init__()
+            self.n = 0
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            self.n += getattr(func, "__name__", "") in host
+            return func(*args, **(kwargs or {}))
+
+    bridge, _ = tiny_models("gpt2")
+    counts = []
+    for ivs in (stages.drops(bridge)[:1], stages.default_interventions(bridge)):
+        with CountHostCalls() as mode:
+            stages.run_sweep(bridge, tiny_tokens, ivs, batch_size=6, progress=False, cache=False)
+        counts.append(mode.n)
+    assert 0 < counts[0] == counts[1], counts
+
+
+def test_batch_size_follows_free_memory_on_a_gpu(tiny_models, monkeypatch):
+    """The CUDA path, on the CPU: the device is faked, the free memory given."""
+    from stages import runs
+
+    bridge, _ = tiny_models("gpt2")
+    per_seq = runs.forward_bytes_per_seq(bridge, 64, copies=5)
+    assert per_seq > runs.forward_bytes_per_seq(bridge, 64) > 64 * 32 * 8
+    cuda = type("Model", (), {"cfg": type("Cfg", (), {"device": "cuda:0"})})()
+    assert runs.default_batch_size(cuda, 64, bytes_per_seq=per_seq, free_bytes=2**40) == 1024
+    assert runs.default_batch_size(cuda, 64, bytes_per_seq=10**6, free_bytes=2 * 10**7) == 8
+    assert runs.default_batch_size(cuda, 64, bytes_per_seq=10**6, free_bytes=10**6) == 1
+    # the CPU caps at 8; little free memory lowers it
+    assert runs.default_batch_size(bridge, 64, free_bytes=2**40) == 8
+    assert runs.default_batch_size(bridge, 64, bytes_per_seq=10**6, free_bytes=6 * 10**6) == 2
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (3 * 10**7, 8 * 10**9))
+    assert runs.free_memory(torch.device("cuda")) == 3 * 10**7
+    assert runs.free_memory(torch.device("cpu")) > 10**8

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -108,7 +109,8 @@ def authors_sweep(
 
     Returns:
         ``kind``, ``layer``, ``kl`` (nats), ``rel_acc``, ``entropy_delta`` (bits), ``loss``
-        (nats): token means over positions ``1..seq_len-2`` of every sequence.
+        (nats): token means over positions ``1..seq_len-2`` of every sequence; ``seconds``:
+        the intervention's wall-clock time (a swap's includes its model rebuild).
     """
 
     def wrap(model: torch.nn.Module) -> Any:
@@ -117,6 +119,7 @@ def authors_sweep(
     base_model = wrap(copy.deepcopy(hf_model))
     rows = []
     for iv in interventions:
+        start = time.perf_counter()
         if iv.kind == "swap":
             model, hooks = wrap(rebuild_swapped(hf_model, iv.layer)), []
         else:
@@ -131,5 +134,6 @@ def authors_sweep(
             for name, values in _token_metrics(base, new, seq[0, 2:]).items():
                 lists[name] += values
         rows.append({"kind": iv.kind, "layer": iv.layer}
-                    | {name: sum(v) / len(v) for name, v in lists.items()})  # fmt: skip
+                    | {name: sum(v) / len(v) for name, v in lists.items()}
+                    | {"seconds": time.perf_counter() - start})  # fmt: skip
     return pd.DataFrame(rows)

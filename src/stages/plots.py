@@ -478,3 +478,41 @@ def swap_similarity_figure(table: pd.DataFrame, *, title: str) -> alt.HConcatCha
             _depth_lines(data, colors, 300, 220, series="series", y_title=f"{name} output cosine")
         )
     return alt.hconcat(*panels).properties(title=title)  # one legend: the same series
+
+
+def speed_figure(table: pd.DataFrame, *, title: str) -> alt.Chart:
+    """Seconds per intervention per 1,000 tokens, each method, each model (log scale).
+
+    ``table`` is :func:`stages.performance.speed_table`.
+    """
+    colors = {"authors' method (batch 1, model rebuilt per swap)": "#b07aa1",
+              "stages.run_sweep": "#4e79a7"}  # fmt: skip
+    return (
+        alt.Chart(table)
+        .mark_bar()
+        .encode(
+            y=alt.Y("method:N", title=None, axis=None, sort=list(colors)),
+            x=alt.X(
+                "s_per_intervention_per_1k_tokens:Q",
+                title="seconds per intervention per 1,000 tokens (log scale; lower is faster)",
+                scale=alt.Scale(type="log"),
+            ),
+            color=alt.Color(
+                "method:N",
+                title=None,
+                legend=alt.Legend(orient="top"),
+                scale=alt.Scale(domain=list(colors), range=list(colors.values())),
+            ),
+            row=alt.Row("model:N", title=None, header=alt.Header(labelAngle=0, labelAlign="left")),
+            tooltip=[
+                "model:N",
+                "method:N",
+                "tokens:N",
+                "n_interventions:Q",
+                alt.Tooltip("s_per_intervention:Q", format=".2f", title="s per intervention"),
+                alt.Tooltip("speed_ratio:Q", format=".1f", title="speed ratio"),
+                alt.Tooltip("mfu:Q", format=".0%", title="MFU (stages)"),
+            ],
+        )  # fmt: skip
+        .properties(width=460, height=50, title=title)
+    )

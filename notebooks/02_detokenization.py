@@ -13,7 +13,7 @@
 # %% [markdown]
 # # Stage 1: detokenization
 #
-# **The question** (paper section 5.1, Figures 4 and 5). The first stage turns tokens into
+# **The question** (paper section 5.1, Figures 4 and 5; {cite}`lad2024remarkable`). The first stage turns tokens into
 # words: the paper finds that the early layers attend locally, to the previous few tokens, and
 # that early on the attention layers write more into the residual stream than the MLPs. Does this
 # model do the same?
@@ -73,6 +73,11 @@ display(Markdown(
 locality_figure(locality, title=f"Figure 4 ({name}): attention to the previous 5 tokens")
 
 # %% [markdown]
+# **Figure 4** (the paper's Figure 4). Attention that each layer's queries put on the five
+# previous tokens, per entry: the mean over heads (left) and every head (right). Bands: 95%
+# bootstrap intervals.
+
+# %% [markdown]
 # Grey points are single heads; the line is the mean over a layer's heads, with its 95% bootstrap
 # interval over sequences. How much attention goes to BOS, per layer (mean over heads):
 
@@ -88,6 +93,10 @@ display(Markdown(
 
 # %%
 norms_figure(norms, title=f"Figure 5 ({name}): what attention and MLP write, per layer")
+
+# %% [markdown]
+# **Figure 5** (the paper's Figure 5). Mean L2 norm of what attention and the MLP add to the
+# residual stream at each layer, and their ratio (above 1: attention writes more).
 
 # %% [markdown]
 # ## Does stage 1 hold for this model?
@@ -110,6 +119,29 @@ display(per_layer[columns].round(4).style.hide(axis="index"))
 columns = ["layer", "attn_norm", "attn_norm_lo", "attn_norm_hi", "mlp_norm", "mlp_norm_lo",
            "mlp_norm_hi", "ratio", "ratio_lo", "ratio_hi"]
 display(norms[columns].round(3).style.hide(axis="index"))
+
+# %% [markdown]
+# ## Exercises
+#
+# Answer before you open a solution; each solution is computed from this page's numbers.
+
+# %% [markdown]
+# **1. Where is local attention?** Guess the layer whose heads attend most to the previous five tokens, then read it from Figure 4.
+
+# %% tags=["hide-cell"]
+# Solution 1
+row = per_layer.sort_values("attn_prev5").iloc[-1]
+display(Markdown(f"Layer {int(row.layer)}: {row.attn_prev5:.3f} of attention per previous-five entry. The paper: "
+                 "highest in the first layers (stage 1)."))
+
+# %% [markdown]
+# **2. The BOS sink.** Much attention goes to the first (BOS) token, which carries no local context. What share of early-layer attention lands there?
+
+# %% tags=["hide-cell"]
+# Solution 2
+early = per_layer[per_layer.layer <= (len(lm.blocks) - 1) * 0.25]
+display(Markdown(f"In layers 0-{int(early.layer.max())}, {early.bos.mean():.0%} of attention goes to BOS on average. "
+                 "The `_nobos` columns in the table above redo the measure without it."))
 
 # %% [markdown]
 # ---

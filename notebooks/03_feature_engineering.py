@@ -14,7 +14,9 @@
 # %% [markdown]
 # # Stage 2: feature engineering
 #
-# **The question** (paper section 5.2, Figures 6 and 8). After detokenization, the paper argues,
+# **The question** (paper section 5.2, Figures 6 and 8; {cite}`lad2024remarkable`), read with the
+# logit lens {cite}`nostalgebraist2020logitlens` (the tuned lens {cite}`belrose2023eliciting` is its
+# trained refinement). After detokenization, the paper argues,
 # the first half of the model builds features rather than predictions: read through the logit
 # lens, the residual stream of these layers is still far from the model's final next-token
 # distribution. Is it for this model?
@@ -76,6 +78,11 @@ display(Markdown(
 lens_figure(lens, title=f"Logit lens ({name}), first half of the layers", depth=(0.0, HALF))
 
 # %% [markdown]
+# **Logit lens, first half** (the paper's Figures 6 and 8, left part). KL from the model's final
+# distribution to the distribution read from the residual after each layer, the top-1 agreement
+# between them, and the read-out's entropy.
+
+# %% [markdown]
 # ## Does stage 2 hold for this model?
 
 # %%
@@ -94,6 +101,21 @@ columns = ["layer", "rel_depth", "kl_to_final", "kl_to_final_lo", "kl_to_final_h
            "top1_agreement", "top1_agreement_lo", "top1_agreement_hi", "entropy", "entropy_lo",
            "entropy_hi", "loss"]
 display(lens[columns].round(4).style.hide(axis="index"))
+
+# %% [markdown]
+# ## Exercises
+#
+# Answer before you open a solution; each solution is computed from this page's numbers.
+
+# %% [markdown]
+# **1. When does the lens agree?** At which relative depth does the logit lens first agree with the model's final top-1 prediction on at least half of the positions?
+
+# %% tags=["hide-cell"]
+# Solution 1
+hit = lens[lens.top1_agreement >= 0.5]
+display(Markdown("Never before the last layer." if hit.empty else
+                 f"Layer {int(hit.iloc[0].layer)} (relative depth {hit.iloc[0].rel_depth:.2f}), agreement "
+                 f"{hit.iloc[0].top1_agreement:.0%}. The paper: little progress toward the final prediction in stage 2."))
 
 # %% [markdown]
 # ---

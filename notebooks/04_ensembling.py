@@ -14,7 +14,8 @@
 # %% [markdown]
 # # Stage 3: prediction ensembling
 #
-# **The question** (paper section 5.3, Figure 6). In the second half of the model, the paper
+# **The question** (paper section 5.3, Figure 6; {cite}`lad2024remarkable`, with the neuron classes
+# of {cite}`gurnee2024universal`). In the second half of the model, the paper
 # finds *prediction neurons*, MLP neurons whose output raises the logits of a small set of
 # tokens, rising after the midpoint and peaking near 85% depth, while the logit lens falls
 # towards the final prediction in a phase transition. Does this model do the same?
@@ -74,10 +75,19 @@ display(Markdown(
 neuron_counts_figure(counts, title=f"Figure 6 ({name}): neurons with kurtosis > 10, by skew")
 
 # %% [markdown]
+# **Figure 6** (the paper's Figure 6). MLP neurons per layer whose vocabulary-effect distribution
+# has kurtosis above 10: prediction neurons (positive skew) and suppression neurons (negative
+# skew), as counts.
+
+# %% [markdown]
 # ## Figure 6: the logit lens over every layer
 
 # %%
 lens_figure(lens, title=f"Logit lens ({name}), every layer")
+
+# %% [markdown]
+# **Logit lens, every layer.** KL to the final distribution and top-1 agreement after each layer:
+# the phase transition the paper places in stage 3.
 
 # %% [markdown]
 # ## The strongest prediction neurons and the tokens they promote
@@ -104,6 +114,20 @@ display(Markdown(
 
 # %%
 display(counts.round(4).style.hide(axis="index"))
+
+# %% [markdown]
+# ## Exercises
+#
+# Answer before you open a solution; each solution is computed from this page's numbers.
+
+# %% [markdown]
+# **1. Count the predictors.** Predict the layer with the most prediction neurons, and whether suppression neurons outnumber them there.
+
+# %% tags=["hide-cell"]
+# Solution 1
+row = counts.sort_values("prediction").iloc[-1]
+display(Markdown(f"Layer {int(row.layer)}: {int(row.prediction)} prediction and {int(row.suppression)} suppression "
+                 f"neurons (of {int(row.d_mlp)}). The paper: prediction neurons peak near 85% depth."))
 
 # %% [markdown]
 # ---

@@ -14,7 +14,8 @@
 # %% [markdown]
 # # Stage 4: residual sharpening
 #
-# **The question** (paper section 5.4, Figures 6, 7 and 8). In the last layers, the paper finds
+# **The question** (paper section 5.4, Figures 6, 7 and 8; {cite}`lad2024remarkable`; on neurons
+# that suppress tokens see also {cite}`voita2023neurons`). In the last layers, the paper finds
 # that *suppression neurons* take over, that the MLPs write their largest outputs, and that the
 # final layers can even raise the entropy of the prediction: sharpening (or calibrating) the
 # distribution rather than changing the top token. Does this model do the same?
@@ -69,16 +70,28 @@ display(Markdown(f"**{name}**, {len(lm.blocks)} layers. Done in {elapsed:.0f} s.
 neuron_counts_figure(counts, title=f"Figure 6 ({name}): prediction and suppression neurons")
 
 # %% [markdown]
+# **Figure 6** (the paper's Figure 6), read for the last layers: suppression against prediction
+# neurons.
+
+# %% [markdown]
 # ## Figure 7: MLP output norms
 
 # %%
 norms_figure(norms, title=f"Figure 7 ({name}): what MLP and attention write, per layer")
 
 # %% [markdown]
+# **Figure 7** (the paper's Figure 7). The norms of what the MLP and attention write per layer;
+# the paper finds the MLP's largest at the end.
+
+# %% [markdown]
 # ## Figure 8: the logit lens over the second half
 
 # %%
 lens_figure(lens, title=f"Figure 8 ({name}): logit lens, second half", depth=(HALF, 1.0))
+
+# %% [markdown]
+# **Figure 8** (the paper's Figure 8). The logit lens over the second half: KL to the final
+# distribution, agreement and the read-out's entropy.
 
 # %% [markdown]
 # ## The strongest suppression neurons and the tokens they suppress
@@ -96,6 +109,21 @@ display(Markdown(
     f"For **{name}**: " + " ".join(f"*{c.claim}*: **{c.verdict}** ({c.measured})."
                                    for c in claims.itertuples())
 ))
+
+# %% [markdown]
+# ## Exercises
+#
+# Answer before you open a solution; each solution is computed from this page's numbers.
+
+# %% [markdown]
+# **1. Sharper or flatter?** Does the last layer make the next-token distribution sharper (lower entropy) or flatter? Guess, then check against the logit lens.
+
+# %% tags=["hide-cell"]
+# Solution 1
+before, last = lens.iloc[-2], lens.iloc[-1]
+verb = "raises" if last.entropy > before.entropy else "lowers"
+display(Markdown(f"The last layer {verb} the entropy from {before.entropy:.2f} to {last.entropy:.2f} bits. "
+                 "The paper's residual sharpening expects suppression neurons to reshape the distribution at the end."))
 
 # %% [markdown]
 # ---

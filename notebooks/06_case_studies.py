@@ -14,7 +14,7 @@
 # %% [markdown]
 # # Case studies: subjoiner heads and "-ing" neuron ensembles
 #
-# **The questions** (paper section 6, Figures 9, 10 and 16). (1) Detokenization needs heads that
+# **The questions** (paper section 6, Figures 9, 10 and 16; {cite}`lad2024remarkable`). (1) Detokenization needs heads that
 # put the pieces of a multi-token word together: do some early heads attend from the last token
 # of a word to its first token ("subjoiner" heads; the paper's example is Pythia 2.8B L2H5)?
 # (2) Prediction ensembling needs neurons that vote together: do probes on several prediction
@@ -89,11 +89,21 @@ subjoiner_figure(profile, title=f"Figure 9 ({name}): head L{int(best.layer)}H{in
                  "attention from a word's last token")
 
 # %% [markdown]
+# **Figure 9** (the paper's Figure 9). Attention of the final token of a word to the preceding
+# positions, for multi-token and one-token words, in the head that separates them best; error
+# bars are two standard errors of the mean.
+
+# %% [markdown]
 # Every head's effect (attention to the word's first token, word class minus control) with its
 # 95% interval; the ten strongest are highlighted.
 
 # %%
 head_effects_figure(ranking, title=f"Subjoiner effect of every head ({name})")
+
+# %% [markdown]
+# **Subjoiner effect of every head.** The difference in attention to the word's first token
+# between multi-token and one-token words, against relative depth, with 95% bootstrap intervals;
+# the ten strongest heads are highlighted.
 
 # %%
 top = ranking.head(10)
@@ -119,10 +129,19 @@ display(Markdown(
 token_effect_figure(effects, title=f"Figures 10b, 16 ({name}): the most '-ing'-aligned neurons")
 
 # %% [markdown]
+# **Figures 10b and 16** (the paper's). The neurons whose output direction is most aligned with
+# the unembeddings of '-ing' tokens: their mean cosine with '-ing' tokens and with all others.
+
+# %% [markdown]
 # ## Figure 10a: probes on the neurons, and the model itself
 
 # %%
 probe_figure(accuracy, title=f"Figure 10a ({name}): does the next token end in '-ing'?")
+
+# %% [markdown]
+# **Figure 10a** (the paper's Figure 10a). Test accuracy of logistic probes on single neurons and
+# on the top-k neurons together, against the model's own accuracy, for telling whether the next
+# token ends in '-ing'.
 
 # %%
 single = accuracy[accuracy.probe == "single"]
@@ -154,6 +173,20 @@ display(Markdown(
 display(ranking.head(20).round(4).style.hide(axis="index"))
 display(chosen.round(4).style.hide(axis="index"))
 display(accuracy.round(4).style.hide(axis="index"))
+
+# %% [markdown]
+# ## Exercises
+#
+# Answer before you open a solution; each solution is computed from this page's numbers.
+
+# %% [markdown]
+# **1. Which head joins sub-words?** Before reading Figure 9: will the head that best separates multi-token words from single-token ones sit early or late in the model?
+
+# %% tags=["hide-cell"]
+# Solution 1
+display(Markdown(f"Layer {int(best.layer)}, head {int(best['head'])} (relative depth {best.rel_depth:.2f}), "
+                 f"effect {best.effect:.3f}; {early} of the top 10 heads lie in the first quarter of the model. "
+                 "The paper: subjoiner heads are early (stage 1)."))
 
 # %% [markdown]
 # ---

@@ -14,7 +14,7 @@
 # %% [markdown]
 # # Appendix: what a swapped layer writes
 #
-# **The question** (paper appendix A, Figures 11 and 12). When two adjacent layers run in
+# **The question** (paper appendix A, Figures 11 and 12; {cite}`lad2024remarkable`). When two adjacent layers run in
 # exchanged order, does each keep writing what it wrote in its own place ("stubborn"), or does it
 # take over the role of the layer it replaced? The paper compares, for every adjacent swap, the
 # attention and MLP outputs of the swapped model with the unperturbed model's by cosine
@@ -67,6 +67,12 @@ display(Markdown(f"**{name}**, {len(lm.blocks) - 1} adjacent swaps. Done in {ela
 # %%
 swap_similarity_figure(similarity, title=f"Figure 12 ({name}): outputs of swapped layers")
 
+# %% [markdown]
+# **Figure 12** (the paper's Figure 12). For each swap of layers *i* and *i+1*: cosine similarity
+# of each layer's output with its own unperturbed output (self), with the output the unperturbed
+# model had at that position (index), and of the two unperturbed layers with each other
+# (adjacent).
+
 # %%
 wide = similarity.pivot_table(index=["component", "layer"], columns=["metric", "which"],
                               values="value")
@@ -93,6 +99,20 @@ display(Markdown(
 
 # %%
 display(wide.round(3))
+
+# %% [markdown]
+# ## Exercises
+#
+# Answer before you open a solution; each solution is computed from this page's numbers.
+
+# %% [markdown]
+# **1. Stubborn layers.** After a swap, does an MLP keep writing what it wrote in its own place? Guess the share of swaps where its self-similarity beats its index similarity.
+
+# %% tags=["hide-cell"]
+# Solution 1
+rows = wide.loc["mlp"]
+share = (rows["self"].mean(axis=1) > rows["index"].mean(axis=1)).mean()
+display(Markdown(f"In {share:.0%} of the swaps the MLP writes more like itself than like the layer it replaced."))
 
 # %% [markdown]
 # ---

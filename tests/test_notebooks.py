@@ -35,6 +35,7 @@ def small_book(tmp_path_factory) -> tuple[Path, Path]:
             shutil.copy(path, root / "book" / path.name)
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy(ROOT / name, root / name)
+    shutil.copytree(ROOT / "benchmarks" / "results", root / "benchmarks" / "results")
     shared_neuron_classes()
     html = book.build_book(root, SMALL, echo=False, progress_bar=False)
     return root, html
@@ -53,6 +54,8 @@ def test_every_section_executes_with_small_parameters(small_book):
         text = executed.read_text()
         assert '"output_type": "error"' not in text
         assert "Provenance" in text, f"{section.name}: no provenance footer"
+        assert "Run it yourself" in text and f"stages run {section.name}" in text
+        assert "## Exercises" in text and '"hide-cell"' in text, f"{section.name}: no exercises"
         assert (html / "book" / "_executed" / f"{section.stem}.html").exists()
 
 
@@ -69,6 +72,36 @@ def test_each_page_shows_its_charts_offline(section, small_book):
     )
     assert all(box["width"] > 50 and box["height"] > 50 for box in report["chart_boxes"])
     assert report["tooltip_ok"], report
+    with browser.serve_directory(html) as url:
+        static = browser.static_figures_without_javascript(f"{url}book/_executed/{section}.html")
+    assert len(static) == report["n_altair_outputs"], static  # every chart, without JavaScript
+    assert all(box["width"] > 50 and box["height"] > 50 for box in static)
+
+
+def _toc_pages(html: Path) -> list[Path]:
+    toc = book.render_toc(book.discover_sections(ROOT))
+    docs = ["book/intro", *book.REFERENCE_PAGES] + [s.docname for s in book.discover_sections(ROOT)]
+    assert all(doc in toc for doc in docs)
+    return [html / f"{doc}.html" for doc in docs]
+
+
+def test_every_link_of_every_page_resolves(small_book):
+    """TOC entries, cross-references between pages, citations and in-page anchors."""
+    _, html = small_book
+    pages = _toc_pages(html)
+    assert all(page.is_file() for page in pages)
+    assert browser.broken_links(html, pages) == []
+
+
+@pytest.mark.parametrize("doc", ["book/intro", "book/references"])
+def test_hand_written_pages_work_offline(doc, small_book):
+    require_browser()
+    _, html = small_book
+    with browser.serve_directory(html) as url:
+        report = browser.check_page_in_browser(f"{url}{doc}.html")
+    assert report["errors"] == [] and report["external_requests"] == [], json.dumps(
+        report, indent=1
+    )
 
 
 def test_methods_page_renders_math_offline(small_book):

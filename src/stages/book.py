@@ -21,9 +21,11 @@ from __future__ import annotations
 import ast
 import contextlib
 import io
+import json
 import math
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -469,12 +471,49 @@ def _values_used(injected_source: str) -> dict[str, str]:
     return values
 
 
+def _shell_value(source: str) -> str:
+    """A parameter's Python literal as one shell word (strings unquoted first)."""
+    value = ast.literal_eval(source)
+    if isinstance(value, (list, dict)):
+        return shlex.quote(json.dumps(value))  # '["a", "b"]' reads back as a Python literal
+    return shlex.quote(value if isinstance(value, str) else repr(value))
+
+
+def run_it_yourself(stem: str, used: Mapping[str, str]) -> str:
+    """The "Run it yourself" box of a page: the exact commands that re-run it.
+
+    Args:
+        stem: the notebook's file stem (``01_robustness``).
+        used: parameter name to the source text of the value this page ran with (those that
+            differ from the notebook's defaults).
+    """
+    name = stem.split("_", 1)[1]
+    args = "".join(f" -p {k} {_shell_value(v)}" for k, v in used.items())
+    return "\n".join([
+        ":::{admonition} Run it yourself",
+        ":class: tip",
+        "This page is a notebook executed when the book was built. To run it again, with these "
+        "parameters or others (any name of the parameters cell above, `-p NAME VALUE`):",
+        "",
+        "```bash",
+        f"stages run {name}{args}",
+        f"papermill book/_executed/{stem}.ipynb rerun.ipynb{args}",
+        "```",
+        "",
+        "The first writes `book/_executed/` for the book (`stages book` renders it); the second "
+        "runs the executed notebook (download it with the button at the top of the page) "
+        "anywhere `stages` is installed. `stages sections` lists every parameter.",
+        ":::",
+    ])  # fmt: skip
+
+
 def _tidy_executed(output_path: Path, source: Path, root: Path) -> None:
-    """Record the real source in an executed notebook and show its parameters once.
+    """Record the real source in an executed notebook, show its parameters once, add a box.
 
     papermill runs an ``injected-parameters`` cell after the author's ``parameters`` cell. The
     page shows a single parameters cell: the author's, with its comments, each value replaced by
-    the one actually used (so a reader sees what ran, and what each parameter means).
+    the one actually used (so a reader sees what ran, and what each parameter means), followed
+    by the :func:`run_it_yourself` box.
     """
     import nbformat
 
@@ -487,8 +526,14 @@ def _tidy_executed(output_path: Path, source: Path, root: Path) -> None:
     injected = next(
         (c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])), None
     )
+    used = _values_used(injected.source) if injected is not None else {}
+    if original is not None and not any("run-it-yourself" in c.metadata.get("tags", [])
+                                        for c in nb.cells):  # fmt: skip
+        box = nbformat.v4.new_markdown_cell(
+            run_it_yourself(source.stem, used), metadata={"tags": ["run-it-yourself"]}
+        )
+        nb.cells.insert(nb.cells.index(original) + 1, box)
     if original is not None and injected is not None:
-        used = _values_used(injected.source)
         lines = []
         for line in original.source.splitlines():
             match = re.match(r"^(\w+)(\s*=\s*)(.*?)(\s+#.*)?$", line)

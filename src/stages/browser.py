@@ -15,8 +15,9 @@ import subprocess
 import sys
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -173,13 +174,6 @@ def check_page_in_browser(
     Raises:
         FileNotFoundError: if no chromium is found.
     """
-    from playwright.sync_api import sync_playwright
-
-    executable = chromium or shutil.which("chromium")
-    if not executable:
-        raise FileNotFoundError(
-            "no chromium on PATH: install Debian's package (apt-get install -y chromium)"
-        )
     record = _Record()
 
     def on_console(msg) -> None:
@@ -222,59 +216,143 @@ def check_page_in_browser(
             route_.abort()
 
     result: dict[str, Any] = {}
+    with _browser(chromium) as browser:
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        page.on("console", on_console)
+        page.on("pageerror", on_page_error)
+        page.on("response", on_response)
+        page.on("requestfailed", on_request_failed)
+        context.route("**/*", route)
+        page.goto(url, wait_until="load", timeout=timeout_ms)
+        with contextlib.suppress(Exception):
+            page.wait_for_load_state("networkidle", timeout=timeout_ms)
+
+        n_altair = page.locator("[id^='altair-viz-'], .vega-embed").count()
+        marks = page.locator("svg.marks, .vega-embed canvas")
+        if n_altair:
+            with contextlib.suppress(Exception):
+                page.wait_for_function(
+                    "n => document.querySelectorAll('svg.marks, .vega-embed canvas').length >= n",
+                    arg=n_altair,
+                    timeout=timeout_ms,
+                )
+        chart_boxes = [
+            b for b in (marks.nth(i).bounding_box() for i in range(marks.count())) if b is not None
+        ]
+        images = page.locator("article img, main img, .bd-content img")
+        image_boxes = [
+            b
+            for b in (images.nth(i).bounding_box() for i in range(images.count()))
+            if b is not None
+        ]
+
+        tooltip_ok: bool | None = None
+        tooltip_text = ""
+        if hover and chart_boxes:
+            tooltip_ok, tooltip_text = _hover_for_tooltip(page)
+        if screenshot is not None:
+            page.screenshot(path=str(screenshot), full_page=True)
+        result = {
+            "url": url,
+            "errors": list(record.errors),
+            "harmless_errors": list(record.harmless),
+            "external_requests": list(record.external),
+            "n_altair_outputs": n_altair,
+            "chart_boxes": chart_boxes,
+            "image_boxes": image_boxes,
+            "tooltip_ok": tooltip_ok,
+            "tooltip_text": tooltip_text,
+        }
+    return result
+
+
+@contextlib.contextmanager
+def _browser(chromium: str | None = None) -> Iterator[Any]:
+    """The system's chromium, headless, driven by playwright; closed on exit."""
+    from playwright.sync_api import sync_playwright
+
+    executable = chromium or shutil.which("chromium")
+    if not executable:
+        raise FileNotFoundError(
+            "no chromium on PATH: install Debian's package (apt-get install -y chromium)"
+        )
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=executable, args=list(BROWSER_ARGS))
         try:
-            context = browser.new_context(viewport={"width": 1280, "height": 900})
-            page = context.new_page()
-            page.on("console", on_console)
-            page.on("pageerror", on_page_error)
-            page.on("response", on_response)
-            page.on("requestfailed", on_request_failed)
-            context.route("**/*", route)
-            page.goto(url, wait_until="load", timeout=timeout_ms)
-            with contextlib.suppress(Exception):
-                page.wait_for_load_state("networkidle", timeout=timeout_ms)
-
-            n_altair = page.locator("[id^='altair-viz-'], .vega-embed").count()
-            marks = page.locator("svg.marks, .vega-embed canvas")
-            if n_altair:
-                with contextlib.suppress(Exception):
-                    page.wait_for_function(
-                        "n => document.querySelectorAll("
-                        "'svg.marks, .vega-embed canvas').length >= n",
-                        arg=n_altair,
-                        timeout=timeout_ms,
-                    )
-            chart_boxes = [
-                b
-                for b in (marks.nth(i).bounding_box() for i in range(marks.count()))
-                if b is not None
-            ]
-            images = page.locator("article img, main img, .bd-content img")
-            image_boxes = [
-                b
-                for b in (images.nth(i).bounding_box() for i in range(images.count()))
-                if b is not None
-            ]
-
-            tooltip_ok: bool | None = None
-            tooltip_text = ""
-            if hover and chart_boxes:
-                tooltip_ok, tooltip_text = _hover_for_tooltip(page)
-            if screenshot is not None:
-                page.screenshot(path=str(screenshot), full_page=True)
-            result = {
-                "url": url,
-                "errors": list(record.errors),
-                "harmless_errors": list(record.harmless),
-                "external_requests": list(record.external),
-                "n_altair_outputs": n_altair,
-                "chart_boxes": chart_boxes,
-                "image_boxes": image_boxes,
-                "tooltip_ok": tooltip_ok,
-                "tooltip_text": tooltip_text,
-            }
+            yield browser
         finally:
             browser.close()
-    return result
+
+
+def static_figures_without_javascript(url: str, *, timeout_ms: int = 20_000) -> list[dict]:
+    """Open a page with JavaScript off; return the boxes of the static SVG figures it shows.
+
+    :mod:`stages.plots` puts an SVG copy of every chart in ``<noscript>``; with scripts
+    disabled the browser draws those instead of the interactive charts.
+    """
+    with _browser() as browser:
+        context = browser.new_context(
+            java_script_enabled=False, viewport={"width": 1280, "height": 900}
+        )
+        page = context.new_page()
+        page.goto(url, wait_until="load", timeout=timeout_ms)
+        figures = page.locator(".stages-static-figure svg")
+        return [b for b in (figures.nth(i).bounding_box() for i in range(figures.count())) if b]
+
+
+class _Links(HTMLParser):
+    """The ``href`` of every ``<a>`` and the ``id`` of every element of one HTML page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hrefs: list[str] = []
+        self.ids: set[str] = set()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if values.get("id"):
+            self.ids.add(values["id"])
+        if tag == "a" and values.get("href"):
+            self.hrefs.append(values["href"])
+
+
+def broken_links(html_dir: Path, pages: Iterable[Path]) -> list[str]:
+    """Links of ``pages`` (built HTML files) that point at nothing in the built book.
+
+    Every relative ``<a href>`` must name a file of ``html_dir`` and, when it has a
+    ``#fragment``, an element with that id in the target page (TOC entries, cross-references,
+    citations and in-page anchors alike). Links to other sites are not followed (the book has
+    to work offline; the browser check reports requests that leave 127.0.0.1).
+
+    Returns:
+        ``"page: href (reason)"`` for every broken link.
+    """
+    html_dir = Path(html_dir).resolve()
+    parsed: dict[Path, _Links] = {}
+
+    def parse(path: Path) -> _Links:
+        if path not in parsed:
+            parser = _Links()
+            parser.feed(path.read_text(encoding="utf-8", errors="replace"))
+            parsed[path] = parser
+        return parsed[path]
+
+    broken = []
+    for page in pages:
+        page = Path(page).resolve()
+        for href in parse(page).hrefs:
+            url = urllib.parse.urlparse(href)
+            if url.scheme or url.netloc or href.startswith(("mailto:", "javascript:")):
+                continue
+            target = (page.parent / urllib.parse.unquote(url.path)).resolve() if url.path else page
+            if target.is_dir():
+                target = target / "index.html"
+            where = f"{page.relative_to(html_dir)}: {href}"
+            if not target.is_relative_to(html_dir) or not target.is_file():
+                broken.append(f"{where} (no such file)")
+            elif (
+                url.fragment and target.suffix == ".html" and url.fragment not in parse(target).ids
+            ):
+                broken.append(f"{where} (no element with id {url.fragment!r})")
+    return broken

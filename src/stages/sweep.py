@@ -5,7 +5,8 @@ the interventions that start at the same layer then run together
 (:func:`stages.interventions.run_group`): each computes only its own blocks, and the blocks they
 share are run once on the group's residuals stacked along the batch. Every final residual is
 compared with the baseline by :mod:`stages.metrics`, one vocabulary tile at a time, and reduced
-to per-sequence sums in float64 on the model's device; the sums reach the host once per batch.
+to per-sequence sums in float64 on the model's device, which reach the host at the end of the
+batch (no synchronisation inside the intervention loop).
 
 Metrics average over every predicted position except position 0 (the prediction made at the BOS
 token), as the authors did: a row of ``seq_len`` tokens contributes ``seq_len - 2`` predictions
@@ -235,8 +236,8 @@ def score_residuals(
 
     Every residual goes through the model's final norm and, tile by tile, its unembedding
     (:mod:`stages.metrics`), and is compared with the reference's distribution at the scored
-    positions ``1..seq_len-2``. Sums stay on the model's device until the end: one transfer
-    to the host per call, whatever the number of candidates.
+    positions ``1..seq_len-2``. Sums stay on the model's device until the end: two small
+    transfers to the host per call (the sums, P's entropy), whatever the number of candidates.
 
     Args:
         model: the bridge.

@@ -18,16 +18,17 @@
 # drop) cost its authors about 8 hours per model and intervention type for a million tokens on one
 # A6000 GPU: for every swap they rebuilt the model from an exchanged state dict, ran one sequence at
 # a time from the embedding, recomputed the unperturbed pass for every intervention and moved
-# per-token metrics to Python lists. How fast can the same numbers be computed, and how close to
+# per-token metrics to Python lists {cite}`lad2024remarkable`. How fast can the same numbers be computed, and how close to
 # the hardware's limit?
 #
 # **How `stages` computes them** ([Methods](../methods.md)). One unperturbed pass per batch is
 # kept; an intervention at layer *i* runs only layers *i..L*; the drop, attention-only drop,
 # MLP-only drop and swap starting at one layer share their remaining blocks in one stacked pass;
 # logits are never materialised: the unembedding runs one cache-sized vocabulary tile at a time
-# and an online softmax keeps what the KL, agreement, entropy and loss need; sums stay in float64
+# and an online softmax {cite}`milakov2018online` keeps what the KL, agreement, entropy and loss need; sums stay in float64
 # on the device until one transfer per batch. Batches are checkpointed, so a run resumes where it
-# stopped, and `executor="ray"` spreads the work over a cluster with the same result.
+# stopped, and `executor="ray"` {cite}`moritz2018ray` spreads the work over a cluster with the same
+# result.
 #
 # **What this page shows.** The benchmark committed with the book (`benchmarks/run.py`, run on the
 # machine named below): the authors' method re-implemented faithfully against `stages.run_sweep`
@@ -77,6 +78,11 @@ display(Markdown(
 
 # %%
 speed_figure(table, title="Seconds per intervention per 1,000 tokens, same model, same tokens")
+
+# %% [markdown]
+# **Speed.** Seconds per intervention per 1,000 scored tokens for the authors' method and
+# `stages.run_sweep`, same model, same tokens, same process (log scale; hover for the speed ratio
+# and the model-FLOP utilisation).
 
 # %%
 gemma = bench["versus_authors"][0]
@@ -158,6 +164,21 @@ display(Markdown(
     f"Small runs amortise the unperturbed pass over few interventions; the full sweep above does "
     f"better."
 ))
+
+# %% [markdown]
+# ## Exercises
+#
+# Answer before you open a solution; each solution is computed from this page's numbers.
+
+# %% [markdown]
+# **1. Where does the time go?** gemma-3-270m's unembedding has 262,144 columns. Estimate how many of its 18 blocks one unembedding costs, in FLOPs.
+
+# %% tags=["hide-cell"]
+# Solution 1
+block = sum(p.numel() for p in lm.blocks[0].parameters() if p.ndim == 2)
+unembed = lm.cfg.d_model * lm.cfg.d_vocab
+display(Markdown(f"One block has {block / 1e6:.1f}M weights in matrices, the unembedding {unembed / 1e6:.0f}M: one "
+                 f"unembedding costs about {unembed / block:.0f} blocks. That is why the engine streams it in tiles."))
 
 # %% [markdown]
 # **Reproduce the benchmark**: `.venv/bin/python benchmarks/run.py` (about 50 minutes on a

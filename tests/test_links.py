@@ -25,7 +25,7 @@ def test_broken_links_finds_missing_files_and_anchors(tmp_path):
 def test_run_it_yourself_gives_the_exact_commands():
     box = run_it_yourself("01_robustness", {"n_tokens": "64", "device": "'cpu'",
                                             "models": "['a b', 'c']"})  # fmt: skip
-    assert "stages run robustness -p n_tokens 64 -p device cpu -p models '[\"a b\", \"c\"]'" in box
+    assert 'stages run robustness -p n_tokens 64 -p device cpu -p models \'["a b", "c"]\'' in box
     assert "papermill book/_executed/01_robustness.ipynb rerun.ipynb -p n_tokens 64" in box
     assert box.startswith(":::{admonition} Run it yourself") and box.endswith(":::")
     assert "stages run robustness\n" in run_it_yourself("01_robustness", {})

@@ -93,22 +93,13 @@ def test_every_link_of_every_page_resolves(small_book):
     assert browser.broken_links(html, pages) == []
 
 
-@pytest.mark.parametrize("doc", ["book/intro", "book/references"])
+@pytest.mark.parametrize("doc", ["book/intro", "book/methods", "book/references"])
 def test_hand_written_pages_work_offline(doc, small_book):
+    """No console errors, nothing fetched from the network (the methods page's math included)."""
     require_browser()
     _, html = small_book
     with browser.serve_directory(html) as url:
         report = browser.check_page_in_browser(f"{url}{doc}.html")
-    assert report["errors"] == [] and report["external_requests"] == [], json.dumps(
-        report, indent=1
-    )
-
-
-def test_methods_page_renders_math_offline(small_book):
-    require_browser()
-    _, html = small_book
-    with browser.serve_directory(html) as url:
-        report = browser.check_page_in_browser(f"{url}book/methods.html")
     assert report["errors"] == [] and report["external_requests"] == [], json.dumps(
         report, indent=1
     )

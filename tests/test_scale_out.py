@@ -49,6 +49,12 @@ def test_ray_with_more_workers_than_batches_splits_the_groups(cluster, saved_mod
         workers=2,
     )  # fmt: skip
     pd.testing.assert_frame_equal(remote, local, check_exact=True)
+    only = {"batch_size": 3, "progress": False, "cache": False}
+    pd.testing.assert_frame_equal(
+        stages.run_sweep(model, tiny_tokens, [], executor="ray", workers=2, **only),
+        stages.run_sweep(model, tiny_tokens, [], **only),
+        check_exact=True,
+    )  # the baseline alone
 
 
 def test_ray_refuses_an_in_memory_model(tiny_models, tiny_tokens):

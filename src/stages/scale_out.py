@@ -132,9 +132,11 @@ class RayBatches:
             for _ in range(n_workers)
         ]
         # Enough chunks per batch to keep every worker busy; each chunk repeats the baseline.
-        n_chunks = min(len(self.parts), max(1, math.ceil(2 * n_workers / len(pending))))
-        size = math.ceil(len(self.parts) / n_chunks) if self.parts else 0
-        chunks = [self.parts[i : i + size] for i in range(0, len(self.parts), size)] or [[]]
+        chunks: list[list[Any]] = [[]]  # no parts (a baseline-only sweep): one empty chunk
+        if self.parts:
+            n_chunks = min(len(self.parts), math.ceil(2 * n_workers / len(pending)))
+            size = math.ceil(len(self.parts) / n_chunks)
+            chunks = [self.parts[i : i + size] for i in range(0, len(self.parts), size)]
         tasks = [(k, c, batch) for k, batch in pending for c in range(len(chunks))]
         received: dict[int, dict[str, Any]] = {}
         left = {k: len(chunks) for k, _ in pending}

@@ -84,12 +84,9 @@ overview_figure(signals, SIGNALS, boundaries, title=f"Figure 1 ({name}): stages 
 # %% [markdown]
 # **Figure 1** (the paper's Figure 1). Per layer, against relative depth, each signal scaled to
 # 0..1 by its own range (hover for the values): the KL of dropping the layer, attention on the
-# previous five tokens, and the fractions of prediction and suppression neurons. Dashed rules: the
-# fitted stage boundaries; grey bands: their credible intervals.
-
-# %% [markdown]
-# Dashed lines: the most probable boundaries; grey bands: their 90% credible intervals.
-# Stage 1 is left of the first line, stage 4 right of the last.
+# previous five tokens, and the fractions of prediction and suppression neurons. Dashed lines: the
+# most probable stage boundaries; grey bands: their 90% credible intervals. Stage 1 is left of the
+# first line, stage 4 right of the last.
 
 # %%
 stage_names = ["detokenization", "feature engineering", "prediction ensembling",

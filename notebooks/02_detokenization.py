@@ -73,13 +73,13 @@ display(Markdown(
 locality_figure(locality, title=f"Figure 4 ({name}): attention to the previous 5 tokens")
 
 # %% [markdown]
-# **Figure 4** (the paper's Figure 4). Attention that each layer's queries put on the five
-# previous tokens, per entry: the mean over heads (left) and every head (right). Bands: 95%
-# bootstrap intervals.
+# **Figure 4** (the paper's Figure 4). Left: the paper's quantity, the attention each layer's
+# queries put on the five previous tokens per entry (BOS included); right: the summed attention on
+# the previous five tokens with BOS removed as a key. Grey points are single heads; the line is the
+# mean over a layer's heads, with its 95% bootstrap interval over sequences.
 
 # %% [markdown]
-# Grey points are single heads; the line is the mean over a layer's heads, with its 95% bootstrap
-# interval over sequences. How much attention goes to BOS, per layer (mean over heads):
+# How much attention goes to BOS, per layer (mean over heads):
 
 # %%
 per_layer = locality[locality["head"] == -1]

@@ -93,10 +93,6 @@ subjoiner_figure(profile, title=f"Figure 9 ({name}): head L{int(best.layer)}H{in
 # positions, for multi-token and one-token words, in the head that separates them best; error
 # bars are two standard errors of the mean.
 
-# %% [markdown]
-# Every head's effect (attention to the word's first token, word class minus control) with its
-# 95% interval; the ten strongest are highlighted.
-
 # %%
 head_effects_figure(ranking, title=f"Subjoiner effect of every head ({name})")
 

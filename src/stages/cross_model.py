@@ -112,7 +112,7 @@ def compare_models(
         gc.collect()
     table = pd.concat(parts, ignore_index=True)
     table.attrs["models"] = about
-    return table[["model", *signals.columns]]
+    return table[["model", *(c for c in table.columns if c != "model")]]
 
 
 def shape_agreement(table: pd.DataFrame, a: str, b: str, *, points: int = 21) -> pd.DataFrame:

@@ -15,6 +15,9 @@ import altair as alt
 import pandas as pd
 
 FONT = "Helvetica Neue, Helvetica, Arial, sans-serif"
+# The theme's colours for categories (Tableau 10), in order; charts that pick their own take these.
+CATEGORY_COLORS = ("#4e79a7", "#e15759", "#59a14f", "#f28e2b", "#76b7b2",
+                   "#b07aa1", "#edc948", "#ff9da7", "#9c755f", "#bab0ac")  # fmt: skip
 
 
 @alt.theme.register("stages", enable=True)
@@ -35,8 +38,7 @@ def _theme() -> alt.theme.ThemeConfig:
                        "titleFontSize": 12, "symbolStrokeWidth": 2},  # fmt: skip
             "line": {"strokeWidth": 2},
             "point": {"size": 30, "filled": True},
-            "range": {"category": ["#4e79a7", "#e15759", "#59a14f", "#f28e2b", "#76b7b2",
-                                   "#b07aa1", "#edc948", "#ff9da7", "#9c755f", "#bab0ac"]},
+            "range": {"category": list(CATEGORY_COLORS)},
         }
     }  # fmt: skip
 
@@ -537,8 +539,8 @@ def speed_figure(table: pd.DataFrame, *, title: str) -> alt.Chart:
 
     ``table`` is :func:`stages.performance.speed_table`.
     """
-    colors = {"authors' method (batch 1, model rebuilt per swap)": "#b07aa1",
-              "stages.run_sweep": "#4e79a7"}  # fmt: skip
+    methods = list(dict.fromkeys(table["method"]))  # the authors' method first
+    colors = dict(zip(methods, [CATEGORY_COLORS[5], CATEGORY_COLORS[0]], strict=False))
     return (
         alt.Chart(table)
         .mark_circle(size=160, opacity=1)  # dots: a bar has no baseline on a log scale
@@ -570,9 +572,6 @@ def speed_figure(table: pd.DataFrame, *, title: str) -> alt.Chart:
     )
 
 
-MODEL_COLORS = ("#4e79a7", "#e15759", "#59a14f", "#f28e2b", "#76b7b2", "#b07aa1")
-
-
 def cross_model_figure(
     table: pd.DataFrame, titles: dict[str, str], *, title: str
 ) -> alt.FacetChart:
@@ -583,7 +582,7 @@ def cross_model_figure(
     data = table.assign(series=table["model"], signal=table["signal"].map(titles),
                         layers=table["layer"].astype(str))  # fmt: skip
     models = list(dict.fromkeys(table["model"]))
-    colors = dict(zip(models, MODEL_COLORS, strict=False))
+    colors = dict(zip(models, CATEGORY_COLORS, strict=False))
     return (
         _depth_lines(data, colors, 230, 160, series="series")
         .facet(facet=alt.Facet("signal:N", title=None, sort=list(titles.values())), columns=3)

@@ -71,7 +71,7 @@ def test_a_corrupt_checkpoint_is_recomputed(fresh_cache, tiny_models, tiny_token
     want = _sweep(bridge, tiny_tokens, cache=False)
     _sweep(bridge, tiny_tokens)
     (entry,) = fresh_cache.glob("sweep/*")
-    for table in entry.glob("table-*"):
+    for table in entry.glob("sums*"):
         table.unlink()  # as if killed before the end
     (victim,) = entry.glob("batch-00001.*.parquet")
     victim.write_bytes(victim.read_bytes()[:100])
@@ -87,11 +87,11 @@ def test_changed_inputs_miss_the_cache(fresh_cache, tiny_models, tiny_tokens):
     bridge, _ = tiny_models("gpt2")
     _sweep(bridge, tiny_tokens)
     _sweep(bridge, tiny_tokens[:, :20])
-    _sweep(bridge, tiny_tokens, seed=1)  # same batches, another bootstrap: one more table
+    _sweep(bridge, tiny_tokens, seed=1)  # same sums, another bootstrap: nothing new stored
     stages.run_sweep(bridge, tiny_tokens, stages.swaps(bridge), batch_size=2, progress=False)
     entries = list(fresh_cache.glob("sweep/*"))
     assert len(entries) == 3
-    assert sum(len(list(e.glob("table-*.parquet"))) for e in entries) == 4
+    assert sum(len(list(e.glob("sums.*.parquet"))) for e in entries) == 3
 
 
 @pytest.mark.parametrize(
@@ -144,7 +144,7 @@ def test_sigkill_then_resume_gives_the_uninterrupted_table(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     done = len(list(checkpoints.glob("*/batch-*.json")))
-    assert 2 <= done < 6 and not list(checkpoints.glob("*/table-*"))
+    assert 2 <= done < 6 and not list(checkpoints.glob("*/sums*"))
     resumed = _worker(tmp_path / "resumed.parquet", env)
     assert _computed(resumed) == 6 - done
     assert _computed(reference) == 6

@@ -31,7 +31,7 @@ import torch
 
 from stages import interventions
 from stages.interventions import run_to_last_block
-from stages.runs import batched_analysis, mean_with_interval
+from stages.runs import layers_of, mean_with_interval, per_sequence, with_provenance
 
 QUANTITIES: tuple[str, ...] = (
     "attn_prev5",
@@ -105,6 +105,8 @@ def attention_locality(
 ) -> pd.DataFrame:
     """Attention on the previous ``offsets`` tokens, per layer and head (Figure 4).
 
+    :func:`attention_sums`, then :func:`attention_table`.
+
     Args:
         model: a ``TransformerBridge`` from :func:`stages.load_model`.
         tokens: ``[n_seq, seq_len]`` token ids, each row starting with BOS.
@@ -116,10 +118,29 @@ def attention_locality(
         cache: read and write the result cache, as :func:`stages.run_sweep` does.
 
     Returns:
-        One row per (layer, head), plus one row per layer with ``head == -1`` holding the
-        mean over the layer's heads. Columns: ``layer``, ``head``, ``rel_depth``, and for each
-        quantity of the module docstring its value with ``_lo`` / ``_hi`` 95% bootstrap bounds;
-        ``n_seq``. ``attrs["provenance"]`` as in :func:`stages.runs.batched_analysis`.
+        The :func:`attention_table`.
+    """
+    sums = attention_sums(
+        model, tokens, offsets=offsets, batch_size=batch_size, progress=progress, cache=cache
+    )
+    return attention_table(sums, offsets=offsets, n_boot=n_boot, seed=seed)
+
+
+def attention_sums(
+    model: Any,
+    tokens: torch.Tensor,
+    *,
+    offsets: int = 5,
+    batch_size: int | None = None,
+    progress: bool = True,
+    cache: bool = True,
+) -> pd.DataFrame:
+    """Per-sequence, per-head locality sums (arguments as :func:`attention_locality`).
+
+    Returns:
+        One row per sequence: ``"<layer>.<head>:<quantity>"`` for every head and quantity of
+        :data:`QUANTITIES` (the :func:`locality_sums`; :func:`locality_counts` gives their
+        term counts), and ``seq_len``.
     """
     if not isinstance(offsets, int) or isinstance(offsets, bool) or offsets < 1:
         raise ValueError(f"offsets must be a positive integer, got {offsets!r}")
@@ -139,38 +160,62 @@ def attention_locality(
             run_to_last_block(model, batch)
         return columns
 
-    def reduce(per_seq: pd.DataFrame) -> pd.DataFrame:
-        n_seq = len(per_seq)
-        counts = locality_counts(tokens.shape[1], offsets)
-        records = []
-        for layer in range(n_layers):
-            for head in [*range(n_heads), -1]:
-                rec: dict[str, Any] = {
-                    "layer": layer,
-                    "head": head,
-                    "rel_depth": layer / max(1, n_layers - 1),
-                }
-                for name in QUANTITIES:
-                    heads = range(n_heads) if head == -1 else [head]
-                    sums = sum(per_seq[f"{layer}.{h}:{name}"].to_numpy() for h in heads)
-                    n = np.full(n_seq, counts[name] * len(heads))
-                    value, lo, hi = mean_with_interval(sums, n, n_boot=n_boot, seed=seed)
-                    rec |= {name: value, f"{name}_lo": lo, f"{name}_hi": hi}
-                rec["n_seq"] = n_seq
-                records.append(rec)
-        return pd.DataFrame.from_records(records)
-
-    return batched_analysis(
+    return per_sequence(
         "attention",
         model,
         tokens,
         compute=compute,
-        reduce=reduce,
         params={"offsets": offsets},
-        reduce_params={"n_boot": n_boot, "seed": seed},
         sources=[sys.modules[__name__], interventions],
         batch_size=batch_size,
         progress=progress,
         cache=cache,
         desc="attention patterns",
     )
+
+
+def heads_of(sums: pd.DataFrame) -> int:
+    """Heads per layer of an :func:`attention_sums` frame."""
+    return 1 + max(int(c.split(":")[0].split(".")[1]) for c in sums.columns if "." in c)
+
+
+def attention_table(
+    sums: pd.DataFrame, *, offsets: int = 5, n_boot: int = 1000, seed: int = 0
+) -> pd.DataFrame:
+    """Reduce :func:`attention_sums` to per-head and per-layer means with 95% intervals.
+
+    Args:
+        sums: an :func:`attention_sums` frame.
+        offsets: the ``offsets`` the sums were computed with.
+        n_boot: bootstrap resamples (over sequences).
+        seed: bootstrap seed.
+
+    Returns:
+        One row per (layer, head), plus one row per layer with ``head == -1`` holding the
+        mean over the layer's heads. Columns: ``layer``, ``head``, ``rel_depth``, and for each
+        quantity of the module docstring its value with ``_lo`` / ``_hi`` 95% bootstrap bounds;
+        ``n_seq``.
+    """
+    n_layers, n_heads = layers_of(sums), heads_of(sums)
+    n_seq = len(sums)
+    seq_lens = sums["seq_len"].to_numpy()
+    records = []
+    for layer in range(n_layers):
+        for head in [*range(n_heads), -1]:
+            rec: dict[str, Any] = {
+                "layer": layer,
+                "head": head,
+                "rel_depth": layer / max(1, n_layers - 1),
+            }
+            heads = range(n_heads) if head == -1 else [head]
+            for name in QUANTITIES:
+                values = sum(sums[f"{layer}.{h}:{name}"].to_numpy() for h in heads)
+                n = np.array([locality_counts(int(t), offsets)[name] for t in seq_lens])
+                value, lo, hi = mean_with_interval(
+                    values, n * len(heads), n_boot=n_boot, seed=seed
+                )
+                rec |= {name: value, f"{name}_lo": lo, f"{name}_hi": hi}
+            rec["n_seq"] = n_seq
+            records.append(rec)
+    table = pd.DataFrame.from_records(records)
+    return with_provenance(table, sums, offsets=offsets, n_boot=n_boot, seed=seed)

@@ -71,6 +71,17 @@ class Intervention:
             return "none"
         return f"{self.kind} {'-'.join(map(str, self.layers))}"
 
+    @classmethod
+    def from_label(cls, label: str) -> Intervention:
+        """The intervention whose :attr:`label` is ``label`` (``"drop 3"``, ``"swap 3-4"``)."""
+        if label == "none":
+            return cls("none")
+        kind, _, layers = label.partition(" ")
+        try:
+            return cls(kind, tuple(int(x) for x in layers.split("-")))  # type: ignore[arg-type]
+        except ValueError as err:
+            raise ValueError(f"not an intervention label: {label!r} ({err})") from err
+
     def validate(self, n_layers: int) -> None:
         """Raise ValueError if a layer index is outside ``0..n_layers-1``."""
         if any(x >= n_layers for x in self.layers):

@@ -33,7 +33,7 @@ from stages import metrics as _metrics_module
 from stages import sweep as _sweep_module
 from stages.interventions import capture_baseline
 from stages.metrics import METRICS
-from stages.runs import batched_analysis, mean_with_interval
+from stages.runs import layers_of, mean_with_interval, per_sequence, with_provenance
 from stages.sweep import score_residuals
 
 # compare()'s names, and what this table calls them
@@ -57,6 +57,8 @@ def logit_lens(
 ) -> pd.DataFrame:
     """KL to the final distribution, top-1 agreement and entropy of every layer's logit lens.
 
+    :func:`lens_sums`, then :func:`lens_table`.
+
     Args:
         model: a ``TransformerBridge`` from :func:`stages.load_model`.
         tokens: ``[n_seq, seq_len]`` token ids, each row starting with BOS.
@@ -67,10 +69,27 @@ def logit_lens(
         cache: read and write the result cache, as :func:`stages.run_sweep` does.
 
     Returns:
-        One row per layer ``l`` (the residual after block ``l``): ``layer``, ``rel_depth``,
-        ``kl_to_final`` (nats), ``top1_agreement`` (0..1), ``entropy`` (bits), ``loss``
-        (nats), each with ``_lo`` / ``_hi`` 95% bootstrap bounds; ``final_entropy`` (bits,
-        the model's own), ``n_tokens``, ``n_seq``.
+        The :func:`lens_table`.
+    """
+    sums = lens_sums(model, tokens, batch_size=batch_size, progress=progress, cache=cache)
+    return lens_table(sums, n_boot=n_boot, seed=seed)
+
+
+def lens_sums(
+    model: Any,
+    tokens: torch.Tensor,
+    *,
+    batch_size: int | None = None,
+    progress: bool = True,
+    cache: bool = True,
+) -> pd.DataFrame:
+    """Per-sequence sums of the logit lens at every layer (arguments as :func:`logit_lens`).
+
+    Returns:
+        One row per sequence: ``"<layer>:<metric>"`` for every layer and
+        :data:`stages.metrics.METRICS` entry (sums over the scored positions ``1..seq_len-2``;
+        ``entropy_delta`` is H(Q_l) - H(P) in bits), ``final_entropy`` (H(P) summed, bits) and
+        ``seq_len``.
     """
     n_layers = len(model.blocks)
 
@@ -86,38 +105,47 @@ def logit_lens(
                 columns[f"{layer}:{name}"] = sums[layer, m]
         return columns
 
-    def reduce(per_seq: pd.DataFrame) -> pd.DataFrame:
-        n_seq = len(per_seq)
-        counts = np.full(n_seq, float(tokens.shape[1] - 2))
-        final_entropy = per_seq["final_entropy"].to_numpy()
-        records = []
-        for layer in range(n_layers):
-            rec: dict[str, Any] = {"layer": layer, "rel_depth": layer / max(1, n_layers - 1)}
-            for name, column in _COLUMNS.items():
-                sums = per_seq[f"{layer}:{name}"].to_numpy()
-                if name == "entropy_delta":  # H(Q_l) = H(P) + (H(Q_l) - H(P)), in bits
-                    sums = sums + final_entropy
-                value, lo, hi = mean_with_interval(sums, counts, n_boot=n_boot, seed=seed)
-                rec |= {column: value, f"{column}_lo": lo, f"{column}_hi": hi}
-            rec |= {
-                "final_entropy": final_entropy.sum() / counts.sum(),
-                "n_tokens": int(counts.sum()),
-                "n_seq": n_seq,
-            }
-            records.append(rec)
-        return pd.DataFrame.from_records(records)
-
-    return batched_analysis(
+    return per_sequence(
         "lens",
         model,
         tokens,
         compute=compute,
-        reduce=reduce,
         params={},
-        reduce_params={"n_boot": n_boot, "seed": seed},
         sources=[_interventions_module, _metrics_module, _sweep_module, sys.modules[__name__]],
         batch_size=batch_size,
         progress=progress,
         cache=cache,
         desc="logit lens",
     )
+
+
+def lens_table(sums: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Reduce :func:`lens_sums` to one row per layer with 95% bootstrap intervals.
+
+    Returns:
+        One row per layer ``l`` (the residual after block ``l``): ``layer``, ``rel_depth``,
+        ``kl_to_final`` (nats), ``top1_agreement`` (0..1), ``entropy`` (bits), ``loss``
+        (nats), each with ``_lo`` / ``_hi`` 95% bootstrap bounds; ``final_entropy`` (bits,
+        the model's own), ``n_tokens``, ``n_seq``.
+    """
+    n_layers = layers_of(sums)
+    n_seq = len(sums)
+    counts = (sums["seq_len"] - 2).to_numpy(dtype=np.float64)
+    final_entropy = sums["final_entropy"].to_numpy()
+    records = []
+    for layer in range(n_layers):
+        rec: dict[str, Any] = {"layer": layer, "rel_depth": layer / max(1, n_layers - 1)}
+        for name, column in _COLUMNS.items():
+            values = sums[f"{layer}:{name}"].to_numpy()
+            if name == "entropy_delta":  # H(Q_l) = H(P) + (H(Q_l) - H(P)), in bits
+                values = values + final_entropy
+            value, lo, hi = mean_with_interval(values, counts, n_boot=n_boot, seed=seed)
+            rec |= {column: value, f"{column}_lo": lo, f"{column}_hi": hi}
+        rec |= {
+            "final_entropy": final_entropy.sum() / counts.sum(),
+            "n_tokens": int(counts.sum()),
+            "n_seq": n_seq,
+        }
+        records.append(rec)
+    return with_provenance(pd.DataFrame.from_records(records), sums, n_boot=n_boot, seed=seed)
+

@@ -21,7 +21,7 @@ import torch
 
 from stages import interventions
 from stages.interventions import run_to_last_block
-from stages.runs import batched_analysis, mean_with_interval
+from stages.runs import layers_of, mean_with_interval, per_sequence, with_provenance
 
 COMPONENTS: dict[str, str] = {"attn": "hook_attn_out", "mlp": "hook_mlp_out"}
 
@@ -38,6 +38,8 @@ def component_norms(
 ) -> pd.DataFrame:
     """Mean L2 norm of the attention and MLP outputs per layer, and their ratio.
 
+    :func:`norms_sums`, then :func:`norms_table`.
+
     Args:
         model: a ``TransformerBridge`` from :func:`stages.load_model`.
         tokens: ``[n_seq, seq_len]`` token ids, each row starting with BOS.
@@ -48,9 +50,26 @@ def component_norms(
         cache: read and write the result cache, as :func:`stages.run_sweep` does.
 
     Returns:
-        One row per layer: ``layer``, ``rel_depth``, ``attn_norm``, ``mlp_norm`` (residual-
-        stream units, mean over positions ``1..seq_len-1``), ``ratio``, each with
-        ``_lo`` / ``_hi`` 95% bootstrap bounds; ``n_tokens``, ``n_seq``.
+        The :func:`norms_table`.
+    """
+    sums = norms_sums(model, tokens, batch_size=batch_size, progress=progress, cache=cache)
+    return norms_table(sums, n_boot=n_boot, seed=seed)
+
+
+def norms_sums(
+    model: Any,
+    tokens: torch.Tensor,
+    *,
+    batch_size: int | None = None,
+    progress: bool = True,
+    cache: bool = True,
+) -> pd.DataFrame:
+    """Per-sequence sums of the output norms (arguments as :func:`component_norms`).
+
+    Returns:
+        One row per sequence: ``"<layer>:hook_attn_out"`` and ``"<layer>:hook_mlp_out"``, the
+        L2 norms of each component's output summed over positions ``1..seq_len-1``, and
+        ``seq_len``.
     """
     n_layers = len(model.blocks)
 
@@ -71,32 +90,12 @@ def component_norms(
             run_to_last_block(model, batch)
         return columns
 
-    def reduce(per_seq: pd.DataFrame) -> pd.DataFrame:
-        n_seq = len(per_seq)
-        counts = np.full(n_seq, float(tokens.shape[1] - 1))
-        records = []
-        for layer in range(n_layers):
-            sums = {c: per_seq[f"{layer}:{point}"].to_numpy() for c, point in COMPONENTS.items()}
-            rec: dict[str, Any] = {"layer": layer, "rel_depth": layer / max(1, n_layers - 1)}
-            for name, num, den in [
-                ("attn_norm", sums["attn"], counts),
-                ("mlp_norm", sums["mlp"], counts),
-                ("ratio", sums["attn"], sums["mlp"]),
-            ]:
-                value, lo, hi = mean_with_interval(num, den, n_boot=n_boot, seed=seed)
-                rec |= {name: value, f"{name}_lo": lo, f"{name}_hi": hi}
-            rec |= {"n_tokens": int(counts.sum()), "n_seq": n_seq}
-            records.append(rec)
-        return pd.DataFrame.from_records(records)
-
-    return batched_analysis(
+    return per_sequence(
         "norms",
         model,
         tokens,
         compute=compute,
-        reduce=reduce,
         params={},
-        reduce_params={"n_boot": n_boot, "seed": seed},
         sources=[sys.modules[__name__], interventions],
         batch_size=batch_size,
         progress=progress,
@@ -104,3 +103,30 @@ def component_norms(
         desc="component norms",
         min_len=2,
     )
+
+
+def norms_table(sums: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Reduce :func:`norms_sums` to one row per layer with 95% bootstrap intervals.
+
+    Returns:
+        One row per layer: ``layer``, ``rel_depth``, ``attn_norm``, ``mlp_norm`` (residual-
+        stream units, mean over positions ``1..seq_len-1``), ``ratio``, each with
+        ``_lo`` / ``_hi`` 95% bootstrap bounds; ``n_tokens``, ``n_seq``.
+    """
+    n_layers = layers_of(sums)
+    n_seq = len(sums)
+    counts = (sums["seq_len"] - 1).to_numpy(dtype=np.float64)
+    records = []
+    for layer in range(n_layers):
+        parts = {c: sums[f"{layer}:{point}"].to_numpy() for c, point in COMPONENTS.items()}
+        rec: dict[str, Any] = {"layer": layer, "rel_depth": layer / max(1, n_layers - 1)}
+        for name, num, den in [
+            ("attn_norm", parts["attn"], counts),
+            ("mlp_norm", parts["mlp"], counts),
+            ("ratio", parts["attn"], parts["mlp"]),
+        ]:
+            value, lo, hi = mean_with_interval(num, den, n_boot=n_boot, seed=seed)
+            rec |= {name: value, f"{name}_lo": lo, f"{name}_hi": hi}
+        rec |= {"n_tokens": int(counts.sum()), "n_seq": n_seq}
+        records.append(rec)
+    return with_provenance(pd.DataFrame.from_records(records), sums, n_boot=n_boot, seed=seed)

@@ -36,7 +36,7 @@ from stages import interventions
 from stages.interventions import head as unembed
 from stages.interventions import run_to_last_block
 from stages.neurons import vocab_cosines
-from stages.runs import batched_analysis
+from stages.runs import per_sequence
 
 TEST_SIZE = 0.3
 
@@ -120,14 +120,12 @@ def neuron_activations(
         ordered = {f"{la}.{n}": columns[f"{la}.{n}"] for la, n in pairs}
         return ordered | {"model_yes": mask[top1].double().numpy()}
 
-    return batched_analysis(
+    return per_sequence(
         "neuron_activations",
         model,
         tokens,
         compute=compute,
-        reduce=lambda per_example: per_example,
         params={"neurons": pairs, "token_mask": int(mask.sum()), "mask_hash": _mask_hash(mask)},
-        reduce_params={},
         sources=[sys.modules[__name__], interventions],
         batch_size=batch_size,
         progress=progress,
@@ -204,7 +202,7 @@ def probe_accuracies(
         probes), ``accuracy``, ``accuracy_lo``, ``accuracy_hi`` (95% Wilson), ``n_test``.
     """
     labels = np.asarray(labels, dtype=bool)
-    neurons = [c for c in activations.columns if c != "model_yes"]
+    neurons = [c for c in activations.columns if c not in ("model_yes", "seq_len")]
     x = activations[neurons].to_numpy()
     index = np.arange(len(labels))
     train, test = train_test_split(index, test_size=test_size, random_state=seed, stratify=labels)

@@ -1,11 +1,13 @@
 """Batched, cached, resumable passes over token sequences: the frame every analysis runs in.
 
 An analysis gives a function that maps one batch of sequences ``[b, seq_len]`` to named
-per-sequence float64 sums (``{column: [b] array}``), and a function that reduces the sums of
-all sequences (one row per sequence) to its table. :func:`batched_analysis` does the rest: token
+per-sequence float64 sums (``{column: [b] array}``). :func:`per_sequence` does the rest: token
 checks, batching, a tqdm progress bar, ``torch.no_grad``, a checkpoint of every batch in the
-result cache (:mod:`stages.cache`) so an interrupted run resumes where it stopped, reuse of a
-finished table, and a provenance record in ``table.attrs["provenance"]``.
+result cache (:mod:`stages.cache`) so an interrupted run resumes where it stopped, reuse of
+finished sums, and a provenance record in ``sums.attrs["provenance"]``. Every analysis then
+reduces the per-sequence sums (one row per sequence, the independent unit of every interval) to
+its table with a function of the sums alone, so the same reduction serves sums computed now and
+sums read from a results pack (:mod:`stages.pack`).
 
 The cache key holds everything that determines the sums: the model (name, weights hash, dtype,
 device type), the exact token ids, the analysis parameters, the batch size, the package versions
@@ -29,7 +31,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from stages.cache import Entry, fingerprint
+from stages.cache import Entry
 from stages.metrics import bootstrap_interval
 from stages.models import model_info
 from stages.provenance import versions
@@ -156,15 +158,13 @@ def model_provenance(model: Any) -> dict[str, Any]:
     }
 
 
-def batched_analysis(
+def per_sequence(
     analysis: str,
     model: Any,
     tokens: torch.Tensor,
     *,
     compute: Callable[[torch.Tensor], BatchSums],
-    reduce: Callable[[pd.DataFrame], pd.DataFrame],
     params: dict[str, Any],
-    reduce_params: dict[str, Any],
     sources: Iterable[ModuleType],
     batch_size: int | None,
     progress: bool,
@@ -174,7 +174,7 @@ def batched_analysis(
     min_len: int = 3,
     map_batches: MapBatches | None = None,
 ) -> pd.DataFrame:
-    """Run ``compute`` over batches of ``tokens`` and ``reduce`` the per-sequence sums.
+    """Run ``compute`` over batches of ``tokens``: the analysis's per-sequence sums.
 
     Args:
         analysis: the cache folder name (``"sweep"``, ``"lens"``, ...).
@@ -182,25 +182,23 @@ def batched_analysis(
         tokens: ``[n_seq, seq_len]`` token ids, each row starting with BOS.
         compute: one batch ``[b, seq_len]`` (on the model's device) to ``{column: [b]}``
             float64 per-sequence sums; called under ``torch.no_grad``.
-        reduce: all sequences' sums (a DataFrame, one row per sequence, in token order) to
-            the result table.
         params: the parameters that change the per-sequence sums; JSON-serialisable.
-        reduce_params: those that change only the reduction (bootstrap resamples, seed): a
-            new value re-reduces the cached sums without recomputing them.
         sources: modules whose source computes the result (hashed into the cache key).
         batch_size: sequences per forward pass (None: :func:`default_batch_size`).
         progress: show a tqdm bar.
-        units_per_seq: progress units per sequence (e.g. interventions per sequence).
         cache: read and write the result cache.
         desc: the progress bar's label.
+        units_per_seq: progress units per sequence (e.g. interventions per sequence).
         min_len: the shortest ``seq_len`` the analysis accepts.
         map_batches: where the batches not yet in the cache are computed (default: ``compute``
             in this process, one after the other); e.g. :class:`stages.scale_out.RayBatches`.
             Each batch is checkpointed as it arrives, in any order.
 
     Returns:
-        The reduced table, with ``attrs["provenance"]``: the model, tokens (shape and sha256),
-        ``params``, batch size, versions, date, and ``from_cache``.
+        One row per sequence, in token order: the columns ``compute`` returns and ``seq_len``
+        (the row's length in tokens, from which each analysis derives its counts).
+        ``attrs["provenance"]``: the model, tokens (shape and sha256), ``params``, batch size,
+        versions, date, and ``from_cache``.
     """
     tokens = check_tokens(model, tokens, min_len=min_len)
     n_seq, seq_len = tokens.shape
@@ -208,7 +206,6 @@ def batched_analysis(
         default_batch_size(model, seq_len) if batch_size is None else batch_size
     )
     tokens_sha = tokens_sha256(tokens)
-    table_name = f"table-{fingerprint(reduce_params)}"
     entry = None
     if cache:
         key = {
@@ -221,10 +218,10 @@ def batched_analysis(
             "engine": source_fingerprint([*sources, sys.modules[__name__]]),
         }
         entry = Entry.for_run(analysis, key)
-        if (hit := entry.read(table_name)) is not None:
-            table, meta = hit
-            table.attrs["provenance"] = meta | {"from_cache": True}
-            return table
+        if (hit := entry.read("sums")) is not None:
+            sums, meta = hit
+            sums.attrs["provenance"] = meta | {"from_cache": True}
+            return sums
 
     bar = tqdm(total=n_seq * units_per_seq, disable=not progress, desc=desc, unit="seq")
     frames: dict[int, pd.DataFrame] = {}
@@ -254,19 +251,31 @@ def batched_analysis(
         frames[k] = part
         bar.update(expected * units_per_seq)
     bar.close()
-    table = reduce(pd.concat([frames[k] for k in sorted(frames)], ignore_index=True))
-    table.attrs["provenance"] = model_provenance(model) | {
+    sums = pd.concat([frames[k] for k in sorted(frames)], ignore_index=True)
+    sums["seq_len"] = seq_len
+    sums.attrs["provenance"] = model_provenance(model) | {
         "analysis": analysis,
         "tokens": f"{n_seq} x {seq_len}",
         "tokens_sha256": tokens_sha,
         "batch_size": batch_size,
         **params,
-        **reduce_params,
         "from_cache": False,
     }
     if entry is not None:
-        entry.write(table_name, table, meta=table.attrs["provenance"])
+        entry.write("sums", sums, meta=sums.attrs["provenance"])
+    return sums
+
+
+def with_provenance(table: pd.DataFrame, sums: pd.DataFrame, **reduce_params: Any) -> pd.DataFrame:
+    """``table`` with the provenance of the ``sums`` it was reduced from, plus ``reduce_params``."""
+    table.attrs["provenance"] = dict(sums.attrs.get("provenance", {})) | reduce_params
     return table
+
+
+def layers_of(sums: pd.DataFrame) -> int:
+    """Number of layers of a per-sequence frame whose columns start ``"<layer>:"`` or ``"<layer>."``."""
+    first = (c.replace(".", ":").split(":")[0] for c in sums.columns)
+    return 1 + max(int(x) for x in first if x.isdigit())
 
 
 def mean_with_interval(

@@ -20,7 +20,7 @@ import torch
 
 from stages import interventions
 from stages.interventions import run_to_last_block
-from stages.runs import batched_analysis
+from stages.runs import per_sequence
 
 
 def final_token_attention(
@@ -65,14 +65,12 @@ def final_token_attention(
             run_to_last_block(model, batch)
         return columns
 
-    return batched_analysis(
+    return per_sequence(
         "final_attention",
         model,
         tokens,
         compute=compute,
-        reduce=lambda per_example: per_example,
         params={"n_keys": n_keys},
-        reduce_params={},
         sources=[sys.modules[__name__], interventions],
         batch_size=batch_size,
         progress=progress,

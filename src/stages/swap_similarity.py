@@ -50,7 +50,7 @@ import torch
 
 from stages import interventions
 from stages.interventions import BaselineRun, capture_baseline, run_block
-from stages.runs import batched_analysis, mean_with_interval
+from stages.runs import layers_of, mean_with_interval, per_sequence, with_provenance
 
 COMPONENTS: dict[str, str] = {"attn": "hook_attn_out", "mlp": "hook_mlp_out"}
 
@@ -187,6 +187,8 @@ def swap_similarity(
 ) -> pd.DataFrame:
     """Self, index and adjacent cosine similarity of attention and MLP outputs per swap.
 
+    :func:`swap_similarity_sums`, then :func:`swap_similarity_table`.
+
     Args:
         model: a ``TransformerBridge`` from :func:`stages.load_model`.
         tokens: ``[n_seq, seq_len]`` token ids, each row starting with BOS.
@@ -197,13 +199,28 @@ def swap_similarity(
         cache: read and write the result cache, as :func:`stages.run_sweep` does.
 
     Returns:
-        A tidy table, one row per swap ``i`` in ``0..L-2``, component and ``(metric, which)``
-        (order: swap, component ``attn`` then ``mlp``, then :data:`ROWS`): ``layer`` (``i``),
-        ``layers`` (``"i-(i+1)"``), ``rel_depth`` (``i / (L - 1)``), ``component``
-        (``"attn"`` / ``"mlp"``), ``metric`` (``"self"`` / ``"index"`` / ``"adjacent"``),
-        ``which`` (``"moved later"`` / ``"moved earlier"`` / ``"baseline"``), ``value`` (mean
-        cosine over positions ``1..seq_len-1``), ``lo`` / ``hi`` (95% bootstrap interval),
-        ``n_tokens``, ``n_seq``. The module docstring defines each metric.
+        The :func:`swap_similarity_table`.
+    """
+    sums = swap_similarity_sums(
+        model, tokens, batch_size=batch_size, progress=progress, cache=cache
+    )
+    return swap_similarity_table(sums, n_boot=n_boot, seed=seed)
+
+
+def swap_similarity_sums(
+    model: Any,
+    tokens: torch.Tensor,
+    *,
+    batch_size: int | None = None,
+    progress: bool = True,
+    cache: bool = True,
+) -> pd.DataFrame:
+    """Per-sequence cosine sums (arguments as :func:`swap_similarity`).
+
+    Returns:
+        One row per sequence: ``"<i>:<component>:<metric>:<which>"`` for every swap ``i``,
+        component and :data:`ROWS` entry, the cosine summed over positions ``1..seq_len-1``;
+        and ``seq_len``.
     """
     n_layers = len(model.blocks)
     if n_layers < 2:
@@ -221,40 +238,12 @@ def swap_similarity(
                 del outputs[(i, c)]
         return columns
 
-    def reduce(per_seq: pd.DataFrame) -> pd.DataFrame:
-        n_seq = len(per_seq)
-        counts = np.full(n_seq, float(tokens.shape[1] - 1))
-        records = []
-        for i in pairs:
-            for c in COMPONENTS:
-                for metric, which in ROWS:
-                    sums = per_seq[_column(i, c, metric, which)].to_numpy()
-                    value, lo, hi = mean_with_interval(sums, counts, n_boot=n_boot, seed=seed)
-                    records.append(
-                        {
-                            "layer": i,
-                            "layers": f"{i}-{i + 1}",
-                            "rel_depth": i / (n_layers - 1),
-                            "component": c,
-                            "metric": metric,
-                            "which": which,
-                            "value": value,
-                            "lo": lo,
-                            "hi": hi,
-                            "n_tokens": int(counts.sum()),
-                            "n_seq": n_seq,
-                        }
-                    )
-        return pd.DataFrame.from_records(records)
-
-    return batched_analysis(
+    return per_sequence(
         "swap_similarity",
         model,
         tokens,
         compute=compute,
-        reduce=reduce,
         params={},
-        reduce_params={"n_boot": n_boot, "seed": seed},
         sources=[sys.modules[__name__], interventions],
         batch_size=batch_size,
         progress=progress,
@@ -263,3 +252,44 @@ def swap_similarity(
         units_per_seq=n_layers - 1,
         min_len=2,
     )
+
+
+def swap_similarity_table(
+    sums: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0
+) -> pd.DataFrame:
+    """Reduce :func:`swap_similarity_sums` to a tidy table with 95% bootstrap intervals.
+
+    Returns:
+        One row per swap ``i`` in ``0..L-2``, component and ``(metric, which)`` (order: swap,
+        component ``attn`` then ``mlp``, then :data:`ROWS`): ``layer`` (``i``), ``layers``
+        (``"i-(i+1)"``), ``rel_depth`` (``i / (L - 1)``), ``component`` (``"attn"`` /
+        ``"mlp"``), ``metric`` (``"self"`` / ``"index"`` / ``"adjacent"``), ``which``
+        (``"moved later"`` / ``"moved earlier"`` / ``"baseline"``), ``value`` (mean cosine over
+        positions ``1..seq_len-1``), ``lo`` / ``hi`` (95% bootstrap interval), ``n_tokens``,
+        ``n_seq``. The module docstring defines each metric.
+    """
+    n_layers = layers_of(sums) + 1  # swaps 0..L-2
+    n_seq = len(sums)
+    counts = (sums["seq_len"] - 1).to_numpy(dtype=np.float64)
+    records = []
+    for i in range(n_layers - 1):
+        for c in COMPONENTS:
+            for metric, which in ROWS:
+                values = sums[_column(i, c, metric, which)].to_numpy()
+                value, lo, hi = mean_with_interval(values, counts, n_boot=n_boot, seed=seed)
+                records.append(
+                    {
+                        "layer": i,
+                        "layers": f"{i}-{i + 1}",
+                        "rel_depth": i / (n_layers - 1),
+                        "component": c,
+                        "metric": metric,
+                        "which": which,
+                        "value": value,
+                        "lo": lo,
+                        "hi": hi,
+                        "n_tokens": int(counts.sum()),
+                        "n_seq": n_seq,
+                    }
+                )
+    return with_provenance(pd.DataFrame.from_records(records), sums, n_boot=n_boot, seed=seed)

@@ -52,7 +52,13 @@ from stages.metrics import (
     unchanged,
 )
 from stages.models import resolve_dtype
-from stages.runs import batched_analysis, check_tokens, default_batch_size, forward_bytes_per_seq
+from stages.runs import (
+    check_tokens,
+    default_batch_size,
+    forward_bytes_per_seq,
+    per_sequence,
+    with_provenance,
+)
 
 EXECUTORS = ("local", "ray")
 
@@ -78,6 +84,8 @@ def run_sweep(
 ) -> pd.DataFrame:
     """Measure every intervention against the unperturbed model on ``tokens``.
 
+    :func:`sweep_sums` (the per-sequence sums), then :func:`sweep_table`.
+
     Args:
         model: a ``TransformerBridge`` from :func:`stages.load_model`.
         tokens: ``[n_seq, seq_len]`` token ids, each row starting with BOS.
@@ -90,7 +98,7 @@ def run_sweep(
         progress: show a tqdm progress bar.
         cache: read and write the result cache (:mod:`stages.cache`): each batch is
             checkpointed as it finishes, so an interrupted run resumes where it stopped and
-            gives the same table as an uninterrupted one; a finished table is reused.
+            gives the same table as an uninterrupted one; finished sums are reused.
         autocast: ``"bfloat16"`` or ``"float16"``: run a float32 model's matrix products in
             that precision under ``torch.autocast`` (for GPUs with fast half-precision units);
             the metrics are still accumulated in float64. None (default): the model's dtype.
@@ -100,19 +108,49 @@ def run_sweep(
         workers: Ray workers (default: one per GPU for a CUDA model, else two CPUs each).
 
     Returns:
-        One row per intervention plus a baseline row (``kind == "none"``), with columns
-        ``kind``, ``layer`` (first layer; -1 for the baseline), ``layers`` (e.g. ``"3-4"``),
-        ``rel_depth`` (``layer / (n_layers - 1)``), ``kl`` (nats), ``rel_acc`` (0..1),
-        ``entropy_delta`` (bits), ``loss`` (nats), each with ``_lo`` / ``_hi`` 95% bootstrap
-        bounds, ``baseline_loss`` (nats), ``baseline_entropy`` (bits), ``n_tokens`` (scored
-        positions) and ``n_seq``. ``table.attrs["provenance"]`` records the model, weights
-        hash, dtype, device, tokens (shape and sha256), parameters, versions and the date the
-        table was computed (``from_cache`` is True when it was read from the cache).
+        The :func:`sweep_table` of the sums. ``table.attrs["provenance"]`` records the model,
+        weights hash, dtype, device, tokens (shape and sha256), parameters, versions and the
+        date the sums were computed (``from_cache`` is True when they were read from the cache).
 
     Raises:
         ValueError: bad tokens, batch size, interventions, autocast or executor.
         FloatingPointError: a metric came out NaN or infinite (the message names the
             intervention); nothing non-finite is averaged into a table.
+    """
+    sums = sweep_sums(
+        model,
+        tokens,
+        interventions,
+        batch_size=batch_size,
+        progress=progress,
+        cache=cache,
+        autocast=autocast,
+        executor=executor,
+        workers=workers,
+    )
+    return sweep_table(sums, n_layers=n_layers(model), n_boot=n_boot, seed=seed)
+
+
+def sweep_sums(
+    model: Any,
+    tokens: torch.Tensor,
+    interventions: Sequence[Intervention] | None = None,
+    *,
+    batch_size: int | None = None,
+    progress: bool = True,
+    cache: bool = True,
+    autocast: str | None = None,
+    executor: str = "local",
+    workers: int | None = None,
+) -> pd.DataFrame:
+    """Per-sequence metric sums of every intervention (the arguments of :func:`run_sweep`).
+
+    Returns:
+        One row per sequence: ``"<label>:<metric>"`` (float64 sums over the sequence's scored
+        positions ``1..seq_len-2`` of each :data:`stages.metrics.METRICS` entry, for the
+        baseline ``none`` and every intervention, labelled as :attr:`Intervention.label`),
+        ``entropy`` (the baseline's entropy summed over the same positions, bits) and
+        ``seq_len``.
     """
     tokens = check_tokens(model, tokens)
     if interventions is None:
@@ -124,7 +162,7 @@ def run_sweep(
     half = _autocast_dtype(model, autocast)
     if executor not in EXECUTORS:
         raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
-    n_seq, seq_len = tokens.shape
+    seq_len = tokens.shape[1]
     if batch_size is None:
         # a group of four interventions' blocks at once, and the scoring's vectors
         per_seq = forward_bytes_per_seq(model, seq_len, copies=5)
@@ -138,25 +176,13 @@ def run_sweep(
     def compute(batch: torch.Tensor) -> dict[str, np.ndarray]:
         return sweep_task(model, batch, groups, first=True, half=half)
 
-    def reduce(per_seq: pd.DataFrame) -> pd.DataFrame:
-        rows = [BASELINE, *ivs]
-        sums = np.stack(
-            [np.stack([per_seq[f"{iv.label}:{name}"] for name in METRICS]) for iv in rows]
-        )
-        counts = np.full(n_seq, float(seq_len - 2))
-        return _table(
-            model, rows, sums, counts, per_seq["entropy"].to_numpy(), n_boot=n_boot, seed=seed
-        )
-
-    return batched_analysis(
+    sums = per_sequence(
         "sweep",
         model,
         tokens,
         compute=compute,
-        reduce=reduce,
         params={"interventions": [iv.label for iv in [BASELINE, *ivs]]}
         | ({"autocast": str(half).removeprefix("torch.")} if half else {}),
-        reduce_params={"n_boot": n_boot, "seed": seed},
         sources=[_interventions_module, _metrics_module, sys.modules[__name__]],
         batch_size=batch_size,
         progress=progress,
@@ -165,6 +191,46 @@ def run_sweep(
         units_per_seq=len(ivs) + 1,
         map_batches=map_batches,
     )
+    # one column order however the batches' columns arrived (Ray merges chunks as they finish)
+    order = [f"{iv.label}:{name}" for iv in [BASELINE, *ivs] for name in METRICS]
+    ordered = sums[["entropy", *order, "seq_len"]]
+    ordered.attrs = sums.attrs
+    return ordered
+
+
+def sweep_labels(sums: pd.DataFrame) -> list[str]:
+    """The intervention labels of a :func:`sweep_sums` frame, in column order (``none`` first)."""
+    return list(dict.fromkeys(c.split(":")[0] for c in sums.columns if ":" in c))
+
+
+def sweep_table(
+    sums: pd.DataFrame, *, n_layers: int, n_boot: int = 1000, seed: int = 0
+) -> pd.DataFrame:
+    """Reduce :func:`sweep_sums` to one row per intervention with bootstrap intervals.
+
+    Args:
+        sums: a :func:`sweep_sums` frame (computed now or read from a results pack).
+        n_layers: the model's number of blocks (for ``rel_depth``).
+        n_boot: bootstrap resamples (over sequences) for the 95% intervals.
+        seed: bootstrap seed.
+
+    Returns:
+        One row per intervention plus a baseline row (``kind == "none"``), with columns
+        ``kind``, ``layer`` (first layer; -1 for the baseline), ``layers`` (e.g. ``"3-4"``),
+        ``rel_depth`` (``layer / (n_layers - 1)``), ``kl`` (nats), ``rel_acc`` (0..1),
+        ``entropy_delta`` (bits), ``loss`` (nats), each with ``_lo`` / ``_hi`` 95% bootstrap
+        bounds, ``baseline_loss`` (nats), ``baseline_entropy`` (bits), ``n_tokens`` (scored
+        positions) and ``n_seq``.
+    """
+    rows = [Intervention.from_label(label) for label in sweep_labels(sums)]
+    stacked = np.stack(
+        [np.stack([sums[f"{iv.label}:{name}"] for name in METRICS]) for iv in rows]
+    )
+    counts = (sums["seq_len"] - 2).to_numpy(dtype=np.float64)
+    table = _table(
+        n_layers, rows, stacked, counts, sums["entropy"].to_numpy(), n_boot=n_boot, seed=seed
+    )
+    return with_provenance(table, sums, n_boot=n_boot, seed=seed)
 
 
 def _autocast_dtype(model: Any, autocast: str | None) -> torch.dtype | None:
@@ -289,7 +355,7 @@ def score_residuals(
 
 
 def _table(
-    model: Any,
+    n: int,
     ivs: list[Intervention],
     sums: np.ndarray,
     counts: np.ndarray,
@@ -299,7 +365,6 @@ def _table(
     seed: int,
 ) -> pd.DataFrame:
     """Reduce per-sequence sums to one row per intervention with bootstrap intervals."""
-    n = n_layers(model)
     total = counts.sum()
     baseline_loss = sums[0, METRICS.index("loss")].sum() / total
     records = []

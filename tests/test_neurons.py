@@ -31,9 +31,10 @@ def _crafted(seed: int = 0):
 
 def test_moments_match_scipy():
     w_out, w_u = _crafted()
-    skew, kurt = vocab_moments(w_out, w_u, chunk=2)
+    skew, kurt, var = vocab_moments(w_out, w_u, chunk=2)
     for i, row in enumerate(w_out):
         cos = (row / row.norm()) @ (w_u / w_u.norm(dim=0))
+        assert var[i].item() == pytest.approx(cos.numpy().var(), rel=1e-9)
         assert skew[i].item() == pytest.approx(scipy.stats.skew(cos.numpy()), rel=1e-9)
         assert kurt[i].item() == pytest.approx(
             scipy.stats.kurtosis(cos.numpy(), fisher=False), rel=1e-9
@@ -42,7 +43,7 @@ def test_moments_match_scipy():
 
 def test_heavy_tails_are_classified_by_the_sign_of_the_skew():
     w_out, w_u = _crafted()
-    skew, kurt = vocab_moments(w_out, w_u)
+    skew, kurt, _ = vocab_moments(w_out, w_u)
     classes = [classify(s, k) for s, k in zip(skew.tolist(), kurt.tolist(), strict=True)]
     assert classes == ["prediction", "suppression", "other", "other", "other"]
     assert all(abs(k - 3) < 0.5 for k in kurt[2:].tolist())  # Gaussian-like: Pearson 3

@@ -211,9 +211,7 @@ def attention_table(
             for name in QUANTITIES:
                 values = sum(sums[f"{layer}.{h}:{name}"].to_numpy() for h in heads)
                 n = np.array([locality_counts(int(t), offsets)[name] for t in seq_lens])
-                value, lo, hi = mean_with_interval(
-                    values, n * len(heads), n_boot=n_boot, seed=seed
-                )
+                value, lo, hi = mean_with_interval(values, n * len(heads), n_boot=n_boot, seed=seed)
                 rec |= {name: value, f"{name}_lo": lo, f"{name}_hi": hi}
             rec["n_seq"] = n_seq
             records.append(rec)

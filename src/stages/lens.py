@@ -148,4 +148,3 @@ def lens_table(sums: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -> pd.D
         }
         records.append(rec)
     return with_provenance(pd.DataFrame.from_records(records), sums, n_boot=n_boot, seed=seed)
-

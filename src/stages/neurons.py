@@ -7,7 +7,9 @@ the unembedding ``W_U`` (after the paper's weight processing, which folds the fi
 into ``W_U`` and centres it). Across the vocabulary these ``d_vocab`` values have a skew and a
 **Pearson** kurtosis (the mean of z^4: a Gaussian gives 3, not scipy's default excess 0).
 A neuron with kurtosis above 10 is a *prediction* neuron when the skew is positive (it raises a
-few tokens' logits) and a *suppression* neuron when it is negative.
+few tokens' logits) and a *suppression* neuron when it is negative. The variance of the same
+values is kept too: the authors' "-ing" case study also takes neurons whose variance exceeds
+0.005 (:func:`stages.probes.ing_neurons`).
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ KURTOSIS_THRESHOLD = 10.0
 
 def vocab_moments(
     w_out: torch.Tensor, w_u: torch.Tensor, *, chunk: int = 256
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Skew and Pearson kurtosis over the vocabulary of each neuron's cosine with ``W_U``.
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Skew, Pearson kurtosis and variance over the vocabulary of each neuron's cosine with ``W_U``.
 
     Args:
         w_out: ``[n_neurons, d_model]`` output directions.
@@ -37,12 +39,12 @@ def vocab_moments(
         chunk: neurons per matrix product (memory: ``chunk * d_vocab`` floats).
 
     Returns:
-        ``(skew, kurtosis)``, each float64 ``[n_neurons]``; population moments (``bias=True``
-        in scipy's terms), kurtosis not excess. Elementwise work stays in the weights' dtype;
-        sums are float64.
+        ``(skew, kurtosis, variance)``, each float64 ``[n_neurons]``; population moments
+        (``bias=True`` in scipy's terms, ``ddof=0``), kurtosis not excess. Elementwise work stays
+        in the weights' dtype; sums are float64.
     """
     unit_u = w_u / w_u.norm(dim=0, keepdim=True)
-    skews, kurts = [], []
+    skews, kurts, variances = [], [], []
     for start in range(0, len(w_out), chunk):
         rows = w_out[start : start + chunk]
         cos = (rows / rows.norm(dim=1, keepdim=True)) @ unit_u  # [chunk, d_vocab]
@@ -52,7 +54,8 @@ def vocab_moments(
         var = z2.sum(dim=1, dtype=torch.float64) / n
         skews.append((z2 * z).sum(dim=1, dtype=torch.float64) / n / var.pow(1.5))
         kurts.append((z2 * z2).sum(dim=1, dtype=torch.float64) / n / var.pow(2))
-    return torch.cat(skews), torch.cat(kurts)
+        variances.append(var)
+    return torch.cat(skews), torch.cat(kurts), torch.cat(variances)
 
 
 def classify(skew: float, kurtosis: float, threshold: float = KURTOSIS_THRESHOLD) -> str:
@@ -108,8 +111,9 @@ def neuron_classes(
         cache: read and write the result cache.
 
     Returns:
-        One row per neuron: ``layer``, ``neuron``, ``skew``, ``kurtosis`` (Pearson), ``cls``
-        (``prediction`` / ``suppression`` / ``other``), ``rel_depth``; ``attrs["provenance"]``.
+        One row per neuron: ``layer``, ``neuron``, ``skew``, ``kurtosis`` (Pearson),
+        ``variance`` (of the cosines), ``cls`` (``prediction`` / ``suppression`` / ``other``),
+        ``rel_depth``; ``attrs["provenance"]``.
     """
     if not isinstance(threshold, (int, float)) or threshold <= 0:
         raise ValueError(f"threshold must be a positive number, got {threshold!r}")
@@ -131,21 +135,45 @@ def neuron_classes(
         meta = model_provenance(model) | {"analysis": "neurons", "from_cache": False}
         if entry is not None:
             entry.write("moments", table, meta=meta)
-    table["cls"] = [
-        classify(s, k, threshold) for s, k in zip(table["skew"], table["kurtosis"], strict=True)
-    ]
-    n_layers = len(model.blocks)
-    table["rel_depth"] = table["layer"] / max(1, n_layers - 1)
+    table = classify_table(table, len(model.blocks), threshold=threshold)
     table.attrs["provenance"] = meta | {"threshold": threshold}
     return table
 
 
+def classify_table(
+    moments: pd.DataFrame, n_layers: int, *, threshold: float = KURTOSIS_THRESHOLD
+) -> pd.DataFrame:
+    """Add ``cls`` (:func:`classify`) and ``rel_depth`` to a table of neuron moments.
+
+    Args:
+        moments: ``layer``, ``neuron``, ``skew``, ``kurtosis`` (and ``variance``) per neuron,
+            computed now or read from a results pack.
+        n_layers: the model's number of blocks.
+        threshold: the kurtosis above which a neuron is classed.
+    """
+    table = moments.copy()
+    table["cls"] = [
+        classify(s, k, threshold) for s, k in zip(table["skew"], table["kurtosis"], strict=True)
+    ]
+    table["rel_depth"] = table["layer"] / max(1, n_layers - 1)
+    return table
+
+
+def vocab_moments_rows(model: Any, layer: int, neurons: list[int]) -> pd.DataFrame:
+    """:func:`vocab_moments` of a few neurons of one layer, as rows of the moments table."""
+    skew, kurt, var = vocab_moments(output_directions(model, layer)[neurons], model.W_U.detach())
+    return pd.DataFrame(
+        {"layer": layer, "neuron": neurons, "skew": skew.cpu().numpy(),
+         "kurtosis": kurt.cpu().numpy(), "variance": var.cpu().numpy()}
+    )  # fmt: skip
+
+
 def _moments_table(model: Any, progress: bool) -> pd.DataFrame:
-    """``layer``, ``neuron``, ``skew``, ``kurtosis`` of every neuron."""
+    """``layer``, ``neuron``, ``skew``, ``kurtosis``, ``variance`` of every neuron."""
     w_u = model.W_U.detach()
     parts = []
     for layer in tqdm(range(len(model.blocks)), disable=not progress, desc="neurons", unit="layer"):
-        skew, kurt = vocab_moments(output_directions(model, layer), w_u)
+        skew, kurt, var = vocab_moments(output_directions(model, layer), w_u)
         parts.append(
             pd.DataFrame(
                 {
@@ -153,6 +181,7 @@ def _moments_table(model: Any, progress: bool) -> pd.DataFrame:
                     "neuron": range(len(skew)),
                     "skew": skew.cpu().numpy(),
                     "kurtosis": kurt.cpu().numpy(),
+                    "variance": var.cpu().numpy(),
                 }
             )  # fmt: skip
         )

@@ -35,7 +35,7 @@ from sklearn.preprocessing import StandardScaler
 from stages import interventions
 from stages.interventions import head as unembed
 from stages.interventions import run_to_last_block
-from stages.neurons import vocab_cosines
+from stages.neurons import output_directions, vocab_cosines
 from stages.runs import per_sequence
 
 TEST_SIZE = 0.3
@@ -72,6 +72,71 @@ def token_effects(model: Any, classes: pd.DataFrame, token_mask: np.ndarray) -> 
     table = pd.DataFrame.from_records(records, columns=columns)
     order = table["effect"].abs().sort_values(ascending=False).index
     return table.loc[order].reset_index(drop=True)
+
+
+KURTOSIS = 10.0
+VARIANCE = 0.005
+SELECTIONS = ("authors", "cosine")
+
+
+def ing_neurons(
+    model: Any,
+    classes: pd.DataFrame,
+    token_mask: np.ndarray,
+    *,
+    k: int = 32,
+    selection: str = "authors",
+) -> pd.DataFrame:
+    """The ``k`` neurons most relevant to a set of tokens, as the authors chose them or by cosine.
+
+    ``selection="authors"`` (the default; the authors' ``find_neurons`` notebook): candidates
+    are the neurons whose cosines with the ``W_U`` columns have Pearson kurtosis > 10 or
+    variance > 0.005 over the vocabulary (the moments of :func:`stages.neurons.neuron_classes`);
+    each candidate's *raw* logit effects ``W_U^T w_out`` (not normalised) are averaged over the
+    tokens of ``token_mask`` and over the rest, and the ``k`` candidates with the largest
+    absolute difference (``contrast``) are kept. Each is a prediction neuron when its skew is
+    positive, a suppression neuron when negative (a high-variance candidate need not pass the
+    kurtosis test). ``selection="cosine"``: the ``k`` prediction or suppression neurons with the
+    largest absolute mean cosine over the tokens (:func:`token_effects`).
+
+    Args:
+        model: the bridge ``classes`` was computed on.
+        classes: a :func:`stages.neurons.neuron_classes` table (with ``variance``).
+        token_mask: ``[d_vocab]`` bool, the tokens of interest ("-ing" tokens).
+        k: how many neurons.
+        selection: ``"authors"`` or ``"cosine"``.
+
+    Returns:
+        ``k`` rows, most relevant first: ``layer``, ``neuron``, ``cls`` (``prediction`` /
+        ``suppression``), ``skew``, ``kurtosis``, ``variance``, ``contrast`` (authors: raw
+        effect difference, logit units; cosine: mean cosine over the tokens).
+    """
+    if selection not in SELECTIONS:
+        raise ValueError(f"selection must be one of {SELECTIONS}, got {selection!r}")
+    if not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be a positive integer, got {k!r}")
+    columns = ["layer", "neuron", "cls", "skew", "kurtosis", "variance", "contrast"]
+    if selection == "cosine":
+        effects = token_effects(model, classes, token_mask).head(k)
+        chosen = effects.merge(classes[["layer", "neuron", "skew", "variance"]])
+        return chosen.rename(columns={"effect": "contrast"})[columns]
+    mask = torch.as_tensor(np.asarray(token_mask, dtype=bool))
+    if not mask.any():
+        raise ValueError("no token of interest in the vocabulary")
+    candidates = classes[(classes["kurtosis"] > KURTOSIS) | (classes["variance"] > VARIANCE)]
+    w_u = model.W_U.detach()
+    parts = []
+    for layer, group in candidates.groupby("layer"):
+        raw = output_directions(model, int(layer))[group["neuron"].to_numpy()] @ w_u
+        inside = raw[:, mask].double().mean(1).cpu().numpy()
+        outside = raw[:, ~mask].double().mean(1).cpu().numpy()
+        parts.append(group.assign(contrast=inside - outside))
+    if not parts:
+        raise ValueError("no neuron passes the authors' kurtosis or variance test")
+    table = pd.concat(parts, ignore_index=True)
+    table["cls"] = np.where(table["skew"] > 0, "prediction", "suppression")
+    order = table["contrast"].abs().sort_values(ascending=False, kind="stable").index
+    return table.loc[order[:k], columns].reset_index(drop=True)
 
 
 def neuron_activations(

@@ -273,7 +273,7 @@ def with_provenance(table: pd.DataFrame, sums: pd.DataFrame, **reduce_params: An
 
 
 def layers_of(sums: pd.DataFrame) -> int:
-    """Number of layers of a per-sequence frame whose columns start ``"<layer>:"`` or ``"<layer>."``."""
+    """Layers of a per-sequence frame whose columns start ``"<layer>:"`` or ``"<layer>."``."""
     first = (c.replace(".", ":").split(":")[0] for c in sums.columns)
     return 1 + max(int(x) for x in first if x.isdigit())
 

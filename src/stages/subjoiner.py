@@ -116,6 +116,38 @@ def subjoiner_heads(
     return rank_heads(attention, labels, len(model.blocks), offset=offset, n_boot=n_boot, seed=seed)
 
 
+OFFSET = 3
+"""Where a four-token word's first token sits, counted back from its last token."""
+
+
+def effect_of_heads(
+    attention: pd.DataFrame, labels: np.ndarray, *, offset: int = OFFSET
+) -> pd.DataFrame:
+    """Every head's mean attention at ``offset`` per class, and the difference; largest first.
+
+    Args:
+        attention: a :func:`final_token_attention` table (or its columns ending ``.<offset>``).
+        labels: ``[n]`` bool, True for the word class.
+        offset: positions back from the last token.
+
+    Returns:
+        ``layer``, ``head``, ``word``, ``control``, ``effect`` (``word - control``), sorted by
+        ``effect``, largest first.
+    """
+    labels = np.asarray(labels, dtype=bool)
+    values, heads = _values(attention, offset)
+    table = pd.DataFrame(
+        {
+            "layer": [la for la, _ in heads],
+            "head": [h for _, h in heads],
+            "word": values[labels].mean(0),
+            "control": values[~labels].mean(0),
+        }
+    )
+    table["effect"] = table["word"] - table["control"]
+    return table.sort_values("effect", ascending=False, ignore_index=True, kind="stable")
+
+
 def _values(attention: pd.DataFrame, offset: int) -> tuple[np.ndarray, list[tuple[int, int]]]:
     """``[n, n_heads_total]`` attention at ``offset`` and the (layer, head) of each column."""
     heads = sorted(

@@ -254,9 +254,7 @@ def swap_similarity_sums(
     )
 
 
-def swap_similarity_table(
-    sums: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0
-) -> pd.DataFrame:
+def swap_similarity_table(sums: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
     """Reduce :func:`swap_similarity_sums` to a tidy table with 95% bootstrap intervals.
 
     Returns:

@@ -223,9 +223,7 @@ def sweep_table(
         positions) and ``n_seq``.
     """
     rows = [Intervention.from_label(label) for label in sweep_labels(sums)]
-    stacked = np.stack(
-        [np.stack([sums[f"{iv.label}:{name}"] for name in METRICS]) for iv in rows]
-    )
+    stacked = np.stack([np.stack([sums[f"{iv.label}:{name}"] for name in METRICS]) for iv in rows])
     counts = (sums["seq_len"] - 2).to_numpy(dtype=np.float64)
     table = _table(
         n_layers, rows, stacked, counts, sums["entropy"].to_numpy(), n_boot=n_boot, seed=seed

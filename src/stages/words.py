@@ -108,12 +108,15 @@ def _windows(stream: np.ndarray, ends: np.ndarray, width: int, bos: int) -> torc
     return torch.tensor(np.c_[np.full(len(ends), bos), rows], dtype=torch.long)
 
 
-def _sample(candidates: np.ndarray, n: int, rng: np.random.Generator, what: str) -> np.ndarray:
-    if len(candidates) < n:
+def _sample(
+    candidates: np.ndarray, n: int, rng: np.random.Generator, what: str, up_to: bool = False
+) -> np.ndarray:
+    if len(candidates) < n and not up_to:
         raise ValueError(
             f"the corpus has only {len(candidates)} {what}; ask for at most that many per class"
+            " (or pass up_to=True to take them all)"
         )
-    return np.sort(rng.choice(candidates, size=n, replace=False))
+    return np.sort(rng.choice(candidates, size=min(n, len(candidates)), replace=False))
 
 
 @dataclass(frozen=True)
@@ -141,6 +144,7 @@ def subjoiner_dataset(
     width: int = 16,
     word_tokens: int = 4,
     seed: int = 0,
+    up_to: bool = False,
 ) -> WordDataset:
     """Windows ending on a spaced lower-case word of ``word_tokens`` tokens, or of one token.
 
@@ -151,6 +155,8 @@ def subjoiner_dataset(
         width: tokens per window before BOS (the paper: 16).
         word_tokens: tokens in the words of the word class (the paper: 4).
         seed: which windows are drawn.
+        up_to: a class with fewer candidates than ``n_per_class`` takes all of them (else
+            ValueError); the classes may then differ in size.
 
     Returns:
         A :class:`WordDataset`; ``labels`` is True for the word class.
@@ -174,11 +180,11 @@ def subjoiner_dataset(
         )
     rng = np.random.default_rng(seed)
     picks = [
-        _sample(candidates[True], n_per_class, rng, f"{word_tokens}-token words"),
-        _sample(candidates[False], n_per_class, rng, "one-token words"),
+        _sample(candidates[True], n_per_class, rng, f"{word_tokens}-token words", up_to),
+        _sample(candidates[False], n_per_class, rng, "one-token words", up_to),
     ]
     ends = np.r_[picks[0], picks[1]]
-    labels = np.r_[np.ones(n_per_class, bool), np.zeros(n_per_class, bool)]
+    labels = np.r_[np.ones(len(picks[0]), bool), np.zeros(len(picks[1]), bool)]
     words = [tok.decode(stream[start[e] : e + 1].tolist()).strip() for e in ends]
     return WordDataset(_windows(stream, ends, width, tok.bos_token_id), labels, words, ends)
 

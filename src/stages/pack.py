@@ -13,6 +13,10 @@ Layout::
     <part>/rows-00002-00034.parquet     then chunks of CHUNK rows
     ...
 
+A chunk is stored long (:func:`to_long`: ``row``, ``column``, ``value``, all float64);
+:meth:`Pack.frame` gives it back wide, exactly as the ``*_sums`` function returned it (labels
+and positions of windows as floats).
+
 Parts: ``sweep`` (every drop, swap, attention-only and MLP-only drop), ``attention``, ``norms``,
 ``lens``, ``swap_similarity`` (rows: the sequences of :func:`stages.load_corpus`), ``subjoiner``
 and ``subjoiner_profile`` (rows: the windows of :func:`stages.words.subjoiner_dataset`), ``ing``
@@ -138,6 +142,25 @@ def _to_parquet(frame: pd.DataFrame) -> bytes:
     return buffer.getvalue()
 
 
+def to_long(rows: pd.DataFrame, first: int) -> pd.DataFrame:
+    """A chunk's rows as a tidy table: ``row`` (its index in the part), ``column``, ``value``.
+
+    Wide parquet files of a few rows and hundreds of columns are mostly metadata; the long form
+    stores the same float64 values in a fraction of the bytes.
+    """
+    wide = rows.reset_index(drop=True).astype(np.float64)
+    wide.insert(0, "row", np.arange(first, first + len(wide)))
+    return wide.melt(id_vars="row", var_name="column", value_name="value")
+
+
+def to_wide(long: pd.DataFrame) -> pd.DataFrame:
+    """Inverse of :func:`to_long`: one row per ``row``, the columns in their stored order."""
+    wide = long.pivot(index="row", columns="column", values="value")
+    wide = wide[pd.unique(long["column"])].reset_index(drop=True)
+    wide.columns.name = None
+    return wide
+
+
 def chunks(n_rows: int, size: int) -> list[tuple[int, int]]:
     """Row ranges ``[(a, b)]`` of a part: the slice ``(0, SLICE)``, then ``size`` rows each."""
     first = min(SLICE, n_rows)
@@ -236,6 +259,8 @@ class Pack:
             files = self.manifest["parts"][part]["files"]
             frames = [pd.read_parquet(self.path / name) for name in files]
             frame = pd.concat(frames, ignore_index=True)
+            if part != "neurons":
+                frame = to_wide(frame)
             frame.attrs["provenance"] = self.provenance(part)
             self._frames[part] = frame
         return self._frames[part]
@@ -561,7 +586,7 @@ def build_pack(
         if done and entry.get("git_commit") != manifest["git_commit"]:
             log(f"{part}: chunks from commit {entry.get('git_commit')}; checking the slice")
             first = sorted(done)[0]
-            stored = pd.read_parquet(out / first)
+            stored = to_wide(pd.read_parquet(out / first))
             live = computer.rows(part, 0, len(stored), cache=False, progress=False)
             if not compare_rows(live, stored)["ok"].all():
                 log(f"{part}: today's code gives other numbers; rebuilding this part")
@@ -575,8 +600,7 @@ def build_pack(
                 continue
             t1 = time.time()
             rows = computer.rows(part, a, b, cache=False, progress=progress)
-            rows.attrs = {}
-            data = _to_parquet(rows)
+            data = _to_parquet(to_long(rows, a))
             _atomic_write(out / name, data)
             manifest["files"][name] = _sha256(data)
             entry["files"] = sorted({*entry["files"], name})

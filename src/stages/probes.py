@@ -2,25 +2,29 @@
 
 On a :func:`stages.words.ing_dataset` (does the next token end in "ing"?):
 
-1. **Relevant neurons.** For every prediction or suppression neuron (:mod:`stages.neurons`),
-   its effect on "-ing" tokens is the mean, over the vocabulary's lower-case alphabetic tokens
-   ending in "ing", of the cosine between the neuron's output direction and the token's
-   unembedding column (``W_U^T w_out`` with both normalised, as the classification uses). The
-   ``k`` neurons with the largest absolute effect are kept: prediction neurons that promote
-   "-ing" tokens and suppression neurons that suppress them.
-2. **Activations.** Each kept neuron's activation (the input of ``W_out``,
-   ``blocks.{l}.mlp.out.hook_in``) at the last position of every window.
-3. **Probes.** Logistic regressions (scikit-learn, standardised inputs) trained on a stratified
-   70/30 split with a fixed seed: one per neuron, and one on the top ``j`` neurons for
-   ``j = 1..k``. Accuracy on the held-out 30% with a 95% Wilson interval.
-4. **The model itself.** On the same held-out windows, the model "says -ing" when its top-1 next
-   token is an "-ing" token; its accuracy gets the same interval.
+1. **Relevant neurons** (:func:`ing_neurons`). By default as the authors chose them: neurons
+   whose vocabulary cosines have kurtosis > 10 or variance > 0.005, ranked by how differently
+   their raw logit effects ``W_U^T w_out`` treat "-ing" tokens and the rest; the top 32, each a
+   prediction or a suppression neuron by the sign of its skew. Optionally by mean cosine with
+   the "-ing" tokens' unembeddings (:func:`token_effects`).
+2. **Activations** (:func:`neuron_activations`). Each neuron's activation (the input of
+   ``W_out``, ``blocks.{l}.mlp.out.hook_in``) at the last position of every window.
+3. **Probes** (:func:`probe_accuracies`). Logistic regressions (scikit-learn, standardised
+   inputs) on a stratified train / validation / test split: one per neuron, and one on the
+   top ``k`` neurons (ranked by their single probes' validation accuracy) for every ``k``, in
+   three groups (prediction neurons, suppression neurons, all). The best single neuron and the
+   best ``k`` are chosen on the validation split; accuracies are reported on the test split
+   with 95% Wilson intervals.
+4. **The model itself** ("model accuracy"): on the same test windows, the model "says -ing"
+   when its top-1 next-token prediction at the window's last position is an "-ing" token; its
+   accuracy is the share of windows where that answer is the true class.
 """
 
 from __future__ import annotations
 
 import hashlib
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -37,8 +41,6 @@ from stages.interventions import head as unembed
 from stages.interventions import run_to_last_block
 from stages.neurons import output_directions, vocab_cosines
 from stages.runs import per_sequence
-
-TEST_SIZE = 0.3
 
 
 def token_effects(model: Any, classes: pd.DataFrame, token_mask: np.ndarray) -> pd.DataFrame:
@@ -211,7 +213,7 @@ def ing_probes(
     batch_size: int | None = None,
     progress: bool = True,
     cache: bool = True,
-) -> pd.DataFrame:
+) -> Probes:
     """Probes on ``neurons`` for "is the next token in ``token_mask``", and the model's answer.
 
     :func:`neuron_activations` then :func:`probe_accuracies`.
@@ -220,70 +222,141 @@ def ing_probes(
         model: a ``TransformerBridge``.
         tokens: ``[n, seq_len]`` windows (:func:`stages.words.ing_dataset`).
         labels: ``[n]`` bool, the true classes.
-        neurons: rows with ``layer`` and ``neuron``, in relevance order (:func:`token_effects`).
+        neurons: rows with ``layer``, ``neuron`` and ``cls`` (:func:`ing_neurons`).
         token_mask: ``[d_vocab]`` bool, the tokens of the positive class ("-ing" tokens).
-        seed: the train/test split and the solver's seed.
+        seed: the split and the solver's seed.
         batch_size: windows per forward pass.
         progress: show a progress bar.
         cache: read and write the result cache.
 
     Returns:
-        The :func:`probe_accuracies` table.
+        The :func:`probe_accuracies` result.
     """
     activations = neuron_activations(
         model, tokens, neurons, token_mask, batch_size=batch_size, progress=progress, cache=cache
     )
-    return probe_accuracies(activations, labels, seed=seed)
+    return probe_accuracies(activations, labels, neurons, seed=seed)
 
 
 def _mask_hash(mask: torch.Tensor) -> str:
     return hashlib.sha256(mask.numpy().tobytes()).hexdigest()[:16]
 
 
-def _accuracy_row(correct: np.ndarray) -> dict[str, float]:
-    k, n = int(correct.sum()), len(correct)
-    ci = binomtest(k, n).proportion_ci(0.95, method="wilson")
-    return {"accuracy": k / n, "accuracy_lo": ci.low, "accuracy_hi": ci.high, "n_test": n}
+def wilson(correct: np.ndarray) -> tuple[float, float]:
+    """95% Wilson interval of the share of True in ``correct``."""
+    ci = binomtest(int(np.sum(correct)), len(correct)).proportion_ci(0.95, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+@dataclass(frozen=True)
+class Probes:
+    """Held-out results of the "-ing" probes.
+
+    Attributes:
+        table: one row per probe: ``probe`` (``"single"``, ``"top-k"``, ``"model"``), ``group``
+            (``"prediction"``, ``"suppression"``, ``"all"``; the model: ``"model"``), ``k``
+            (neurons used; a single probe's rank by validation accuracy within its group),
+            ``neuron`` (``"layer.neuron"``, single probes), ``val_accuracy`` (on the
+            validation split, where choices are made), ``accuracy`` with ``accuracy_lo`` /
+            ``accuracy_hi`` (on the test split, 95% Wilson), ``n_test``, ``chosen`` (the probe
+            its group's choice on the validation split picked: the best single neuron, the best
+            ``k``).
+        correct: ``[n_test, n_probes]`` bool, one column per row of ``table`` (in order): was the
+            probe right on each test window; for paired comparisons on the same windows.
+    """
+
+    table: pd.DataFrame
+    correct: np.ndarray
+
+    def chosen(self, probe: str, group: str) -> pd.Series:
+        """The row of the probe chosen on the validation split for ``probe`` and ``group``."""
+        rows = self.table[
+            (self.table["probe"] == probe) & (self.table["group"] == group) & self.table["chosen"]
+        ]
+        if rows.empty:
+            raise KeyError(f"no chosen {probe} probe in group {group!r}")
+        return rows.iloc[0]
+
+    def correct_of(self, row: pd.Series) -> np.ndarray:
+        """``[n_test]`` bool: the test-window correctness of a row of :attr:`table`."""
+        return self.correct[:, int(row.name)]
+
+
+SPLIT = (0.5, 0.25, 0.25)
+"""Train, validation and test shares of the windows (stratified by class)."""
+
+
+def split_windows(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stratified train / validation / test indices in the :data:`SPLIT` shares."""
+    index = np.arange(len(labels))
+    train, rest = train_test_split(index, train_size=SPLIT[0], random_state=seed, stratify=labels)
+    val, test = train_test_split(
+        rest, test_size=SPLIT[2] / (SPLIT[1] + SPLIT[2]), random_state=seed,
+        stratify=labels[rest],
+    )  # fmt: skip
+    return train, val, test
 
 
 def probe_accuracies(
-    activations: pd.DataFrame,
-    labels: np.ndarray,
-    *,
-    seed: int = 0,
-    test_size: float = TEST_SIZE,
-) -> pd.DataFrame:
-    """Held-out accuracy of single-neuron probes, top-``j`` probes and the model itself.
+    activations: pd.DataFrame, labels: np.ndarray, neurons: pd.DataFrame, *, seed: int = 0
+) -> Probes:
+    """Single-neuron probes, top-``k`` probes and the model itself, chosen on validation data.
+
+    The windows are split into train / validation / test (:data:`SPLIT`, stratified). Every
+    probe is a logistic regression (scikit-learn, standardised inputs) fitted on the train
+    split. Within each group (the prediction neurons, the suppression neurons, all of them),
+    single probes are ranked by their validation accuracy, and top-``k`` probes use the ``k``
+    best-ranked neurons together (the authors: ensembles of the most accurate single probes).
+    The best single neuron and the best ``k`` are chosen on the validation split; every
+    accuracy reported is on the test split, which no choice has seen.
 
     Args:
-        activations: a :func:`neuron_activations` table (neuron columns in relevance order).
+        activations: a :func:`neuron_activations` table (a column ``"layer.neuron"`` per
+            neuron, and ``model_yes``).
         labels: ``[n]`` bool, the true classes.
-        seed: the train/test split and the solver's seed.
-        test_size: the held-out fraction (stratified).
+        neurons: ``layer``, ``neuron``, ``cls`` of the neurons to probe (:func:`ing_neurons`).
+        seed: the split and the solver's seed.
 
     Returns:
-        One row per probe: ``probe`` (``"single"``, ``"top-k"`` or ``"model"``), ``k``
-        (neurons used; the single probe's rank), ``neuron`` (``"layer.neuron"`` for single
-        probes), ``accuracy``, ``accuracy_lo``, ``accuracy_hi`` (95% Wilson), ``n_test``.
+        :class:`Probes`.
     """
     labels = np.asarray(labels, dtype=bool)
-    neurons = [c for c in activations.columns if c not in ("model_yes", "seq_len")]
-    x = activations[neurons].to_numpy()
-    index = np.arange(len(labels))
-    train, test = train_test_split(index, test_size=test_size, random_state=seed, stratify=labels)
+    names = [f"{int(r.layer)}.{int(r.neuron)}" for r in neurons.itertuples()]
+    group_of = dict(zip(names, neurons["cls"], strict=True))
+    x = activations[names].to_numpy(dtype=np.float64)
+    train, val, test = split_windows(labels, seed)
 
-    def fit(columns: list[int]) -> np.ndarray:
+    def fit(columns: list[int]) -> tuple[float, np.ndarray]:
         probe = make_pipeline(
             StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed)
         )
         probe.fit(x[np.ix_(train, columns)], labels[train])
-        return probe.predict(x[np.ix_(test, columns)]) == labels[test]
+        val_acc = float((probe.predict(x[np.ix_(val, columns)]) == labels[val]).mean())
+        return val_acc, probe.predict(x[np.ix_(test, columns)]) == labels[test]
 
-    rows = []
-    for rank, name in enumerate(neurons, start=1):
-        rows.append({"probe": "single", "k": rank, "neuron": name} | _accuracy_row(fit([rank - 1])))
-    for k in range(1, len(neurons) + 1):
-        rows.append({"probe": "top-k", "k": k, "neuron": ""} | _accuracy_row(fit(list(range(k)))))
-    said = activations["model_yes"].to_numpy()[test] > 0.5
-    rows.append({"probe": "model", "k": 0, "neuron": ""} | _accuracy_row(said == labels[test]))
-    return pd.DataFrame(rows)
+    rows, correct = [], []
+
+    def add(row: dict[str, Any], right: np.ndarray) -> None:
+        lo, hi = wilson(right)
+        rows.append(row | {"accuracy": float(right.mean()), "accuracy_lo": lo,
+                           "accuracy_hi": hi, "n_test": len(right)})  # fmt: skip
+        correct.append(right)
+
+    singles = {name: fit([j]) for j, name in enumerate(names)}
+    for group in ("prediction", "suppression", "all"):
+        members = [n for n in names if group == "all" or group_of[n] == group]
+        ranked = sorted(members, key=lambda n: -singles[n][0])  # stable: ties keep relevance
+        for rank, name in enumerate(ranked, start=1):
+            val_acc, right = singles[name]
+            add({"probe": "single", "group": group, "k": rank, "neuron": name,
+                 "val_accuracy": val_acc, "chosen": rank == 1}, right)  # fmt: skip
+        curve = [fit([names.index(n) for n in ranked[:k]]) for k in range(1, len(ranked) + 1)]
+        best = int(np.argmax([v for v, _ in curve])) if curve else -1
+        for k, (val_acc, right) in enumerate(curve, start=1):
+            add({"probe": "top-k", "group": group, "k": k, "neuron": "",
+                 "val_accuracy": val_acc, "chosen": k - 1 == best}, right)  # fmt: skip
+    said = activations["model_yes"].to_numpy()
+    model_val = float(((said[val] > 0.5) == labels[val]).mean())
+    add({"probe": "model", "group": "model", "k": 0, "neuron": "", "val_accuracy": model_val,
+         "chosen": True}, (said[test] > 0.5) == labels[test])  # fmt: skip
+    return Probes(pd.DataFrame(rows), np.stack(correct, axis=1))

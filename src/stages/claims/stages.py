@@ -1,0 +1,400 @@
+"""The paper's four stages (section 5) as claims decided from per-sequence sums and weights.
+
+Inputs are the analyses' per-sequence sums (:func:`stages.attention.attention_sums`,
+:func:`stages.norms.norms_sums`, :func:`stages.lens.lens_sums`) and the neuron classes
+(:func:`stages.neurons.neuron_classes`, weights only: claims about neuron counts are exact, with
+no sampling interval, and need :data:`MIN_NEURONS` classed neurons). Depth ranges are relative
+depth ``layer / (n_layers - 1)``: *early* is at most 0.25, the *first half* at most 0.5, the
+*last layers* at least 0.85.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+from stages import stats
+from stages.attention import locality_counts
+from stages.claims._common import EARLY, HALF, LAST, layers_where, rel_depth, span, stack
+from stages.neurons import class_counts
+from stages.stats import Verdict
+
+PEAK_RANGE = (0.75, 0.95)
+"""Where "peaking near 85% depth" is taken to hold."""
+AFTER_MIDPOINT = 0.9
+"""Share of prediction neurons past the midpoint for "they appear after the midpoint"."""
+DECLINE = 0.5
+"""The last layer's prediction-neuron fraction at most this share of the peak's: a decline."""
+MIN_NEURONS = 10
+"""Fewest classed neurons a neuron-count claim needs."""
+AGREEMENT = 0.2
+"""Top-1 agreement of the logit lens at the midpoint below which it is "far from final"."""
+N_PERMUTATIONS = 9999
+
+
+def _exact(
+    claim: str, figure: str, statistic: str, value: float, holds: bool, rule: str, n: int,
+    unit: str, detail: str,
+) -> Verdict:  # fmt: skip
+    """A verdict on a quantity of the weights (no sampling): exact, its interval a point."""
+    decided = "not enough data" if n < MIN_NEURONS else ("holds" if holds else "does not hold")
+    rule = f"{rule} (weights only: exact, no interval); not enough data below {MIN_NEURONS} {unit}"
+    return Verdict(claim, figure, statistic, float(value), float(value), float(value), rule, n,
+                   unit, decided, detail)  # fmt: skip
+
+
+# --------------------------------------------------------------------------- stage 1
+
+
+def _head_summed(sums: pd.DataFrame, layers: list[int], quantity: str) -> np.ndarray:
+    """``[len(layers), n]``: a locality quantity summed over each layer's heads."""
+    heads = sorted({c.split(":")[0].split(".")[1] for c in sums.columns if ":" in c}, key=int)
+    return np.stack(
+        [stack(sums, [f"{layer}.{h}:{quantity}" for h in heads]).sum(0) for layer in layers]
+    )
+
+
+def local_attention_early(
+    attention: pd.DataFrame, n_layers: int, *, offsets: int = 5, seed: int = 0
+) -> Verdict:
+    """Attention to the previous five tokens is higher in the first quarter than later."""
+    layers = list(range(n_layers))
+    early = layers_where(n_layers, 0.0, EARLY)
+    n_heads = len({c.split(":")[0] for c in attention.columns if ":" in c}) // n_layers
+    values = _head_summed(attention, layers, "attn_prev5")
+    counts = np.array(
+        [locality_counts(int(t), offsets)["attn_prev5"] for t in attention["seq_len"]]
+    )
+    k = len(early)
+
+    def gap(m: np.ndarray) -> np.ndarray:
+        return m[:k].mean(axis=0) - m[k:].mean(axis=0)
+
+    estimate, lo, hi = stats.interval(values, counts * n_heads, gap, seed=seed)
+    per_layer = stats.means(values, counts * n_heads)
+    peak = int(np.argmax(per_layer))
+    return stats.verdict(
+        "attention to the previous five tokens is highest in the early layers",
+        "Figure 4",
+        f"mean attention per previous-5 entry (the paper's quantity) over {span(early)} minus "
+        "over the later layers (paired)",
+        estimate,
+        lo,
+        hi,
+        threshold=0.0,
+        n=len(attention),
+        detail=f"{per_layer[:k].mean():.3f} in the first quarter vs {per_layer[k:].mean():.3f} "
+        f"later; highest at layer {peak} (relative depth {rel_depth(peak, n_layers):.2f})",
+    )
+
+
+def attention_outweighs_mlp_early(norms: pd.DataFrame, n_layers: int, *, seed: int = 0) -> Verdict:
+    """Over the first quarter, attention writes more into the residual than the MLP."""
+    early = layers_where(n_layers, 0.0, EARLY)
+    attn = stack(norms, [f"{x}:hook_attn_out" for x in early]).sum(0)
+    mlp = stack(norms, [f"{x}:hook_mlp_out" for x in early]).sum(0)
+    estimate, lo, hi = stats.interval(np.stack([attn, mlp]), None, lambda m: m[0] / m[1], seed=seed)
+    later = [x for x in range(n_layers) if x not in early]
+    ratio_later = (
+        stack(norms, [f"{x}:hook_attn_out" for x in later]).sum()
+        / stack(norms, [f"{x}:hook_mlp_out" for x in later]).sum()
+    )
+    return stats.verdict(
+        "in the early layers attention writes more into the residual than the MLP",
+        "Figure 5",
+        f"|attention output| / |MLP output| over {span(early)} (ratio of summed norms)",
+        estimate,
+        lo,
+        hi,
+        threshold=1.0,
+        n=len(norms),
+        detail=f"the same ratio over the later layers is {ratio_later:.2f}",
+    )
+
+
+# --------------------------------------------------------------------------- stage 2
+
+
+def _lens_counts(lens: pd.DataFrame) -> np.ndarray:
+    return (lens["seq_len"] - 2).to_numpy(dtype=np.float64)
+
+
+def lens_far_at_midpoint(lens: pd.DataFrame, n_layers: int, *, seed: int = 0) -> Verdict:
+    """At the midpoint the logit lens rarely agrees with the final top-1 prediction."""
+    mid = layers_where(n_layers, 0.0, HALF)[-1]
+    estimate, lo, hi = stats.interval(
+        stack(lens, [f"{mid}:rel_acc", f"{mid}:kl"]), _lens_counts(lens), seed=seed
+    )
+    return stats.verdict(
+        f"at the midpoint the logit lens is far from the final prediction (top-1 agreement "
+        f"below {AGREEMENT:.0%})",
+        "Figures 6, 8",
+        f"top-1 agreement of the logit lens after layer {mid} (relative depth "
+        f"{rel_depth(mid, n_layers):.2f}) with the model's own top-1",
+        estimate[0],
+        lo[0],
+        hi[0],
+        threshold=AGREEMENT,
+        above=False,
+        n=len(lens),
+        detail=f"KL to the final distribution there: {estimate[1]:.2f} nats "
+        f"({lo[1]:.2f}-{hi[1]:.2f})",
+    )
+
+
+def lens_entropy_high_first_half(lens: pd.DataFrame, n_layers: int, *, seed: int = 0) -> Verdict:
+    """Through the first half, the logit lens's entropy exceeds the model's own."""
+    half = layers_where(n_layers, 0.0, HALF)
+    # entropy_delta sums are H(Q_l) - H(P): their mean over the first half is the gap itself
+    values = stack(lens, [f"{x}:entropy_delta" for x in half])
+    estimate, lo, hi = stats.interval(
+        values, _lens_counts(lens), lambda m: m.mean(axis=0), seed=seed
+    )
+    final = lens["final_entropy"].sum() / _lens_counts(lens).sum()
+    return stats.verdict(
+        "through the first half, the logit-lens distributions have higher entropy than the "
+        "model's own",
+        "Figure 8",
+        f"mean entropy of the logit lens over {span(half)} minus the model's own entropy "
+        "(bits, paired)",
+        estimate,
+        lo,
+        hi,
+        threshold=0.0,
+        n=len(lens),
+        threshold_unit=" bits",
+        detail=f"the model's own entropy is {final:.2f} bits",
+    )
+
+
+# --------------------------------------------------------------------------- stage 3
+
+
+def prediction_after_midpoint(classes: pd.DataFrame, n_layers: int) -> Verdict:
+    """At least 90% of prediction neurons lie past the midpoint."""
+    pred = classes[classes["cls"] == "prediction"]
+    after = int((rel_depth(pred["layer"], n_layers) > HALF).sum())
+    share = after / len(pred) if len(pred) else np.nan
+    return _exact(
+        "prediction neurons appear after the midpoint",
+        "Figure 6",
+        "share of prediction neurons past relative depth 0.5",
+        share,
+        share >= AFTER_MIDPOINT,
+        f"holds if the share is at least {AFTER_MIDPOINT:.0%}",
+        len(pred),
+        "prediction neurons",
+        f"{after} of {len(pred)} prediction neurons",
+    )
+
+
+def prediction_peak_depth(classes: pd.DataFrame, n_layers: int) -> Verdict:
+    """The prediction-neuron fraction peaks at 75-95% depth."""
+    counts = class_counts(classes)
+    peak = counts.loc[counts["prediction_frac"].idxmax()]
+    depth = rel_depth(int(peak["layer"]), n_layers)
+    return _exact(
+        "the prediction-neuron fraction peaks near 85% depth",
+        "Figure 6",
+        "relative depth of the layer with the largest fraction of prediction neurons",
+        depth,
+        PEAK_RANGE[0] <= depth <= PEAK_RANGE[1],
+        f"holds if it lies in {PEAK_RANGE[0]}-{PEAK_RANGE[1]}",
+        int(counts["prediction"].sum()),
+        "prediction neurons",
+        f"layer {int(peak['layer'])}: {int(peak['prediction'])} neurons, "
+        f"{peak['prediction_frac']:.1%} of the layer",
+    )
+
+
+def prediction_declines_at_end(classes: pd.DataFrame, n_layers: int) -> Verdict:
+    """The last layer has at most half the peak fraction of prediction neurons."""
+    counts = class_counts(classes).sort_values("layer")
+    peak = counts["prediction_frac"].max()
+    last = counts["prediction_frac"].iloc[-1]
+    ratio = last / peak if peak > 0 else np.nan
+    return _exact(
+        "prediction neurons decline in the last layers",
+        "Figure 6",
+        "the last layer's prediction-neuron fraction as a share of the peak layer's",
+        ratio,
+        bool(ratio <= DECLINE),
+        f"holds if it is at most {DECLINE:.0%}",
+        int(counts["prediction"].sum()),
+        "prediction neurons",
+        f"last layer {last:.2%} of its neurons vs {peak:.2%} at the peak",
+    )
+
+
+def kl_fall_tracks_prediction_neurons(
+    lens: pd.DataFrame, classes: pd.DataFrame, n_layers: int, *, seed: int = 0
+) -> Verdict:
+    """The layers where the logit-lens KL falls most are those with the most prediction neurons.
+
+    For each block ``l`` in ``1..L-2``, its fall ``log KL_{l-1} - log KL_l`` (KL of the lens
+    after a block to the final distribution); the last block is left out, its KL being 0 by
+    construction. Statistic: Spearman's rho between the falls and the blocks' prediction-neuron
+    counts. Null: the same rho with the counts shuffled over those blocks (a permutation test,
+    ``scipy.stats.permutation_test``); the claim holds when the 95% bootstrap interval of rho
+    lies above the null's 95th percentile.
+    """
+    blocks = list(range(1, n_layers - 1))
+    counts = class_counts(classes).set_index("layer")["prediction"].reindex(range(n_layers))
+    neurons = counts.fillna(0).to_numpy(dtype=np.float64)[blocks]
+    claim = "the logit-lens KL falls where prediction neurons are (a phase transition they drive)"
+    values = stack(lens, [f"{x}:kl" for x in range(n_layers - 1)])
+    ranks_n = sps.rankdata(neurons)
+
+    def rho(m: np.ndarray) -> np.ndarray:
+        log_kl = np.log(np.maximum(m, 1e-300))
+        fall = log_kl[:-1] - log_kl[1:]  # entering blocks 1..L-2: [L-2, ...]
+        ranks = sps.rankdata(fall, axis=0)
+        ranks = ranks - ranks.mean(axis=0)
+        centred = ranks_n - ranks_n.mean()
+        denom = np.sqrt((ranks**2).sum(axis=0) * (centred**2).sum())
+        return np.einsum("k...,k->...", ranks, centred) / denom
+
+    if np.ptp(neurons) == 0 or len(blocks) < 4:
+        return Verdict(claim, "Figure 6", "Spearman's rho", np.nan, np.nan, np.nan,
+                       "needs prediction neurons in some but not all blocks", len(lens),
+                       "sequences", "not enough data", "")  # fmt: skip
+    estimate, lo, hi = stats.interval(values, _lens_counts(lens), rho, seed=seed)
+    fall = -np.diff(np.log(stats.means(values, _lens_counts(lens))))
+    null = sps.permutation_test(
+        (fall, neurons),
+        lambda a, b: sps.spearmanr(a, b).statistic,
+        permutation_type="pairings",
+        n_resamples=N_PERMUTATIONS,
+        alternative="greater",
+        rng=np.random.default_rng(seed),
+    )
+    critical = float(np.quantile(null.null_distribution, 0.95))
+    steepest = blocks[int(np.argmax(fall))]
+    v = stats.verdict(
+        claim,
+        "Figure 6",
+        "Spearman's rho between each block's fall of log KL and its prediction-neuron count, "
+        f"blocks 1-{n_layers - 2}",
+        estimate,
+        lo,
+        hi,
+        threshold=critical,
+        n=len(lens),
+        detail=f"the null of shuffled blocks puts 95% of rho below {critical:.2f} (one-sided "
+        f"permutation p = {null.pvalue:.3f}); the steepest fall enters block {steepest} "
+        f"(relative depth {rel_depth(steepest, n_layers):.2f})",
+    )
+    return v
+
+
+# --------------------------------------------------------------------------- stage 4
+
+
+def suppression_dominates_last(classes: pd.DataFrame, n_layers: int) -> Verdict:
+    """In the last layers, suppression neurons outnumber prediction neurons."""
+    last = classes[rel_depth(classes["layer"], n_layers) >= LAST]
+    pred = int((last["cls"] == "prediction").sum())
+    supp = int((last["cls"] == "suppression").sum())
+    share = supp / (pred + supp) if pred + supp else np.nan
+    layers = sorted(last["layer"].unique().tolist())
+    return _exact(
+        "suppression neurons outnumber prediction neurons in the last layers",
+        "Figure 6",
+        f"share of suppression among the classed neurons of {span(layers)}",
+        share,
+        bool(share > 0.5),
+        "holds if above 50%",
+        pred + supp,
+        "classed neurons",
+        f"{supp} suppression vs {pred} prediction neurons",
+    )
+
+
+def mlp_norm_peaks_last(norms: pd.DataFrame, n_layers: int, *, seed: int = 0) -> Verdict:
+    """The largest MLP output norm is in the last layers."""
+    last = layers_where(n_layers, LAST, 1.0)
+    rest = [x for x in range(n_layers) if x not in last]
+    values = stack(norms, [f"{x}:hook_mlp_out" for x in last + rest])
+    counts = (norms["seq_len"] - 1).to_numpy(dtype=np.float64)
+    k = len(last)
+    estimate, lo, hi = stats.interval(
+        values, counts, lambda m: m[:k].max(axis=0) / m[k:].max(axis=0), seed=seed
+    )
+    per_layer = stats.means(values, counts)
+    peak = (last + rest)[int(np.argmax(per_layer))]
+    return stats.verdict(
+        "the MLP output norm peaks in the last layers",
+        "Figure 7",
+        f"largest mean MLP output norm in {span(last)} over the largest elsewhere",
+        estimate,
+        lo,
+        hi,
+        threshold=1.0,
+        n=len(norms),
+        detail=f"largest at layer {peak} (relative depth {rel_depth(peak, n_layers):.2f})",
+    )
+
+
+def last_layer_raises_entropy(lens: pd.DataFrame, n_layers: int, *, seed: int = 0) -> Verdict:
+    """The last block raises the entropy of the prediction (lens after L-2 vs the output)."""
+    before = n_layers - 2
+    # H(P) - H(Q_{L-2}) = -(entropy_delta of layer L-2)
+    estimate, lo, hi = stats.interval(
+        -stack(lens, [f"{before}:entropy_delta"]), _lens_counts(lens), seed=seed
+    )
+    return stats.verdict(
+        "the last layer raises the entropy of the prediction",
+        "Figure 8",
+        f"entropy of the output minus that of the logit lens after layer {before} (bits, paired)",
+        estimate[0],
+        lo[0],
+        hi[0],
+        threshold=0.0,
+        n=len(lens),
+        threshold_unit=" bits",
+    )
+
+
+def detokenization_claims(
+    attention: pd.DataFrame, norms: pd.DataFrame, n_layers: int, *, seed: int = 0
+) -> list[Verdict]:
+    """Stage 1: local attention and attention-dominated writes in the early layers."""
+    return [
+        local_attention_early(attention, n_layers, seed=seed),
+        attention_outweighs_mlp_early(norms, n_layers, seed=seed),
+    ]
+
+
+def feature_engineering_claims(
+    lens: pd.DataFrame, n_layers: int, *, seed: int = 0
+) -> list[Verdict]:
+    """Stage 2: the logit lens makes little progress through the first half."""
+    return [
+        lens_far_at_midpoint(lens, n_layers, seed=seed),
+        lens_entropy_high_first_half(lens, n_layers, seed=seed),
+    ]
+
+
+def ensembling_claims(
+    classes: pd.DataFrame, lens: pd.DataFrame, n_layers: int, *, seed: int = 0
+) -> list[Verdict]:
+    """Stage 3: prediction neurons after the midpoint, peaking late; the KL falls with them."""
+    return [
+        prediction_after_midpoint(classes, n_layers),
+        prediction_peak_depth(classes, n_layers),
+        prediction_declines_at_end(classes, n_layers),
+        kl_fall_tracks_prediction_neurons(lens, classes, n_layers, seed=seed),
+    ]
+
+
+def sharpening_claims(
+    classes: pd.DataFrame, norms: pd.DataFrame, lens: pd.DataFrame, n_layers: int, *,
+    seed: int = 0,
+) -> list[Verdict]:  # fmt: skip
+    """Stage 4: suppression neurons, large MLP outputs and rising entropy at the end."""
+    return [
+        suppression_dominates_last(classes, n_layers),
+        mlp_norm_peaks_last(norms, n_layers, seed=seed),
+        last_layer_raises_entropy(lens, n_layers, seed=seed),
+    ]

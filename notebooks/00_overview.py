@@ -24,86 +24,104 @@
 # **What this page does.** It puts the four signals on one relative-depth axis (each scaled to its
 # own range) and, beyond the paper, *fits* the boundaries: an exact Bayesian change-point
 # segmentation into four stages, piecewise constant in every (standardised) signal at once, with
-# every possible segmentation enumerated ([Methods](../methods.md)). Each boundary is reported at
-# its most probable layer with a 90% credible interval. The fit assumes four stages exist; a
-# narrow interval says where the signals change most, not that the stages are real.
+# every possible segmentation enumerated ([Methods](../methods.md)). Each boundary is placed at its
+# most probable layer. How sure that placement is comes from the data, not from the fit's own
+# posterior (which treats the weight-only neuron fractions and the smooth depth curves as
+# independent noise, and so overstates certainty): the fit is repeated on bootstrap resamples of
+# the sequences, and the page reports how often each boundary lands on each layer. The fit assumes
+# four stages exist; a stable boundary says where the signals change most, not that the stages
+# are real.
 #
-# **Time to run.** Seconds when the [robustness](01_robustness.ipynb), [stage 1](02_detokenization.ipynb)
-# and [stage 3](04_ensembling.ipynb) pages have run with the same parameters (their tables are read
-# from the cache); otherwise their times added.
+# **Time to run.** With the defaults the signals are read from the book's results pack and the
+# pack is checked by recomputing two sequences (about a minute and a half), plus half a minute
+# of refits. Other parameters compute the sweep and the attention patterns now (their times are
+# on the [robustness](01_robustness.ipynb) and [stage 1](02_detokenization.ipynb) pages).
 #
 # **Where each stage is tested.** [Robustness](01_robustness.ipynb) (the interventions),
 # [detokenization](02_detokenization.ipynb), [feature engineering](03_feature_engineering.ipynb),
 # [prediction ensembling](04_ensembling.ipynb), [residual sharpening](05_sharpening.ipynb), the
 # [case studies](06_case_studies.ipynb), [what swapped layers write](07_appendix_cosine_similarity.ipynb),
-# the same signals [across models](08_cross_model.ipynb), and the engine's
-# [performance](09_performance.ipynb).
+# the same signals [across models](08_cross_model.ipynb), the engine's
+# [performance](09_performance.ipynb), and every verdict on one page: [what holds](10_what_holds.ipynb).
 
 # %%
 import time
 
 from IPython.display import Markdown, display
 
-import stages
-from stages.attention import attention_locality
 from stages.boundaries import stage_boundaries
-from stages.neurons import class_counts, neuron_classes
-from stages.plots import overview_figure
-from stages.provenance import provenance, provenance_markdown
-from stages.stage_claims import SIGNALS, stage_signals
+from stages.plots import overview_figure, stability_figure
+from stages.provenance import provenance_markdown
+from stages.results import open_results
+from stages.signals import OVERVIEW, boundary_ranges, boundary_stability, overview_signals
 
 # %% tags=["parameters"]
 model = "gemma-3-270m"  # the embedded default, or a Hugging Face name / local folder
-n_tokens = 768  # tokens scored (rounded up to whole sequences)
+n_tokens = 32768  # tokens scored (rounded up to whole sequences of seq_len)
 seq_len = 128  # tokens per sequence, BOS included
 batch_size = 8  # sequences per forward pass
 device = "auto"  # "auto", "cpu", "cuda"
 dtype = "float32"  # "float32", "bfloat16", "float64"
 corpus = "default"  # the shipped public-domain prose, a local file, or a hub dataset
 seed = 0  # which sequences are sampled, and the bootstrap
+pack = "default"  # "default": the shipped results pack when these are its parameters; "none"; or a pack's folder
+n_resamples = 500  # bootstrap resamples of the sequences for the boundaries' uncertainty
 
 # %%
 started = time.time()
-lm = stages.load_model(model, device=device, dtype=dtype)
-tokens = stages.load_corpus(lm, corpus=corpus, n_tokens=n_tokens, seq_len=seq_len, seed=seed)
-sweep = stages.run_sweep(lm, tokens, batch_size=batch_size, seed=seed)
-locality = attention_locality(lm, tokens, batch_size=batch_size, seed=seed)
-counts = class_counts(neuron_classes(lm))
-signals = stage_signals(sweep, locality, counts)
-boundaries = stage_boundaries(signals, list(SIGNALS), n_stages=4, min_size=2)
+res = open_results(model, n_tokens=n_tokens, seq_len=seq_len, seed=seed, corpus=corpus,
+                   device=device, dtype=dtype, batch_size=batch_size, pack=pack)
+frames = {"sweep": res.sums("sweep"), "attention": res.sums("attention")}
+signals, resampled = overview_signals(frames, res.classes(), res.n_layers, n_boot=n_resamples,
+                                      seed=seed)
+fitted = stage_boundaries(signals, list(OVERVIEW), n_stages=4, min_size=2)
+stability = boundary_stability(resampled, res.n_layers)
+boundaries = boundary_ranges(fitted, stability, res.n_layers)
 elapsed = time.time() - started
-name = lm.stages_info["name"]
-display(Markdown(f"**{name}**, {len(lm.blocks)} layers. Done in {elapsed:.0f} s."))
+name, n_layers = res.name, res.n_layers
+display(Markdown(f"**{name}**, {n_layers} layers, {len(res.tokens)} sequences. "
+                 f"Done in {elapsed:.0f} s."))
+display(Markdown(res.report()))
 
 # %% [markdown]
 # ## Figure 1: the stage signals and the fitted boundaries
 
 # %%
-overview_figure(signals, SIGNALS, boundaries, title=f"Figure 1 ({name}): stages of inference")
+overview_figure(signals, OVERVIEW, boundaries, title=f"Figure 1 ({name}): stages of inference")
 
 # %% [markdown]
 # **Figure 1** (the paper's Figure 1). Per layer, against relative depth, each signal scaled to
 # 0..1 by its own range (hover for the values): the KL of dropping the layer, attention on the
 # previous five tokens, and the fractions of prediction and suppression neurons. Dashed lines: the
-# most probable stage boundaries; grey bands: their 90% credible intervals. Stage 1 is left of the
-# first line, stage 4 right of the last.
+# fitted stage boundaries; grey bands: where 90% of the fits on resampled sequences put them.
+# Stage 1 is left of the first line, stage 4 right of the last.
+
+# %% [markdown]
+# ## How stable are the boundaries?
+#
+# Each bar is the share of the bootstrap resamples whose fit starts a stage at that layer.
+
+# %%
+stability_figure(stability, boundaries, title=f"Stage boundaries of {name} over {n_resamples} resamples of the sequences")
 
 # %%
 stage_names = ["detokenization", "feature engineering", "prediction ensembling",
                "residual sharpening"]
-starts = [0, *boundaries["layer"], len(lm.blocks)]
-spans = [f"**{stage}**: layers {a}-{b - 1} (relative depth {a / (len(lm.blocks) - 1):.2f}-"
-         f"{(b - 1) / (len(lm.blocks) - 1):.2f})"
+starts = [0, *boundaries["layer"], n_layers]
+spans = [f"**{stage}**: layers {a}-{b - 1} (relative depth {a / (n_layers - 1):.2f}-"
+         f"{(b - 1) / (n_layers - 1):.2f})"
          for stage, a, b in zip(stage_names, starts[:-1], starts[1:])]
 display(Markdown(
     f"The fitted stages of **{name}**: " + "; ".join(spans) + ". "
-    + " ".join(f"Boundary {r.boundary} starts at layer {r.layer} (posterior probability "
-               f"{r.probability:.2f}; 90% interval layers {r.layer_lo}-{r.layer_hi})."
-               for r in boundaries.itertuples())
+    + " ".join(f"Boundary {r.boundary} starts at layer {r.layer} in {r.share:.0%} of the "
+               f"{n_resamples} resampled fits (90% of them between layers {r.layer_lo} and "
+               f"{r.layer_hi})." for r in boundaries.itertuples())
     + " The paper gives no numbers for its boundaries; in words, stage 3 begins the second half"
     + " of the model (here boundary 2 is at relative depth "
     + f"{boundaries.rel_depth.iloc[1]:.2f}) and stage 4 is the last layers (here from relative"
-    + f" depth {boundaries.rel_depth.iloc[2]:.2f}). " + boundaries.attrs["method"]
+    + f" depth {boundaries.rel_depth.iloc[2]:.2f}). " + fitted.attrs["method"].split(";")[0]
+    + "; the ranges come from refitting on resampled sequences (the neuron fractions, which"
+    " depend on the weights alone, do not vary)."
 ))
 
 # %% [markdown]
@@ -112,6 +130,8 @@ display(Markdown(
 # %%
 display(signals.round(4).style.hide(axis="index"))
 display(boundaries.round(3).style.hide(axis="index"))
+display(stability.pivot_table(index="layer", columns="boundary", values="share", fill_value=0)
+        .round(3))
 
 # %% [markdown]
 # ## Exercises
@@ -128,19 +148,20 @@ display(Markdown(f"The first layer with prediction neurons is layer {int(first.l
                  f"{first.rel_depth:.2f} ({first.prediction_frac:.2%} of its neurons)."))
 
 # %% [markdown]
-# **2. How sure is the fit?** Which of the three fitted boundaries is the least certain, and what on the page tells you?
+# **2. How sure is the fit?** Which of the three fitted boundaries is the least stable under resampling, and what on the page tells you?
 
 # %% tags=["hide-cell"]
 # Solution 2
-widest = boundaries.assign(width=boundaries.layer_hi - boundaries.layer_lo).sort_values("width").iloc[-1]
-display(Markdown(f"Boundary {int(widest.boundary)} (at layer {int(widest.layer)}): its 90% credible interval spans "
-                 f"layers {int(widest.layer_lo)}-{int(widest.layer_hi)} and its posterior probability is "
-                 f"{widest.probability:.2f}. Re-run with `-p seed 1` or `-p n_tokens 4096` to see it move."))
+widest = boundaries.assign(width=boundaries.layer_hi - boundaries.layer_lo).sort_values(["width", "share"], ascending=[True, False]).iloc[-1]
+display(Markdown(f"Boundary {int(widest.boundary)} (at layer {int(widest.layer)}): 90% of the resampled fits put it "
+                 f"between layers {int(widest.layer_lo)} and {int(widest.layer_hi)}, and only {widest.share:.0%} "
+                 "exactly where the full data put it. Re-run with `-p seed 1` to see it move."))
 
 # %% [markdown]
 # ---
 
 # %%
 parameters = dict(model=model, n_tokens=n_tokens, seq_len=seq_len, batch_size=batch_size,
-                  device=device, dtype=dtype, corpus=corpus, seed=seed)
-display(Markdown(provenance_markdown(provenance(lm, tokens, parameters, corpus=corpus, seconds=elapsed))))
+                  device=device, dtype=dtype, corpus=corpus, seed=seed, pack=pack,
+                  n_resamples=n_resamples)
+display(Markdown(provenance_markdown(res.provenance(parameters, seconds=elapsed))))

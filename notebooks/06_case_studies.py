@@ -16,159 +16,156 @@
 #
 # **The questions** (paper section 6, Figures 9, 10 and 16; {cite}`lad2024remarkable`). (1) Detokenization needs heads that
 # put the pieces of a multi-token word together: do some early heads attend from the last token
-# of a word to its first token ("subjoiner" heads; the paper's example is Pythia 2.8B L2H5)?
-# (2) Prediction ensembling needs neurons that vote together: do probes on several prediction
-# and suppression neurons tell whether the next token ends in "-ing" better than any single
-# neuron, and as well as the model itself?
+# of a word to its first token ("subjoiner" heads)? The paper's example is "Pythia 2.8B L2H5";
+# the authors' code plots layer 1, head 6 (0-based) and shows in Figure 9 only rows it filtered
+# for high attention. (2) Prediction ensembling needs neurons that vote together: do probes on
+# several prediction and suppression neurons tell whether the next token ends in "-ing" better
+# than the best single neuron, and better than the model itself? And are suppression neurons,
+# as the paper found, the best single probes?
 #
 # **What this page does.** (1) From the shipped corpus it takes windows of 16 tokens ending on a
-# spaced, lower-case word of exactly four tokens, and as many ending on a one-token word (the
-# tokenizer's space marker sets the word boundaries; [Methods](../methods.md)). For every head,
-# it compares the attention from the last token to the position three tokens back (the word's
-# first token) between the two classes, with a bootstrap interval. (2) It takes windows of 24
-# tokens whose next token does or does not end in "-ing", picks the 32 prediction and suppression
-# neurons whose output is most aligned (or anti-aligned) with the "-ing" tokens' unembeddings,
-# and trains logistic probes on their activations at the last position: one probe per neuron and
-# one on the top *k* for every *k*, scored on a held-out 30% with 95% Wilson intervals, beside
-# the model's own top-1 answer on the same windows.
+# spaced, lower-case word of exactly four tokens (every such word the corpus has, up to
+# `n_per_class`) and `n_per_class` windows ending on a one-token word (the tokenizer's space
+# marker sets the word boundaries; [Methods](../methods.md)). For every head, it compares the
+# attention from the last token to the position three tokens back (the word's first token)
+# between the two classes. The claim is decided on data the choice never saw: the strongest head
+# is chosen on a random half of the windows and its effect measured on the other half. (2) It
+# takes `n_per_class` windows of 24 tokens whose next token does, and as many whose next token
+# does not, end in "-ing"; picks 32 neurons as the authors did (kurtosis above 10 or variance
+# above 0.005 of their vocabulary cosines, ranked by how differently their raw logit effects
+# treat "-ing" tokens; `selection = "cosine"` ranks prediction and suppression neurons by mean
+# cosine instead); and trains logistic probes on their activations at the last position, on
+# half of the windows. The best single neuron and the best ensemble size *k* are chosen on a
+# quarter (validation), and every accuracy is reported on the last quarter (test), with 95%
+# Wilson intervals, beside the model's own accuracy on the same windows: the model "says -ing"
+# when its top-1 next-token prediction is an "-ing" token, and is right when that matches the
+# truth.
 #
-# **Time to run.** About a minute on a 2-core CPU once the neuron classes are cached (the
-# [ensembling page](04_ensembling.ipynb) computes them; otherwise add about 4 minutes).
+# **Time to run.** With the defaults the windows' attention and activations are read from the
+# book's results pack and the first two windows of each are recomputed to check it: about 30
+# seconds. Other parameters compute them now: about a minute on a 2-core CPU once the neuron
+# classes are cached (the [ensembling page](04_ensembling.ipynb) computes them; otherwise add
+# about 5 minutes).
 
 # %%
 import time
 
 from IPython.display import Markdown, display
 
-import stages
-from stages.plots import head_effects_figure, probe_figure, subjoiner_figure, token_effect_figure
-from stages.probes import ing_probes, token_effects
-from stages.provenance import provenance, provenance_markdown
-from stages.subjoiner import attention_profile, final_token_attention, subjoiner_heads
-from stages.words import Vocabulary, ing_dataset, subjoiner_dataset
+from stages.claims import verdict_table, verdict_text
+from stages.claims.case_studies import probe_claims, subjoiner_head_early
+from stages.plots import head_effects_figure, ing_neuron_figure, probe_figure, subjoiner_figure
+from stages.probes import probe_accuracies
+from stages.provenance import provenance_markdown
+from stages.results import open_results
+from stages.subjoiner import attention_profile, rank_heads
 
 # %% tags=["parameters"]
 model = "gemma-3-270m"  # the embedded default, or a Hugging Face name / local folder
-n_per_class = 256  # examples per class in each case study
-n_neurons = 32  # prediction / suppression neurons given to the probes
+n_per_class = 1024  # windows per class in each case study (a class the corpus has fewer of takes all)
+n_neurons = 32  # neurons given to the probes
+selection = "authors"  # how the neurons are chosen: "authors" or "cosine"
 batch_size = 32  # windows per forward pass
 device = "auto"  # "auto", "cpu", "cuda"
 dtype = "float32"  # "float32", "bfloat16", "float64"
 corpus = "default"  # the shipped public-domain prose, or a local file
-seed = 0  # which windows are drawn, the train/test split, the bootstrap
+seed = 0  # which windows are drawn, the splits, the bootstrap
+pack = "default"  # "default": the shipped results pack when these are its parameters; "none"; or a pack's folder
 
 # %%
 started = time.time()
-lm = stages.load_model(model, device=device, dtype=dtype)
-words = subjoiner_dataset(lm, corpus=corpus, n_per_class=n_per_class, seed=seed)
-ranking = subjoiner_heads(lm, words.tokens, words.labels, batch_size=batch_size, seed=seed)
-vocab = Vocabulary.of(lm.tokenizer, lm.cfg.d_vocab)
-ing = vocab.ing()
-classes = stages.neuron_classes(lm)
-effects = token_effects(lm, classes, ing)
-chosen = effects.head(n_neurons)
-ings = ing_dataset(lm, corpus=corpus, n_per_class=n_per_class, seed=seed)
-accuracy = ing_probes(lm, ings.tokens, ings.labels, chosen, ing, batch_size=batch_size, seed=seed)
+res = open_results(model, seed=seed, corpus=corpus, device=device, dtype=dtype,
+                   n_per_class=n_per_class, n_neurons=n_neurons, window_batch=batch_size, pack=pack)
+words = res.windows("subjoiner")
+attention = res.window_rows("subjoiner")  # per window: attention 3 tokens back, every head
+labels = attention["label"].to_numpy(bool)
+ranking = rank_heads(attention, labels, res.n_layers, seed=seed)
+subjoiner_verdict = subjoiner_head_early(attention, labels, res.n_layers, seed=seed)
+profiles = res.window_rows("subjoiner_profile")  # every offset, for the strongest heads
+ing_rows = res.window_rows("ing")  # per window: the neurons' activations, the model's answer
+neurons = res.ing_neurons()[selection]
+probes = probe_accuracies(ing_rows, ing_rows["label"].to_numpy(bool), neurons, seed=seed)
+probe_verdicts = probe_claims(probes, seed=seed)
 elapsed = time.time() - started
-name = lm.stages_info["name"]
+name, n_layers = res.name, res.n_layers
 examples = list(dict.fromkeys(w for w, y in zip(words.words, words.labels) if y))[:6]
 display(Markdown(
-    f"**{name}**: {len(words.labels)} windows for the subjoiner search (four-token words such "
-    f"as *{'*, *'.join(examples)}*), {len(ings.labels)} windows for the probes, "
-    f"{int(ing.sum()):,} '-ing' tokens in the vocabulary. Done in {elapsed:.0f} s."
+    f"**{name}**: {int(labels.sum())} windows ending on a four-token word (such as "
+    f"*{'*, *'.join(examples)}*; the corpus has no more) and {int((~labels).sum())} on a one-token "
+    f"word; {len(ing_rows)} windows for the probes ({int(ing_rows.label.sum())} before an '-ing' "
+    f"token). Done in {elapsed:.0f} s."
 ))
+display(Markdown(res.report()))
 
 # %% [markdown]
 # ## Case study 1, Figure 9: the strongest subjoiner head
 
 # %%
 best = ranking.iloc[0]
-attention = final_token_attention(lm, words.tokens, batch_size=batch_size)  # cached above
-profile = attention_profile(attention, words.labels, int(best.layer), int(best["head"]))
+profile = attention_profile(profiles, labels, int(best.layer), int(best["head"]))
 subjoiner_figure(profile, title=f"Figure 9 ({name}): head L{int(best.layer)}H{int(best['head'])}, "
                  "attention from a word's last token")
 
 # %% [markdown]
 # **Figure 9** (the paper's Figure 9). Attention of the final token of a word to the preceding
-# positions, for multi-token and one-token words, in the head that separates them best; error
-# bars are two standard errors of the mean.
+# positions, for four-token and one-token words, in the head that separates them best over all
+# windows; error bars are two standard errors of the mean. Unlike the paper's figure, no window
+# is filtered out.
 
 # %%
 head_effects_figure(ranking, title=f"Subjoiner effect of every head ({name})")
 
 # %% [markdown]
 # **Subjoiner effect of every head.** The difference in attention to the word's first token
-# between multi-token and one-token words, against relative depth, with 95% bootstrap intervals;
-# the ten strongest heads are highlighted.
+# between four-token and one-token words, against relative depth, with 95% bootstrap intervals
+# (all windows; descriptive); the ten strongest heads are highlighted.
 
 # %%
+display(verdict_table([subjoiner_verdict]).style.hide(axis="index"))
 top = ranking.head(10)
-early = (top.rel_depth <= 0.25).sum()
-significant = (ranking.effect_lo > 0).sum()
 display(Markdown(
-    f"The strongest subjoiner head is **L{int(best.layer)}H{int(best['head'])}** (relative depth "
-    f"{best.rel_depth:.2f}): from the last token of a four-token word it puts {best.word:.1%} of "
-    f"its attention on the word's first token, against {best.control:.1%} at the same distance "
-    f"after a one-token word (difference {best.effect:.3f}, 95% interval {best.effect_lo:.3f} to "
-    f"{best.effect_hi:.3f}). {significant} of {len(ranking)} heads have an interval above zero. "
-    f"Of the ten strongest, {early} sit in the first quarter of the layers (layers "
-    + ", ".join(f"L{int(r.layer)}H{int(r.head)}" for r in top.itertuples())
-    + "). The paper's claim, subjoiner heads in the early layers: **"
-    + ("holds" if early >= 5 and best.rel_depth <= 0.25 else
-       "holds in part" if early >= 1 else "does not hold") + "** for this model."
+    f"Over all windows the strongest head is **L{int(best.layer)}H{int(best['head'])}** (relative "
+    f"depth {best.rel_depth:.2f}): from the last token of a four-token word it puts "
+    f"{best.word:.1%} of its attention on the word's first token, against {best.control:.1%} at "
+    f"the same distance after a one-token word. Of the ten strongest heads, "
+    f"{int((top.rel_depth <= 0.25).sum())} sit in the first quarter of the layers. The claim, "
+    "decided on held-out windows: " + verdict_text([subjoiner_verdict])
 ))
 
 # %% [markdown]
-# ## Case study 2, Figure 10b and 16: the neurons that move "-ing" tokens
+# ## Case study 2, Figures 10b and 16: the neurons that move "-ing" tokens
 
 # %%
-token_effect_figure(effects, title=f"Figures 10b, 16 ({name}): the most '-ing'-aligned neurons")
+ing_neuron_figure(neurons, title=f"Figures 10b, 16 ({name}): the {len(neurons)} neurons probed ({selection} selection)")
 
 # %% [markdown]
-# **Figures 10b and 16** (the paper's). The neurons whose output direction is most aligned with
-# the unembeddings of '-ing' tokens: their mean cosine with '-ing' tokens and with all others.
+# **Figures 10b and 16** (the paper's). The neurons given to the probes, most relevant first:
+# how much more (or less) their output raises "-ing" tokens' logits than the other tokens'
+# (authors' selection: raw logit effects, in logit units per unit of activation; cosine
+# selection: mean cosine).
 
 # %% [markdown]
 # ## Figure 10a: probes on the neurons, and the model itself
 
 # %%
-probe_figure(accuracy, title=f"Figure 10a ({name}): does the next token end in '-ing'?")
+probe_figure(probes.table, title=f"Figure 10a ({name}): does the next token end in '-ing'?")
 
 # %% [markdown]
-# **Figure 10a** (the paper's Figure 10a). Test accuracy of logistic probes on single neurons and
-# on the top-k neurons together, against the model's own accuracy, for telling whether the next
-# token ends in '-ing'.
+# **Figure 10a** (the paper's Figure 10a). Test accuracy of logistic probes on single neurons
+# (points, at their rank by validation accuracy) and on the top-k neurons together (lines), and
+# the model's own accuracy (dashed), for telling whether the next token ends in '-ing'.
 
 # %%
-single = accuracy[accuracy.probe == "single"]
-topk = accuracy[accuracy.probe == "top-k"]
-model_row = accuracy[accuracy.probe == "model"].iloc[0]
-best_single = single.loc[single.accuracy.idxmax()]
-best_topk = topk.loc[topk.accuracy.idxmax()]
-beats_single = best_topk.accuracy_lo > best_single.accuracy_hi
-beats_model = best_topk.accuracy_lo > model_row.accuracy_hi
-display(Markdown(
-    f"On {int(model_row.n_test)} held-out windows: the best single neuron "
-    f"(L{best_single.neuron.replace('.', ' N')}) "
-    f"reaches {best_single.accuracy:.1%} ({best_single.accuracy_lo:.1%}-"
-    f"{best_single.accuracy_hi:.1%}); the best ensemble, the top {int(best_topk.k)} neurons, "
-    f"{best_topk.accuracy:.1%} ({best_topk.accuracy_lo:.1%}-{best_topk.accuracy_hi:.1%}); the "
-    f"model's own top-1 answer {model_row.accuracy:.1%} ({model_row.accuracy_lo:.1%}-"
-    f"{model_row.accuracy_hi:.1%}). The paper's claims: top-k ensembles beat single neurons: **"
-    + ("holds" if beats_single else "unclear" if best_topk.accuracy > best_single.accuracy
-       else "does not hold")
-    + "**; they can beat the model's own top-1: **"
-    + ("holds" if beats_model else "unclear" if best_topk.accuracy > model_row.accuracy
-       else "does not hold") + "**."
-))
+display(verdict_table(probe_verdicts).style.hide(axis="index"))
+display(Markdown(f"On {int(probes.table.n_test.iloc[0])} test windows: " + verdict_text(probe_verdicts)))
 
 # %% [markdown]
 # ## The numbers
 
 # %%
 display(ranking.head(20).round(4).style.hide(axis="index"))
-display(chosen.round(4).style.hide(axis="index"))
-display(accuracy.round(4).style.hide(axis="index"))
+display(neurons.round(4).style.hide(axis="index"))
+display(probes.table.round(4).style.hide(axis="index"))
 
 # %% [markdown]
 # ## Exercises
@@ -181,14 +178,23 @@ display(accuracy.round(4).style.hide(axis="index"))
 # %% tags=["hide-cell"]
 # Solution 1
 display(Markdown(f"Layer {int(best.layer)}, head {int(best['head'])} (relative depth {best.rel_depth:.2f}), "
-                 f"effect {best.effect:.3f}; {early} of the top 10 heads lie in the first quarter of the model. "
-                 "The paper: subjoiner heads are early (stage 1)."))
+                 f"effect {best.effect:.3f}; {int((top.rel_depth <= 0.25).sum())} of the top 10 heads lie in the "
+                 "first quarter of the model. The paper: subjoiner heads are early (stage 1)."))
+
+# %% [markdown]
+# **2. Why a validation split?** The best of 32 single probes, picked by its test accuracy, would look better than it is. By how much does the chosen single neuron's test accuracy differ from its validation accuracy here?
+
+# %% tags=["hide-cell"]
+# Solution 2
+chosen = probes.chosen("single", "all")
+display(Markdown(f"Neuron L{chosen.neuron.replace('.', ' N')}: validation {chosen.val_accuracy:.1%}, test "
+                 f"{chosen.accuracy:.1%}. Choosing on the test split instead would report the maximum of 32 noisy "
+                 "accuracies, which is biased upwards."))
 
 # %% [markdown]
 # ---
 
 # %%
-parameters = dict(model=model, n_per_class=n_per_class, n_neurons=n_neurons,
-                  batch_size=batch_size, device=device, dtype=dtype, corpus=corpus, seed=seed)
-tokens = words.tokens
-display(Markdown(provenance_markdown(provenance(lm, tokens, parameters, corpus=corpus, seconds=elapsed))))
+parameters = dict(model=model, n_per_class=n_per_class, n_neurons=n_neurons, selection=selection,
+                  batch_size=batch_size, device=device, dtype=dtype, corpus=corpus, seed=seed, pack=pack)
+display(Markdown(provenance_markdown(res.provenance(parameters, seconds=elapsed))))

@@ -28,11 +28,13 @@ def test_case_study_and_appendix_figures(tiny_models, tiny_tokens):
 
     from stages.plots import (
         head_effects_figure,
+        ing_neuron_figure,
         probe_figure,
+        stability_figure,
         subjoiner_figure,
         swap_similarity_figure,
-        token_effect_figure,
     )
+    from stages.probes import probe_accuracies
     from stages.subjoiner import attention_profile, final_token_attention, rank_heads
     from stages.swap_similarity import swap_similarity
 
@@ -41,21 +43,25 @@ def test_case_study_and_appendix_figures(tiny_models, tiny_tokens):
     attention = final_token_attention(bridge, tiny_tokens, n_keys=6, progress=False, cache=False)
     ranking = rank_heads(attention, labels, len(bridge.blocks), n_boot=20)
     profile = attention_profile(attention, labels, 0, 0)
-    accuracy = pd.DataFrame(
-        {"probe": ["single", "top-k", "model"], "k": [1, 1, 0], "neuron": ["0.1", "", ""],
-         "accuracy": [0.6, 0.7, 0.65], "accuracy_lo": [0.5, 0.6, 0.55],
-         "accuracy_hi": [0.7, 0.8, 0.75], "n_test": [30, 30, 30]}
-    )  # fmt: skip
-    effects = pd.DataFrame(
+    rng = np.random.default_rng(0)
+    truth = rng.random(80) < 0.5
+    acts = pd.DataFrame({"3.1": truth + rng.normal(size=80), "4.2": rng.normal(size=80),
+                         "model_yes": truth.astype(float)})  # fmt: skip
+    neurons = pd.DataFrame(
         {"layer": [3, 4], "neuron": [1, 2], "cls": ["prediction", "suppression"],
-         "kurtosis": [12.0, 15.0], "effect": [0.2, -0.1], "effect_rest": [0.0, 0.01]}
+         "kurtosis": [12.0, 15.0], "skew": [1.0, -1.0], "variance": [1e-4, 1e-3],
+         "contrast": [0.2, -0.1]}
     )  # fmt: skip
+    probes = probe_accuracies(acts, truth, neurons)
+    stability = pd.DataFrame({"boundary": [1, 1, 2], "layer": [1, 2, 3], "share": [0.7, 0.3, 1.0]})
+    fitted = pd.DataFrame({"boundary": [1, 2], "layer": [1, 3]})
     similarity = swap_similarity(bridge, tiny_tokens, progress=False, cache=False, n_boot=20)
     for chart in (
         subjoiner_figure(profile, title="Figure 9"),
         head_effects_figure(ranking, title="heads"),
-        probe_figure(accuracy, title="Figure 10a"),
-        token_effect_figure(effects, title="Figure 10b"),
+        probe_figure(probes.table, title="Figure 10a"),
+        ing_neuron_figure(neurons, title="Figure 10b"),
+        stability_figure(stability, fitted, title="boundaries"),
         swap_similarity_figure(similarity, title="Figure 12"),
     ):
         assert chart.to_dict()["title"]

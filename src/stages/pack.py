@@ -387,26 +387,14 @@ class _Computer:
 
     def rows(self, part: str, a: int, b: int, *, cache: bool, progress: bool) -> pd.DataFrame:
         """Rows ``a..b-1`` of ``part`` computed now."""
-        from stages.attention import attention_sums
-        from stages.lens import lens_sums
-        from stages.norms import norms_sums
         from stages.probes import neuron_activations
         from stages.subjoiner import final_token_attention
-        from stages.swap_similarity import swap_similarity_sums
-        from stages.sweep import sweep_sums
         from stages.words import Vocabulary
 
         kw = {"progress": progress, "cache": cache}
         if part in SEQUENCE_PARTS:
-            f: Callable[..., pd.DataFrame] = {
-                "sweep": sweep_sums,
-                "attention": attention_sums,
-                "norms": norms_sums,
-                "lens": lens_sums,
-                "swap_similarity": swap_similarity_sums,
-            }[part]
-            batch = self.tokens[a:b]
-            return f(self.model, batch, batch_size=min(self.recipe.batch_size, b - a), **kw)
+            batch = min(self.recipe.batch_size, b - a)
+            return self.live_sums(part, self.tokens[a:b], batch_size=batch, **kw)
         wkw = kw | {"batch_size": min(self.recipe.window_batch, b - a)}
         if part == "ing":
             data = self.datasets["ing"]
@@ -436,12 +424,35 @@ class _Computer:
                 self._ing_neurons = ing_neuron_sets(self.model, self.classes(), self.recipe)
         return self._ing_neurons
 
+    def live_sums(
+        self, part: str, tokens: torch.Tensor, *, batch_size: int | None, progress: bool,
+        cache: bool,
+    ) -> pd.DataFrame:  # fmt: skip
+        """A sequence part's per-sequence sums of ``tokens``, computed now."""
+        from stages.attention import attention_sums
+        from stages.lens import lens_sums
+        from stages.norms import norms_sums
+        from stages.swap_similarity import swap_similarity_sums
+        from stages.sweep import sweep_sums
+
+        f: Callable[..., pd.DataFrame] = {
+            "sweep": sweep_sums,
+            "attention": attention_sums,
+            "norms": norms_sums,
+            "lens": lens_sums,
+            "swap_similarity": swap_similarity_sums,
+        }[part]
+        return f(self.model, tokens, batch_size=batch_size, progress=progress, cache=cache)
+
     def profile_heads(self) -> list[str]:
+        """The heads whose whole attention profile is kept (the pack's, or chosen now)."""
         if self._profile is None:
             if self.pack is not None and "profile_heads" in self.pack.manifest:
                 self._profile = list(self.pack.manifest["profile_heads"])
             else:
-                raise PackError("the subjoiner part must be complete before its profile")
+                n = self.n_rows("subjoiner")
+                sub = self.rows("subjoiner", 0, n, cache=True, progress=False)
+                self._profile = profile_heads(sub, sub["label"].to_numpy(bool))
         return self._profile
 
 

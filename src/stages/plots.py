@@ -328,8 +328,8 @@ def overview_figure(
         signals: one row per layer with ``layer``, ``rel_depth`` and the columns of ``titles``;
             each is drawn scaled to 0..1 by its own min and max (the tooltip shows the value).
         titles: column to legend title.
-        boundaries: a :func:`stages.boundaries.stage_boundaries` table: a dashed rule at each
-            boundary's posterior mode, a grey band over its credible interval.
+        boundaries: a :func:`stages.signals.boundary_ranges` table: a dashed rule at each
+            fitted boundary, a grey band over the range where resampled fits put it.
         title: the chart title.
     """
     parts = []
@@ -377,13 +377,45 @@ def overview_figure(
             tooltip=[
                 alt.Tooltip("boundary:Q"),
                 alt.Tooltip("layer:Q", title="first layer of the next stage"),
-                alt.Tooltip("probability:Q", format=".2f", title="posterior probability"),
-                alt.Tooltip("layer_lo:Q", title="credible interval from layer"),
-                alt.Tooltip("layer_hi:Q", title="credible interval to layer"),
+                alt.Tooltip("share:Q", format=".0%", title="resamples putting it here"),
+                alt.Tooltip("layer_lo:Q", title="90% of resamples from layer"),
+                alt.Tooltip("layer_hi:Q", title="90% of resamples to layer"),
             ],
         )
     )
     return alt.layer(band, rules, lines).properties(width=520, height=260, title=title)
+
+
+def stability_figure(
+    stability: pd.DataFrame, boundaries: pd.DataFrame, *, title: str
+) -> alt.LayerChart:
+    """Where each stage boundary lands across bootstrap resamples: one bar per (boundary, layer).
+
+    Args:
+        stability: a :func:`stages.signals.boundary_stability` table.
+        boundaries: a :func:`stages.signals.boundary_ranges` table (its fitted layers are marked).
+        title: the chart title.
+    """
+    data = stability.assign(boundary=stability["boundary"].map(lambda b: f"boundary {b}"))
+    marks = boundaries.assign(boundary=boundaries["boundary"].map(lambda b: f"boundary {b}"))
+    bars = (
+        alt.Chart(data)
+        .mark_bar(opacity=0.8)
+        .encode(
+            x=alt.X("layer:O", title="first layer of the next stage"),
+            y=alt.Y("share:Q", title="share of resampled fits", scale=alt.Scale(domain=[0, 1])),
+            color=alt.Color("boundary:N", title=None, legend=alt.Legend(orient="top")),
+            xOffset="boundary:N",
+            tooltip=["boundary:N", "layer:O", alt.Tooltip("share:Q", format=".0%")],
+        )
+    )
+    fitted = (
+        alt.Chart(marks)
+        .mark_point(shape="triangle-down", size=90, filled=True, color="#333333")
+        .encode(x="layer:O", xOffset="boundary:N", y=alt.datum(1.0),
+                tooltip=["boundary:N", alt.Tooltip("layer:O", title="fitted on all sequences")])
+    )  # fmt: skip
+    return alt.layer(bars, fitted).properties(width=520, height=200, title=title)
 
 
 def subjoiner_figure(profile: pd.DataFrame, *, title: str) -> alt.LayerChart:
@@ -448,26 +480,38 @@ def head_effects_figure(ranking: pd.DataFrame, *, title: str, top: int = 10) -> 
     return alt.layer(bars, points).properties(width=460, height=220, title=title)
 
 
-def probe_figure(accuracies: pd.DataFrame, *, title: str) -> alt.LayerChart:
-    """Figure 10a: held-out accuracy of single-neuron and top-k probes, and of the model."""
-    probes = accuracies[accuracies["probe"] != "model"]
-    model = accuracies[accuracies["probe"] == "model"]
-    names = {"single": "one neuron (its rank)", "top-k": "top-k neurons together"}
-    data = probes.assign(kind=probes["probe"].map(names))
-    colors = alt.Scale(domain=list(names.values()), range=["#999999", "#1f78b4"])
-    x = alt.X("k:Q", title="k (neurons, by relevance to '-ing' tokens)")
-    color = alt.Color("kind:N", title=None, scale=colors, legend=alt.Legend(orient="top"))
-    tooltip = ["kind:N", "k:Q", "neuron:N", alt.Tooltip("accuracy:Q", format=".3f"),
-               alt.Tooltip("accuracy_lo:Q", format=".3f"),
-               alt.Tooltip("accuracy_hi:Q", format=".3f")]  # fmt: skip
-    band = (
-        alt.Chart(data)
-        .mark_area(opacity=0.2)
-        .encode(x=x, y="accuracy_lo:Q", y2="accuracy_hi:Q", color=color)
+def probe_figure(table: pd.DataFrame, *, title: str) -> alt.LayerChart:
+    """Figure 10a: test accuracy of single-neuron probes, top-k probes and the model.
+
+    Args:
+        table: :attr:`stages.probes.Probes.table`. Single probes of the ``all`` group are points
+            at their rank (by validation accuracy), coloured by class; the top-k probes of each
+            group are lines; the model is a dashed rule.
+        title: the chart title.
+    """
+    classes = {n: g for n, g in zip(table["neuron"], table["group"], strict=True)
+               if g in ("prediction", "suppression")}  # fmt: skip
+    singles = table[(table["probe"] == "single") & (table["group"] == "all")]
+    singles = singles.assign(kind=singles["neuron"].map(lambda n: f"one {classes[n]} neuron"))
+    curves = table[table["probe"] == "top-k"]
+    curves = curves.assign(kind=curves["group"].map(lambda g: f"top-k, {g} neurons"))
+    model = table[table["probe"] == "model"]
+    kinds = ["one prediction neuron", "one suppression neuron", "top-k, prediction neurons",
+             "top-k, suppression neurons", "top-k, all neurons"]  # fmt: skip
+    colors = alt.Scale(domain=kinds, range=["#a6cee3", "#fdbf6f", "#1f78b4", "#ff7f00", "#33a02c"])
+    x = alt.X("k:Q", title="k: neurons used (single probes: rank by validation accuracy)")
+    y = alt.Y("accuracy:Q", title="test accuracy", scale=alt.Scale(zero=False))
+    color = alt.Color(
+        "kind:N", title=None, scale=colors, legend=alt.Legend(orient="top", columns=3)
     )
-    line = alt.Chart(data).mark_line(point=True).encode(
-        x=x, y=alt.Y("accuracy:Q", title="held-out accuracy", scale=alt.Scale(zero=False)),
-        color=color, tooltip=tooltip,
+    tooltip = (
+        ["kind:N", "k:Q", "neuron:N"]
+        + [alt.Tooltip(f"{c}:Q", format=".3f") for c in ("accuracy", "accuracy_lo", "accuracy_hi")]
+        + [alt.Tooltip("val_accuracy:Q", format=".3f", title="validation accuracy")]
+    )
+    points = alt.Chart(singles).mark_circle(size=45).encode(x=x, y=y, color=color, tooltip=tooltip)
+    lines = alt.Chart(curves).mark_line(point=alt.OverlayMarkDef(size=20)).encode(
+        x=x, y=y, color=color, tooltip=tooltip
     )  # fmt: skip
     rule = (
         alt.Chart(model)
@@ -476,35 +520,37 @@ def probe_figure(accuracies: pd.DataFrame, *, title: str) -> alt.LayerChart:
             y="accuracy:Q", tooltip=[alt.Tooltip("accuracy:Q", format=".3f", title="model top-1")]
         )
     )
-    return alt.layer(band, line, rule).properties(width=460, height=240, title=title)
+    return alt.layer(points, lines, rule).properties(width=480, height=260, title=title)
 
 
-def token_effect_figure(effects: pd.DataFrame, *, title: str, top: int = 12) -> alt.Chart:
-    """Figures 10b and 16: the top neurons' mean cosine with '-ing' tokens and with the rest."""
-    rows = effects.head(top).assign(
-        name=[f"L{r.layer} N{r.neuron} ({r.cls[:4]}.)" for r in effects.head(top).itertuples()]
+def ing_neuron_figure(neurons: pd.DataFrame, *, title: str) -> alt.Chart:
+    """Figures 10b and 16: the chosen "-ing" neurons and how differently they treat "-ing" tokens.
+
+    Args:
+        neurons: a :func:`stages.probes.ing_neurons` table (``contrast`` on the x axis).
+        title: the chart title.
+    """
+    rows = neurons.assign(
+        name=[f"L{r.layer} N{r.neuron}" for r in neurons.itertuples()],
     )
-    data = rows.melt(
-        id_vars=["name", "cls", "kurtosis"], value_vars=["effect", "effect_rest"],
-        var_name="tokens", value_name="cosine",
-    )  # fmt: skip
-    data["tokens"] = data["tokens"].map({"effect": "'-ing' tokens", "effect_rest": "other tokens"})
-    colors = alt.Scale(domain=["'-ing' tokens", "other tokens"], range=["#e6550d", "#999999"])
+    colors = alt.Scale(domain=["prediction", "suppression"], range=["#1f78b4", "#ff7f00"])
     return (
-        alt.Chart(data)
-        .mark_circle(size=80)
+        alt.Chart(rows)
+        .mark_bar()
         .encode(
-            x=alt.X("cosine:Q", title="mean cosine of the neuron's output with the tokens' W_U"),
+            x=alt.X("contrast:Q", title="mean effect on '-ing' tokens minus on the others"),
             y=alt.Y("name:N", title=None, sort=list(rows["name"])),
-            color=alt.Color("tokens:N", title=None, scale=colors, legend=alt.Legend(orient="top")),
+            color=alt.Color("cls:N", title=None, scale=colors, legend=alt.Legend(orient="top")),
             tooltip=[
                 "name:N",
-                "tokens:N",
-                alt.Tooltip("cosine:Q", format=".4f"),
+                "cls:N",
+                alt.Tooltip("contrast:Q", format=".4g"),
                 alt.Tooltip("kurtosis:Q", format=".1f"),
+                alt.Tooltip("skew:Q", format=".2f"),
+                alt.Tooltip("variance:Q", format=".2e"),
             ],
         )  # fmt: skip
-        .properties(width=420, height=18 * len(rows), title=title)
+        .properties(width=420, height=14 * len(rows), title=title)
     )
 
 

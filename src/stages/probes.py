@@ -129,7 +129,7 @@ def ing_neurons(
     w_u = model.W_U.detach()
     parts = []
     for layer, group in candidates.groupby("layer"):
-        raw = output_directions(model, int(layer))[group["neuron"].to_numpy()] @ w_u
+        raw = output_directions(model, int(layer))[group["neuron"].tolist()] @ w_u
         inside = raw[:, mask].double().mean(1).cpu().numpy()
         outside = raw[:, ~mask].double().mean(1).cpu().numpy()
         parts.append(group.assign(contrast=inside - outside))

@@ -21,7 +21,7 @@ import pandas as pd
 from stages import stats
 from stages.attention import locality_counts
 from stages.boundaries import stage_boundaries
-from stages.claims._common import stack
+from stages.claims.depth import stack
 from stages.neurons import class_counts
 
 CURVES: dict[str, str] = {
@@ -166,4 +166,37 @@ def boundary_stability(
         for layer in range(n_layers)
         if counts[j, layer] > 0
     ]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def boundary_ranges(
+    boundaries: pd.DataFrame, stability: pd.DataFrame, n_layers: int, *, level: float = 0.9
+) -> pd.DataFrame:
+    """The fitted boundaries with their uncertainty from resampled sequences.
+
+    Args:
+        boundaries: :func:`stages.boundaries.stage_boundaries` of the observed signals (the
+            estimator: each boundary at its most probable layer).
+        stability: :func:`boundary_stability` of the same signals.
+        n_layers: the model's number of blocks.
+        level: share of resamples the range covers (central).
+
+    Returns:
+        ``boundary``, ``layer``, ``rel_depth`` (as fitted), ``share`` (share of resamples whose
+        fit puts the boundary at that same layer), ``layer_lo``, ``layer_hi`` (the central
+        ``level`` range of the resampled boundary), ``rel_depth_lo``, ``rel_depth_hi``.
+    """
+    tail = (1 - level) / 2
+    rows = []
+    for b in boundaries.itertuples():
+        dist = stability[stability["boundary"] == b.boundary].sort_values("layer")
+        cdf = dist["share"].cumsum().to_numpy()
+        layers = dist["layer"].to_numpy()
+        lo = int(layers[np.searchsorted(cdf, tail - 1e-12)])
+        hi = int(layers[min(len(layers) - 1, np.searchsorted(cdf, 1 - tail - 1e-12))])
+        share = float(dist.loc[dist["layer"] == b.layer, "share"].sum())
+        rows.append({"boundary": b.boundary, "layer": b.layer, "rel_depth": b.rel_depth,
+                     "share": share, "layer_lo": lo, "layer_hi": hi,
+                     "rel_depth_lo": (lo - 0.5) / max(1, n_layers - 1),
+                     "rel_depth_hi": (hi - 0.5) / max(1, n_layers - 1)})  # fmt: skip
     return pd.DataFrame(rows)

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from stages import stats
-from stages.claims._common import EARLY, HALF, LAST, rel_depth, span, stack
+from stages.claims.depth import EARLY, HALF, LAST, rel_depth, span, stack
 from stages.stats import Verdict
 from stages.swap_similarity import _column
 

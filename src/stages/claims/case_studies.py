@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from stages import stats
-from stages.claims._common import EARLY, rel_depth
+from stages.claims.depth import EARLY, rel_depth
 from stages.probes import Probes
 from stages.stats import Verdict
 from stages.subjoiner import OFFSET, effect_of_heads

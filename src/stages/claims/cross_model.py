@@ -19,7 +19,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from stages import stats
-from stages.claims._common import MIDDLE, rel_depth
+from stages.claims.depth import MIDDLE, rel_depth
 from stages.signals import CURVES, curve
 from stages.stats import Verdict
 

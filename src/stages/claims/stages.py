@@ -16,7 +16,7 @@ from scipy import stats as sps
 
 from stages import stats
 from stages.attention import locality_counts
-from stages.claims._common import EARLY, HALF, LAST, layers_where, rel_depth, span, stack
+from stages.claims.depth import EARLY, HALF, LAST, layers_where, rel_depth, span, stack
 from stages.neurons import class_counts
 from stages.stats import Verdict
 

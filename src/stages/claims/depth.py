@@ -1,4 +1,4 @@
-"""Depth ranges and column access shared by the claims (layers are 0-based block indices)."""
+"""Depth ranges (relative depth) and column access shared by the claims; layers are 0-based."""
 
 from __future__ import annotations
 

@@ -1,0 +1,168 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # What holds: every claim, every model, on one page
+#
+# **The question.** Of the paper's claims {cite}`lad2024remarkable` that this book tests, which
+# hold for the models here? Each row below is one claim, decided on the page linked in its last
+# column, for each model: the verdict, the statistic with its 95% interval, and the number of
+# independent units it rests on (sequences, windows, or neurons for claims about the weights).
+# Nothing on this page is typed by hand: it is computed from the same per-sequence results as
+# the other pages (by default the book's results packs), with the same functions.
+#
+# **How to read a verdict.** *holds*: the whole 95% interval is on the claim's side of its
+# threshold; *does not hold*: entirely on the other side; *unclear*: the interval contains the
+# threshold (more data could decide it); *not enough data*: fewer units than the rule needs (30
+# sequences or windows; 10 neurons). Each page states every rule exactly as the code applies it.
+# The models are 4-bit quantized stand-ins dequantized to float32 (gemma-3-270m from Q4_K_M,
+# SmolLM2-135M-Instruct from Q4_1), not the paper's GPT-2, Pythia and Phi models: a verdict here
+# is about these models.
+#
+# **Time to run.** With the defaults, both models' results packs are read and checked by a live
+# slice of every part: about 4 minutes on a 2-core CPU. Other parameters compute everything now
+# (hours on a CPU at the default sizes).
+
+# %%
+import time
+
+import pandas as pd
+from IPython.display import Markdown, display
+
+from stages.claims import PAGES, all_claims
+from stages.claims.cross_model import Sample, cross_model_claims
+from stages.provenance import provenance_markdown
+from stages.results import open_results
+from stages.stats import table as verdict_frame
+
+# %% tags=["parameters"]
+models = ["gemma-3-270m", "smollm2-135m-instruct"]  # embedded names, hub names or folders
+n_tokens = 32768  # tokens per model (rounded up to whole sequences of seq_len)
+seq_len = 128  # tokens per sequence, BOS included
+n_per_class = 1024  # case-study windows per class
+batch_size = 8  # sequences per forward pass
+device = "auto"  # "auto", "cpu", "cuda"
+dtype = "float32"  # "float32", "bfloat16", "float64"
+corpus = "default"  # the shipped public-domain prose, a local file, or a hub dataset
+seed = 0  # which sequences and windows are drawn, the splits, the bootstrap
+pack = "default"  # "default": each model's shipped results pack when these are its parameters; "none"
+
+# %%
+started = time.time()
+tables, samples, reports, records = [], [], {}, {}
+for model in models:
+    res = open_results(model, n_tokens=n_tokens, seq_len=seq_len, seed=seed, corpus=corpus,
+                       device=device, dtype=dtype, batch_size=batch_size,
+                       n_per_class=n_per_class, pack=pack)
+    tables.append(all_claims(res, seed=seed).assign(model=res.name))
+    frames = {part: res.sums(part) for part in ("sweep", "attention", "norms", "lens")}
+    samples.append(Sample(res.name, frames, res.classes(), res.n_layers))
+    reports[res.name] = res.report()
+    records[res.name] = res.provenance({})
+    del res
+claims = pd.concat(tables, ignore_index=True)
+across = verdict_frame(cross_model_claims(samples, seed=seed))
+elapsed = time.time() - started
+names = list(dict.fromkeys(claims["model"]))
+for name, report in reports.items():
+    display(Markdown(f"**{name}.** {report}"))
+
+# %% [markdown]
+# ## Every claim, per model
+
+# %%
+def cell(row: pd.Series) -> str:
+    """A verdict with its numbers, for the table."""
+    if row.verdict == "not enough data" and row.value != row.value:
+        return f"**{row.verdict}**"
+    interval = "exact" if row.lo == row.hi == row.value else f"{row.lo:.3g} to {row.hi:.3g}"
+    return f"**{row.verdict}**<br>{row.value:.3g} ({interval}), n = {row.n}"
+
+
+wide = claims.pivot_table(index=["group", "claim", "figure", "page"], columns="model",
+                          values="verdict", aggfunc="first", sort=False)
+lines = ["| claim | paper | " + " | ".join(names) + " | tested on |",
+         "|---|---|" + "---|" * len(names) + "---|"]
+for (group, claim, figure, page), _ in wide.iterrows():
+    rows = claims[(claims.claim == claim) & (claims.group == group)].set_index("model")
+    lines.append(f"| {claim} | {figure} | "
+                 + " | ".join(cell(rows.loc[n]) if n in rows.index else "" for n in names)
+                 + f" | [{group}]({page}.ipynb) |")
+display(Markdown("\n".join(lines)))
+
+# %% [markdown]
+# Each cell: the verdict; the statistic's value with its 95% interval ("exact" for claims about
+# the weights alone, which have no sampling error); n, the independent units (sequences,
+# test windows, or neurons). The statistic and the rule of every row are on its page, and in
+# the full table at the end of this page.
+
+# %%
+counts = claims.pivot_table(index="verdict", columns="model", values="claim", aggfunc="count",
+                            fill_value=0)
+display(Markdown(
+    "In all: " + "; ".join(
+        f"**{n}**: " + ", ".join(f"{int(counts.loc[v, n])} {v}" for v in counts.index
+                                 if counts.loc[v, n])
+        for n in names) + f" (of {len(claims) // len(names)} claims per model)."
+))
+
+# %% [markdown]
+# ## Across the models
+#
+# Whether the two models' curves have the same shape over their middle layers (details on the
+# [cross-model page](08_cross_model.ipynb)), and whether the deeper model is the more robust.
+
+# %%
+display(Markdown("\n".join(
+    ["| claim | verdict | statistic | 95% interval | n |", "|---|---|---|---|---|"]
+    + [f"| {r.claim} | **{r.verdict}** | {r.value:.3g} | {r.lo:.3g} to {r.hi:.3g} | {r.n} {r.unit} |"
+       if r.value == r.value else f"| {r.claim} | **{r.verdict}** | | | |"
+       for r in across.itertuples()]
+)))
+
+# %% [markdown]
+# ## Every statistic and rule
+
+# %%
+columns = ["model", "group", "claim", "verdict", "statistic", "value", "lo", "hi", "n", "unit",
+           "rule", "detail"]
+display(claims[columns].round(4).style.hide(axis="index"))
+
+# %% [markdown]
+# ## Exercises
+#
+# Answer before you open a solution; each solution is computed from this page's numbers.
+
+# %% [markdown]
+# **1. Where do the models disagree?** Guess which section of the paper the two models disagree on most, then count.
+
+# %% tags=["hide-cell"]
+# Solution 1
+pivot = claims.pivot_table(index=["group", "claim"], columns="model", values="verdict", aggfunc="first")
+differ = pivot[pivot.nunique(axis=1) > 1].reset_index().groupby("group").size().sort_values()
+display(Markdown("The verdicts differ in " + (", ".join(f"{g} ({k} claims)" for g, k in differ.items())
+                                             if len(differ) else "no section") + "."))
+
+# %% [markdown]
+# ---
+
+# %%
+parameters = dict(models=models, n_tokens=n_tokens, seq_len=seq_len, n_per_class=n_per_class,
+                  batch_size=batch_size, device=device, dtype=dtype, corpus=corpus, seed=seed,
+                  pack=pack)
+record = {"parameters": ", ".join(f"{k}={v!r}" for k, v in parameters.items()),
+          "run time": f"{elapsed:.0f} s"}
+record |= {m: f"{a['model source']}; weights {a['weights hash']}; {a['tokens']}; {a['numbers']}"
+           for m, a in records.items()}
+shared = next(iter(records.values()))
+record |= {k: v for k, v in shared.items() if k.startswith(("corpus", "date", "machine", "version"))}
+display(Markdown(provenance_markdown(record)))

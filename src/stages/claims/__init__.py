@@ -1,0 +1,113 @@
+"""The paper's claims, each decided from per-sequence (or per-window) data as a verdict.
+
+Each module turns one part of the paper into :class:`stages.stats.Verdict` values: a statistic,
+its 95% interval, the rule exactly as applied, the number of independent units, and one of
+``holds``, ``does not hold``, ``unclear`` or ``not enough data``. :func:`all_claims` decides
+every claim the book tests for one model; :func:`verdict_table` and :func:`verdict_text` present
+verdicts on a page.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from stages.stats import Verdict, table
+
+__all__ = ["all_claims", "verdict_table", "verdict_text"]
+
+PAGES = {
+    "robustness": "01_robustness",
+    "detokenization": "02_detokenization",
+    "feature engineering": "03_feature_engineering",
+    "prediction ensembling": "04_ensembling",
+    "residual sharpening": "05_sharpening",
+    "case studies": "06_case_studies",
+    "appendix A": "07_appendix_cosine_similarity",
+}
+"""Each group of claims and the page (executed notebook) that tests it."""
+
+
+def _interval(v: Verdict) -> str:
+    if np.isnan(v.value):
+        return ""
+    if v.lo == v.hi == v.value:
+        return "exact"
+    return f"{v.lo:.3g} to {v.hi:.3g}"
+
+
+def verdict_table(verdicts: list[Verdict]) -> pd.DataFrame:
+    """The verdicts as a page shows them: claim, verdict, statistic, value, interval, n, rule."""
+    rows = [
+        {
+            "claim": v.claim,
+            "verdict": v.verdict,
+            "statistic": v.statistic,
+            "value": "" if np.isnan(v.value) else f"{v.value:.3g}",
+            "95% interval": _interval(v),
+            "n": f"{v.n} {v.unit}",
+            "rule": v.rule,
+            "paper": v.figure,
+        }
+        for v in verdicts
+    ]
+    return pd.DataFrame(rows)
+
+
+def verdict_text(verdicts: list[Verdict]) -> str:
+    """One Markdown sentence per verdict, with its numbers."""
+    parts = []
+    for v in verdicts:
+        numbers = (
+            "" if np.isnan(v.value) else f": {v.value:.3g} ({_interval(v)}), n = {v.n} {v.unit}"
+        )
+        detail = f"; {v.detail}" if v.detail else ""
+        parts.append(f"*{v.claim}*: **{v.verdict}**{numbers}{detail}.")
+    return " ".join(parts)
+
+
+def all_claims(results: Any, *, seed: int = 0) -> pd.DataFrame:
+    """Every claim the book tests for one model, decided from ``results``.
+
+    Args:
+        results: a :class:`stages.results.Results` (a pack or live sums).
+        seed: the bootstrap and split seed.
+
+    Returns:
+        :func:`stages.stats.table` of every verdict, with ``group`` (the paper's section) and
+        ``page`` (the notebook that tests it).
+    """
+    from stages.claims.appendix import appendix_claims
+    from stages.claims.case_studies import probe_claims, subjoiner_head_early
+    from stages.claims.robustness import robustness_claims
+    from stages.claims.stages import (
+        detokenization_claims,
+        ensembling_claims,
+        feature_engineering_claims,
+        sharpening_claims,
+    )
+    from stages.probes import probe_accuracies
+
+    n = results.n_layers
+    classes = results.classes()
+    lens, norms = results.sums("lens"), results.sums("norms")
+    sub = results.window_rows("subjoiner")
+    ing = results.window_rows("ing")
+    neurons = results.ing_neurons()["authors"]
+    probes = probe_accuracies(ing, ing["label"].to_numpy(bool), neurons, seed=seed)
+    groups = {
+        "robustness": robustness_claims(results.sums("sweep"), n, seed=seed),
+        "detokenization": detokenization_claims(results.sums("attention"), norms, n, seed=seed),
+        "feature engineering": feature_engineering_claims(lens, n, seed=seed),
+        "prediction ensembling": ensembling_claims(classes, lens, n, seed=seed),
+        "residual sharpening": sharpening_claims(classes, norms, lens, n, seed=seed),
+        "case studies": [
+            subjoiner_head_early(sub, sub["label"].to_numpy(bool), n, seed=seed),
+            *probe_claims(probes, seed=seed),
+        ],
+        "appendix A": appendix_claims(results.sums("swap_similarity"), n, seed=seed),
+    }
+    frames = [table(v).assign(group=g, page=PAGES[g]) for g, v in groups.items()]
+    return pd.concat(frames, ignore_index=True)

@@ -1,0 +1,277 @@
+"""Where a page's numbers come from: the results pack, checked by a live slice, or computed now.
+
+:func:`open_results` loads the model and the page's sample of tokens, and decides:
+
+- ``pack="default"``: if the shipped pack of this model (``data/results/<model>/``) holds
+  exactly this model and these tokens (the notebooks' defaults), its per-row sums are read
+  after every checksum is checked; otherwise everything is computed now, as the parameters ask.
+- ``pack="<folder>"``: that pack, whatever the other parameters say (a researcher's paper-scale
+  pack renders a whole book); its recipe gives the model, corpus and sample.
+- ``pack="none"``: always computed now.
+
+Either way a page asks the same questions (:meth:`Results.sums`, :meth:`Results.classes`,
+:meth:`Results.windows`) and reduces the answers with the same functions, and
+:meth:`Results.report` says where the numbers came from; for a pack it recomputes the first rows
+of every part the page used and shows that they equal the pack's (:func:`stages.pack.slice_check`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from stages.pack import (
+    SEQUENCE_PARTS,
+    SLICE,
+    Pack,
+    PackError,
+    Recipe,
+    matches,
+    shipped_pack,
+    slice_check,
+)
+
+
+@dataclass
+class Results:
+    """The per-row sums of one model's analyses on one sample, from a pack or computed now.
+
+    Attributes:
+        model: the bridge.
+        tokens: ``[n_seq, seq_len]`` the sample's sequences.
+        recipe: the sample (model, sizes, seed, corpus, case-study sizes).
+        pack: the pack the numbers come from, or None (computed now).
+        why_live: when computed now, why no pack was used.
+        used: the parts a page asked for (the slice check covers these).
+    """
+
+    model: Any
+    tokens: torch.Tensor
+    recipe: Recipe
+    pack: Pack | None
+    why_live: str = ""
+    batch_size: int | None = None
+    used: list[str] = field(default_factory=list)
+    _live: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def name(self) -> str:
+        """The model's name."""
+        return self.model.stages_info["name"]
+
+    @property
+    def n_layers(self) -> int:
+        """The model's number of blocks."""
+        return len(self.model.blocks)
+
+    def _use(self, part: str) -> None:
+        if part not in self.used:
+            self.used.append(part)
+
+    def sums(self, part: str, *, progress: bool = True) -> pd.DataFrame:
+        """Per-sequence sums of a sequence part: the pack's rows, or computed now (cached).
+
+        ``part``: ``"sweep"``, ``"attention"``, ``"norms"``, ``"lens"`` or ``"swap_similarity"``.
+        """
+        if part not in SEQUENCE_PARTS:
+            raise ValueError(f"part must be one of {SEQUENCE_PARTS}, got {part!r}")
+        self._use(part)
+        if self.pack is not None:
+            return self.pack.frame(part)
+        from stages.pack import _Computer
+
+        computer = self._computer(_Computer)
+        kw = {"batch_size": self.batch_size, "progress": progress, "cache": True}
+        return computer.live_sums(part, self.tokens, **kw)
+
+    def classes(self) -> pd.DataFrame:
+        """Every neuron's moments and class (:func:`stages.neurons.neuron_classes`)."""
+        from stages.neurons import classify_table, neuron_classes
+
+        self._use("neurons")
+        if self.pack is not None:
+            return classify_table(self.pack.frame("neurons"), self.n_layers)
+        return neuron_classes(self.model)
+
+    def windows(self, name: str) -> Any:
+        """The case-study windows: ``"subjoiner"`` or ``"ing"`` (a ``WordDataset``)."""
+        from stages.pack import _Computer
+
+        return self._computer(_Computer).datasets[name]
+
+    def window_rows(self, part: str, *, progress: bool = True) -> pd.DataFrame:
+        """Per-window rows of ``part`` (``"subjoiner"``, ``"subjoiner_profile"``, ``"ing"``)."""
+        from stages.pack import _Computer
+
+        self._use(part)
+        if self.pack is not None:
+            return self.pack.frame(part)
+        computer = self._computer(_Computer)
+        n = computer.n_rows(part)
+        return computer.rows(part, 0, n, cache=True, progress=progress)
+
+    def ing_neurons(self) -> dict[str, pd.DataFrame]:
+        """The "-ing" neurons of each selection rule (:func:`stages.probes.ing_neurons`)."""
+        from stages.pack import _Computer
+
+        return self._computer(_Computer).ing_sets()
+
+    def profile_heads(self) -> list[str]:
+        """The heads (``"layer.head"``) whose whole attention profile the windows keep."""
+        from stages.pack import _Computer
+
+        return self._computer(_Computer).profile_heads()
+
+    def _computer(self, cls: type) -> Any:
+        if "computer" not in self._live:
+            computer = cls(self.model, self.recipe, self.pack)
+            computer.tokens = self.tokens
+            self._live["computer"] = computer
+        return self._live["computer"]
+
+    def source(self) -> str:
+        """Where the numbers come from, in a few words (for the provenance footer)."""
+        if self.pack is None:
+            return "computed now"
+        m = self.pack.manifest
+        return (
+            f"results pack {self.pack.path.name} ({m['recipe']['n_seq']} sequences, computed "
+            f"{m['finished'][:10]} at commit {m['git_commit'][:12]}), checked by a live slice"
+        )
+
+    def provenance(self, parameters: dict[str, Any], *, seconds: float | None = None) -> dict:
+        """The page's provenance record (:func:`stages.provenance.provenance`) and its source."""
+        from stages.provenance import provenance
+
+        record = provenance(
+            self.model, self.tokens, parameters, corpus=self.recipe.corpus, seconds=seconds
+        )
+        return record | {"numbers": self.source()}
+
+    def report(self) -> str:
+        """Markdown: where this page's numbers come from; for a pack, the live slice check."""
+        if self.pack is None:
+            r = self.recipe
+            return (
+                f"**Computed now** for these parameters: {r.n_seq} sequences x {r.seq_len} "
+                f"tokens (seed {r.seed}). {self.why_live}"
+            )
+        check = slice_check(self.pack, self.model, tuple(self.used))
+        ok = bool(check["ok"].all())
+        lines = [
+            f"**Read from the {self.pack.describe()}.** Every file's sha256 was checked against "
+            "its manifest.",
+            "",
+            f"**Live slice check: {'passed' if ok else 'FAILED'}.** The first {SLICE} rows of "
+            "every part this page uses (the first 64 neurons of layer 0 for the neuron moments) "
+            "were recomputed just now with this code and compared with the pack's rows "
+            "(tolerance: relative difference 1e-6 of each value, or of 1/1000 of its column's "
+            "mean size for values near zero).",
+            "",
+            "| part | rows recomputed | values compared | largest relative difference | equal |",
+            "|---|---|---|---|---|",
+        ]
+        for row in check.itertuples():
+            n_values = row.rows * row.columns
+            lines.append(
+                f"| {row.part} | {row.rows} | {n_values:,} | {row.max_rel_diff:.1e} | "
+                f"{'yes' if row.ok else '**no**'} |"
+            )
+        if not ok:
+            lines += [
+                "",
+                "**The pack no longer matches the code**: a change of code changed these "
+                f"results. Rebuild it: `stages pack build {self.pack.recipe.model}`.",
+            ]
+        return "\n".join(lines)
+
+
+def open_results(
+    model: str,
+    *,
+    n_tokens: int = Recipe.n_seq * Recipe.seq_len,
+    seq_len: int = Recipe.seq_len,
+    seed: int = 0,
+    corpus: str = "default",
+    device: str = "auto",
+    dtype: str = "float32",
+    batch_size: int | None = None,
+    n_per_class: int = 1024,
+    n_neurons: int = 32,
+    window_batch: int = Recipe.window_batch,
+    pack: str = "default",
+) -> Results:
+    """Load the model and its sample, and choose the pack or a live computation.
+
+    Args:
+        model: an embedded model name, a Hugging Face name or a local folder (ignored when
+            ``pack`` is a folder: the pack names its model).
+        n_tokens: tokens in the sample (rounded up to whole sequences).
+        seq_len: tokens per sequence, BOS included.
+        seed: which sequences and windows are drawn.
+        corpus: the text (see :func:`stages.load_corpus`).
+        device: where the model runs.
+        dtype: the model's dtype.
+        batch_size: sequences per forward pass when computing now.
+        n_per_class: case-study windows per class.
+        n_neurons: "-ing" neurons per selection rule.
+        window_batch: case-study windows per forward pass when computing now.
+        pack: ``"default"``, ``"none"`` or a pack's folder (see the module docstring).
+
+    Raises:
+        PackError: a pack that exists but fails its checksums, or a named pack that is missing
+            or incomplete.
+    """
+    from stages.corpus import load_corpus
+    from stages.models import load_model
+
+    chosen: Pack | None = None
+    why = ""
+    if pack not in ("default", "none"):
+        chosen = Pack.open(Path(pack))
+        if not chosen.complete:
+            raise PackError(f"the results pack at {pack} is incomplete: finish it with "
+                            f"stages pack build {chosen.recipe.model} --out {pack}")  # fmt: skip
+        recipe = chosen.recipe
+        model = recipe.model
+    else:
+        recipe = Recipe(
+            model=model, n_seq=-(-n_tokens // seq_len), seq_len=seq_len, seed=seed,
+            corpus=corpus, dtype=dtype, n_per_class=n_per_class, n_neurons=n_neurons,
+            window_batch=window_batch,
+        )  # fmt: skip
+    lm = load_model(model, device=device, dtype=recipe.dtype)
+    tokens = load_corpus(
+        lm, corpus=recipe.corpus, n_tokens=recipe.n_tokens, seq_len=recipe.seq_len,
+        seed=recipe.seed,
+    )  # fmt: skip
+    if pack == "default":
+        folder = shipped_pack(lm.stages_info["name"])
+        if not (folder / "manifest.json").exists():
+            why = f"No results pack ships for {lm.stages_info['name']}."
+        else:
+            candidate = Pack.open(folder)
+            same = (
+                candidate.complete
+                and matches(candidate, lm, tokens)
+                and candidate.recipe.n_per_class == n_per_class
+                and candidate.recipe.n_neurons == n_neurons
+                and torch.device(lm.cfg.device).type == "cpu"
+            )
+            if same:
+                chosen = candidate
+            else:
+                r = candidate.recipe
+                why = (
+                    f"The results pack of this model holds {r.n_seq} sequences x {r.seq_len} "
+                    f"tokens (seed {r.seed}, {r.n_per_class} case-study windows per class, on "
+                    "a CPU); these parameters ask for another sample, so everything here is "
+                    "computed now."
+                )
+    elif pack == "none":
+        why = "The results pack was not asked for (pack='none')."
+    return Results(lm, tokens, recipe, chosen, why_live=why, batch_size=batch_size)

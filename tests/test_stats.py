@@ -1,0 +1,93 @@
+"""The book's inference (stages.stats): coverage, pairing, simultaneity, and the decision rule."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.stats
+
+from stages import stats
+
+
+def test_interval_of_a_mean_covers_the_truth_about_95_percent_of_the_time():
+    rng = np.random.default_rng(1)
+    hits = 0
+    for rep in range(200):
+        x = rng.normal(2.0, 1.0, 60)
+        _, lo, hi = stats.interval(x[None], None, n_boot=400, seed=rep)
+        hits += lo[0] <= 2.0 <= hi[0]
+    assert 0.88 <= hits / 200 <= 0.99
+
+
+def test_token_weighted_means_match_a_direct_computation():
+    rng = np.random.default_rng(0)
+    sums, counts = rng.normal(size=(3, 40)), rng.integers(5, 20, 40).astype(float)
+    est, dist = stats.bootstrap(sums, counts, n_boot=50)
+    np.testing.assert_allclose(est, sums.sum(1) / counts.sum())
+    assert dist.shape == (3, 50)
+
+
+def test_separate_calls_with_one_seed_resample_the_same_sequences():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(1, 80)), rng.normal(size=(1, 80))
+    _, da = stats.bootstrap(a, n_boot=300, seed=4)
+    _, dab = stats.bootstrap(np.vstack([a, b]), n_boot=300, seed=4)
+    np.testing.assert_allclose(da[0], dab[0])
+
+
+def test_a_paired_difference_is_narrower_than_an_unpaired_one():
+    rng = np.random.default_rng(2)
+    shared = rng.normal(0, 3, 100)  # sequences differ a lot; interventions by a little
+    a, b = shared + rng.normal(0, 0.1, 100), shared + 0.2 + rng.normal(0, 0.1, 100)
+    _, lo, hi = stats.interval(np.vstack([a, b]), None, lambda m: m[1] - m[0])
+    _, ulo, uhi = stats.two_sample(b, a)
+    assert lo > 0 and (hi - lo) < (uhi - ulo) / 5
+
+
+def test_a_simultaneous_band_covers_every_mean_at_once():
+    rng = np.random.default_rng(3)
+    joint = pointwise = 0
+    for rep in range(100):
+        x = rng.normal(0.0, 1.0, (12, 50))
+        est, dist = stats.bootstrap(x, n_boot=400, seed=rep)
+        lo, hi = stats.simultaneous(est, dist)
+        plo, phi = stats.percentile(dist)
+        joint += bool(((lo <= 0) & (0 <= hi)).all())
+        pointwise += bool(((plo <= 0) & (0 <= phi)).all())
+        assert ((hi - lo) >= (phi - plo) - 1e-12).all()
+    assert joint >= 88 and pointwise < joint  # twelve 95% intervals rarely all hold at once
+
+
+def test_two_sample_matches_scipy():
+    rng = np.random.default_rng(5)
+    a, b = rng.normal(1, 1, 40), rng.normal(0, 1, 70)
+    est, lo, hi = stats.two_sample(a, b, seed=1)
+    ref = scipy.stats.bootstrap(
+        (a, b), lambda x, y, axis=-1: x.mean(axis) - y.mean(axis), n_resamples=stats.N_BOOT,
+        method="percentile", rng=np.random.default_rng(1),
+    )  # fmt: skip
+    assert est == pytest.approx(a.mean() - b.mean())
+    assert (lo, hi) == pytest.approx((ref.confidence_interval.low, ref.confidence_interval.high))
+
+
+@pytest.mark.parametrize(
+    ("lo", "hi", "above", "want"),
+    [
+        (0.2, 0.5, True, "holds"),
+        (-0.5, -0.2, True, "does not hold"),
+        (-0.1, 0.3, True, "unclear"),
+        (-0.5, -0.2, False, "holds"),
+        (0.2, 0.5, False, "does not hold"),
+    ],
+)
+def test_decide(lo, hi, above, want):
+    assert stats.decide(lo, hi, 0.0, above=above) == want
+
+
+def test_a_verdict_needs_enough_units():
+    kw = {"threshold": 0.0, "detail": ""}
+    assert stats.verdict("c", "f", "s", 1.0, 0.5, 1.5, n=29, **kw).verdict == "not enough data"
+    v = stats.verdict("c", "f", "s", 1.0, 0.5, 1.5, n=30, **kw)
+    assert v.verdict == "holds" and "30 sequences" in v.rule and "> 0" in v.rule
+    with pytest.raises(ValueError, match="verdict"):
+        stats.Verdict("c", "f", "s", 1, 1, 1, "r", 1, "u", "maybe")

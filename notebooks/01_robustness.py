@@ -43,10 +43,9 @@ import time
 from IPython.display import Markdown, display
 
 from stages.claims import verdict_table, verdict_text
-from stages.claims.robustness import most_damaging, robustness_claims
-from stages.claims.depth import MIDDLE
+from stages.claims.robustness import MIDDLE, most_damaging, robustness_claims
 from stages.plots import component_figure, robustness_figure, swap_vs_drop_zoom
-from stages.provenance import provenance, provenance_markdown
+from stages.provenance import provenance_markdown
 from stages.results import open_results
 from stages.sweep import sweep_table
 
@@ -182,4 +181,4 @@ display(Markdown(f"In {share:.0%} of the {len(middle)} middle layers (relative d
 # %%
 parameters = dict(model=model, n_tokens=n_tokens, seq_len=seq_len, batch_size=batch_size,
                   device=device, dtype=dtype, corpus=corpus, seed=seed, pack=pack)
-display(Markdown(provenance_markdown(provenance(lm, tokens, parameters, corpus=corpus, seconds=elapsed))))
+display(Markdown(provenance_markdown(res.provenance(parameters, seconds=elapsed))))

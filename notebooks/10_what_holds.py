@@ -38,7 +38,7 @@ import time
 import pandas as pd
 from IPython.display import Markdown, display
 
-from stages.claims import PAGES, all_claims
+from stages.claims import all_claims
 from stages.claims.cross_model import Sample, cross_model_claims
 from stages.provenance import provenance_markdown
 from stages.results import open_results

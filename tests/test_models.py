@@ -115,7 +115,7 @@ def test_devices_and_dtypes():
             resolve_device("cuda")
     cpu = torch.device("cpu")
     assert resolve_dtype(None, cpu) == torch.float32
-    assert resolve_dtype(None, torch.device("cuda")) == torch.bfloat16
+    assert resolve_dtype(None, torch.device("cuda")) == torch.float32  # the paper's precision
     assert resolve_dtype("float64", cpu) == torch.float64
     assert resolve_dtype(torch.bfloat16, cpu) == torch.bfloat16
     with pytest.raises(ValueError, match="unknown dtype"):

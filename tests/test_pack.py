@@ -163,3 +163,14 @@ def test_every_claim_is_decided_from_a_pack(setup):
     # six sequences and a handful of windows decide nothing about sampled claims
     sampled = claims[claims["unit"].isin(["sequences", "windows", "test windows"])]
     assert set(sampled["verdict"]) == {"not enough data"}
+
+
+def test_the_command_line_verifies_a_pack(setup, capsys, tmp_path):
+    from stages.cli import main
+
+    _, pack, _ = setup
+    assert main(["pack", "verify", "ignored", "--out", str(pack.path), "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "every checksum matches" in out and "sweep" in out
+    assert main(["pack", "verify", "ignored", "--out", str(tmp_path)]) == 1
+    assert "no readable results pack" in capsys.readouterr().err

@@ -6,6 +6,8 @@ Examples::
     stages run robustness -p n_tokens 20000          # execute one notebook, print its path
     stages book                                      # execute every notebook, build the book
     stages book -p n_tokens 512 --sections robustness
+    stages pack build gemma-3-270m                   # (continue to) build a model's results pack
+    stages pack verify gemma-3-270m                  # check its files and its live slice
 
 Exit codes: 0 success, 1 a notebook or the book build failed, 2 bad usage, an unknown section
 or parameter, or a value of the wrong type. Errors are one line on stderr.
@@ -155,6 +157,36 @@ def _cmd_cache(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_pack(args: argparse.Namespace) -> int:
+    from stages.pack import Pack, PackError, Recipe, build_pack, shipped_pack, slice_check
+
+    try:
+        if args.action == "build":
+            recipe = Recipe(
+                model=args.model, n_seq=args.n_seq, seq_len=args.seq_len, seed=args.seed,
+                corpus=args.corpus, dtype=args.dtype, n_per_class=args.n_per_class,
+            )  # fmt: skip
+            parts = tuple(args.parts.split(",")) if args.parts else None
+            pack = build_pack(recipe, args.out, parts=parts, device=args.device)
+            print(pack.path)
+            return EXIT_OK
+        folder = Path(args.out) if args.out else shipped_pack(args.model)
+        pack = Pack.open(folder)
+        print(f"{pack.path}: every checksum matches; {pack.describe()}")
+        if not pack.complete:
+            print("the pack is incomplete: continue it with `stages pack build`")
+            return EXIT_FAILED
+        from stages.models import load_model
+
+        model = load_model(pack.recipe.model, device=args.device, dtype=pack.recipe.dtype)
+        check = slice_check(pack, model)
+        print(check.to_string(index=False))
+        return EXIT_OK if check["ok"].all() else EXIT_FAILED
+    except PackError as exc:
+        _error(str(exc))
+        return EXIT_FAILED
+
+
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -226,6 +258,27 @@ def _parser() -> argparse.ArgumentParser:
         help="list the sections with their parameters and defaults",
     )
     p_sections.set_defaults(func=_cmd_sections)
+
+    p_pack = sub.add_parser(
+        "pack",
+        help="build or verify a results pack (the book's numbers at a size that decides)",
+        description="`stages pack build MODEL` computes every analysis the book shows, per "
+        "sequence, into data/results/<model>/ (or --out), chunk by chunk: an interrupted build "
+        "continues where it stopped. `stages pack verify MODEL` checks every file's sha256 and "
+        "recomputes the live slice.",
+    )
+    p_pack.add_argument("action", choices=["build", "verify"])
+    p_pack.add_argument("model", help="an embedded model name, a Hugging Face name or a folder")
+    p_pack.add_argument("--out", default=None, help="the pack's folder (default: data/results/)")
+    p_pack.add_argument("--n-seq", type=int, default=256, help="sequences (default 256)")
+    p_pack.add_argument("--seq-len", type=int, default=128, help="tokens per sequence (128)")
+    p_pack.add_argument("--seed", type=int, default=0, help="which sequences and windows (0)")
+    p_pack.add_argument("--corpus", default="default", help="the text (default: shipped prose)")
+    p_pack.add_argument("--dtype", default="float32", help="the model's dtype (float32)")
+    p_pack.add_argument("--n-per-class", type=int, default=1024, help="case-study windows (1024)")
+    p_pack.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    p_pack.add_argument("--parts", default=None, help="only these parts (comma-separated)")
+    p_pack.set_defaults(func=_cmd_pack)
 
     p_cache = sub.add_parser(
         "cache",

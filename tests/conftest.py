@@ -36,7 +36,7 @@ TEXT = (
 ARCHS = ("gpt2", "neox", "phi", "gemma3")
 
 
-# The user's result cache, before the tests isolate theirs (see shared_neuron_classes).
+# The user's result cache, before the tests isolate theirs (see shared_results).
 USER_RESULTS: list[Path] = []
 
 
@@ -51,19 +51,29 @@ def _isolated_result_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ["STAGES_CACHE_DIR"] = str(tmp_path_factory.mktemp("stages-cache"))
 
 
-def shared_neuron_classes() -> None:
-    """Copy the user's cached neuron classes of real models into the tests' isolated cache.
+SHARED_ANALYSES = (
+    "neurons", "sweep", "attention", "norms", "lens", "swap_similarity", "final_attention",
+    "neuron_activations",
+)  # fmt: skip
 
-    They depend on the weights only and take minutes for gemma-3-270m; the book build before
-    the tests (``setup.sh``) computed them. Entries are keyed by the weights hash, package
-    versions and the source of ``stages.neurons``, so a stale one is never read, and
-    ``tests/test_neurons.py`` tests the computation itself.
+
+def shared_results() -> None:
+    """Copy the user's cached results of the real models into the tests' isolated cache.
+
+    The book build before the tests (``setup.sh``) computed them: the neuron classes (weights
+    only; minutes for gemma-3-270m) and the live slices that check the results packs. Entries
+    are keyed by the weights hash, the exact token ids, the package versions and the source of
+    the code that computes them, so one computed by other code is never read, and the tests of
+    each analysis test the computation itself.
     """
     from stages.cache import results_dir
 
-    source = USER_RESULTS[0] / "neurons" if USER_RESULTS else None
-    if source is not None and source.is_dir():
-        shutil.copytree(source, results_dir() / "neurons", dirs_exist_ok=True)
+    if not USER_RESULTS:
+        return
+    for analysis in SHARED_ANALYSES:
+        source = USER_RESULTS[0] / analysis
+        if source.is_dir() and source != results_dir() / analysis:
+            shutil.copytree(source, results_dir() / analysis, dirs_exist_ok=True)
 
 
 def make_tiny_tokenizer(texts: list[str] | None = None, vocab_size: int = 320):

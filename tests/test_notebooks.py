@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from stages import book, browser
-from tests.conftest import require_browser, shared_neuron_classes
+from tests.conftest import require_browser, shared_results
 
 pytestmark = [pytest.mark.book, pytest.mark.real]
 
@@ -36,7 +36,7 @@ def small_book(tmp_path_factory) -> tuple[Path, Path]:
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy(ROOT / name, root / name)
     shutil.copytree(ROOT / "benchmarks" / "results", root / "benchmarks" / "results")
-    shared_neuron_classes()
+    shared_results()
     html = book.build_book(root, SMALL, echo=False, progress_bar=False)
     return root, html
 

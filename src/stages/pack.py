@@ -286,11 +286,12 @@ class Pack:
         """One sentence for a page: the pack's size, date and commit."""
         m = self.manifest
         r = m["recipe"]
+        when = f"computed {m['finished'][:10]}" if m.get("finished") else "not finished"
         return (
             f"results pack `{self.path.name}`: {r['n_seq']} sequences x {r['seq_len']} tokens "
             f"of {'the shipped corpus' if r['corpus'] == 'default' else r['corpus']} (seed "
-            f"{r['seed']}), computed {m['finished'][:10]} at commit `{m['git_commit'][:12]}` "
-            f"on {m['machine']} in {m['wall_time_s'] / 60:.0f} minutes"
+            f"{r['seed']}), {when} at commit `{m['git_commit'][:12]}` on {m['machine']} in "
+            f"{m['wall_time_s'] / 60:.0f} minutes of computation"
         )
 
 

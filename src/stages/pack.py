@@ -312,15 +312,36 @@ def matches(pack: Pack, model: Any, tokens: torch.Tensor) -> bool:
 # --------------------------------------------------------------------------- what each part is
 
 
+def interleaved(labels: np.ndarray) -> np.ndarray:
+    """An order of the rows alternating the two classes while both last (positive first).
+
+    The pack's first chunk (the live slice) then holds one window of each class.
+    """
+    labels = np.asarray(labels, dtype=bool)
+    pos, neg = np.flatnonzero(labels), np.flatnonzero(~labels)
+    n = min(len(pos), len(neg))
+    pairs = np.stack([pos[:n], neg[:n]], axis=1).reshape(-1)
+    return np.concatenate([pairs, pos[n:], neg[n:]])
+
+
 def _datasets(model: Any, recipe: Recipe) -> dict[str, Any]:
-    """The case-study windows of ``recipe``: ``{"subjoiner": WordDataset, "ing": WordDataset}``."""
-    from stages.words import ing_dataset, subjoiner_dataset
+    """The case-study windows of ``recipe``, classes interleaved (:func:`interleaved`).
+
+    Returns:
+        ``{"subjoiner": WordDataset, "ing": WordDataset}``.
+    """
+    from stages.words import WordDataset, ing_dataset, subjoiner_dataset
 
     kw = {"corpus": recipe.corpus, "n_per_class": recipe.n_per_class, "seed": recipe.seed}
-    return {
-        "subjoiner": subjoiner_dataset(model, up_to=True, **kw),
-        "ing": ing_dataset(model, **kw),
-    }
+    out = {}
+    for name, data in (("subjoiner", subjoiner_dataset(model, up_to=True, **kw)),
+                       ("ing", ing_dataset(model, **kw))):  # fmt: skip
+        order = interleaved(data.labels)
+        out[name] = WordDataset(
+            data.tokens[torch.as_tensor(order)], data.labels[order],
+            [data.words[i] for i in order], data.position[order],
+        )  # fmt: skip
+    return out
 
 
 def ing_neuron_sets(model: Any, classes: pd.DataFrame, recipe: Recipe) -> dict[str, pd.DataFrame]:

@@ -24,15 +24,15 @@
 # **What this page does.** It puts the four signals on one relative-depth axis (each scaled to its
 # own range) and, beyond the paper, *fits* the boundaries: an exact Bayesian change-point
 # segmentation into four stages, piecewise constant in every (standardised) signal at once, with
-# every possible segmentation enumerated ([Methods](../methods.md)). Each boundary is placed at its
-# most probable layer. How sure that placement is comes from the data, not from the fit's own
+# every possible segmentation enumerated ([Methods](../methods.md)). Each boundary is placed where
+# the jointly most probable segmentation puts it. How sure that placement is comes from the data, not from the fit's own
 # posterior (which treats the weight-only neuron fractions and the smooth depth curves as
 # independent noise, and so overstates certainty): the fit is repeated on bootstrap resamples of
 # the sequences, and the page reports how often each boundary lands on each layer. The fit assumes
 # four stages exist; a stable boundary says where the signals change most, not that the stages
 # are real.
 #
-# **Time to run.** With the defaults the signals are read from the book's results pack and the
+# **Time to run.** With the defaults, on a CPU (a GPU computes everything now), the signals are read from the book's results pack and the
 # pack is checked by recomputing two sequences (about a minute and a half), plus half a minute
 # of refits. Other parameters compute the sweep and the attention patterns now (their times are
 # on the [robustness](01_robustness.ipynb) and [stage 1](02_detokenization.ipynb) pages).

@@ -29,7 +29,7 @@
 # (definitions in [Methods](../methods.md)). Shaded bands are 95% bootstrap intervals over
 # sequences.
 #
-# **Time to run.** With the defaults the numbers are read from the book's results pack (256
+# **Time to run.** With the defaults, on a CPU (a GPU computes everything now), the numbers are read from the book's results pack (256
 # sequences of 128 tokens: the sweep took about an hour and a half on a 2-core CPU) and only
 # its first two sequences are recomputed, to show that the pack still matches the code: about
 # a minute and a half. Other parameters compute everything now: on a 2-core laptop CPU about

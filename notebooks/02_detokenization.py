@@ -28,7 +28,7 @@
 # only the second version shows what happens among the real tokens. Gemma 3's sliding-window
 # layers (window 512) are read as they are; with sequences of 128 tokens the window never binds.
 #
-# **Time to run.** With the defaults the numbers are read from the book's results pack (256
+# **Time to run.** With the defaults, on a CPU (a GPU computes everything now), the numbers are read from the book's results pack (256
 # sequences of 128 tokens) and its first two sequences are recomputed to show that the pack still
 # matches the code: about 15 seconds. Other parameters compute everything now: about 10 s per 1,000 tokens on a 2-core CPU (one forward pass).
 

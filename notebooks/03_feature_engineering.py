@@ -30,7 +30,7 @@
 # normalised every layer with the final layer's cached scale, a TransformerLens behaviour of the
 # time; here every layer gets its own normalisation, which is the definition of the lens.)
 #
-# **Time to run.** With the defaults the numbers are read from the book's results pack (256
+# **Time to run.** With the defaults, on a CPU (a GPU computes everything now), the numbers are read from the book's results pack (256
 # sequences of 128 tokens) and its first two sequences are recomputed to show that the pack still
 # matches the code: about 20 seconds. Other parameters compute everything now: about 3 s per 1,000 tokens on a 2-core CPU for gemma-3-270m (one unembedding of every layer's residual).
 

@@ -29,7 +29,7 @@
 # al. 2024, as in the authors' code; [Methods](../methods.md)). Beside the counts, the logit
 # lens of the [previous page](03_feature_engineering.ipynb) over every layer.
 #
-# **Time to run.** With the defaults the numbers are read from the book's results pack (256
+# **Time to run.** With the defaults, on a CPU (a GPU computes everything now), the numbers are read from the book's results pack (256
 # sequences of 128 tokens; the neuron moments of every neuron) and a slice of each is recomputed
 # to show that the pack still matches the code: about half a minute. Other parameters compute everything
 # now: the neuron classes take about 5 minutes on a 2-core CPU the first time (18 layers x 2,048 neurons x 262,144 tokens), then come from the cache; the logit lens about 3 s per 1,000 tokens.

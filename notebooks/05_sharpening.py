@@ -25,7 +25,7 @@
 # layer adds to the residual stream ([stage 1](02_detokenization.ipynb)), and the logit lens over the
 # last layers ([stage 2](03_feature_engineering.ipynb)).
 #
-# **Time to run.** With the defaults the numbers are read from the book's results pack (256
+# **Time to run.** With the defaults, on a CPU (a GPU computes everything now), the numbers are read from the book's results pack (256
 # sequences of 128 tokens; the neuron moments of every neuron) and a slice of each is recomputed
 # to show that the pack still matches the code: about half a minute. Other parameters compute everything
 # now: the times of the stage 1 to 3 pages added.

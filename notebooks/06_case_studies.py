@@ -41,7 +41,7 @@
 # when its top-1 next-token prediction is an "-ing" token, and is right when that matches the
 # truth.
 #
-# **Time to run.** With the defaults the windows' attention and activations are read from the
+# **Time to run.** With the defaults, on a CPU (a GPU computes everything now), the windows' attention and activations are read from the
 # book's results pack and the first two windows of each are recomputed to check it: about 30
 # seconds. Other parameters compute them now: about a minute on a 2-core CPU once the neuron
 # classes are cached (the [ensembling page](04_ensembling.ipynb) computes them; otherwise add
@@ -91,7 +91,8 @@ name, n_layers = res.name, res.n_layers
 examples = list(dict.fromkeys(w for w, y in zip(words.words, words.labels) if y))[:6]
 display(Markdown(
     f"**{name}**: {int(labels.sum())} windows ending on a four-token word (such as "
-    f"*{'*, *'.join(examples)}*; the corpus has no more) and {int((~labels).sum())} on a one-token "
+    f"*{'*, *'.join(examples)}*{'; the corpus has no more' if labels.sum() < n_per_class else ''}) "
+    f"and {int((~labels).sum())} on a one-token "
     f"word; {len(ing_rows)} windows for the probes ({int(ing_rows.label.sum())} before an '-ing' "
     f"token). Done in {elapsed:.0f} s."
 ))

@@ -29,7 +29,7 @@
 # layer *i* and each block keeps its own attention type and positional table
 # ([Methods](../methods.md)).
 #
-# **Time to run.** With the defaults the sums are read from the book's results pack and its
+# **Time to run.** With the defaults, on a CPU (a GPU computes everything now), the sums are read from the book's results pack and its
 # first two sequences recomputed to check it: about 15 seconds. Other parameters compute
 # everything now: about 25 s per 1,000 tokens on a 2-core CPU (one forward pass per batch plus
 # two blocks per swap).

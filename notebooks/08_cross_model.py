@@ -40,7 +40,7 @@
 # model's middle layers, and the statistic is Spearman's rank correlation, with a 95% bootstrap
 # interval (each model's sequences resampled on their own) set against a null of shuffled layers.
 #
-# **Time to run.** With the defaults both models are read from the book's results packs and
+# **Time to run.** With the defaults, on a CPU (a GPU computes everything now), both models are read from the book's results packs and
 # checked by recomputing two sequences of each: about 3 minutes on a 2-core CPU. Other
 # parameters compute both models now (SmolLM2's 119 interventions, attention, norms, logit lens
 # and neuron classes take most of it).
@@ -65,7 +65,7 @@ device = "auto"  # "auto", "cpu", "cuda"
 dtype = "float32"  # "float32", "bfloat16", "float64"
 corpus = "default"  # the shipped public-domain prose, a local file, or a hub dataset
 seed = 0  # which text is sampled, and the bootstrap
-pack = "default"  # "default": each model's shipped results pack when these are its parameters; "none"
+pack = "default"  # "default": each model's shipped results pack when these are its parameters; "none"; or a pack's folder (for the model it names)
 
 # %%
 started = time.time()

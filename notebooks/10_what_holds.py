@@ -28,7 +28,7 @@
 # SmolLM2-135M-Instruct from Q4_1), not the paper's GPT-2, Pythia and Phi models: a verdict here
 # is about these models.
 #
-# **Time to run.** With the defaults, both models' results packs are read and checked by a live
+# **Time to run.** With the defaults, on a CPU (a GPU computes everything now),, both models' results packs are read and checked by a live
 # slice of every part: about 4 minutes on a 2-core CPU. Other parameters compute everything now
 # (hours on a CPU at the default sizes).
 
@@ -41,7 +41,7 @@ from IPython.display import Markdown, display
 from stages.claims import all_claims
 from stages.claims.cross_model import Sample, cross_model_claims
 from stages.provenance import provenance_markdown
-from stages.results import open_results
+from stages.results import open_results, packs_for
 from stages.stats import table as verdict_frame
 
 # %% tags=["parameters"]
@@ -54,15 +54,15 @@ device = "auto"  # "auto", "cpu", "cuda"
 dtype = "float32"  # "float32", "bfloat16", "float64"
 corpus = "default"  # the shipped public-domain prose, a local file, or a hub dataset
 seed = 0  # which sequences and windows are drawn, the splits, the bootstrap
-pack = "default"  # "default": each model's shipped results pack when these are its parameters; "none"
+pack = "default"  # "default": each model's shipped results pack when these are its parameters; "none"; or a pack's folder (for the model it names)
 
 # %%
 started = time.time()
 tables, samples, reports, records = [], [], {}, {}
-for model in models:
+for model, its_pack in zip(models, packs_for(models, pack)):
     res = open_results(model, n_tokens=n_tokens, seq_len=seq_len, seed=seed, corpus=corpus,
                        device=device, dtype=dtype, batch_size=batch_size,
-                       n_per_class=n_per_class, pack=pack)
+                       n_per_class=n_per_class, pack=its_pack)
     tables.append(all_claims(res, seed=seed).assign(model=res.name))
     frames = {part: res.sums(part) for part in ("sweep", "attention", "norms", "lens")}
     samples.append(Sample(res.name, frames, res.classes(), res.n_layers))
@@ -84,7 +84,7 @@ def cell(row: pd.Series) -> str:
     """A verdict with its numbers, for the table."""
     if row.verdict == "not enough data" and row.value != row.value:
         return f"**{row.verdict}**"
-    interval = "exact" if row.lo == row.hi == row.value else f"{row.lo:.3g} to {row.hi:.3g}"
+    interval = "exact" if "weights only" in row.rule else f"{row.lo:.3g} to {row.hi:.3g}"
     return f"**{row.verdict}**<br>{row.value:.3g} ({interval}), n = {row.n}"
 
 

@@ -51,20 +51,16 @@ def _isolated_result_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ["STAGES_CACHE_DIR"] = str(tmp_path_factory.mktemp("stages-cache"))
 
 
-SHARED_ANALYSES = (
-    "neurons", "sweep", "attention", "norms", "lens", "swap_similarity", "final_attention",
-    "neuron_activations",
-)  # fmt: skip
+SHARED_ANALYSES = ("neurons",)
 
 
 def shared_results() -> None:
-    """Copy the user's cached results of the real models into the tests' isolated cache.
+    """Copy the user's cached neuron classes of real models into the tests' isolated cache.
 
-    The book build before the tests (``setup.sh``) computed them: the neuron classes (weights
-    only; minutes for gemma-3-270m) and the live slices that check the results packs. Entries
-    are keyed by the weights hash, the exact token ids, the package versions and the source of
-    the code that computes them, so one computed by other code is never read, and the tests of
-    each analysis test the computation itself.
+    They depend on the weights only and take minutes for a model without a results pack.
+    Entries are keyed by the weights hash, the package versions and the source of
+    ``stages.neurons``, so a stale one is never read, and ``tests/test_neurons.py`` tests the
+    computation itself.
     """
     from stages.cache import results_dir
 

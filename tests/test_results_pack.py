@@ -14,7 +14,6 @@ import pytest
 from stages import book
 from stages.models import EMBEDDED_MODELS, load_model
 from stages.pack import Pack, Recipe, shipped_pack, slice_check
-from tests.conftest import shared_results
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,9 +47,9 @@ def test_the_notebooks_defaults_are_the_packs():
 @pytest.mark.real
 @pytest.mark.parametrize("model", list(EMBEDDED_MODELS))
 def test_the_live_slice_of_every_part_equals_the_pack(model):
-    shared_results()
+    # the tests' result cache starts empty (tests/conftest.py): every slice is recomputed here
     pack = Pack.open(shipped_pack(model))
     lm = load_model(model, device="cpu", dtype=pack.recipe.dtype)
     check = slice_check(pack, lm)
-    assert set(check["part"]) == set(pack.manifest["parts"])
+    assert set(pack.manifest["parts"]) < set(check["part"])  # and the choices made once
     assert check["ok"].all(), check.to_string()

@@ -85,20 +85,21 @@ def compare_models(
 
     Each model reads ``n_tokens`` tokens of ``corpus`` in its own tokenization (the same seed).
     With ``pack="default"`` a model whose shipped results pack holds exactly these parameters is
-    read from it (see :func:`stages.results.open_results`).
+    read from it (see :func:`stages.results.open_results`); a pack folder serves the model it
+    names (:func:`stages.results.packs_for`).
 
     Raises:
         ValueError: no model, or a model named twice.
     """
-    from stages.results import open_results
+    from stages.results import open_results, packs_for
 
     if not models or len(set(models)) != len(models):
         raise ValueError(f"models must be a non-empty list of distinct names, got {models!r}")
     samples, parts, reports, records = [], [], {}, {}
-    for name in models:
+    for name, its_pack in zip(models, packs_for(list(models), pack), strict=True):
         res = open_results(
             name, n_tokens=n_tokens, seq_len=seq_len, seed=seed, corpus=corpus, device=device,
-            dtype=dtype, batch_size=batch_size, pack=pack,
+            dtype=dtype, batch_size=batch_size, pack=its_pack,
         )  # fmt: skip
         frames = {part: res.sums(part) for part in ("sweep", "attention", "norms", "lens")}
         sample = Sample(res.name, frames, res.classes(), res.n_layers)

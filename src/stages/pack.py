@@ -67,6 +67,8 @@ RTOL = 1e-6
 
 SEQUENCE_PARTS = ("sweep", "attention", "norms", "lens", "swap_similarity")
 WINDOW_PARTS = ("subjoiner", "subjoiner_profile", "ing")
+NEURON_COLUMNS = ["layer", "neuron", "cls", "skew", "kurtosis", "variance", "contrast"]
+"""The columns of :func:`stages.probes.ing_neurons`."""
 PROFILE_HEADS = 4
 """Heads whose attention at every offset is kept per window (Figure 9's candidates)."""
 
@@ -441,7 +443,10 @@ class _Computer:
         if self._ing_neurons is None:
             if self.pack is not None and "ing_neurons" in self.pack.manifest:
                 stored = self.pack.manifest["ing_neurons"]
-                self._ing_neurons = {rule: pd.DataFrame(rows) for rule, rows in stored.items()}
+                self._ing_neurons = {
+                    rule: pd.DataFrame(rows, columns=NEURON_COLUMNS)
+                    for rule, rows in stored.items()
+                }
             else:
                 self._ing_neurons = ing_neuron_sets(self.model, self.classes(), self.recipe)
         return self._ing_neurons
@@ -681,10 +686,17 @@ def compare_rows(live: pd.DataFrame, stored: pd.DataFrame, *, rtol: float = RTOL
     ``scale`` is the column's mean absolute value over these rows (so a sum that happens to
     lie near zero is compared at its column's scale, not at zero).
 
+    A column that only one side has fails (the code now computes something the pack lacks,
+    or no longer computes something it holds).
+
     Returns:
         One row per column: ``column``, ``max_rel_diff``, ``ok``.
     """
-    rows = []
+    rows = [
+        {"column": column, "max_rel_diff": np.inf, "ok": False}
+        for column in live.columns
+        if column not in stored.columns
+    ]
     for column in stored.columns:
         if column not in live.columns:
             rows.append({"column": column, "max_rel_diff": np.inf, "ok": False})
@@ -705,8 +717,13 @@ def compare_rows(live: pd.DataFrame, stored: pd.DataFrame, *, rtol: float = RTOL
 def slice_check(pack: Pack, model: Any, parts: tuple[str, ...] | None = None) -> pd.DataFrame:
     """Recompute the first ``SLICE`` rows of each part with today's code; compare with the pack.
 
-    The rows are computed exactly as the pack's first chunk was (same rows, same batch), and
-    kept in the result cache, so a book checks each part once.
+    The rows are computed exactly as the pack's first chunk was (same rows, same batch). They
+    are kept in the result cache, whose keys hold a hash of the source of the code that
+    computes them, so a book computes each part's slice once and any change of that code
+    computes it again. For the neuron moments, the first 64 neurons of layer 0 are recomputed.
+    For the case studies, today's windows must have the manifest's sha256, and the choices the
+    pack made once (the "-ing" neurons of each selection rule, the heads whose whole profile is
+    kept) must be those today's code makes.
 
     Args:
         pack: an opened pack.
@@ -714,20 +731,27 @@ def slice_check(pack: Pack, model: Any, parts: tuple[str, ...] | None = None) ->
         parts: the parts to check (default: every part in the pack).
 
     Returns:
-        One row per part: ``part``, ``rows`` (how many were recomputed), ``columns``,
-        ``max_rel_diff`` (over every value), ``ok``.
+        One row per check: ``part``, ``rows`` (how many rows were recomputed), ``columns``
+        (values per row compared), ``max_rel_diff`` (over every value), ``ok``.
 
     Raises:
         PackError: the model is not the pack's.
     """
     from stages.models import model_info
     from stages.neurons import vocab_moments_rows
+    from stages.runs import tokens_sha256
 
     if model_info(model).get("weights_hash") != pack.manifest["model"]["weights_hash"]:
         raise PackError("this model's weights are not those the pack was computed with")
     computer = _Computer(model, pack.recipe, pack)
     out = []
-    for part in parts or tuple(p for p in pack.manifest["parts"] if pack.has(p)):
+
+    def add(part: str, rows: int, columns: int, diff: float, ok: bool) -> None:
+        out.append({"part": part, "rows": rows, "columns": columns, "max_rel_diff": diff,
+                    "ok": bool(ok)})  # fmt: skip
+
+    chosen = parts or tuple(p for p in pack.manifest["parts"] if pack.has(p))
+    for part in chosen:
         stored_all = pack.frame(part)
         if part == "neurons":
             stored = stored_all[stored_all["layer"] == 0].head(64)
@@ -736,13 +760,26 @@ def slice_check(pack: Pack, model: Any, parts: tuple[str, ...] | None = None) ->
             stored = stored_all.iloc[:SLICE].reset_index(drop=True)
             live = computer.rows(part, 0, len(stored), cache=True, progress=False)
         cmp = compare_rows(live.reset_index(drop=True), stored)
-        out.append(
-            {
-                "part": part,
-                "rows": len(stored),
-                "columns": len(cmp),
-                "max_rel_diff": float(cmp["max_rel_diff"].max()),
-                "ok": bool(cmp["ok"].all()),
-            }
-        )
+        add(part, len(stored), len(cmp), float(cmp["max_rel_diff"].max()), cmp["ok"].all())
+    windows = {"ing" if p == "ing" else "subjoiner" for p in chosen if p in WINDOW_PARTS}
+    for name in sorted(windows):
+        data = computer.datasets[name]
+        same = tokens_sha256(data.tokens) == pack.manifest["windows"][name]["sha256"]
+        add(f"{name} windows (sha256)", len(data.labels), int(data.tokens.shape[1]),
+            0.0 if same else np.inf, same)  # fmt: skip
+    if "ing" in chosen:
+        today = ing_neuron_sets(model, computer.classes(), pack.recipe)
+        for rule, rows in pack.manifest["ing_neurons"].items():
+            stored = pd.DataFrame(rows, columns=today[rule].columns)
+            same = list(zip(today[rule]["layer"], today[rule]["neuron"], strict=True)) == list(
+                zip(stored["layer"], stored["neuron"], strict=True)
+            )
+            cmp = compare_rows(today[rule][["contrast"]], stored[["contrast"]]) if same else None
+            ok = same and bool(cmp["ok"].all())
+            diff = float(cmp["max_rel_diff"].max()) if same else np.inf
+            add(f"'-ing' neurons, {rule} selection", len(stored), 1, diff, ok)
+    if "subjoiner_profile" in chosen:
+        sub = pack.frame("subjoiner")
+        same = profile_heads(sub, sub["label"].to_numpy(bool)) == pack.manifest["profile_heads"]
+        add("subjoiner profile heads", len(sub), 1, 0.0 if same else np.inf, same)
     return pd.DataFrame(out)

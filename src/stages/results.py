@@ -89,13 +89,32 @@ class Results:
         return computer.live_sums(part, self.tokens, **kw)
 
     def classes(self) -> pd.DataFrame:
-        """Every neuron's moments and class (:func:`stages.neurons.neuron_classes`)."""
+        """Every neuron's moments and class (:func:`stages.neurons.neuron_classes`).
+
+        They depend on the weights alone, so when the numbers are computed now they still come
+        from the shipped pack of a model with these exact weights (checked like any part).
+        """
         from stages.neurons import classify_table, neuron_classes
 
         self._use("neurons")
-        if self.pack is not None:
-            return classify_table(self.pack.frame("neurons"), self.n_layers)
+        source = self.pack or self._weights_pack()
+        if source is not None:
+            return classify_table(source.frame("neurons"), self.n_layers)
         return neuron_classes(self.model)
+
+    def _weights_pack(self) -> Pack | None:
+        """The shipped pack of a model with these weights, if it has the neuron moments."""
+        if "weights_pack" not in self._live:
+            folder = shipped_pack(self.name)
+            found = None
+            if (folder / "manifest.json").exists():
+                candidate = Pack.open(folder)
+                same = candidate.manifest["model"]["weights_hash"] == self.model.stages_info.get(
+                    "weights_hash"
+                )
+                found = candidate if same and candidate.has("neurons") else None
+            self._live["weights_pack"] = found
+        return self._live["weights_pack"]
 
     def windows(self, name: str) -> Any:
         """The case-study windows: ``"subjoiner"`` or ``"ing"`` (a ``WordDataset``)."""
@@ -130,6 +149,8 @@ class Results:
         if "computer" not in self._live:
             computer = cls(self.model, self.recipe, self.pack)
             computer.tokens = self.tokens
+            if self.pack is None and self._weights_pack() is not None:
+                computer._classes = self.classes()
             self._live["computer"] = computer
         return self._live["computer"]
 
@@ -156,10 +177,20 @@ class Results:
         """Markdown: where this page's numbers come from; for a pack, the live slice check."""
         if self.pack is None:
             r = self.recipe
-            return (
+            text = (
                 f"**Computed now** for these parameters: {r.n_seq} sequences x {r.seq_len} "
                 f"tokens (seed {r.seed}). {self.why_live}"
             )
+            weights = self._weights_pack() if "neurons" in self.used else None
+            if weights is not None:
+                check = slice_check(weights, self.model, ("neurons",)).iloc[0]
+                text += (
+                    " The neuron moments depend on the weights alone: they were read from the "
+                    f"results pack of these weights, and 64 of them recomputed now match it "
+                    f"(largest relative difference {check.max_rel_diff:.1e}: "
+                    f"{'passed' if check.ok else '**FAILED**'})."
+                )
+            return text
         check = slice_check(self.pack, self.model, tuple(self.used))
         ok = bool(check["ok"].all())
         lines = [
@@ -167,18 +198,21 @@ class Results:
             "its manifest.",
             "",
             f"**Live slice check: {'passed' if ok else 'FAILED'}.** The first {SLICE} rows of "
-            "every part this page uses (the first 64 neurons of layer 0 for the neuron moments) "
-            "were recomputed just now with this code and compared with the pack's rows "
-            "(tolerance: relative difference 1e-6 of each value, or of 1/1000 of its column's "
-            "mean size for values near zero).",
+            "every part this page uses (one window of each class for the case studies; the first "
+            "64 neurons of layer 0 for the neuron moments) were recomputed with this code, exactly "
+            "as the pack's first chunk was, and compared with the pack's rows: a value matches "
+            "when it differs by at most 1e-6 of itself (or of 1/1000 of its column's mean size, "
+            "for values near zero). A book computes each slice once and keeps it in the result "
+            "cache, keyed by a hash of the source of the code that computes it. Choices the pack "
+            "made once (the case-study windows, the probed neurons, the profiled heads) were "
+            "made again and compared.",
             "",
-            "| part | rows recomputed | values compared | largest relative difference | equal |",
+            "| check | rows | values per row | largest relative difference | equal |",
             "|---|---|---|---|---|",
         ]
         for row in check.itertuples():
-            n_values = row.rows * row.columns
             lines.append(
-                f"| {row.part} | {row.rows} | {n_values:,} | {row.max_rel_diff:.1e} | "
+                f"| {row.part} | {row.rows:,} | {row.columns:,} | {row.max_rel_diff:.1e} | "
                 f"{'yes' if row.ok else '**no**'} |"
             )
         if not ok:
@@ -250,28 +284,59 @@ def open_results(
         seed=recipe.seed,
     )  # fmt: skip
     if pack == "default":
-        folder = shipped_pack(lm.stages_info["name"])
-        if not (folder / "manifest.json").exists():
-            why = f"No results pack ships for {lm.stages_info['name']}."
-        else:
-            candidate = Pack.open(folder)
-            same = (
-                candidate.complete
-                and matches(candidate, lm, tokens)
-                and candidate.recipe.n_per_class == n_per_class
-                and candidate.recipe.n_neurons == n_neurons
-                and torch.device(lm.cfg.device).type == "cpu"
-            )
-            if same:
-                chosen = candidate
-            else:
-                r = candidate.recipe
-                why = (
-                    f"The results pack of this model holds {r.n_seq} sequences x {r.seq_len} "
-                    f"tokens (seed {r.seed}, {r.n_per_class} case-study windows per class, on "
-                    "a CPU); these parameters ask for another sample, so everything here is "
-                    "computed now."
-                )
+        chosen, why = _shipped_if_it_matches(lm, tokens, n_per_class, n_neurons)
     elif pack == "none":
         why = "The results pack was not asked for (pack='none')."
     return Results(lm, tokens, recipe, chosen, why_live=why, batch_size=batch_size)
+
+
+def _shipped_if_it_matches(
+    lm: Any, tokens: torch.Tensor, n_per_class: int, n_neurons: int
+) -> tuple[Pack | None, str]:
+    """The shipped pack of ``lm`` if it holds exactly this sample, else None and why not."""
+    name = lm.stages_info["name"]
+    folder = shipped_pack(name)
+    if not (folder / "manifest.json").exists():
+        return None, f"No results pack ships for {name}."
+    candidate = Pack.open(folder)  # a pack that fails its checksums stops the page
+    r = candidate.recipe
+    if not candidate.complete:
+        return None, (
+            f"The results pack of {name} is not finished (continue it with `stages pack build "
+            f"{r.model}`), so everything here is computed now."
+        )
+    if torch.device(lm.cfg.device).type != "cpu":
+        return None, (
+            f"The results pack of {name} was computed on a CPU and this page runs on "
+            f"{lm.cfg.device}, where the same code gives slightly different numbers: everything "
+            "here is computed now."
+        )
+    if not (
+        matches(candidate, lm, tokens) and (r.n_per_class, r.n_neurons) == (n_per_class, n_neurons)
+    ):
+        return None, (
+            f"The results pack of {name} holds {r.n_seq} sequences x {r.seq_len} tokens (seed "
+            f"{r.seed}, {r.dtype}, {r.n_per_class} case-study windows per class); these "
+            "parameters ask for another sample, so everything here is computed now."
+        )
+    return candidate, ""
+
+
+def packs_for(models: list[str], pack: str) -> list[str]:
+    """The ``pack`` argument of each model on a page that opens several models.
+
+    A pack folder serves only the model its recipe names; the others use their shipped pack
+    (``"default"``).
+
+    Raises:
+        ValueError: the folder's model is not among ``models``.
+    """
+    if pack in ("default", "none"):
+        return [pack] * len(models)
+    named = Pack.open(Path(pack)).recipe.model
+    if named not in models:
+        raise ValueError(
+            f"the results pack at {pack} is for {named!r}, which is not among the models "
+            f"{models}: add it (-p models '[...]')"
+        )
+    return [pack if m == named else "default" for m in models]

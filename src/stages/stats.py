@@ -183,14 +183,26 @@ def decide(lo: float, hi: float, threshold: float, *, above: bool = True) -> str
     return "unclear"
 
 
-def rule_text(statistic: str, threshold: float, *, above: bool = True, unit: str = "") -> str:
-    """The decision rule of :func:`decide` in words, as a page states it."""
+def rule_text(
+    statistic: str, threshold: float, *, above: bool = True, unit: str = "", null: bool = False
+) -> str:
+    """The decision rule of :func:`decide` in words, as a page states it.
+
+    With ``null=True`` the threshold is a null distribution's 95th percentile, and the text
+    says what "does not hold" then means.
+    """
     sign, other = (">", "<") if above else ("<", ">")
-    t = f"{threshold:g}{unit}"
+    t = f"{threshold:.3g}{unit}"
+    name = f"{t} (the null's 95th percentile)" if null else t
+    fails = (
+        "does not hold if it is entirely below it (no more association than shuffled layers "
+        "give: not evidence against the claim, only no evidence for it)"
+        if null
+        else f"does not hold if it is entirely {other} {t}"
+    )
     return (
-        f"holds if the whole 95% interval of {statistic} is {sign} {t}; does not hold if it is "
-        f"entirely {other} {t}; unclear if it contains {t}; not enough data below "
-        f"{MIN_UNITS} units"
+        f"holds if the whole 95% interval of {statistic} is {sign} {name}; {fails}; unclear if "
+        f"it contains {t}; not enough data below {MIN_UNITS} units"
     )
 
 
@@ -244,12 +256,17 @@ def verdict(
     min_units: int = MIN_UNITS,
     detail: str = "",
     threshold_unit: str = "",
+    null: bool = False,
 ) -> Verdict:
-    """A :class:`Verdict` decided by :func:`decide`, or ``not enough data`` below ``min_units``."""
+    """A :class:`Verdict` decided by :func:`decide`, or ``not enough data`` below ``min_units``.
+
+    ``null=True``: the threshold is a null distribution's 95th percentile (see
+    :func:`rule_text`).
+    """
     decided = (
         "not enough data" if n < min_units else decide(lo, hi, threshold, above=above)
     )  # fmt: skip
-    rule = rule_text(statistic, threshold, above=above, unit=threshold_unit)
+    rule = rule_text(statistic, threshold, above=above, unit=threshold_unit, null=null)
     if min_units != MIN_UNITS:
         rule = rule.replace(f"{MIN_UNITS} units", f"{min_units} {unit}")
     else:

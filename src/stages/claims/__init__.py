@@ -33,7 +33,7 @@ PAGES = {
 def _interval(v: Verdict) -> str:
     if np.isnan(v.value):
         return ""
-    if v.lo == v.hi == v.value:
+    if "weights only" in v.rule:
         return "exact"
     return f"{v.lo:.3g} to {v.hi:.3g}"
 

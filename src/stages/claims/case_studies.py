@@ -72,7 +72,8 @@ def subjoiner_head_early(
         "the head with the largest effect on a random half of the windows must lie in the first "
         "quarter of the layers (relative depth <= 0.25) and its effect on the other half must "
         "have a 95% interval above 0 (holds); a later head or an interval below 0: does not "
-        f"hold; otherwise unclear; not enough data below {stats.MIN_UNITS} held-out windows",
+        f"hold; otherwise unclear; not enough data below {stats.MIN_UNITS} held-out windows or "
+        f"{stats.MIN_UNITS // 2} of either class",
         n,
         "windows",
         decided,

@@ -75,6 +75,7 @@ def shape_agreement(a: Sample, b: Sample, signal: str, *, seed: int = 0) -> Verd
     estimate = float(_spearman(x, y))
     boot = _spearman(dist_a[mid], on_a(dist_b))
     lo, hi = stats.percentile(boot)
+    weights_only = np.ptp(dist_a, axis=-1).max() == 0 and np.ptp(dist_b, axis=-1).max() == 0
     null = sps.permutation_test(
         (x, y),
         lambda u, v: sps.spearmanr(u, v).statistic,
@@ -84,19 +85,34 @@ def shape_agreement(a: Sample, b: Sample, signal: str, *, seed: int = 0) -> Verd
         rng=np.random.default_rng(seed),
     )
     critical = float(np.quantile(null.null_distribution, 0.95))
+    statistic = (
+        f"Spearman's rho between {a.name}'s curve at its {int(mid.sum())} middle layers and "
+        f"{b.name}'s interpolated at the same relative depths"
+    )
+    detail = (
+        f"null of shuffled layers: 95% of rho below {critical:.2f} (one-sided permutation "
+        f"p = {null.pvalue:.3f})"
+    )
+    if weights_only:  # neuron fractions: no sampling error, the value is exact
+        return Verdict(
+            claim, "Figures 3-6", statistic, estimate, estimate, estimate,
+            f"holds if rho > {critical:.3g} (the null's 95th percentile), else does not hold "
+            "(weights only: exact, no interval)",
+            int(mid.sum()), "middle layers (weights only)",
+            "holds" if estimate > critical else "does not hold", detail,
+        )  # fmt: skip
     return stats.verdict(
         claim,
         "Figures 3-6",
-        f"Spearman's rho between {a.name}'s curve at its {int(mid.sum())} middle layers and "
-        f"{b.name}'s interpolated at the same relative depths",
+        statistic,
         estimate,
         float(lo),
         float(hi),
         threshold=critical,
         n=min(a.n_seq, b.n_seq),
         unit="sequences per model",
-        detail=f"null of shuffled layers: 95% of rho below {critical:.2f} (one-sided "
-        f"permutation p = {null.pvalue:.3f})",
+        null=True,
+        detail=detail,
     )
 
 

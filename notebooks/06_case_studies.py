@@ -29,7 +29,9 @@
 # marker sets the word boundaries; [Methods](../methods.md)). For every head, it compares the
 # attention from the last token to the position three tokens back (the word's first token)
 # between the two classes. The claim is decided on data the choice never saw: the strongest head
-# is chosen on a random half of the windows and its effect measured on the other half. (2) It
+# is chosen on a random half of each class's words and its effect measured on the other half.
+# The corpus repeats some words many times, so the independent unit is the word: a word's
+# windows stay on one side of the split, and the interval resamples words. (2) It
 # takes `n_per_class` windows of 24 tokens whose next token does, and as many whose next token
 # does not, end in "-ing"; picks 32 neurons as the authors did (kurtosis above 10 or variance
 # above 0.005 of their vocabulary cosines, ranked by how differently their raw logit effects
@@ -80,7 +82,7 @@ words = res.windows("subjoiner")
 attention = res.window_rows("subjoiner")  # per window: attention 3 tokens back, every head
 labels = attention["label"].to_numpy(bool)
 ranking = rank_heads(attention, labels, res.n_layers, seed=seed)
-subjoiner_verdict = subjoiner_head_early(attention, labels, res.n_layers, seed=seed)
+subjoiner_verdict = subjoiner_head_early(attention, labels, words.words, res.n_layers, seed=seed)
 profiles = res.window_rows("subjoiner_profile")  # every offset, for the strongest heads
 ing_rows = res.window_rows("ing")  # per window: the neurons' activations, the model's answer
 neurons = res.ing_neurons()[selection]

@@ -125,7 +125,18 @@ def _subjoiner(e, n):
             mean = np.where(labels, 0.5, 0.1) if (layer, head) == strong else 0.1
             columns[f"{layer}.{head}.3"] = np.clip(mean + 0.05 * rng.standard_normal(n), 0, 1)
     frame = pd.DataFrame(columns)
-    return case_studies.subjoiner_head_early(frame, labels, L)
+    words = np.array([f"w{i}" for i in range(n)], dtype=object)  # every window its own word
+    return case_studies.subjoiner_head_early(frame, labels, words, L)
+
+
+def test_a_repeated_word_counts_once():
+    n = 256
+    labels = np.r_[np.ones(n // 2, bool), np.zeros(n // 2, bool)]
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"1.0.3": np.where(labels, 0.5, 0.1) + 0.01 * rng.standard_normal(n)})
+    words = np.array(["harpooneer"] * (n // 2) + [f"w{i}" for i in range(n // 2)], dtype=object)
+    v = case_studies.subjoiner_head_early(frame, labels, words, L)
+    assert v.verdict == "not enough data" and "1 distinct four-token" in v.detail, v
 
 
 def _probes(accuracies: dict[str, float], n: int, seed: int = 0) -> Probes:

@@ -104,7 +104,9 @@ def all_claims(results: Any, *, seed: int = 0) -> pd.DataFrame:
         "prediction ensembling": ensembling_claims(classes, lens, n, seed=seed),
         "residual sharpening": sharpening_claims(classes, norms, lens, n, seed=seed),
         "case studies": [
-            subjoiner_head_early(sub, sub["label"].to_numpy(bool), n, seed=seed),
+            subjoiner_head_early(
+                sub, sub["label"].to_numpy(bool), results.windows("subjoiner").words, n, seed=seed
+            ),
             *probe_claims(probes, seed=seed),
         ],
         "appendix A": appendix_claims(results.sums("swap_similarity"), n, seed=seed),

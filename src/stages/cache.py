@@ -40,7 +40,8 @@ def fingerprint(parts: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file renamed into place (fsynced)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -68,7 +69,7 @@ class Entry:
         describe = entry.path / "key.json"
         if not describe.exists():
             text = json.dumps(parts, indent=1, sort_keys=True, default=str)
-            _atomic_write(describe, text.encode())
+            atomic_write(describe, text.encode())
         return entry
 
     @property
@@ -82,14 +83,14 @@ class Entry:
         table.to_parquet(buffer, index=False)
         data = buffer.getvalue()
         digest = hashlib.sha256(data).hexdigest()
-        _atomic_write(self.path / f"{name}.{digest[:16]}.parquet", data)
+        atomic_write(self.path / f"{name}.{digest[:16]}.parquet", data)
         sidecar = {
             "sha256": digest,
             "rows": len(table),
             "written": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "meta": meta or {},
         }
-        _atomic_write(self.path / f"{name}.json", json.dumps(sidecar, default=str).encode())
+        atomic_write(self.path / f"{name}.json", json.dumps(sidecar, default=str).encode())
 
     def read(self, name: str) -> tuple[pd.DataFrame, dict[str, Any]] | None:
         """Return ``(table, meta)``, or None when missing, partial or corrupt.

@@ -52,7 +52,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from stages.cache import _atomic_write
+from stages.cache import atomic_write
 from stages.provenance import versions
 
 SLICE = 2
@@ -524,7 +524,7 @@ def _new_manifest(model: Any, recipe: Recipe, computer: _Computer) -> dict[str, 
 
 
 def _save_manifest(path: Path, manifest: dict[str, Any]) -> None:
-    _atomic_write(path / "manifest.json", json.dumps(manifest, indent=1, default=str).encode())
+    atomic_write(path / "manifest.json", json.dumps(manifest, indent=1, default=str).encode())
 
 
 def build_pack(
@@ -601,7 +601,7 @@ def build_pack(
             moments = neuron_classes(model, progress=progress)
             table = moments[["layer", "neuron", "skew", "kurtosis", "variance"]]
             data = _to_parquet(table)
-            _atomic_write(out / "neurons.parquet", data)
+            atomic_write(out / "neurons.parquet", data)
             manifest["files"]["neurons.parquet"] = _sha256(data)
             finish_part("neurons", ["neurons.parquet"], time.time() - t0)
             computer._classes = None  # read back through the manifest next time
@@ -639,7 +639,7 @@ def build_pack(
             t1 = time.time()
             rows = computer.rows(part, a, b, cache=False, progress=progress)
             data = _to_parquet(to_long(rows, a))
-            _atomic_write(out / name, data)
+            atomic_write(out / name, data)
             manifest["files"][name] = _sha256(data)
             entry["files"] = sorted({*entry["files"], name})
             entry["seconds"] = round(entry.get("seconds", 0.0) + time.time() - t1, 1)

@@ -133,6 +133,30 @@ def test_an_interrupted_build_resumes_where_it_stopped(setup, monkeypatch, tmp_p
                    progress=False, log=_quiet)  # fmt: skip
 
 
+def test_a_pack_built_in_rounds_serves_pages_meanwhile(setup, tmp_path):
+    recipe, pack, _ = setup
+    out = tmp_path / "rounds"
+    first = build_pack(recipe, out, up_to=2, device="cpu", progress=False, log=_quiet)
+    assert not first.complete and first.usable and first.sequences_done == 2
+    assert all(first.has(p) for p in ("neurons", *packs.WINDOW_PARTS)) and not first.has("sweep")
+    assert "in progress: 2 of its 6 sequences" in first.describe()
+    res = open_results("ignored", pack=str(out), device="cpu")
+    assert len(res.tokens) == 2
+    pd.testing.assert_frame_equal(res.sums("lens"), pack.frame("lens").head(2))
+    pd.testing.assert_frame_equal(res.window_rows("ing"), pack.frame("ing"))
+    report = res.report()
+    assert "still being built" in report and "Live slice check: passed" in report
+    with pytest.raises(PackError, match="holds 2 rows"):
+        first.frame("sweep", 3)
+    done = build_pack(recipe, out, device="cpu", progress=False, log=_quiet)
+    assert done.complete and done.sequences_done == 6
+    for part in pack.manifest["parts"]:
+        pd.testing.assert_frame_equal(done.frame(part), pack.frame(part))
+    scattered = Pack(out, json.loads((out / "manifest.json").read_text()))
+    scattered.manifest["parts"]["sweep"]["files"] = ["sweep/rows-00002-00006.parquet"]
+    assert scattered.rows_done("sweep") == 0  # a chunk without the rows before it serves nothing
+
+
 def test_pages_use_a_pack_only_when_it_matches(setup, monkeypatch):
     recipe, pack, root = setup
     kw = {"n_tokens": recipe.n_tokens, "seq_len": recipe.seq_len, "corpus": recipe.corpus,

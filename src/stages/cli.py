@@ -167,15 +167,18 @@ def _cmd_pack(args: argparse.Namespace) -> int:
                 corpus=args.corpus, dtype=args.dtype, n_per_class=args.n_per_class,
             )  # fmt: skip
             parts = tuple(args.parts.split(",")) if args.parts else None
-            pack = build_pack(recipe, args.out, parts=parts, device=args.device)
+            pack = build_pack(recipe, args.out, parts=parts, up_to=args.up_to, device=args.device)
             print(pack.path)
             return EXIT_OK
         folder = Path(args.out) if args.out else shipped_pack(args.model)
         pack = Pack.open(folder)
         print(f"{pack.path}: every checksum matches; {pack.describe()}")
-        if not pack.complete:
+        if not pack.usable:
             print("the pack is incomplete: continue it with `stages pack build`")
             return EXIT_FAILED
+        if not pack.complete:
+            print(f"the pack is in progress: a page uses its first {pack.sequences_done} "
+                  "sequences; continue it with `stages pack build`")  # fmt: skip
         from stages.models import load_model
 
         model = load_model(pack.recipe.model, device=args.device, dtype=pack.recipe.dtype)
@@ -278,6 +281,11 @@ def _parser() -> argparse.ArgumentParser:
     p_pack.add_argument("--n-per-class", type=int, default=1024, help="case-study windows (1024)")
     p_pack.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     p_pack.add_argument("--parts", default=None, help="only these parts (comma-separated)")
+    p_pack.add_argument(
+        "--up-to", type=int, default=None, metavar="N",
+        help="a round: the neurons and case studies, and only the first N sequences of the "
+        "sequence parts (a page can use the pack from then on; rerun with a larger N or none)",
+    )  # fmt: skip
     p_pack.set_defaults(func=_cmd_pack)
 
     p_cache = sub.add_parser(

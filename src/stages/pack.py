@@ -25,7 +25,10 @@ and ``subjoiner_profile`` (rows: the windows of :func:`stages.words.subjoiner_da
 **Building** (:func:`build_pack`, ``stages pack build MODEL``) writes each chunk as it finishes
 (atomically, with its checksum in the manifest), so a build can stop at any point and continue
 later, and finished chunks can be committed meanwhile. The first chunk of every part is its
-first ``SLICE`` rows, computed exactly as a page recomputes them.
+first ``SLICE`` rows, computed exactly as a page recomputes them. A build can also go in rounds
+(``up_to``): the neuron moments and the case studies first, then the same first sequences of
+every sequence part, so that a pack still being built already serves a page (with its first
+:attr:`Pack.sequences_done` sequences, said on the page).
 
 **Reading** (:meth:`Pack.open`) checks the sha256 of every file against the manifest before
 anything is read. **The live slice** (:func:`slice_check`) recomputes the first ``SLICE`` rows
@@ -249,12 +252,60 @@ class Pack:
             "complete", False
         )
 
-    def frame(self, part: str) -> pd.DataFrame:
-        """Every row of ``part`` (``"sweep"``, ..., or ``"neurons"``), in row order.
+    def rows_done(self, part: str) -> int:
+        """How many leading rows of ``part`` are in the pack (its finished chunks from row 0)."""
+        ranges = sorted(
+            tuple(int(x) for x in Path(name).stem.split("-")[1:])
+            for name in self.manifest.get("parts", {}).get(part, {}).get("files", [])
+            if Path(name).stem.startswith("rows-")
+        )
+        done = 0
+        for a, b in ranges:
+            if a != done:
+                break
+            done = b
+        return done
+
+    @property
+    def sequences_done(self) -> int:
+        """Sequences held by every sequence part (all of them in a complete pack)."""
+        return min(self.rows_done(part) for part in SEQUENCE_PARTS)
+
+    @property
+    def usable(self) -> bool:
+        """Whether a page can use the pack: complete, or built in rounds so far.
+
+        In progress, it must hold the neurons, every case-study part and the same first
+        sequences of every sequence part (as :func:`build_pack` with ``up_to`` leaves it).
+        """
+        ready = all(self.has(p) for p in ("neurons", *WINDOW_PARTS))
+        return self.complete or (ready and self.sequences_done > 0)
+
+    def frame(self, part: str, n_rows: int | None = None) -> pd.DataFrame:
+        """The rows of ``part`` (``"sweep"``, ..., or ``"neurons"``) in row order: all, or the first.
+
+        With ``n_rows``, only the first ``n_rows`` (which the pack must hold; the part may be
+        unfinished).
 
         Raises:
-            PackError: the part is not (completely) in the pack.
+            PackError: the part is not (completely) in the pack, or holds fewer rows.
         """
+        if n_rows is not None and part != "neurons":
+            if self.rows_done(part) < n_rows:
+                raise PackError(
+                    f"results pack {self.path} holds {self.rows_done(part)} rows of {part!r}, "
+                    f"not {n_rows}"
+                )
+            if self.has(part):
+                return self.frame(part).head(n_rows)
+            files = [
+                name for name in self.manifest["parts"][part]["files"]
+                if int(Path(name).stem.split("-")[1]) < n_rows
+            ]  # fmt: skip
+            frame = to_wide(pd.concat([pd.read_parquet(self.path / f) for f in sorted(files)]))
+            frame = frame.head(n_rows)
+            frame.attrs["provenance"] = self.provenance(part)
+            return frame
         if part not in self._frames:
             if not self.has(part):
                 raise PackError(f"results pack {self.path} has no complete part {part!r}")
@@ -278,7 +329,7 @@ class Pack:
             "analysis": part,
             "tokens_sha256": m["tokens"]["sha256"],
             "versions": m["versions"],
-            "date": m["parts"][part]["finished"],
+            "date": m["parts"][part].get("finished", "in progress"),
             "from_cache": False,
             "from_pack": str(self.path),
             "git_commit": m["git_commit"],
@@ -288,12 +339,18 @@ class Pack:
         """One sentence for a page: the pack's size, date and commit."""
         m = self.manifest
         r = m["recipe"]
-        when = f"computed {m['finished'][:10]}" if m.get("finished") else "not finished"
+        seconds = sum(part.get("seconds", 0.0) for part in m["parts"].values())
+        if self.complete:
+            when = f"computed {m['finished'][:10]}"
+        else:
+            when = (
+                f"in progress: {self.sequences_done} of its {r['n_seq']} sequences computed so far"
+            )
         return (
             f"results pack `{self.path.name}`: {r['n_seq']} sequences x {r['seq_len']} tokens "
             f"of {'the shipped corpus' if r['corpus'] == 'default' else r['corpus']} (seed "
             f"{r['seed']}), {when} at commit `{m['git_commit'][:12]}` on {m['machine']} in "
-            f"{m['wall_time_s'] / 60:.0f} minutes of computation"
+            f"{seconds / 60:.0f} minutes of computation"
         )
 
 
@@ -532,6 +589,7 @@ def build_pack(
     out: str | os.PathLike[str] | None = None,
     *,
     parts: tuple[str, ...] | None = None,
+    up_to: int | None = None,
     device: str = "cpu",
     progress: bool = True,
     log: Callable[[str], None] = print,
@@ -546,7 +604,12 @@ def build_pack(
     Args:
         recipe: what to compute.
         out: the pack's folder (default: :func:`shipped_pack` of the model).
-        parts: only these parts (default: all, neurons first).
+        parts: only these parts (default: all; the neurons, then the case studies, then the
+            sequence parts).
+        up_to: compute only the chunks of the sequence parts that end at or before this row (a
+            build in rounds: with the case-study parts and the neurons done first, every round
+            leaves a pack whose first ``up_to`` sequences a page can use, see
+            :attr:`Pack.usable`).
         device: where to run the model.
         progress: progress bars.
         log: where progress lines go.
@@ -581,7 +644,7 @@ def build_pack(
         manifest = old | {"versions": manifest["versions"], "git_commit": manifest["git_commit"]}
         manifest["complete"] = False
     out.mkdir(parents=True, exist_ok=True)
-    wanted = parts or ("neurons", *SEQUENCE_PARTS, *WINDOW_PARTS)
+    wanted = parts or ("neurons", *WINDOW_PARTS, *SEQUENCE_PARTS)
 
     def finish_part(part: str, files: list[str], seconds: float) -> None:
         entry = manifest["parts"].setdefault(part, {"files": [], "seconds": 0.0})
@@ -631,7 +694,10 @@ def build_pack(
                 done = set()
         entry["git_commit"] = manifest["git_commit"]
         files = []
-        for a, b in chunks(n_rows, size):
+        every_chunk = chunks(n_rows, size)
+        for a, b in every_chunk:
+            if up_to is not None and part in SEQUENCE_PARTS and b > up_to:
+                break
             name = _chunk_file(part, a, b)
             files.append(name)
             if name in done:
@@ -645,7 +711,8 @@ def build_pack(
             entry["seconds"] = round(entry.get("seconds", 0.0) + time.time() - t1, 1)
             _save_manifest(out, manifest)
             log(f"{part}: rows {a}-{b - 1} of {n_rows} done in {time.time() - t1:.0f} s")
-        finish_part(part, files, 0.0)
+        if len(files) == len(every_chunk):
+            finish_part(part, files, 0.0)
         _save_manifest(out, manifest)
     manifest["wall_time_s"] = round(
         sum(p.get("seconds", 0.0) for p in manifest["parts"].values()), 1
@@ -750,14 +817,14 @@ def slice_check(pack: Pack, model: Any, parts: tuple[str, ...] | None = None) ->
         out.append({"part": part, "rows": rows, "columns": columns, "max_rel_diff": diff,
                     "ok": bool(ok)})  # fmt: skip
 
-    chosen = parts or tuple(p for p in pack.manifest["parts"] if pack.has(p))
+    chosen = parts or tuple(p for p in pack.manifest["parts"] if pack.rows_done(p) or pack.has(p))
     for part in chosen:
-        stored_all = pack.frame(part)
         if part == "neurons":
+            stored_all = pack.frame(part)
             stored = stored_all[stored_all["layer"] == 0].head(64)
             live = vocab_moments_rows(model, 0, stored["neuron"].tolist())
         else:
-            stored = stored_all.iloc[:SLICE].reset_index(drop=True)
+            stored = pack.frame(part, min(SLICE, pack.rows_done(part))).reset_index(drop=True)
             live = computer.rows(part, 0, len(stored), cache=True, progress=False)
         cmp = compare_rows(live.reset_index(drop=True), stored)
         add(part, len(stored), len(cmp), float(cmp["max_rel_diff"].max()), cmp["ok"].all())

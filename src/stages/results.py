@@ -81,7 +81,7 @@ class Results:
             raise ValueError(f"part must be one of {SEQUENCE_PARTS}, got {part!r}")
         self._use(part)
         if self.pack is not None:
-            return self.pack.frame(part)
+            return self.pack.frame(part, len(self.tokens))
         from stages.pack import _Computer
 
         computer = self._computer(_Computer)
@@ -159,9 +159,13 @@ class Results:
         if self.pack is None:
             return "computed now"
         m = self.pack.manifest
+        when = (
+            f"computed {m['finished'][:10]}" if self.pack.complete
+            else f"in progress, its first {len(self.tokens)} of {m['recipe']['n_seq']} sequences"
+        )  # fmt: skip
         return (
-            f"results pack {self.pack.path.name} ({m['recipe']['n_seq']} sequences, computed "
-            f"{m['finished'][:10]} at commit {m['git_commit'][:12]}), checked by a live slice"
+            f"results pack {self.pack.path.name} ({m['recipe']['n_seq']} sequences, {when}, "
+            f"at commit {m['git_commit'][:12]}), checked by a live slice"
         )
 
     def provenance(self, parameters: dict[str, Any], *, seconds: float | None = None) -> dict:
@@ -197,6 +201,17 @@ class Results:
             f"**Read from the {self.pack.describe()}.** Every file's sha256 was checked against "
             "its manifest.",
             "",
+        ]
+        if not self.pack.complete:
+            lines += [
+                f"**The pack is still being built** (in rounds: `stages pack build "
+                f"{self.pack.recipe.model} --up-to N`). This page uses the first "
+                f"{len(self.tokens)} sequences, which every part holds; they are a random sample "
+                "of the corpus like the whole, only smaller, and every verdict states its n. The "
+                "case studies and the neuron moments are complete.",
+                "",
+            ]
+        lines += [
             f"**Live slice check: {'passed' if ok else 'FAILED'}.** The first {SLICE} rows of "
             "every part this page uses (one window of each class for the case studies; the first "
             "64 neurons of layer 0 for the neuron moments) were recomputed with this code, exactly "
@@ -267,7 +282,7 @@ def open_results(
     why = ""
     if pack not in ("default", "none"):
         chosen = Pack.open(Path(pack))
-        if not chosen.complete:
+        if not chosen.usable:
             raise PackError(f"the results pack at {pack} is incomplete: finish it with "
                             f"stages pack build {chosen.recipe.model} --out {pack}")  # fmt: skip
         recipe = chosen.recipe
@@ -287,6 +302,8 @@ def open_results(
         chosen, why = _shipped_if_it_matches(lm, tokens, n_per_class, n_neurons)
     elif pack == "none":
         why = "The results pack was not asked for (pack='none')."
+    if chosen is not None and not chosen.complete:
+        tokens = tokens[: chosen.sequences_done]
     return Results(lm, tokens, recipe, chosen, why_live=why, batch_size=batch_size)
 
 
@@ -300,7 +317,7 @@ def _shipped_if_it_matches(
         return None, f"No results pack ships for {name}."
     candidate = Pack.open(folder)  # a pack that fails its checksums stops the page
     r = candidate.recipe
-    if not candidate.complete:
+    if not candidate.usable:
         return None, (
             f"The results pack of {name} is not finished (continue it with `stages pack build "
             f"{r.model}`), so everything here is computed now."

@@ -282,7 +282,7 @@ class Pack:
         return self.complete or (ready and self.sequences_done > 0)
 
     def frame(self, part: str, n_rows: int | None = None) -> pd.DataFrame:
-        """The rows of ``part`` (``"sweep"``, ..., or ``"neurons"``) in row order: all, or the first.
+        """The rows of ``part`` (``"sweep"``, ..., ``"neurons"``) in row order: all, or the first.
 
         With ``n_rows``, only the first ``n_rows`` (which the pack must hold; the part may be
         unfinished).

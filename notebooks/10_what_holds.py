@@ -28,9 +28,9 @@
 # SmolLM2-135M-Instruct from Q4_1), not the paper's GPT-2, Pythia and Phi models: a verdict here
 # is about these models.
 #
-# **Time to run.** With the defaults, on a CPU (a GPU computes everything now),, both models' results packs are read and checked by a live
-# slice of every part: about 4 minutes on a 2-core CPU. Other parameters compute everything now
-# (hours on a CPU at the default sizes).
+# **Time to run.** With the defaults, on a CPU, both models' results packs are read and checked
+# by a live slice of every part: about 4 minutes on a 2-core CPU. Other parameters (or a GPU)
+# compute everything now: hours on a CPU at the default sizes.
 
 # %%
 import time
@@ -40,6 +40,7 @@ from IPython.display import Markdown, display
 
 from stages.claims import all_claims
 from stages.claims.cross_model import Sample, cross_model_claims
+from stages.plots import verdict_figure
 from stages.provenance import provenance_markdown
 from stages.results import open_results, packs_for
 from stages.stats import table as verdict_frame
@@ -104,6 +105,14 @@ display(Markdown("\n".join(lines)))
 # the weights alone, which have no sampling error); n, the independent units (sequences,
 # test windows, or neurons). The statistic and the rule of every row are on its page, and in
 # the full table at the end of this page.
+
+# %%
+verdict_figure(claims, title="Every claim's verdict, per model")
+
+# %% [markdown]
+# **The verdicts at a glance.** One row per claim (grouped by the page that tests it), one
+# column per model, coloured by the verdict; hover a cell for the statistic, its 95% interval,
+# n and the rule.
 
 # %%
 counts = claims.pivot_table(index="verdict", columns="model", values="claim", aggfunc="count",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
+
 import stages
 from stages.plots import component_figure, long_metrics, robustness_figure, swap_vs_drop_zoom
 
@@ -65,3 +68,22 @@ def test_case_study_and_appendix_figures(tiny_models, tiny_tokens):
         swap_similarity_figure(similarity, title="Figure 12"),
     ):
         assert chart.to_dict()["title"]
+
+
+def test_the_verdict_figure_has_a_cell_per_claim_and_model():
+    from stages.plots import VERDICT_COLORS, verdict_figure
+    from stages.stats import VERDICTS
+
+    claims = pd.DataFrame(
+        {"model": ["a", "a", "b", "b"], "group": ["Robustness"] * 4, "claim": ["x", "y"] * 2,
+         "verdict": ["holds", "unclear", "does not hold", "not enough data"],
+         "statistic": ["mean"] * 4, "value": [1.0, 0.5, -1.0, np.nan],
+         "lo": [0.5, -0.1, -2.0, np.nan], "hi": [1.5, 1.1, -0.5, np.nan], "n": [256, 256, 256, 6],
+         "unit": ["sequences"] * 4, "rule": ["r"] * 4}
+    )  # fmt: skip
+    spec = verdict_figure(claims, title="verdicts").to_dict()
+    data = next(iter(spec["datasets"].values()))
+    assert len(data) == 4 and [d["interval"] for d in data][3] == ""
+    assert spec["encoding"]["color"]["scale"]["domain"] == list(VERDICTS)
+    assert list(VERDICT_COLORS) == list(VERDICTS)
+    assert spec["encoding"]["y"]["sort"] == ["Robustness: x", "Robustness: y"]

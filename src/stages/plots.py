@@ -14,6 +14,8 @@ from typing import Any
 import altair as alt
 import pandas as pd
 
+from stages.stats import VERDICTS
+
 FONT = "Helvetica Neue, Helvetica, Arial, sans-serif"
 # The theme's colours for categories (Tableau 10), in order; charts that pick their own take these.
 CATEGORY_COLORS = ("#4e79a7", "#e15759", "#59a14f", "#f28e2b", "#76b7b2",
@@ -634,4 +636,46 @@ def cross_model_figure(
         .facet(facet=alt.Facet("signal:N", title=None, sort=list(titles.values())), columns=3)
         .resolve_scale(y="independent")
         .properties(title=title)
+    )
+
+
+VERDICT_COLORS = dict(zip(VERDICTS, ("#59a14f", "#e15759", "#edc948", "#d3d3d3"), strict=True))
+"""One colour per verdict (:data:`stages.stats.VERDICTS`), in that order."""
+
+
+def verdict_figure(claims: pd.DataFrame, *, title: str) -> alt.Chart:
+    """Every claim's verdict for every model: one cell per claim and model, coloured by verdict.
+
+    Args:
+        claims: :func:`stages.claims.all_claims` of several models, with a ``model`` column. The
+            rows keep the table's order (grouped by page); the tooltip gives the statistic, its
+            95% interval, n and the rule.
+        title: the chart title.
+    """
+    data = claims.assign(
+        label=claims["group"] + ": " + claims["claim"],
+        interval=[f"{lo:.3g} to {hi:.3g}" if lo == lo else "" for lo, hi in
+                  zip(claims["lo"], claims["hi"], strict=True)],
+        n_units=[f"{n} {u}" for n, u in zip(claims["n"], claims["unit"], strict=True)],
+    )  # fmt: skip
+    order = list(dict.fromkeys(data["label"]))
+    color = alt.Color(
+        "verdict:N", title="verdict",
+        scale=alt.Scale(domain=list(VERDICT_COLORS), range=list(VERDICT_COLORS.values())),
+        legend=alt.Legend(orient="top"),
+    )  # fmt: skip
+    tooltip = ["model:N", "group:N", "claim:N", "verdict:N", "statistic:N",
+               alt.Tooltip("value:Q", format=".3g"),
+               alt.Tooltip("interval:N", title="95% interval"),
+               alt.Tooltip("n_units:N", title="n"), "rule:N"]  # fmt: skip
+    return (
+        alt.Chart(data)
+        .mark_rect(stroke="white", strokeWidth=1.5)
+        .encode(
+            x=alt.X("model:N", title=None, axis=alt.Axis(orient="top", labelAngle=0)),
+            y=alt.Y("label:N", title=None, sort=order, axis=alt.Axis(labelLimit=520)),
+            color=color,
+            tooltip=tooltip,
+        )
+        .properties(width=90 * data["model"].nunique(), height=alt.Step(16), title=title)
     )

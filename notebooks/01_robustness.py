@@ -30,7 +30,7 @@
 # sequences.
 #
 # **Time to run.** With the defaults, on a CPU (a GPU computes everything now), the numbers are read from the book's results pack (256
-# sequences of 128 tokens: the sweep took about an hour and a half on a 2-core CPU) and only
+# sequences of 128 tokens: the sweep took about three hours on a 2-core CPU) and only
 # its first two sequences are recomputed, to show that the pack still matches the code: about
 # a minute and a half. Other parameters compute everything now: on a 2-core laptop CPU about
 # 2.5 s per intervention per 1,000 tokens for gemma-3-270m (71 interventions). To go to paper

@@ -29,7 +29,8 @@
 # is about these models.
 #
 # **Time to run.** With the defaults, on a CPU, both models' results packs are read and checked
-# by a live slice of every part: about 4 minutes on a 2-core CPU. Other parameters (or a GPU)
+# by a live slice of every part: 57 s on a 2-core CPU in the default book build (whose earlier
+# pages computed most slices already; alone, a few minutes more). Other parameters (or a GPU)
 # compute everything now: hours on a CPU at the default sizes.
 
 # %%

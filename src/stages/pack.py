@@ -177,6 +177,15 @@ def _chunk_file(part: str, a: int, b: int) -> str:
     return f"{part}/rows-{a:05d}-{b:05d}.parquet"
 
 
+def _chunk_rows(name: str) -> tuple[int, int] | None:
+    """The row range ``(a, b)`` of a chunk file named by :func:`_chunk_file` (else None)."""
+    stem = Path(name).stem
+    if not stem.startswith("rows-"):
+        return None
+    a, b = stem.split("-")[1:]
+    return int(a), int(b)
+
+
 def git_commit(root: Path | None = None) -> str:
     """The checkout's commit (``+dirty`` when ``src/`` differs from it); ``unknown`` outside git."""
     root = root or Path(__file__).resolve().parents[2]
@@ -254,11 +263,8 @@ class Pack:
 
     def rows_done(self, part: str) -> int:
         """How many leading rows of ``part`` are in the pack (its finished chunks from row 0)."""
-        ranges = sorted(
-            tuple(int(x) for x in Path(name).stem.split("-")[1:])
-            for name in self.manifest.get("parts", {}).get(part, {}).get("files", [])
-            if Path(name).stem.startswith("rows-")
-        )
+        names = self.manifest.get("parts", {}).get(part, {}).get("files", [])
+        ranges = sorted(r for r in map(_chunk_rows, names) if r is not None)
         done = 0
         for a, b in ranges:
             if a != done:
@@ -298,11 +304,11 @@ class Pack:
                 )
             if self.has(part):
                 return self.frame(part).head(n_rows)
-            files = [
+            files = sorted(
                 name for name in self.manifest["parts"][part]["files"]
-                if int(Path(name).stem.split("-")[1]) < n_rows
-            ]  # fmt: skip
-            frame = to_wide(pd.concat([pd.read_parquet(self.path / f) for f in sorted(files)]))
+                if _chunk_rows(name)[0] < n_rows
+            )  # fmt: skip
+            frame = to_wide(pd.concat([pd.read_parquet(self.path / f) for f in files]))
             frame = frame.head(n_rows)
             frame.attrs["provenance"] = self.provenance(part)
             return frame

@@ -159,13 +159,14 @@ class Results:
         if self.pack is None:
             return "computed now"
         m = self.pack.manifest
-        when = (
-            f"computed {m['finished'][:10]}" if self.pack.complete
-            else f"in progress, its first {len(self.tokens)} of {m['recipe']['n_seq']} sequences"
+        n = m["recipe"]["n_seq"]
+        what = (
+            f"{n} sequences, computed {m['finished'][:10]}" if self.pack.complete
+            else f"in progress: its first {len(self.tokens)} of {n} sequences"
         )  # fmt: skip
         return (
-            f"results pack {self.pack.path.name} ({m['recipe']['n_seq']} sequences, {when}, "
-            f"at commit {m['git_commit'][:12]}), checked by a live slice"
+            f"results pack {self.pack.path.name} ({what}, at commit {m['git_commit'][:12]}), "
+            "checked by a live slice"
         )
 
     def provenance(self, parameters: dict[str, Any], *, seconds: float | None = None) -> dict:

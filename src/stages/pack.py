@@ -304,25 +304,25 @@ class Pack:
                 )
             if self.has(part):
                 return self.frame(part).head(n_rows)
-            files = sorted(
+            files = [
                 name for name in self.manifest["parts"][part]["files"]
                 if _chunk_rows(name)[0] < n_rows
-            )  # fmt: skip
-            frame = to_wide(pd.concat([pd.read_parquet(self.path / f) for f in files]))
-            frame = frame.head(n_rows)
-            frame.attrs["provenance"] = self.provenance(part)
-            return frame
+            ]  # fmt: skip
+            return self._read(part, files).head(n_rows)
         if part not in self._frames:
             if not self.has(part):
                 raise PackError(f"results pack {self.path} has no complete part {part!r}")
-            files = self.manifest["parts"][part]["files"]
-            frames = [pd.read_parquet(self.path / name) for name in files]
-            frame = pd.concat(frames, ignore_index=True)
-            if part != "neurons":
-                frame = to_wide(frame)
-            frame.attrs["provenance"] = self.provenance(part)
-            self._frames[part] = frame
+            self._frames[part] = self._read(part, self.manifest["parts"][part]["files"])
         return self._frames[part]
+
+    def _read(self, part: str, files: list[str]) -> pd.DataFrame:
+        """The rows of ``part`` in ``files``, wide and in row order, with their provenance."""
+        frame = pd.concat([pd.read_parquet(self.path / name) for name in sorted(files)],
+                          ignore_index=True)  # fmt: skip
+        if part != "neurons":
+            frame = to_wide(frame)
+        frame.attrs["provenance"] = self.provenance(part)
+        return frame
 
     def provenance(self, part: str) -> dict[str, Any]:
         """A provenance record for frames read from this pack (as the analyses attach)."""

@@ -7,7 +7,7 @@ and what this module does the same way:
   exchanged (here: a new Hugging Face model from the config, the exchanged state dict loaded,
   then wrapped and weight-processed by :func:`stages.load_model` again). For Gemma 3 the
   per-layer attention types are exchanged with the weights, so each block keeps its own type,
-  as :mod:`stages.interventions` does (the authors' models had one attention type).
+  as :mod:`stages.engine` does (the authors' models had one attention type).
 - **Drops**: hooks that zero the layer's attention and MLP outputs (only one of them for
   attention-only / MLP-only drops) on the unmodified model.
 - **Batch size 1**, a **full forward pass from the embedding** for every sequence, the
@@ -31,7 +31,7 @@ import pandas as pd
 import torch
 
 import stages
-from stages.interventions import Intervention
+from stages.engine.plans import Intervention
 
 
 def layer_prefix(model: torch.nn.Module) -> str:

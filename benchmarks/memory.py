@@ -27,7 +27,7 @@ def _status_mb(field: str) -> float:
 def child(n_tokens: int) -> None:
     """Run in a subprocess: one sweep on ``n_tokens`` tokens; print the RSS figures as JSON."""
     import stages
-    from stages.interventions import start_groups
+    from stages.engine.forward import start_groups
 
     model = stages.load_model("gemma-3-270m", device="cpu", dtype="float32")
     tokens = stages.load_corpus(model, n_tokens=n_tokens, seq_len=128, seed=0)

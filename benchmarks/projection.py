@@ -12,8 +12,8 @@ from typing import Any
 import torch
 import transformers as tf
 
+from stages.engine.plans import drop, drop_component, swap
 from stages.flops import sweep_flops
-from stages.interventions import Intervention
 
 # NVIDIA H100 SXM5 datasheet: dense BF16 tensor-core peak and HBM3 bandwidth.
 H100_BF16_FLOPS = 989.4e12
@@ -42,8 +42,9 @@ def project(n_tokens: int = 1_000_000, seq_len: int = 1024) -> dict[str, Any]:
     model, cfg = pythia_1_4b()
     n = cfg.num_hidden_layers
     ivs = (
-        [Intervention(k, (i,)) for k in ("drop", "drop_attn", "drop_mlp") for i in range(n)]
-        + [Intervention("swap", (i, i + 1)) for i in range(n - 1)]
+        [drop(i) for i in range(n)]
+        + [drop_component(i, c) for c in ("attn", "mlp") for i in range(n)]
+        + [swap(i) for i in range(n - 1)]
     )  # fmt: skip
     n_seq = -(-n_tokens // seq_len)  # at least n_tokens
     flops = sweep_flops(

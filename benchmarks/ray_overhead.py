@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 import stages
-from stages.interventions import start_groups
+from stages.engine.forward import start_groups
 
 
 def run(n_tokens: int = 512) -> dict[str, Any]:

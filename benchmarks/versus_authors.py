@@ -23,8 +23,8 @@ from authors_method import authors_sweep
 from transformers import AutoModelForCausalLM
 
 import stages
+from stages.engine.plans import Intervention, drop, drop_component, swap
 from stages.flops import bridge_sweep_flops
-from stages.interventions import Intervention
 from stages.models import embedded_model_dir
 
 METRICS = ("kl", "rel_acc", "entropy_delta", "loss")
@@ -33,10 +33,10 @@ METRICS = ("kl", "rel_acc", "entropy_delta", "loss")
 def subset(n: int) -> list[Intervention]:
     """One intervention of each kind, spread over the depth of an ``n``-layer model."""
     return [
-        Intervention("drop", (n // 6,)),
-        Intervention("drop_attn", (n // 2,)),
-        Intervention("drop_mlp", (5 * n // 6,)),
-        Intervention("swap", (n // 2 - 1, n // 2)),
+        drop(n // 6),
+        drop_component(n // 2, "attn"),
+        drop_component(5 * n // 6, "mlp"),
+        swap(n // 2 - 1),
     ]
 
 

@@ -46,7 +46,7 @@ from IPython.display import Markdown, display
 
 import stages
 from stages.book import find_root
-from stages.interventions import start_groups
+from stages.engine.forward import start_groups
 from stages.performance import load_speed_results, measure_sweep, speed_table
 from stages.plots import speed_figure
 from stages.provenance import provenance, provenance_markdown

@@ -1,10 +1,14 @@
 """The slow, independent reference: plain surgery on a deep copy of a Hugging Face model.
 
-Nothing here uses ``stages``' engine or TransformerLens: a dropped block is deleted from the
-model's layer list, a dropped attention / MLP has its output projection zeroed, a swap exchanges
-two entries of the layer list; then one full forward pass, and metrics recomputed from logits.
+Nothing here uses ``stages``' engine or TransformerLens. An intervention is given by the name
+and arguments of its factory (``("reverse", 1, 4)`` for ``stages.reverse(1, 4)``) and done by
+editing the model: the layer list is rebuilt in the new order (a dropped block deleted, a
+repeated block listed twice), a dropped attention / MLP has its output projection zeroed, and
+parallel blocks are wrappers that each run their block on the residual entering the first and
+average the outputs at the last. Then one full forward pass, and metrics from the logits.
 For Gemma 3 the model picks each layer's mask and RoPE table by position from
-``config.layer_types``, so the list is edited alongside the layers: a block keeps its own type.
+``config.layer_types``, so that list is rebuilt alongside the layers: a block keeps its own
+type (a parallel wrapper sits at its block's own position, so it gets its block's arguments).
 """
 
 from __future__ import annotations
@@ -12,9 +16,10 @@ from __future__ import annotations
 import copy
 import math
 
+import numpy as np
 import torch
 
-from stages.interventions import Intervention
+Spec = tuple  # ("none",), ("drop", i), ("drop_component", i, "attn"), ("swap", i), ...
 
 
 def _get(obj: object, path: str) -> object | None:
@@ -26,10 +31,19 @@ def _get(obj: object, path: str) -> object | None:
     return obj
 
 
+_LAYER_PATHS = ("transformer.h", "gpt_neox.layers", "model.layers")
+
+
+def _layer_list(model: torch.nn.Module) -> tuple[torch.nn.Module, str]:
+    """``(parent, attribute)`` of the model's list of decoder layers."""
+    (found,) = [path for path in _LAYER_PATHS if _get(model, path) is not None]
+    parent, _, name = found.rpartition(".")
+    return _get(model, parent), name
+
+
 def _layers(model: torch.nn.Module) -> torch.nn.ModuleList:
-    paths = ("transformer.h", "gpt_neox.layers", "model.layers")
-    (layers,) = [x for path in paths if (x := _get(model, path)) is not None]
-    return layers
+    parent, attr = _layer_list(model)
+    return getattr(parent, attr)
 
 
 def _output_projections(block: torch.nn.Module, component: str) -> list[torch.nn.Module]:
@@ -42,39 +56,87 @@ def _output_projections(block: torch.nn.Module, component: str) -> list[torch.nn
     return found
 
 
-def surgery(model: torch.nn.Module, iv: Intervention) -> torch.nn.Module:
-    """Return a deep copy of ``model`` with ``iv`` applied by editing its modules."""
+class _Parallel(torch.nn.Module):
+    """One of the blocks ``i..j-1`` run side by side: each reads the residual entering ``i``.
+
+    Every wrapper but the last passes that residual on unchanged; the last returns the mean of
+    the blocks' outputs. ``shared`` is one dict for the whole group.
+    """
+
+    def __init__(self, block: torch.nn.Module, shared: dict, last: bool) -> None:
+        super().__init__()
+        self.block, self.shared, self.last = block, shared, last
+
+    def forward(self, hidden: torch.Tensor, *args, **kwargs):
+        entering = self.shared.setdefault("input", hidden)
+        out = self.block(entering, *args, **kwargs)
+        self.shared.setdefault("outputs", []).append(out[0] if isinstance(out, tuple) else out)
+        result = entering
+        if self.last:
+            result = torch.stack(self.shared.pop("outputs")).mean(0)
+            del self.shared["input"]
+        return (result, *out[1:]) if isinstance(out, tuple) else result
+
+
+def _reorder(n: int, spec: Spec) -> list[int]:
+    """The blocks the edited model runs, in order, for the specs that reorder the list."""
+    name, *args = spec
+    blocks = list(range(n))
+    if name == "drop":
+        (i,) = args
+        return blocks[:i] + blocks[i + 1 :]
+    if name == "drop_range":
+        i, j = args
+        return blocks[:i] + blocks[j:]
+    if name == "swap":
+        (i,) = args
+        return blocks[:i] + [i + 1, i] + blocks[i + 2 :]
+    if name == "reverse":
+        i, j = args
+        return blocks[:i] + blocks[i:j][::-1] + blocks[j:]
+    if name == "shuffle":
+        i, j, seed = args
+        order = np.random.default_rng(seed).permutation(np.arange(i, j)).tolist()
+        return blocks[:i] + order + blocks[j:]
+    if name == "repeat":
+        i, j, times = args
+        return blocks[:i] + blocks[i:j] * times + blocks[j:]
+    return blocks  # none, drop_component, parallel keep the list
+
+
+def surgery(model: torch.nn.Module, spec: Spec) -> torch.nn.Module:
+    """Return a deep copy of ``model`` with the factory call ``spec`` applied to its modules."""
     m = copy.deepcopy(model)
-    layers = _layers(m)
+    parent, attr = _layer_list(m)
+    layers = list(getattr(parent, attr))
     types = getattr(m.config, "layer_types", None)
-    if iv.kind == "drop":
-        del layers[iv.layer]
-        if types is not None:
-            del types[iv.layer]
-        for attr in ("num_hidden_layers", "n_layer"):
-            if hasattr(m.config, attr):
-                setattr(m.config, attr, getattr(m.config, attr) - 1)
-    elif iv.kind in ("drop_attn", "drop_mlp"):
-        for proj in _output_projections(layers[iv.layer], iv.kind.removeprefix("drop_")):
+    name, *args = spec
+    if name == "drop_component":
+        i, component = args
+        for proj in _output_projections(layers[i], component):
             with torch.no_grad():
                 proj.weight.zero_()
                 if getattr(proj, "bias", None) is not None:
                     proj.bias.zero_()
-    elif iv.kind == "swap":
-        i, j = iv.layers
-        a, b = layers[i], layers[j]
-        layers[i], layers[j] = b, a
-        if types is not None:
-            types[i], types[j] = types[j], types[i]
+    elif name == "parallel":
+        i, j = args
+        shared: dict = {}
+        for k in range(i, j):
+            layers[k] = _Parallel(layers[k], shared, last=k == j - 1)
+    order = _reorder(len(layers), spec)
+    setattr(parent, attr, torch.nn.ModuleList([layers[k] for k in order]))
+    if types is not None:
+        m.config.layer_types = [types[k] for k in order]
+    for count in ("num_hidden_layers", "n_layer"):
+        if hasattr(m.config, count):
+            setattr(m.config, count, len(order))
     return m
 
 
-def reference_logits(
-    model: torch.nn.Module, tokens: torch.Tensor, iv: Intervention
-) -> torch.Tensor:
+def reference_logits(model: torch.nn.Module, tokens: torch.Tensor, spec: Spec) -> torch.Tensor:
     """Logits ``[batch, pos, d_vocab]`` of the surgically edited copy."""
     with torch.no_grad():
-        return surgery(model, iv)(tokens, use_cache=False).logits
+        return surgery(model, spec)(tokens, use_cache=False).logits
 
 
 def reference_metrics(

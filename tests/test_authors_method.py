@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 import stages
-from stages.interventions import Intervention
 
 _PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "authors_method.py"
 _SPEC = importlib.util.spec_from_file_location("authors_method", _PATH)
@@ -20,10 +19,10 @@ _SPEC.loader.exec_module(authors_method)
 def test_the_authors_method_agrees_with_run_sweep(arch, tiny_models, tiny_tokens, tiny_tokenizer):
     bridge, reference = tiny_models(arch)
     ivs = [
-        Intervention("drop", (1,)),
-        Intervention("drop_attn", (2,)),
-        Intervention("drop_mlp", (0,)),
-        Intervention("swap", (1, 2)),  # for gemma3: a sliding-window layer with a global one
+        stages.drop(1),
+        stages.drop_component(2, "attn"),
+        stages.drop_component(0, "mlp"),
+        stages.swap(1),  # for gemma3: a sliding-window layer with a global one
     ]
     tokens = tiny_tokens[:3]
     theirs = authors_method.authors_sweep(reference, tiny_tokenizer, tokens, ivs, dtype="float64")

@@ -17,7 +17,6 @@ import stages.sweep
 from stages import cache
 from stages.cache import Entry
 from stages.cli import main as cli_main
-from stages.interventions import Intervention
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -99,8 +98,8 @@ def test_changed_inputs_miss_the_cache(fresh_cache, tiny_models, tiny_tokens):
     [
         {"batch_size": 0},
         {"batch_size": "8"},
-        {"interventions": [Intervention("drop", (99,))]},
-        {"interventions": [Intervention("swap", (4, 5))]},
+        {"interventions": [stages.drop(99)]},
+        {"interventions": [stages.swap(4)]},
     ],
 )
 def test_bad_inputs_write_nothing(kwargs, fresh_cache, tiny_models, tiny_tokens):
@@ -185,6 +184,18 @@ def test_cli_lists_and_clears(fresh_cache, tiny_models, tiny_tokens, capsys):
 def test_an_edited_engine_misses_the_cache(fresh_cache, tiny_models, tiny_tokens, monkeypatch):
     bridge, _ = tiny_models("gpt2")
     _sweep(bridge, tiny_tokens)
-    monkeypatch.setattr(stages.runs, "source_fingerprint", lambda modules: "edited")
+    monkeypatch.setattr(stages.runs, "code_fingerprint", lambda module: "edited")
     _sweep(bridge, tiny_tokens)
     assert len(list(fresh_cache.glob("sweep/*"))) == 2
+
+
+def test_the_code_in_a_cache_key_is_found_from_the_imports():
+    import stages.lens
+    import stages.sweep
+
+    names = {m.__name__ for m in stages.runs.code_modules(stages.sweep)}
+    assert {"stages.sweep", "stages.engine.forward", "stages.engine.plans", "stages.metrics",
+            "stages.runs", "stages.cache"} <= names  # fmt: skip
+    assert "stages.plots" not in names and "stages.book" not in names
+    lens = {m.__name__ for m in stages.runs.code_modules(stages.lens)}
+    assert "stages.sweep" in lens  # the lens scores residuals with the sweep's scorer

@@ -9,7 +9,6 @@ import torch
 
 import stages
 from stages.flops import block_flops_per_token, bridge_sweep_flops, sweep_flops
-from stages.interventions import Intervention
 from stages.performance import load_speed_results, measure_sweep, speed_table
 
 
@@ -28,7 +27,7 @@ def test_sweep_flops_counts_each_interventions_tail(tiny_models, tiny_tokens):
     per_block = block_flops_per_token(bridge.blocks[0], 4, 8, tiny_tokens.shape[1] / 2)
     n_seq, seq_len = tiny_tokens.shape
     unembed = 2 * 32 * bridge.cfg.d_vocab * n_seq * (seq_len - 2)
-    ivs = [Intervention("drop", (4,)), Intervention("swap", (0, 1))]  # tails of 0 and 5 blocks
+    ivs = [stages.drop(4), stages.swap(0)]  # tails of 0 and 5 blocks
     want = (5 + 0 + 5) * per_block * n_seq * seq_len + 3 * unembed
     assert bridge_sweep_flops(bridge, tiny_tokens, ivs) == pytest.approx(want)
     assert sweep_flops(

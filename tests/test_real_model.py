@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import stages
-from stages.interventions import BASELINE, Intervention, intervened_logits
+from stages.engine.forward import intervened_logits
 from stages.models import embedded_model_dir
 from tests.reference import reference_logits, reference_metrics
 
@@ -53,25 +53,28 @@ def test_loss_on_shipped_prose_is_that_of_a_trained_model():
 
 
 @pytest.mark.parametrize(
-    "iv",
+    "spec",
     [
-        Intervention("drop", (0,)),
-        Intervention("drop", (9,)),
-        Intervention("swap", (4, 5)),  # sliding-window block 4 and global block 5 exchanged
-        Intervention("drop_attn", (11,)),
-        Intervention("drop_mlp", (17,)),
+        ("drop", 0),
+        ("drop", 9),
+        ("swap", 4),  # sliding-window block 4 and global block 5 exchanged
+        ("drop_component", 11, "attn"),
+        ("drop_component", 17, "mlp"),
+        ("reverse", 4, 8),
+        ("parallel", 5, 7),
     ],
-    ids=lambda iv: iv.label,
+    ids=lambda spec: " ".join(map(str, spec)),
 )
-def test_engine_matches_surgery_on_the_embedded_model(iv, gemma64, prose):
+def test_engine_matches_surgery_on_the_embedded_model(spec, gemma64, prose):
     bridge, hf = gemma64
+    iv = getattr(stages, spec[0])(*spec[1:])
     got = torch.log_softmax(intervened_logits(bridge, prose, iv), -1)
-    want = torch.log_softmax(reference_logits(hf, prose, iv), -1)
+    want = torch.log_softmax(reference_logits(hf, prose, spec), -1)
     assert (got - want).abs().max().item() < 1e-5 * max(1.0, want.abs().max().item())
-    base = reference_logits(hf, prose, BASELINE)
+    base = reference_logits(hf, prose, ("none",))
     table = stages.run_sweep(bridge, prose, [iv], progress=False)
-    row = table[table.kind == iv.kind].iloc[0]
-    for name, value in reference_metrics(base, reference_logits(hf, prose, iv), prose).items():
+    row = table[table.label == iv.label].iloc[0]
+    for name, value in reference_metrics(base, reference_logits(hf, prose, spec), prose).items():
         assert abs(row[name] - value) <= 1e-5 * abs(value) + 1e-9, (name, row[name], value)
 
 

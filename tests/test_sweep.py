@@ -8,11 +8,20 @@ import torch
 
 import stages
 from stages import metrics
-from stages.interventions import BASELINE, Intervention
 from tests.conftest import ARCHS
 from tests.reference import reference_logits, reference_metrics
 
 COLUMNS = ["kind", "layer", "kl", "rel_acc", "entropy_delta", "loss", "baseline_loss", "n_tokens"]
+
+
+# the reference's factory call for each row of a default sweep, from the row's kind and layer
+SPECS = {
+    "none": lambda i: ("none",),
+    "drop": lambda i: ("drop", i),
+    "drop_attn": lambda i: ("drop_component", i, "attn"),
+    "drop_mlp": lambda i: ("drop_component", i, "mlp"),
+    "swap": lambda i: ("swap", i),
+}
 
 
 def _close(got: float, want: float, rel: float = 1e-5, floor: float = 1e-9) -> bool:
@@ -24,16 +33,15 @@ def test_sweep_matches_reference_metrics(arch, tiny_models, tiny_tokens, monkeyp
     bridge, hf = tiny_models(arch)
     monkeypatch.setitem(metrics._TILE_ELEMENTS, "cpu", 1)  # 256-column tiles: two per row
     table = stages.run_sweep(bridge, tiny_tokens, batch_size=4, progress=False)
-    base_logits = reference_logits(hf, tiny_tokens, BASELINE)
+    base_logits = reference_logits(hf, tiny_tokens, ("none",))
     assert len(table) == 1 + len(stages.default_interventions(bridge))
     for row in table.itertuples():
-        layers = tuple(int(x) for x in row.layers.split("-")) if row.layers else ()
-        iv = Intervention(row.kind, layers)
-        want = reference_metrics(base_logits, reference_logits(hf, tiny_tokens, iv), tiny_tokens)
+        spec = SPECS[row.kind](row.layer)
+        want = reference_metrics(base_logits, reference_logits(hf, tiny_tokens, spec), tiny_tokens)
         for name, value in want.items():
             assert _close(getattr(row, name), value), (
                 arch,
-                iv.label,
+                row.label,
                 name,
                 getattr(row, name),
                 value,
@@ -69,9 +77,11 @@ def test_batch_size_does_not_change_the_table(tiny_models, tiny_tokens):
 
 
 def test_same_parameters_same_table(tiny_models, tiny_tokens):
+    """Determinism: two computations (no cache: a cached second call would return the first)."""
     bridge, _ = tiny_models("phi")
-    a = stages.run_sweep(bridge, tiny_tokens, stages.drops(bridge), progress=False)
-    b = stages.run_sweep(bridge, tiny_tokens, stages.drops(bridge), progress=False)
+    a = stages.run_sweep(bridge, tiny_tokens, stages.drops(bridge), progress=False, cache=False)
+    b = stages.run_sweep(bridge, tiny_tokens, stages.drops(bridge), progress=False, cache=False)
+    assert not a.attrs["provenance"]["from_cache"] and not b.attrs["provenance"]["from_cache"]
     assert a.equals(b)
 
 
@@ -120,8 +130,8 @@ def test_model_unchanged_after_sweep_and_after_an_exception(arch, tiny_models, t
     [
         ({"batch_size": 0}, "batch_size"),
         ({"batch_size": 2.5}, "batch_size"),
-        ({"interventions": [Intervention("drop", (9,))]}, "out of range"),
-        ({"interventions": ["drop 1"]}, "Intervention"),
+        ({"interventions": [stages.drop(9)]}, "out of range"),
+        ({"interventions": ["drop 1"]}, "plans such as stages.drop"),
     ],
 )
 def test_bad_arguments(kwargs, message, tiny_models, tiny_tokens):

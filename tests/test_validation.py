@@ -7,7 +7,6 @@ import pytest
 import stages
 import stages.sweep
 from stages.cli import main as cli_main
-from stages.interventions import Intervention
 from stages.models import ModelLoadError
 
 
@@ -85,13 +84,13 @@ def _cases(bridge, tokens):
         ),
         (
             "layer out of range",
-            lambda: stages.run_sweep(bridge, tokens, [Intervention("drop", (7,))]),
+            lambda: stages.run_sweep(bridge, tokens, [stages.drop(7)]),
             ValueError,
             "out of range",
         ),
         (
             "swap past the end",
-            lambda: stages.run_sweep(bridge, tokens, [Intervention("swap", (4, 5))]),
+            lambda: stages.run_sweep(bridge, tokens, [stages.swap(4)]),
             ValueError,
             "out of range",
         ),

@@ -8,6 +8,10 @@ The public API (notebooks, tests and the CLI use exactly this)::
     ivs = stages.drops(model) + stages.swaps(model)
     table = stages.run_sweep(model, tokens, ivs, batch_size=8)
 
+Interventions are plans (:mod:`stages.engine.plans`): ``drop(i)``, ``drop_range(i, j)``,
+``drop_component(i, "attn" | "mlp")``, ``swap(i)``, ``reverse(i, j)``, ``shuffle(i, j, seed)``,
+``repeat(i, j, times)`` and ``parallel(i, j)``; ``run_sweep`` takes any list of them.
+
 and one function per stage measurement, each ``f(model, tokens, ...) -> DataFrame``:
 ``attention_locality``, ``component_norms``, ``logit_lens``; ``neuron_classes(model)``
 (weights only); ``stage_boundaries(per_layer_table, columns)`` fits the stage boundaries.
@@ -16,7 +20,21 @@ and one function per stage measurement, each ``f(model, tokens, ...) -> DataFram
 from stages.attention import attention_locality
 from stages.boundaries import stage_boundaries
 from stages.corpus import load_corpus
-from stages.interventions import Intervention, drops, intervened_logits, swaps
+from stages.engine.forward import intervened_logits
+from stages.engine.plans import (
+    FAMILIES,
+    Intervention,
+    drop,
+    drop_component,
+    drop_range,
+    drops,
+    parallel,
+    repeat,
+    reverse,
+    shuffle,
+    swap,
+    swaps,
+)
 from stages.lens import logit_lens
 from stages.models import EMBEDDED_DEFAULT, ModelLoadError, load_model, model_info
 from stages.neurons import class_counts, neuron_classes, top_neurons
@@ -28,6 +46,7 @@ from stages.sweep import default_interventions, run_sweep
 
 __all__ = [
     "EMBEDDED_DEFAULT",
+    "FAMILIES",
     "Intervention",
     "ModelLoadError",
     "attention_locality",
@@ -35,6 +54,9 @@ __all__ = [
     "component_norms",
     "default_interventions",
     "ing_probes",
+    "drop",
+    "drop_component",
+    "drop_range",
     "drops",
     "intervened_logits",
     "load_corpus",
@@ -42,9 +64,14 @@ __all__ = [
     "logit_lens",
     "model_info",
     "neuron_classes",
+    "parallel",
+    "repeat",
+    "reverse",
     "run_sweep",
+    "shuffle",
     "stage_boundaries",
     "subjoiner_heads",
+    "swap",
     "swap_similarity",
     "swaps",
     "top_neurons",

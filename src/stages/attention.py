@@ -22,15 +22,13 @@ interval over sequences.
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
-from stages import interventions
-from stages.interventions import run_to_last_block
+from stages.engine.forward import run_to_last_block
 from stages.runs import layers_of, mean_with_interval, per_sequence, with_provenance
 
 QUANTITIES: tuple[str, ...] = (
@@ -166,7 +164,6 @@ def attention_sums(
         tokens,
         compute=compute,
         params={"offsets": offsets},
-        sources=[sys.modules[__name__], interventions],
         batch_size=batch_size,
         progress=progress,
         cache=cache,

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from stages.interventions import Intervention, block_order
+from stages.engine.plans import Intervention
 
 
 def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
@@ -61,7 +61,7 @@ def sweep_flops(
     """Forward FLOPs a sweep of ``interventions`` needs on ``n_seq x seq_len`` tokens."""
     per_block = block_flops_per_token(block, n_heads, d_head, seq_len / 2) * n_seq * seq_len
     unembed = 2 * d_model * d_vocab * n_seq * (seq_len - 2)
-    blocks = n_layers + sum(len(block_order(iv, n_layers)[1]) for iv in interventions)
+    blocks = n_layers + sum(iv.blocks_run(n_layers) for iv in interventions)
     return blocks * per_block + (len(interventions) + 1) * unembed
 
 

@@ -2,7 +2,7 @@
 
 After block ``l`` the residual stream is read as the model reads its last one: the final norm,
 applied explicitly with this residual's own statistics, then the unembedding (and Gemma 2's
-logit soft-capping where a model has it): :func:`stages.interventions.head`. Its next-token
+logit soft-capping where a model has it): :func:`stages.engine.forward.head`. Its next-token
 distribution Q_l is compared with the model's own output distribution P (layer ``L - 1``) at the
 positions the sweep scores, ``1..seq_len-2``:
 
@@ -21,17 +21,13 @@ bootstrap intervals over sequences.
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
-from stages import interventions as _interventions_module
-from stages import metrics as _metrics_module
-from stages import sweep as _sweep_module
-from stages.interventions import capture_baseline
+from stages.engine.forward import capture_baseline
 from stages.metrics import METRICS
 from stages.runs import layers_of, mean_with_interval, per_sequence, with_provenance
 from stages.sweep import score_residuals
@@ -111,7 +107,6 @@ def lens_sums(
         tokens,
         compute=compute,
         params={},
-        sources=[_interventions_module, _metrics_module, _sweep_module, sys.modules[__name__]],
         batch_size=batch_size,
         progress=progress,
         cache=cache,

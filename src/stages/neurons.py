@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from stages.cache import Entry
 from stages.provenance import versions
-from stages.runs import model_key, model_provenance, source_fingerprint
+from stages.runs import code_fingerprint, model_key, model_provenance
 
 KURTOSIS_THRESHOLD = 10.0
 
@@ -123,7 +123,7 @@ def neuron_classes(
             "analysis": "neurons",
             "model": model_key(model),
             "versions": {k: v for k, v in versions().items() if k != "python"},
-            "engine": source_fingerprint([sys.modules[__name__]]),
+            "engine": code_fingerprint(sys.modules[__name__]),
         }
         entry = Entry.for_run("neurons", key)
     hit = entry.read("moments") if entry is not None else None

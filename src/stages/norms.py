@@ -12,15 +12,13 @@ over sequences (for the ratio, of the ratio of the two sums).
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
-from stages import interventions
-from stages.interventions import run_to_last_block
+from stages.engine.forward import run_to_last_block
 from stages.runs import layers_of, mean_with_interval, per_sequence, with_provenance
 
 COMPONENTS: dict[str, str] = {"attn": "hook_attn_out", "mlp": "hook_mlp_out"}
@@ -96,7 +94,6 @@ def norms_sums(
         tokens,
         compute=compute,
         params={},
-        sources=[sys.modules[__name__], interventions],
         batch_size=batch_size,
         progress=progress,
         cache=cache,

@@ -15,8 +15,8 @@ from typing import Any
 
 import pandas as pd
 
+from stages.engine.plans import Intervention
 from stages.flops import bridge_sweep_flops, matmul_peak
-from stages.interventions import Intervention
 
 METHODS = {
     "authors": "authors' method (batch 1, model rebuilt per swap)",

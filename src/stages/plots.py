@@ -14,6 +14,7 @@ from typing import Any
 import altair as alt
 import pandas as pd
 
+from stages.engine.plans import FAMILIES
 from stages.stats import VERDICTS
 
 FONT = "Helvetica Neue, Helvetica, Arial, sans-serif"
@@ -71,12 +72,6 @@ METRIC_TITLES = {
     "entropy_delta": "entropy change, bits",
     "loss": "loss, nats",
 }
-KIND_TITLES = {
-    "drop": "drop layer",
-    "swap": "swap layers i, i+1",
-    "drop_attn": "drop attention only",
-    "drop_mlp": "drop MLP only",
-}
 
 
 def long_metrics(
@@ -97,7 +92,7 @@ def long_metrics(
         part["hi"] = rows[f"{name}_hi"]
         parts.append(part)
     out = pd.concat(parts, ignore_index=True)
-    out["intervention"] = out["kind"].map(KIND_TITLES)
+    out["intervention"] = out["kind"].map(lambda kind: FAMILIES[kind].title)
     return out
 
 
@@ -143,10 +138,15 @@ def _depth_lines(
     return alt.layer(band, line).properties(width=width, height=height)
 
 
-def _three_metric_figure(table: pd.DataFrame, colors: dict[str, str], title: str) -> alt.FacetChart:
+def _family_colors(*kinds: str) -> dict[str, str]:
+    """``{title: colour}`` of intervention families (:data:`stages.FAMILIES`), in order."""
+    return {FAMILIES[kind].title: FAMILIES[kind].color for kind in kinds}
+
+
+def _three_metric_figure(table: pd.DataFrame, kinds: tuple[str, ...], title: str) -> alt.FacetChart:
     """KL, relative accuracy and entropy change against depth; one colour per intervention kind."""
-    kinds = {kind for kind, label in KIND_TITLES.items() if label in colors}
     data = long_metrics(table[table["kind"].isin(kinds)])
+    colors = _family_colors(*kinds)
     return (
         _depth_lines(data, colors, 170, 170)
         .facet(column=alt.Column("metric:N", title=None, sort=list(METRIC_TITLES.values())))
@@ -161,14 +161,12 @@ def robustness_figure(table: pd.DataFrame, *, title: str) -> alt.FacetChart:
     Swap and drop side by side (one colour each), one panel per metric, with shaded 95%
     bootstrap intervals over sequences.
     """
-    colors = {KIND_TITLES["swap"]: "#6a3d9a", KIND_TITLES["drop"]: "#1f78b4"}
-    return _three_metric_figure(table, colors, title)
+    return _three_metric_figure(table, ("swap", "drop"), title)
 
 
 def component_figure(table: pd.DataFrame, *, title: str) -> alt.FacetChart:
     """The paper's Figures 13-15: attention-only and MLP-only drops, same three metrics."""
-    colors = {KIND_TITLES["drop_attn"]: "#e6550d", KIND_TITLES["drop_mlp"]: "#31a354"}
-    return _three_metric_figure(table, colors, title)
+    return _three_metric_figure(table, ("drop_attn", "drop_mlp"), title)
 
 
 def swap_vs_drop_zoom(
@@ -177,8 +175,9 @@ def swap_vs_drop_zoom(
     """Figure 3's zoom: KL of swaps and drops over the middle layers only."""
     rows = table[table["kind"].isin(["drop", "swap"]) & table["rel_depth"].between(*middle)]
     data = long_metrics(rows, ("kl",))
-    colors = {KIND_TITLES["swap"]: "#6a3d9a", KIND_TITLES["drop"]: "#1f78b4"}
-    return _depth_lines(data, colors, 400, 220, depth=middle).properties(title=title)
+    return _depth_lines(data, _family_colors("swap", "drop"), 400, 220, depth=middle).properties(
+        title=title
+    )
 
 
 def long_layers(table: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:

@@ -23,7 +23,6 @@ On a :func:`stages.words.ing_dataset` (does the next token end in "ing"?):
 from __future__ import annotations
 
 import hashlib
-import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,9 +35,8 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from stages import interventions
-from stages.interventions import head as unembed
-from stages.interventions import run_to_last_block
+from stages.engine.forward import head as unembed
+from stages.engine.forward import run_to_last_block
 from stages.neurons import output_directions, vocab_cosines
 from stages.runs import per_sequence
 
@@ -193,7 +191,6 @@ def neuron_activations(
         tokens,
         compute=compute,
         params={"neurons": pairs, "token_mask": int(mask.sum()), "mask_hash": _mask_hash(mask)},
-        sources=[sys.modules[__name__], interventions],
         batch_size=batch_size,
         progress=progress,
         cache=cache,

@@ -11,8 +11,8 @@ sums read from a results pack (:mod:`stages.pack`).
 
 The cache key holds everything that determines the sums: the model (name, weights hash, dtype,
 device type), the exact token ids, the analysis parameters, the batch size, the package versions
-and a hash of the source files that compute the analysis, so edited code never reuses old
-results.
+and a hash of the source files of the analysis and every ``stages`` module it uses
+(:func:`code_fingerprint`, derived from the imports), so edited code never reuses old results.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import datetime as dt
 import hashlib
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -129,11 +129,32 @@ def tokens_sha256(tokens: torch.Tensor) -> str:
     return hashlib.sha256(tokens.cpu().numpy().astype(np.int64).tobytes()).hexdigest()
 
 
-def source_fingerprint(modules: Iterable[ModuleType]) -> str:
-    """Hash of the source files of ``modules``: part of every cache key."""
+def code_modules(module: ModuleType) -> list[ModuleType]:
+    """``module`` and every ``stages`` module it reaches through its globals, by name.
+
+    What a module's results can depend on: the modules it imports and those it takes
+    functions or classes from, followed transitively (the ``stages`` package itself left out).
+    """
+    seen: dict[str, ModuleType] = {}
+    todo = [module]
+    while todo:
+        current = todo.pop()
+        if current.__name__ in seen:
+            continue
+        seen[current.__name__] = current
+        for value in vars(current).values():
+            is_module = isinstance(value, ModuleType)
+            name = value.__name__ if is_module else getattr(value, "__module__", None)
+            if isinstance(name, str) and name.startswith("stages.") and name not in seen:
+                todo.append(sys.modules[name])
+    return [seen[name] for name in sorted(seen)]
+
+
+def code_fingerprint(module: ModuleType) -> str:
+    """Hash of the source files of :func:`code_modules` of ``module``: part of every cache key."""
     digest = hashlib.sha256()
-    for module in modules:
-        digest.update(Path(module.__file__).read_bytes())
+    for found in code_modules(module):
+        digest.update(Path(found.__file__).read_bytes())
     return digest.hexdigest()[:16]
 
 
@@ -165,7 +186,6 @@ def per_sequence(
     *,
     compute: Callable[[torch.Tensor], BatchSums],
     params: dict[str, Any],
-    sources: Iterable[ModuleType],
     batch_size: int | None,
     progress: bool,
     cache: bool,
@@ -183,7 +203,6 @@ def per_sequence(
         compute: one batch ``[b, seq_len]`` (on the model's device) to ``{column: [b]}``
             float64 per-sequence sums; called under ``torch.no_grad``.
         params: the parameters that change the per-sequence sums; JSON-serialisable.
-        sources: modules whose source computes the result (hashed into the cache key).
         batch_size: sequences per forward pass (None: :func:`default_batch_size`).
         progress: show a tqdm bar.
         cache: read and write the result cache.
@@ -215,7 +234,7 @@ def per_sequence(
             "params": params,
             "batch_size": batch_size,
             "versions": {k: v for k, v in versions().items() if k != "python"},
-            "engine": source_fingerprint([*sources, sys.modules[__name__]]),
+            "engine": code_fingerprint(sys.modules[compute.__module__]),
         }
         entry = Entry.for_run(analysis, key)
         if (hit := entry.read("sums")) is not None:

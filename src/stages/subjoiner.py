@@ -11,15 +11,13 @@ bootstrap interval that resamples the examples of each class independently.
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
-from stages import interventions
-from stages.interventions import run_to_last_block
+from stages.engine.forward import run_to_last_block
 from stages.runs import per_sequence
 
 
@@ -71,7 +69,6 @@ def final_token_attention(
         tokens,
         compute=compute,
         params={"n_keys": n_keys},
-        sources=[sys.modules[__name__], interventions],
         batch_size=batch_size,
         progress=progress,
         cache=cache,

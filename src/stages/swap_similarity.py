@@ -1,7 +1,7 @@
 """Component-output similarity under adjacent swaps (the paper's appendix A, Figures 11 and 12).
 
 For a swap of layers ``(i, i + 1)`` (both blocks run in exchanged order, each with its own
-weights and its own arguments, see :mod:`stages.interventions`) and a component ``c`` in
+weights and its own arguments, see :mod:`stages.engine`) and a component ``c`` in
 ``{"attn", "mlp"}``, this module compares what the component writes to the residual stream in
 the swapped model with what it writes in the baseline (unswapped) model.
 
@@ -40,7 +40,6 @@ out) of all sequences, with a 95% bootstrap interval over sequences.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -48,8 +47,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from stages import interventions
-from stages.interventions import BaselineRun, capture_baseline, run_block
+from stages.engine.forward import BaselineRun, capture_baseline, run_block
 from stages.runs import layers_of, mean_with_interval, per_sequence, with_provenance
 
 COMPONENTS: dict[str, str] = {"attn": "hook_attn_out", "mlp": "hook_mlp_out"}
@@ -94,7 +92,7 @@ def baseline_outputs(model: Any, tokens: torch.Tensor) -> tuple[BaselineRun, Out
         tokens: ``[batch, seq_len]`` token ids on the model's device.
 
     Returns:
-        ``(base, outputs)``: :func:`stages.interventions.capture_baseline`'s record, and
+        ``(base, outputs)``: :func:`stages.engine.forward.capture_baseline`'s record, and
         ``outputs[(w, c)]``, the ``[batch, seq_len - 1, d_model]`` output of component ``c`` of
         layer ``w`` at positions ``1..seq_len-1``.
     """
@@ -244,7 +242,6 @@ def swap_similarity_sums(
         tokens,
         compute=compute,
         params={},
-        sources=[sys.modules[__name__], interventions],
         batch_size=batch_size,
         progress=progress,
         cache=cache,

@@ -1,11 +1,11 @@
 """``run_sweep``: the paper's layer-intervention experiment as one tidy table.
 
-For every batch of sequences the baseline runs once (:func:`stages.interventions.capture_baseline`);
-the interventions that start at the same layer then run together
-(:func:`stages.interventions.run_group`): each computes only its own blocks, and the blocks they
-share are run once on the group's residuals stacked along the batch. Every final residual is
-compared with the baseline by :mod:`stages.metrics`, one vocabulary tile at a time, and reduced
-to per-sequence sums in float64 on the model's device, which reach the host at the end of the
+For every batch of sequences the baseline runs once
+(:func:`stages.engine.forward.capture_baseline`); the plans that start at the same layer then run
+together (:func:`stages.engine.forward.run_group`): each computes only its own blocks, and the
+blocks they share are run once on the group's residuals stacked along the batch. Every final
+residual is compared with the baseline by :mod:`stages.metrics`, one vocabulary tile at a time,
+and reduced to per-sequence sums in float64 on the model's device, which reach the host at the end of the
 batch (no synchronisation inside the intervention loop).
 
 Metrics average over every predicted position except position 0 (the prediction made at the BOS
@@ -20,7 +20,6 @@ either way, so both give the same table.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable, Sequence
 from contextlib import nullcontext
 from typing import Any
@@ -29,19 +28,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from stages import interventions as _interventions_module
-from stages import metrics as _metrics_module
-from stages.interventions import (
-    BASELINE,
-    Intervention,
+from stages.engine.forward import (
     capture_baseline,
-    drops,
     n_layers,
     run_group,
     start_groups,
-    swaps,
     validate_interventions,
 )
+from stages.engine.plans import BASELINE, Intervention, describe_label, drops, swaps
 from stages.metrics import (
     LN2,
     METRICS,
@@ -183,7 +177,6 @@ def sweep_sums(
         compute=compute,
         params={"interventions": [iv.label for iv in [BASELINE, *ivs]]}
         | ({"autocast": str(half).removeprefix("torch.")} if half else {}),
-        sources=[_interventions_module, _metrics_module, sys.modules[__name__]],
         batch_size=batch_size,
         progress=progress,
         cache=cache,
@@ -220,10 +213,11 @@ def sweep_table(
         ``rel_depth`` (``layer / (n_layers - 1)``), ``kl`` (nats), ``rel_acc`` (0..1),
         ``entropy_delta`` (bits), ``loss`` (nats), each with ``_lo`` / ``_hi`` 95% bootstrap
         bounds, ``baseline_loss`` (nats), ``baseline_entropy`` (bits), ``n_tokens`` (scored
-        positions) and ``n_seq``.
+        positions), ``n_seq`` and ``label`` (the plan's :attr:`Intervention.label`, which tells
+        apart plans of one kind over one span, such as shuffles with different seeds).
     """
-    rows = [Intervention.from_label(label) for label in sweep_labels(sums)]
-    stacked = np.stack([np.stack([sums[f"{iv.label}:{name}"] for name in METRICS]) for iv in rows])
+    rows = sweep_labels(sums)
+    stacked = np.stack([np.stack([sums[f"{label}:{name}"] for name in METRICS]) for label in rows])
     counts = (sums["seq_len"] - 2).to_numpy(dtype=np.float64)
     table = _table(
         n_layers, rows, stacked, counts, sums["entropy"].to_numpy(), n_boot=n_boot, seed=seed
@@ -354,7 +348,7 @@ def score_residuals(
 
 def _table(
     n: int,
-    ivs: list[Intervention],
+    labels: list[str],
     sums: np.ndarray,
     counts: np.ndarray,
     base_entropy: np.ndarray,
@@ -366,12 +360,13 @@ def _table(
     total = counts.sum()
     baseline_loss = sums[0, METRICS.index("loss")].sum() / total
     records = []
-    for i, iv in enumerate(ivs):
+    for i, label in enumerate(labels):
+        kind, layer, layers = describe_label(label)
         rec: dict[str, Any] = {
-            "kind": iv.kind,
-            "layer": iv.layer,
-            "layers": "-".join(map(str, iv.layers)),
-            "rel_depth": iv.layer / max(1, n - 1) if iv.layers else np.nan,
+            "kind": kind,
+            "layer": layer,
+            "layers": layers,
+            "rel_depth": layer / max(1, n - 1) if layers else np.nan,
         }
         for m, name in enumerate(METRICS):
             rec[name] = sums[i, m].sum() / total
@@ -383,6 +378,7 @@ def _table(
             baseline_entropy=base_entropy.sum() / total,
             n_tokens=int(total),
             n_seq=len(counts),
+            label=label,
         )
         records.append(rec)
     return pd.DataFrame.from_records(records)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 def main(n_tokens: int = 512, seq_len: int = 128) -> None:
     """Time a full, a resumed-from-half and a cached sweep on ``n_tokens`` tokens."""
-    os.environ["STAGES_MODELS_DIR"] = str(__import__("stages").models.models_dir())
+    os.environ["STAGES_MODELS_DIR"] = str(__import__("stages.store").store.models_dir())
     os.environ["STAGES_CACHE_DIR"] = tempfile.mkdtemp(prefix="stages-resume-bench-")
     import pandas as pd
 

@@ -43,8 +43,7 @@ USER_RESULTS: list[Path] = []
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_result_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Results and corpus caches go to a temporary folder; the converted model is shared."""
-    from stages.cache import results_dir
-    from stages.models import models_dir
+    from stages.store import models_dir, results_dir
 
     USER_RESULTS.append(results_dir())
     os.environ["STAGES_MODELS_DIR"] = str(models_dir())
@@ -62,7 +61,7 @@ def shared_results() -> None:
     ``stages.neurons``, so a stale one is never read, and ``tests/test_neurons.py`` tests the
     computation itself.
     """
-    from stages.cache import results_dir
+    from stages.store import results_dir
 
     if not USER_RESULTS:
         return

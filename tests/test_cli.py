@@ -152,3 +152,25 @@ def test_console_script_returns_the_exit_code(root):
     assert ok.returncode == 0 and "demo" in ok.stdout
     bad = subprocess.run([script, "run", "nope", "--root", root], capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown section 'nope'" in bad.stderr
+
+
+def test_listing_the_cache_does_not_load_torch(tmp_path):
+    code = (
+        "import sys; from stages.cli import main; rc = main(['cache', 'ls']); "
+        "print(rc, 'torch' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True,
+        env={"STAGES_CACHE_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"},
+    ).stdout  # fmt: skip
+    assert out.strip().endswith("0 False"), out
+
+
+def test_every_public_name_resolves():
+    import stages
+
+    assert stages.__all__ == sorted(stages._API)
+    for name in stages.__all__:
+        assert getattr(stages, name) is not None, name
+    with pytest.raises(AttributeError, match="no attribute"):
+        stages.not_a_name  # noqa: B018

@@ -57,7 +57,7 @@ def _isolated_cache(tmp_path, monkeypatch):
     """Give every test its own disk caches (ours and ``datasets``') and an empty memory cache."""
     import datasets
 
-    from stages.models import models_dir
+    from stages.store import models_dir
 
     monkeypatch.setenv("STAGES_MODELS_DIR", str(models_dir()))  # keep the converted model
     monkeypatch.setenv("STAGES_CACHE_DIR", str(tmp_path / "cache"))

@@ -8,41 +8,45 @@ The public API (notebooks, tests and the CLI use exactly this)::
     ivs = stages.drops(model) + stages.swaps(model)
     table = stages.run_sweep(model, tokens, ivs, batch_size=8)
 
+and one function per stage measurement, each ``f(model, tokens, ...) -> DataFrame``:
+``attention_locality``, ``component_norms``, ``logit_lens``; ``neuron_classes(model)``
+(weights only); ``stage_boundaries(per_layer_table, columns)`` fits the stage boundaries.
+
 Interventions are plans (:mod:`stages.engine.plans`): ``drop(i)``, ``drop_range(i, j)``,
 ``drop_component(i, "attn" | "mlp")``, ``swap(i)``, ``reverse(i, j)``, ``shuffle(i, j, seed)``,
 ``repeat(i, j, times)`` and ``parallel(i, j)``; ``run_sweep`` takes any list of them.
 
-and one function per stage measurement, each ``f(model, tokens, ...) -> DataFrame``:
-``attention_locality``, ``component_norms``, ``logit_lens``; ``neuron_classes(model)``
-(weights only); ``stage_boundaries(per_layer_table, columns)`` fits the stage boundaries.
+Names are imported when first used (PEP 562), so ``import stages.store`` or ``stages cache ls``
+does not load torch.
 """
 
-from stages.attention import attention_locality
-from stages.boundaries import stage_boundaries
-from stages.corpus import load_corpus
-from stages.engine.forward import intervened_logits
-from stages.engine.plans import (
-    FAMILIES,
-    Intervention,
-    drop,
-    drop_component,
-    drop_range,
-    drops,
-    parallel,
-    repeat,
-    reverse,
-    shuffle,
-    swap,
-    swaps,
-)
-from stages.lens import logit_lens
-from stages.models import EMBEDDED_DEFAULT, ModelLoadError, load_model, model_info
-from stages.neurons import class_counts, neuron_classes, top_neurons
-from stages.norms import component_norms
-from stages.probes import ing_probes
-from stages.subjoiner import subjoiner_heads
-from stages.swap_similarity import swap_similarity
-from stages.sweep import default_interventions, run_sweep
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# public name -> the module that defines it
+_API = {
+    "attention_locality": "stages.attention",
+    "stage_boundaries": "stages.boundaries",
+    "load_corpus": "stages.corpus",
+    "intervened_logits": "stages.engine.forward",
+    **dict.fromkeys(
+        ["FAMILIES", "Intervention", "drop", "drop_component", "drop_range", "drops", "parallel",
+         "repeat", "reverse", "shuffle", "swap", "swaps"],
+        "stages.engine.plans",
+    ),
+    "logit_lens": "stages.lens",
+    **dict.fromkeys(
+        ["EMBEDDED_DEFAULT", "ModelLoadError", "load_model", "model_info"], "stages.models"
+    ),
+    **dict.fromkeys(["class_counts", "neuron_classes", "top_neurons"], "stages.neurons"),
+    "component_norms": "stages.norms",
+    "ing_probes": "stages.probes",
+    "subjoiner_heads": "stages.subjoiner",
+    "swap_similarity": "stages.swap_similarity",
+    **dict.fromkeys(["default_interventions", "run_sweep"], "stages.sweep"),
+}  # fmt: skip
 
 __all__ = [
     "EMBEDDED_DEFAULT",
@@ -53,11 +57,11 @@ __all__ = [
     "class_counts",
     "component_norms",
     "default_interventions",
-    "ing_probes",
     "drop",
     "drop_component",
     "drop_range",
     "drops",
+    "ing_probes",
     "intervened_logits",
     "load_corpus",
     "load_model",
@@ -77,3 +81,44 @@ __all__ = [
     "top_neurons",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        value = getattr(importlib.import_module(_API[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'stages' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_API})
+
+
+if TYPE_CHECKING:  # what the names are, for readers and type checkers
+    from stages.attention import attention_locality
+    from stages.boundaries import stage_boundaries
+    from stages.corpus import load_corpus
+    from stages.engine.forward import intervened_logits
+    from stages.engine.plans import (
+        FAMILIES,
+        Intervention,
+        drop,
+        drop_component,
+        drop_range,
+        drops,
+        parallel,
+        repeat,
+        reverse,
+        shuffle,
+        swap,
+        swaps,
+    )
+    from stages.lens import logit_lens
+    from stages.models import EMBEDDED_DEFAULT, ModelLoadError, load_model, model_info
+    from stages.neurons import class_counts, neuron_classes, top_neurons
+    from stages.norms import component_norms
+    from stages.probes import ing_probes
+    from stages.subjoiner import subjoiner_heads
+    from stages.swap_similarity import swap_similarity
+    from stages.sweep import default_interventions, run_sweep

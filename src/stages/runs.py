@@ -18,7 +18,6 @@ and a hash of the source files of the analysis and every ``stages`` module it us
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import os
 import sys
 from collections.abc import Callable, Iterator, Mapping
@@ -35,6 +34,7 @@ from stages.cache import Entry
 from stages.metrics import bootstrap_interval
 from stages.models import model_info
 from stages.provenance import versions
+from stages.store import sha256_bytes
 
 BatchSums = Mapping[str, np.ndarray]
 # Computes the pending batches ``[(k, tokens)]`` somewhere; yields ``(k, sums)`` as they finish.
@@ -126,7 +126,7 @@ def default_batch_size(
 
 def tokens_sha256(tokens: torch.Tensor) -> str:
     """sha256 of the token ids as int64 bytes (row-major)."""
-    return hashlib.sha256(tokens.cpu().numpy().astype(np.int64).tobytes()).hexdigest()
+    return sha256_bytes(tokens.cpu().numpy().astype(np.int64).tobytes())
 
 
 def code_modules(module: ModuleType) -> list[ModuleType]:
@@ -152,10 +152,7 @@ def code_modules(module: ModuleType) -> list[ModuleType]:
 
 def code_fingerprint(module: ModuleType) -> str:
     """Hash of the source files of :func:`code_modules` of ``module``: part of every cache key."""
-    digest = hashlib.sha256()
-    for found in code_modules(module):
-        digest.update(Path(found.__file__).read_bytes())
-    return digest.hexdigest()[:16]
+    return sha256_bytes(b"".join(Path(m.__file__).read_bytes() for m in code_modules(module)))[:16]
 
 
 def model_key(model: Any) -> dict[str, Any]:

@@ -5,8 +5,8 @@ For every batch of sequences the baseline runs once
 together (:func:`stages.engine.forward.run_group`): each computes only its own blocks, and the
 blocks they share are run once on the group's residuals stacked along the batch. Every final
 residual is compared with the baseline by :mod:`stages.metrics`, one vocabulary tile at a time,
-and reduced to per-sequence sums in float64 on the model's device, which reach the host at the end of the
-batch (no synchronisation inside the intervention loop).
+and reduced to per-sequence sums in float64 on the model's device, which reach the host at the
+end of the batch (no synchronisation inside the intervention loop).
 
 Metrics average over every predicted position except position 0 (the prediction made at the BOS
 token), as the authors did: a row of ``seq_len`` tokens contributes ``seq_len - 2`` predictions

@@ -1,0 +1,120 @@
+"""Where ``stages`` keeps its files, how it writes them, and how it names things by content.
+
+Paths:
+
+- the user cache, ``$STAGES_CACHE_DIR`` (default ``~/.cache/stages``): ``results/`` (the result
+  cache, :mod:`stages.cache`), ``corpus/`` (token streams), ``tokenizers/``, and ``models/``
+  (converted models; ``$STAGES_MODELS_DIR`` moves them elsewhere);
+- the checkout's ``data/`` folder (the shipped corpus and the results packs;
+  ``$STAGES_DATA_DIR`` moves it).
+
+Every file is written atomically: to a temporary file in the same folder, flushed and fsynced,
+then renamed into place (``os.replace``), so a reader never sees half a file and a process
+killed mid-write leaves nothing that is ever read. Folders are staged the same way and renamed
+into place whole.
+
+Hashes: :func:`sha256_bytes` and :func:`sha256_file` (hex sha256), :func:`fingerprint` (a short
+stable hash of JSON-serialisable parts, for cache keys). This module imports nothing heavy, so
+``stages cache ls`` starts without torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+
+def repo_root() -> Path:
+    """The checkout this package is installed from (editable install): ``src/stages/../..``."""
+    return Path(__file__).resolve().parents[2]
+
+
+def cache_dir() -> Path:
+    """The user cache directory, ``$STAGES_CACHE_DIR`` or ``~/.cache/stages``."""
+    return Path(os.environ.get("STAGES_CACHE_DIR", Path.home() / ".cache" / "stages")).expanduser()
+
+
+def models_dir() -> Path:
+    """Where converted models live: ``$STAGES_MODELS_DIR``, default ``cache_dir() / "models"``."""
+    return Path(os.environ.get("STAGES_MODELS_DIR", cache_dir() / "models")).expanduser()
+
+
+def results_dir() -> Path:
+    """Root of the result cache: ``cache_dir() / "results"``."""
+    return cache_dir() / "results"
+
+
+def data_dir() -> Path:
+    """The shipped data: ``$STAGES_DATA_DIR``, default the checkout's ``data/``."""
+    env = os.environ.get("STAGES_DATA_DIR")
+    return Path(env).expanduser() if env else repo_root() / "data"
+
+
+def sha256_bytes(data: bytes) -> str:
+    """Hex sha256 of ``data``."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file's bytes, read ``chunk`` bytes at a time."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fingerprint(parts: Any) -> str:
+    """A stable 24-hex-digit hash of JSON-serialisable ``parts`` (keys sorted)."""
+    text = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
+    return sha256_bytes(text.encode())[:24]
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file renamed into place (fsynced, 0644).
+
+    Raises:
+        OSError: the folder cannot be written (nothing is left behind).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; nothing here is secret
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def staged_folder(target: Path) -> Iterator[Path]:
+    """Yield an empty temporary folder beside ``target``; on success it becomes ``target``.
+
+    If ``target`` appeared meanwhile (another process finished first) the staged copy is
+    discarded and ``target`` kept. On an exception the staged folder is removed.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staged = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    try:
+        yield staged
+        if not target.exists():
+            try:
+                os.replace(staged, target)
+            except OSError:  # another process renamed its copy into place first
+                if not target.exists():
+                    raise
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)

@@ -86,8 +86,13 @@ def test_classes_are_cached_and_reclassified_without_recomputing(tiny_models, mo
     again = neuron_classes(bridge, progress=False)
     assert again.attrs["provenance"]["from_cache"]
     pd.testing.assert_frame_equal(first, again)
-    strict = neuron_classes(bridge, threshold=3.5, progress=False)
-    assert (strict.cls != "other").sum() >= (first.cls != "other").sum()
+    threshold = float(first["kurtosis"].median())  # half the neurons above it
+    strict = neuron_classes(bridge, threshold=threshold, progress=False)
+    assert list(strict.cls) == [
+        "other" if k <= threshold else "prediction" if s > 0 else "suppression"
+        for s, k in zip(first["skew"], first["kurtosis"], strict=True)
+    ]
+    assert (strict.cls != "other").any() and (first.cls == "other").all()
 
 
 def test_top_neurons_list_the_tokens_they_move(tiny_models):

@@ -75,6 +75,9 @@ def test_measure_sweep_relates_time_to_flops(tiny_models, tiny_tokens):
     bridge, _ = tiny_models("neox")
     got = measure_sweep(bridge, tiny_tokens, stages.drops(bridge)[:2], batch_size=6)
     assert got["seconds"] > 0 and got["peak_gflops"] > 0
+    assert got["tflop"] == pytest.approx(
+        bridge_sweep_flops(bridge, tiny_tokens, stages.drops(bridge)[:2]) / 1e12
+    )
     assert got["mfu"] == pytest.approx(
         got["tflop"] * 1e12 / got["seconds"] / (got["peak_gflops"] * 1e9)
     )

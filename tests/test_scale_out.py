@@ -33,6 +33,7 @@ def test_ray_gives_the_local_table_and_shares_the_cache(cluster, saved_model, ti
     remote = stages.run_sweep(
         model, tiny_tokens, batch_size=2, progress=False, executor="ray", workers=2
     )
+    assert not remote.attrs["provenance"]["from_cache"]
     pd.testing.assert_frame_equal(remote, local, check_exact=True)
     # the Ray run's checkpoints serve a local run: nothing is recomputed
     again = stages.run_sweep(model, tiny_tokens, batch_size=2, progress=False)

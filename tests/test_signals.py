@@ -7,7 +7,6 @@ import pandas as pd
 
 from stages.attention import attention_sums, attention_table
 from stages.boundaries import stage_boundaries
-from stages.neurons import class_counts
 from stages.signals import boundary_ranges, boundary_stability, curve, overview_signals
 from stages.sweep import sweep_sums, sweep_table
 from tests import synthetic as syn
@@ -31,7 +30,10 @@ def test_curves_equal_the_reduced_tables(tiny_models, tiny_tokens):
         att[att["head"] == -1].sort_values("layer")["attn_prev5"],
         rtol=1e-12,
     )
-    np.testing.assert_allclose(table["suppression_frac"], class_counts(classes)["suppression_frac"])
+    per_layer = classes.groupby("layer")["cls"]
+    planted = per_layer.apply(lambda c: (c == "suppression").mean()).sort_index()
+    np.testing.assert_allclose(table["suppression_frac"], planted.to_numpy())
+    assert (planted > 0).all()
     assert set(dists) == {"log_drop_kl", "prev_attention", "prediction_frac", "suppression_frac"}
     assert all(d.shape == (n, 50) for d in dists.values())
     swap_est, swap_dist = curve(frames, classes, n, "swap_rel_acc", n_boot=20)

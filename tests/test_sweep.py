@@ -32,7 +32,7 @@ def _close(got: float, want: float, rel: float = 1e-5, floor: float = 1e-9) -> b
 def test_sweep_matches_reference_metrics(arch, tiny_models, tiny_tokens, monkeypatch):
     bridge, hf = tiny_models(arch)
     monkeypatch.setitem(metrics._TILE_ELEMENTS, "cpu", 1)  # 256-column tiles: two per row
-    table = stages.run_sweep(bridge, tiny_tokens, batch_size=4, progress=False)
+    table = stages.run_sweep(bridge, tiny_tokens, batch_size=4, progress=False, cache=False)
     base_logits = reference_logits(hf, tiny_tokens, ("none",))
     assert len(table) == 1 + len(stages.default_interventions(bridge))
     for row in table.itertuples():
@@ -98,7 +98,7 @@ def test_model_unchanged_after_sweep_and_after_an_exception(arch, tiny_models, t
     bridge, _ = tiny_models(arch)
     before, hooks = _snapshot(bridge), _n_hooks(bridge)
     logits = bridge(tiny_tokens, use_cache=False)
-    stages.run_sweep(bridge, tiny_tokens, progress=False)
+    stages.run_sweep(bridge, tiny_tokens, progress=False, cache=False)
 
     class Boom(Exception):
         pass
@@ -115,7 +115,9 @@ def test_model_unchanged_after_sweep_and_after_an_exception(arch, tiny_models, t
     stages.sweep.compare = failing
     try:
         with pytest.raises(Boom):
-            stages.run_sweep(bridge, tiny_tokens, stages.drops(bridge, "attn"), progress=False)
+            stages.run_sweep(
+                bridge, tiny_tokens, stages.drops(bridge, "attn"), progress=False, cache=False
+            )
     finally:
         stages.sweep.compare = original
     after = _snapshot(bridge)
@@ -175,8 +177,13 @@ def test_autocast_bfloat16_stays_close_to_float32(tiny_tokenizer, tiny_tokens):
         bridge, tiny_tokens, ivs, progress=False, cache=False, autocast="bfloat16"
     )
     assert not np.allclose(half.kl, full.kl, rtol=1e-7, atol=0)  # bf16 did run
-    np.testing.assert_allclose(half.kl, full.kl, rtol=0.05, atol=5e-3)
-    np.testing.assert_allclose(half.loss, full.loss, rtol=0.01)
+    # measured: KL 1e-3..1.5e-2 nats agree to 0.2%, loss changes (about 5e-3 nats) to 3%
+    moved = full.kind != "none"
+    assert (full.kl[moved] > 1e-4).all()
+    np.testing.assert_allclose(half.kl[moved], full.kl[moved], rtol=0.02, atol=0)
+    change_full = (full.loss - full.baseline_loss)[moved]
+    change_half = (half.loss - half.baseline_loss)[moved]
+    np.testing.assert_allclose(change_half, change_full, rtol=0.1, atol=0)
     assert half.attrs["provenance"]["autocast"] == "bfloat16"
 
 

@@ -45,14 +45,12 @@
 # [performance](09_performance.ipynb), and every verdict on one page: [what holds](10_what_holds.ipynb).
 
 # %%
-import time
 
 from IPython.display import Markdown, display
 
+from stages.book.page import open_page
 from stages.boundaries import stage_boundaries
 from stages.plots import overview_figure, stability_figure
-from stages.provenance import provenance_markdown
-from stages.results import open_results
 from stages.signals import OVERVIEW, boundary_ranges, boundary_stability, overview_signals
 
 # %% tags=["parameters"]
@@ -68,16 +66,15 @@ pack = "default"  # "default": the shipped results pack when these are its param
 n_resamples = 500  # bootstrap resamples of the sequences for the boundaries' uncertainty
 
 # %%
-started = time.time()
-res = open_results(model, n_tokens=n_tokens, seq_len=seq_len, seed=seed, corpus=corpus,
-                   device=device, dtype=dtype, batch_size=batch_size, pack=pack)
+page = open_page("overview", globals())
+res = page.results()
 frames = {"sweep": res.sums("sweep"), "attention": res.sums("attention")}
 signals, resampled = overview_signals(frames, res.classes(), res.n_layers, n_boot=n_resamples,
                                       seed=seed)
 fitted = stage_boundaries(signals, list(OVERVIEW), n_stages=4, min_size=2)
 stability = boundary_stability(resampled, res.n_layers)
 boundaries = boundary_ranges(fitted, stability, res.n_layers)
-elapsed = time.time() - started
+elapsed = page.elapsed
 name, n_layers = res.name, res.n_layers
 display(Markdown(f"**{name}**, {n_layers} layers, {len(res.tokens)} sequences. "
                  f"Done in {elapsed:.0f} s."))
@@ -161,7 +158,4 @@ display(Markdown(f"Boundary {int(widest.boundary)} (at layer {int(widest.layer)}
 # ---
 
 # %%
-parameters = dict(model=model, n_tokens=n_tokens, seq_len=seq_len, batch_size=batch_size,
-                  device=device, dtype=dtype, corpus=corpus, seed=seed, pack=pack,
-                  n_resamples=n_resamples)
-display(Markdown(provenance_markdown(res.provenance(parameters, seconds=elapsed))))
+page.footer(res)

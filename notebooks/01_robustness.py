@@ -38,15 +38,13 @@
 # `stages run robustness -p model EleutherAI/pythia-1.4b-deduped -p n_tokens 1000000 -p seq_len 1024 -p device cuda`.
 
 # %%
-import time
 
 from IPython.display import Markdown, display
 
+from stages.book.page import open_page
 from stages.claims import verdict_table, verdict_text
 from stages.claims.robustness import MIDDLE, most_damaging, robustness_claims
 from stages.plots import component_figure, robustness_figure, swap_vs_drop_zoom
-from stages.provenance import provenance_markdown
-from stages.results import open_results
 from stages.sweep import sweep_table
 
 # %% tags=["parameters"]
@@ -61,12 +59,11 @@ seed = 0  # which sequences are sampled, and the bootstrap
 pack = "default"  # "default": the shipped results pack when these are its parameters; "none"; or a pack's folder
 
 # %%
-started = time.time()
-res = open_results(model, n_tokens=n_tokens, seq_len=seq_len, seed=seed, corpus=corpus,
-                   device=device, dtype=dtype, batch_size=batch_size, pack=pack)
+page = open_page("robustness", globals())
+res = page.results()
 sums = res.sums("sweep")  # per sequence: every intervention's metric sums
 table = sweep_table(sums, n_layers=res.n_layers, seed=seed)
-elapsed = time.time() - started
+elapsed = page.elapsed
 name, n_layers, tokens = res.name, res.n_layers, res.tokens
 baseline = table[table.kind == "none"].iloc[0]
 display(Markdown(
@@ -179,6 +176,4 @@ display(Markdown(f"In {share:.0%} of the {len(middle)} middle layers (relative d
 # ---
 
 # %%
-parameters = dict(model=model, n_tokens=n_tokens, seq_len=seq_len, batch_size=batch_size,
-                  device=device, dtype=dtype, corpus=corpus, seed=seed, pack=pack)
-display(Markdown(provenance_markdown(res.provenance(parameters, seconds=elapsed))))
+page.footer(res)

@@ -33,17 +33,15 @@
 # matches the code: about 15 seconds. Other parameters compute everything now: about 10 s per 1,000 tokens on a 2-core CPU (one forward pass).
 
 # %%
-import time
 
 from IPython.display import Markdown, display
 
 from stages.attention import attention_table
+from stages.book.page import open_page
 from stages.claims import verdict_table, verdict_text
 from stages.claims.stages import detokenization_claims
 from stages.norms import norms_table
 from stages.plots import locality_figure, norms_figure
-from stages.provenance import provenance_markdown
-from stages.results import open_results
 
 # %% tags=["parameters"]
 model = "gemma-3-270m"  # the embedded default, or a Hugging Face name / local folder
@@ -57,13 +55,12 @@ seed = 0  # which sequences are sampled, and the bootstrap
 pack = "default"  # "default": the shipped results pack when these are its parameters; "none"; or a pack's folder
 
 # %%
-started = time.time()
-res = open_results(model, n_tokens=n_tokens, seq_len=seq_len, seed=seed, corpus=corpus,
-                   device=device, dtype=dtype, batch_size=batch_size, pack=pack)
+page = open_page("detokenization", globals())
+res = page.results()
 attention, norm_sums = res.sums("attention"), res.sums("norms")  # per-sequence sums
 locality = attention_table(attention, seed=seed)
 norms = norms_table(norm_sums, seed=seed)
-elapsed = time.time() - started
+elapsed = page.elapsed
 name, n_layers = res.name, res.n_layers
 display(Markdown(
     f"**{name}**, {n_layers} layers x {res.model.cfg.n_heads} heads, {len(res.tokens)} sequences "
@@ -149,6 +146,4 @@ display(Markdown(f"In layers 0-{int(early.layer.max())}, {early.bos.mean():.0%} 
 # ---
 
 # %%
-parameters = dict(model=model, n_tokens=n_tokens, seq_len=seq_len, batch_size=batch_size,
-                  device=device, dtype=dtype, corpus=corpus, seed=seed, pack=pack)
-display(Markdown(provenance_markdown(res.provenance(parameters, seconds=elapsed))))
+page.footer(res)

@@ -35,17 +35,15 @@
 # matches the code: about 20 seconds. Other parameters compute everything now: about 3 s per 1,000 tokens on a 2-core CPU for gemma-3-270m (one unembedding of every layer's residual).
 
 # %%
-import time
 
 from IPython.display import Markdown, display
 
+from stages.book.page import open_page
 from stages.claims import verdict_table, verdict_text
 from stages.claims.depth import HALF
 from stages.claims.stages import feature_engineering_claims
 from stages.lens import lens_table
 from stages.plots import lens_figure
-from stages.provenance import provenance_markdown
-from stages.results import open_results
 
 # %% tags=["parameters"]
 model = "gemma-3-270m"  # the embedded default, or a Hugging Face name / local folder
@@ -59,12 +57,11 @@ seed = 0  # which sequences are sampled, and the bootstrap
 pack = "default"  # "default": the shipped results pack when these are its parameters; "none"; or a pack's folder
 
 # %%
-started = time.time()
-res = open_results(model, n_tokens=n_tokens, seq_len=seq_len, seed=seed, corpus=corpus,
-                   device=device, dtype=dtype, batch_size=batch_size, pack=pack)
+page = open_page("feature_engineering", globals())
+res = page.results()
 lens_sums = res.sums("lens")  # per sequence: every layer's logit-lens sums
 lens = lens_table(lens_sums, seed=seed)
-elapsed = time.time() - started
+elapsed = page.elapsed
 name, n_layers = res.name, res.n_layers
 display(Markdown(
     f"**{name}**, {n_layers} layers, {int(lens.n_tokens.iloc[0]):,} scored positions in "
@@ -122,6 +119,4 @@ display(Markdown("Never before the last layer." if hit.empty else
 # ---
 
 # %%
-parameters = dict(model=model, n_tokens=n_tokens, seq_len=seq_len, batch_size=batch_size,
-                  device=device, dtype=dtype, corpus=corpus, seed=seed, pack=pack)
-display(Markdown(provenance_markdown(res.provenance(parameters, seconds=elapsed))))
+page.footer(res)

@@ -35,17 +35,15 @@
 # now: the neuron classes take about 5 minutes on a 2-core CPU the first time (18 layers x 2,048 neurons x 262,144 tokens), then come from the cache; the logit lens about 3 s per 1,000 tokens.
 
 # %%
-import time
 
 from IPython.display import Markdown, display
 
+from stages.book.page import open_page
 from stages.claims import verdict_table, verdict_text
 from stages.claims.stages import ensembling_claims
 from stages.lens import lens_table
 from stages.neurons import class_counts, top_neurons
 from stages.plots import lens_figure, neuron_counts_figure
-from stages.provenance import provenance_markdown
-from stages.results import open_results
 
 # %% tags=["parameters"]
 model = "gemma-3-270m"  # the embedded default, or a Hugging Face name / local folder
@@ -59,14 +57,13 @@ seed = 0  # which sequences are sampled, and the bootstrap
 pack = "default"  # "default": the shipped results pack when these are its parameters; "none"; or a pack's folder
 
 # %%
-started = time.time()
-res = open_results(model, n_tokens=n_tokens, seq_len=seq_len, seed=seed, corpus=corpus,
-                   device=device, dtype=dtype, batch_size=batch_size, pack=pack)
+page = open_page("ensembling", globals())
+res = page.results()
 classes = res.classes()  # every neuron's moments (weights only) and class
 counts = class_counts(classes)
 lens_sums = res.sums("lens")
 lens = lens_table(lens_sums, seed=seed)
-elapsed = time.time() - started
+elapsed = page.elapsed
 name, n_layers, lm = res.name, res.n_layers, res.model
 display(Markdown(
     f"**{name}**: {len(classes):,} MLP neurons in {n_layers} layers; "
@@ -137,6 +134,4 @@ display(Markdown(f"Layer {int(row.layer)}: {int(row.prediction)} prediction and 
 # ---
 
 # %%
-parameters = dict(model=model, n_tokens=n_tokens, seq_len=seq_len, batch_size=batch_size,
-                  device=device, dtype=dtype, corpus=corpus, seed=seed, pack=pack)
-display(Markdown(provenance_markdown(res.provenance(parameters, seconds=elapsed))))
+page.footer(res)

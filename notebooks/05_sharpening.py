@@ -31,10 +31,10 @@
 # now: the times of the stage 1 to 3 pages added.
 
 # %%
-import time
 
 from IPython.display import Markdown, display
 
+from stages.book.page import open_page
 from stages.claims import verdict_table, verdict_text
 from stages.claims.depth import HALF
 from stages.claims.stages import sharpening_claims
@@ -42,8 +42,6 @@ from stages.lens import lens_table
 from stages.neurons import class_counts, top_neurons
 from stages.norms import norms_table
 from stages.plots import lens_figure, neuron_counts_figure, norms_figure
-from stages.provenance import provenance_markdown
-from stages.results import open_results
 
 # %% tags=["parameters"]
 model = "gemma-3-270m"  # the embedded default, or a Hugging Face name / local folder
@@ -57,15 +55,14 @@ seed = 0  # which sequences are sampled, and the bootstrap
 pack = "default"  # "default": the shipped results pack when these are its parameters; "none"; or a pack's folder
 
 # %%
-started = time.time()
-res = open_results(model, n_tokens=n_tokens, seq_len=seq_len, seed=seed, corpus=corpus,
-                   device=device, dtype=dtype, batch_size=batch_size, pack=pack)
+page = open_page("sharpening", globals())
+res = page.results()
 classes = res.classes()
 counts = class_counts(classes)
 norm_sums, lens_sums = res.sums("norms"), res.sums("lens")
 norms = norms_table(norm_sums, seed=seed)
 lens = lens_table(lens_sums, seed=seed)
-elapsed = time.time() - started
+elapsed = page.elapsed
 name, n_layers, lm = res.name, res.n_layers, res.model
 display(Markdown(f"**{name}**, {n_layers} layers. Done in {elapsed:.0f} s."))
 display(Markdown(res.report()))
@@ -133,6 +130,4 @@ display(Markdown(f"The last layer {verb} the entropy from {before.entropy:.2f} t
 # ---
 
 # %%
-parameters = dict(model=model, n_tokens=n_tokens, seq_len=seq_len, batch_size=batch_size,
-                  device=device, dtype=dtype, corpus=corpus, seed=seed, pack=pack)
-display(Markdown(provenance_markdown(res.provenance(parameters, seconds=elapsed))))
+page.footer(res)

@@ -50,16 +50,14 @@
 # about 5 minutes).
 
 # %%
-import time
 
 from IPython.display import Markdown, display
 
+from stages.book.page import open_page
 from stages.claims import verdict_table, verdict_text
 from stages.claims.case_studies import probe_claims, subjoiner_head_early
 from stages.plots import head_effects_figure, ing_neuron_figure, probe_figure, subjoiner_figure
 from stages.probes import probe_accuracies
-from stages.provenance import provenance_markdown
-from stages.results import open_results
 from stages.subjoiner import attention_profile, rank_heads
 
 # %% tags=["parameters"]
@@ -75,9 +73,8 @@ seed = 0  # which windows are drawn, the splits, the bootstrap
 pack = "default"  # "default": the shipped results pack when these are its parameters; "none"; or a pack's folder
 
 # %%
-started = time.time()
-res = open_results(model, seed=seed, corpus=corpus, device=device, dtype=dtype,
-                   n_per_class=n_per_class, n_neurons=n_neurons, window_batch=batch_size, pack=pack)
+page = open_page("case_studies", globals())
+res = page.results(window_batch=batch_size)
 words = res.windows("subjoiner")
 attention = res.window_rows("subjoiner")  # per window: attention 3 tokens back, every head
 labels = attention["label"].to_numpy(bool)
@@ -88,7 +85,7 @@ ing_rows = res.window_rows("ing")  # per window: the neurons' activations, the m
 neurons = res.ing_neurons()[selection]
 probes = probe_accuracies(ing_rows, ing_rows["label"].to_numpy(bool), neurons, seed=seed)
 probe_verdicts = probe_claims(probes, seed=seed)
-elapsed = time.time() - started
+elapsed = page.elapsed
 name, n_layers = res.name, res.n_layers
 examples = list(dict.fromkeys(w for w, y in zip(words.words, words.labels) if y))[:6]
 display(Markdown(
@@ -198,6 +195,4 @@ display(Markdown(f"Neuron L{chosen.neuron.replace('.', ' N')}: validation {chose
 # ---
 
 # %%
-parameters = dict(model=model, n_per_class=n_per_class, n_neurons=n_neurons, selection=selection,
-                  batch_size=batch_size, device=device, dtype=dtype, corpus=corpus, seed=seed, pack=pack)
-display(Markdown(provenance_markdown(res.provenance(parameters, seconds=elapsed))))
+page.footer(res)

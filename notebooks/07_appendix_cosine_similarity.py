@@ -35,15 +35,13 @@
 # two blocks per swap).
 
 # %%
-import time
 
 from IPython.display import Markdown, display
 
+from stages.book.page import open_page
 from stages.claims import verdict_table, verdict_text
 from stages.claims.appendix import appendix_claims
 from stages.plots import swap_similarity_figure
-from stages.provenance import provenance_markdown
-from stages.results import open_results
 from stages.swap_similarity import swap_similarity_table
 
 # %% tags=["parameters"]
@@ -58,12 +56,11 @@ seed = 0  # which sequences are sampled, and the bootstrap
 pack = "default"  # "default": the shipped results pack when these are its parameters; "none"; or a pack's folder
 
 # %%
-started = time.time()
-res = open_results(model, n_tokens=n_tokens, seq_len=seq_len, seed=seed, corpus=corpus,
-                   device=device, dtype=dtype, batch_size=batch_size, pack=pack)
+page = open_page("appendix_cosine_similarity", globals())
+res = page.results()
 similarity_sums = res.sums("swap_similarity")  # per sequence: cosine sums of every swap
 similarity = swap_similarity_table(similarity_sums, seed=seed)
-elapsed = time.time() - started
+elapsed = page.elapsed
 name, n_layers = res.name, res.n_layers
 display(Markdown(f"**{name}**, {n_layers - 1} adjacent swaps, {len(res.tokens)} sequences. "
                  f"Done in {elapsed:.0f} s."))
@@ -137,6 +134,4 @@ display(Markdown(f"In {share:.0%} of the swaps the MLP writes more like itself t
 # ---
 
 # %%
-parameters = dict(model=model, n_tokens=n_tokens, seq_len=seq_len, batch_size=batch_size,
-                  device=device, dtype=dtype, corpus=corpus, seed=seed, pack=pack)
-display(Markdown(provenance_markdown(res.provenance(parameters, seconds=elapsed))))
+page.footer(res)

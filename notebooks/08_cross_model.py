@@ -46,15 +46,14 @@
 # and neuron classes take most of it).
 
 # %%
-import time
 
 from IPython.display import Markdown, display
 
+from stages.book.page import open_page
 from stages.claims import verdict_table, verdict_text
 from stages.claims.cross_model import cross_model_claims
 from stages.cross_model import SIGNALS, compare_models
 from stages.plots import cross_model_figure
-from stages.provenance import provenance_markdown
 
 # %% tags=["parameters"]
 models = ["gemma-3-270m", "smollm2-135m-instruct"]  # embedded names, hub names or folders
@@ -68,14 +67,12 @@ seed = 0  # which text is sampled, and the bootstrap
 pack = "default"  # "default": each model's shipped results pack when these are its parameters; "none"; or a pack's folder (for the model it names)
 
 # %%
-started = time.time()
-parameters = dict(models=models, n_tokens=n_tokens, seq_len=seq_len, batch_size=batch_size,
-                  device=device, dtype=dtype, corpus=corpus, seed=seed, pack=pack)
+page = open_page("cross_model", globals())
 comparison = compare_models(models, n_tokens=n_tokens, seq_len=seq_len, batch_size=batch_size,
                             device=device, dtype=dtype, corpus=corpus, seed=seed, pack=pack,
-                            parameters=parameters)
+                            parameters=page.parameters)
 table, samples = comparison.table, comparison.samples
-elapsed = time.time() - started
+elapsed = page.elapsed
 display(Markdown("; ".join(f"**{s.name}**: {s.n_layers} layers, {s.n_seq} sequences"
                            for s in samples) + f". Done in {elapsed:.0f} s."))
 for model_name, report in comparison.reports.items():
@@ -132,10 +129,4 @@ display(Markdown(f"Best: {ranked[-1].claim.split(':')[0]} (rho = {ranked[-1].val
 # ---
 
 # %%
-record = {"parameters": ", ".join(f"{k}={v!r}" for k, v in parameters.items()),
-          "run time": f"{elapsed:.0f} s"}
-record |= {m: f"{a['model source']}; weights {a['weights hash']}; {a['tokens']}; {a['dtype']} "
-              f"on {a['device']}; {a['numbers']}" for m, a in comparison.provenance.items()}
-shared = next(iter(comparison.provenance.values()))
-record |= {k: v for k, v in shared.items() if k.startswith(("corpus", "date", "machine", "version"))}
-display(Markdown(provenance_markdown(record)))
+page.footer_for_models(comparison.provenance)

@@ -40,16 +40,16 @@
 # sweep.
 
 # %%
-import time
 
 from IPython.display import Markdown, display
 
 import stages
 from stages.book import find_root
+from stages.book.page import open_page
 from stages.engine.forward import start_groups
 from stages.performance import load_speed_results, measure_sweep, speed_table
 from stages.plots import speed_figure
-from stages.provenance import provenance, provenance_markdown
+from stages.provenance import provenance
 
 # %% tags=["parameters"]
 model = "gemma-3-270m"  # the embedded default, or a Hugging Face name / local folder
@@ -63,7 +63,7 @@ seed = 0  # which sequences are sampled
 results = "benchmarks/results/speed.json"  # the committed benchmark, relative to the book root
 
 # %%
-started = time.time()
+page = open_page("performance", globals())
 bench = load_speed_results(find_root() / results)
 table = speed_table(bench)
 machine = bench["machine"]
@@ -157,7 +157,7 @@ lm = stages.load_model(model, device=device, dtype=dtype)
 tokens = stages.load_corpus(lm, corpus=corpus, n_tokens=n_tokens, seq_len=seq_len, seed=seed)
 group = start_groups(stages.default_interventions(lm))[len(lm.blocks) // 2]
 here = measure_sweep(lm, tokens, group, batch_size=batch_size)
-elapsed = time.time() - started
+elapsed = page.elapsed
 display(Markdown(
     f"On the machine that built this page: {len(group)} interventions starting at layer "
     f"{group[0].layer} of **{lm.stages_info['name']}** on {tokens.shape[0]} x {tokens.shape[1]} "
@@ -190,6 +190,4 @@ display(Markdown(f"One block has {block / 1e6:.1f}M weights in matrices, the une
 # ---
 
 # %%
-parameters = dict(model=model, n_tokens=n_tokens, seq_len=seq_len, batch_size=batch_size,
-                  device=device, dtype=dtype, corpus=corpus, seed=seed, results=results)
-display(Markdown(provenance_markdown(provenance(lm, tokens, parameters, corpus=corpus, seconds=elapsed))))
+page.footer(provenance(lm, tokens, page.parameters, corpus=corpus, seconds=page.elapsed))

@@ -34,15 +34,14 @@
 # compute everything now: hours on a CPU at the default sizes.
 
 # %%
-import time
 
 import pandas as pd
 from IPython.display import Markdown, display
 
+from stages.book.page import open_page
 from stages.claims import all_claims
 from stages.claims.cross_model import Sample, cross_model_claims
 from stages.plots import verdict_figure
-from stages.provenance import provenance_markdown
 from stages.results import open_results, packs_for
 from stages.stats import table as verdict_frame
 
@@ -59,7 +58,7 @@ seed = 0  # which sequences and windows are drawn, the splits, the bootstrap
 pack = "default"  # "default": each model's shipped results pack when these are its parameters; "none"; or a pack's folder (for the model it names)
 
 # %%
-started = time.time()
+page = open_page("what_holds", globals())
 tables, samples, reports, records = [], [], {}, {}
 for model, its_pack in zip(models, packs_for(models, pack)):
     res = open_results(model, n_tokens=n_tokens, seq_len=seq_len, seed=seed, corpus=corpus,
@@ -73,7 +72,7 @@ for model, its_pack in zip(models, packs_for(models, pack)):
     del res
 claims = pd.concat(tables, ignore_index=True)
 across = verdict_frame(cross_model_claims(samples, seed=seed))
-elapsed = time.time() - started
+elapsed = page.elapsed
 names = list(dict.fromkeys(claims["model"]))
 for name, report in reports.items():
     display(Markdown(f"**{name}.** {report}"))
@@ -166,13 +165,4 @@ display(Markdown("The verdicts differ in " + (", ".join(f"{g} ({k} claims)" for 
 # ---
 
 # %%
-parameters = dict(models=models, n_tokens=n_tokens, seq_len=seq_len, n_per_class=n_per_class,
-                  batch_size=batch_size, device=device, dtype=dtype, corpus=corpus, seed=seed,
-                  pack=pack)
-record = {"parameters": ", ".join(f"{k}={v!r}" for k, v in parameters.items()),
-          "run time": f"{elapsed:.0f} s"}
-record |= {m: f"{a['model source']}; weights {a['weights hash']}; {a['tokens']}; {a['numbers']}"
-           for m, a in records.items()}
-shared = next(iter(records.values()))
-record |= {k: v for k, v in shared.items() if k.startswith(("corpus", "date", "machine", "version"))}
-display(Markdown(provenance_markdown(record)))
+page.footer_for_models(records)

@@ -17,8 +17,9 @@ import nbformat
 import pytest
 import yaml
 
-from stages import book, browser
+from stages import book
 from tests.conftest import require_browser
+from tests.support import browser
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -121,12 +122,13 @@ def test_sections_are_discovered_by_glob(tmp_path):
     assert sections[0].docname == "book/_executed/01_a"
 
 
-def test_repo_sections_match_the_files():
-    files = sorted(p.stem for p in (REPO / "notebooks").glob("[0-9][0-9]_*.py"))
-    found = book.discover_sections(REPO)
-    assert [s.stem for s in found] == files
-    assert [s.name for s in found] == [f.split("_", 1)[1] for f in files]
-    assert list(book.SECTIONS) == [s.name for s in found]
+def test_the_book_has_the_papers_sections_in_the_papers_order():
+    """The paper's order (DESIGN.md), then the book's own pages; a renamed file fails here."""
+    assert book.SECTIONS == (
+        "overview", "robustness", "detokenization", "feature_engineering", "ensembling",
+        "sharpening", "case_studies", "appendix_cosine_similarity", "cross_model",
+        "performance", "what_holds",
+    )  # fmt: skip
 
 
 def test_duplicate_section_names_are_refused(tmp_path):
@@ -394,3 +396,17 @@ def test_build_warning_fails_with_the_log(tmp_path):
     # never executed: left out of this build's TOC, and _toc.yml still lists it
     assert (tmp_path / "_build" / "_toc.partial.yml").exists()
     assert "01_demo" in (tmp_path / "_toc.yml").read_text()
+
+
+def test_a_page_takes_its_parameters_from_the_notebook_namespace():
+    from stages.book.page import open_page
+
+    declared = book.read_parameters("detokenization", REPO)
+    namespace = {name: p.default for name, p in declared.items()} | {"seed": 7, "other": 1}
+    page = open_page("detokenization", namespace)
+    assert page.parameters == {name: namespace[name] for name in declared}  # no "other"
+    assert page.parameters["seed"] == 7 and page.elapsed >= 0
+    del namespace["pack"]
+    with pytest.raises(NameError, match="pack not defined"):
+        open_page("detokenization", namespace)
+

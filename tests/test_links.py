@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from stages.book import run_it_yourself
-from stages.browser import broken_links
+from tests.support.browser import broken_links
 
 
 def test_broken_links_finds_missing_files_and_anchors(tmp_path):

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from stages import book, browser
+from stages import book
 from tests.conftest import require_browser, shared_results
+from tests.support import browser
 
 pytestmark = [pytest.mark.book, pytest.mark.real]
 
@@ -39,12 +40,6 @@ def small_book(tmp_path_factory) -> tuple[Path, Path]:
     shared_results()
     html = book.build_book(root, SMALL, echo=False, progress_bar=False)
     return root, html
-
-
-def test_sections_are_found_by_glob():
-    found = sorted(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
-    assert [s.path.name for s in book.discover_sections(ROOT)] == found
-    assert found, "no notebooks found"
 
 
 def test_every_section_executes_with_small_parameters(small_book):

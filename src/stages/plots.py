@@ -1,7 +1,8 @@
 """Altair charts of the book's tables, labelled with the paper's figure numbers and units.
 
-Importing this module sets the book's figure style for every chart: the ``stages`` theme (one
-font, sizes, grid and palette on every page) and the ``stages`` renderer, which is Altair's
+:func:`use_book_style` sets the book's figure style for every chart (a page calls it through
+:func:`stages.book.page.open_page`; importing this module changes nothing): the ``stages`` theme
+(one font, sizes, grid and palette on every page) and the ``stages`` renderer, which is Altair's
 default interactive output (the book ships one offline Vega bundle,
 :func:`stages.book.write_vega_bundle`) followed by a static SVG of the same chart inside
 ``<noscript>``, for readers without JavaScript.
@@ -9,6 +10,7 @@ default interactive output (the book ships one offline Vega bundle,
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import altair as alt
@@ -23,7 +25,6 @@ CATEGORY_COLORS = ("#4e79a7", "#e15759", "#59a14f", "#f28e2b", "#76b7b2",
                    "#b07aa1", "#edc948", "#ff9da7", "#9c755f", "#bab0ac")  # fmt: skip
 
 
-@alt.theme.register("stages", enable=True)
 def _theme() -> alt.theme.ThemeConfig:
     """The book's one figure style."""
     axis = {"labelFont": FONT, "titleFont": FONT, "labelFontSize": 11, "titleFontSize": 12,
@@ -46,15 +47,13 @@ def _theme() -> alt.theme.ThemeConfig:
     }  # fmt: skip
 
 
-alt.renderers.enable("default")
-_INTERACTIVE = alt.renderers.get()  # Altair's default: vegaEmbed in HTML
-
-
-def _interactive_with_static_fallback(spec: dict[str, Any], **metadata: Any) -> dict[str, str]:
-    """Altair's HTML output plus ``<noscript>`` holding the chart as SVG (vl-convert)."""
+def _interactive_with_static_fallback(
+    interactive: Any, spec: dict[str, Any], **metadata: Any
+) -> dict[str, str]:
+    """``interactive``'s HTML output plus ``<noscript>`` holding the chart as SVG (vl-convert)."""
     import vl_convert as vlc
 
-    bundle = _INTERACTIVE(spec, **metadata)
+    bundle = interactive(spec, **metadata)
     html = (bundle[0] if isinstance(bundle, tuple) else bundle)["text/html"]
     vl_version = ".".join(alt.VEGALITE_VERSION.split(".")[:2])
     svg = vlc.vegalite_to_svg(spec, vl_version=vl_version)
@@ -63,8 +62,14 @@ def _interactive_with_static_fallback(spec: dict[str, Any], **metadata: Any) -> 
     }
 
 
-alt.renderers.register("stages", _interactive_with_static_fallback)
-alt.renderers.enable("stages")
+def use_book_style() -> None:
+    """Enable the ``stages`` theme and renderer for every chart from now on (idempotent)."""
+    alt.theme.register("stages", enable=True)(_theme)
+    if alt.renderers.active != "stages":
+        alt.renderers.enable("default")
+        interactive = alt.renderers.get()  # Altair's default: vegaEmbed in HTML
+        alt.renderers.register("stages", partial(_interactive_with_static_fallback, interactive))
+        alt.renderers.enable("stages")
 
 METRIC_TITLES = {
     "kl": "KL(baseline ‖ intervened), nats",

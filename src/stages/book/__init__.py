@@ -1,0 +1,73 @@
+"""The book pipeline: Jupytext notebooks -> papermill -> Jupyter Book 1.x.
+
+One command builds the book (``stages book``, see :mod:`stages.cli`):
+
+1. every section notebook ``notebooks/NN_name.py`` (Jupytext py:percent, found by glob, never
+   by a hand-kept list: :mod:`.sections`) is converted to ``.ipynb`` and executed by papermill
+   with the chosen parameters (:mod:`.parameters`, :mod:`.execute`) into
+   ``book/_executed/NN_name.ipynb`` (git-ignored);
+2. ``_static/vega-offline.js`` is written, so the Altair charts render with no network
+   (:mod:`.assets`);
+3. ``_toc.yml`` is regenerated from the discovered sections (:mod:`.toc`);
+4. ``jupyter-book build <root> -W -n --keep-going`` renders ``_build/html`` (:mod:`.build`),
+   with the Sphinx extension :mod:`.sphinx` serving MathJax offline.
+
+Inside a notebook, :mod:`.page` opens and closes a page. The browser check of a built book
+lives with the tests (``tests/support/browser.py``).
+
+This package is light on purpose: it imports neither torch nor the analysis modules (only
+:mod:`.page` does, and nothing here imports it), and it imports jupytext, papermill and altair
+only inside the functions that need them. Every function takes the book's ``root`` so that
+tests can run on temporary copies.
+"""
+
+from stages.book.assets import VEGA_BUNDLE, write_vega_bundle
+from stages.book.build import BUILD_LOG, BookBuildError, build_book
+from stages.book.execute import NotebookExecutionError, execute_notebook, run_it_yourself
+from stages.book.parameters import (
+    UNKNOWN,
+    Parameter,
+    coerce_parameters,
+    read_parameters,
+    split_global_parameters,
+)
+from stages.book.sections import (
+    EXECUTED_DIR,
+    NOTEBOOK_GLOB,
+    SECTIONS,
+    Section,
+    discover_sections,
+    find_root,
+    get_section,
+)
+from stages.book.sphinx import LOCAL_MATHJAX, mathjax_source
+from stages.book.toc import REFERENCE_PAGES, SECTIONS_CAPTION, render_toc, write_toc
+
+__all__ = [
+    "BUILD_LOG",
+    "EXECUTED_DIR",
+    "LOCAL_MATHJAX",
+    "NOTEBOOK_GLOB",
+    "REFERENCE_PAGES",
+    "SECTIONS",
+    "SECTIONS_CAPTION",
+    "UNKNOWN",
+    "VEGA_BUNDLE",
+    "BookBuildError",
+    "NotebookExecutionError",
+    "Parameter",
+    "Section",
+    "build_book",
+    "coerce_parameters",
+    "discover_sections",
+    "execute_notebook",
+    "find_root",
+    "get_section",
+    "mathjax_source",
+    "read_parameters",
+    "render_toc",
+    "run_it_yourself",
+    "split_global_parameters",
+    "write_toc",
+    "write_vega_bundle",
+]

@@ -1,0 +1,164 @@
+"""Building the book: execute the chosen sections, then ``jupyter-book build``."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from stages.book.assets import write_vega_bundle
+from stages.book.execute import execute_notebook
+from stages.book.parameters import split_global_parameters
+from stages.book.sections import discover_sections, get_section
+from stages.book.toc import write_toc
+
+BUILD_LOG = Path("_build") / "build.log"
+"""The full output of the last ``jupyter-book build``, kept for failed builds."""
+
+
+class BookBuildError(RuntimeError):
+    """``jupyter-book build`` failed (or, with ``-W``, warned).
+
+    Attributes:
+        log_path: the full build log.
+        returncode: the exit code of ``jupyter-book build``.
+    """
+
+    def __init__(self, returncode: int, log_path: Path, excerpt: str = ""):
+        self.returncode = returncode
+        self.log_path = Path(log_path)
+        message = f"jupyter-book build failed (exit code {returncode}); full log: {self.log_path}"
+        if excerpt:
+            message += f"; first problem: {excerpt}"
+        super().__init__(message)
+
+
+def _jupyter_book_command() -> list[str]:
+    script = Path(sys.executable).parent / "jupyter-book"
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", "from jupyter_book.cli.main import main; main()"]
+
+
+_PROBLEM = re.compile(r"(WARNING|ERROR|CRITICAL|Traceback|Exception)")
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def _run_logged(cmd: list[str], log_path: Path, cwd: Path, echo: bool) -> tuple[int, str]:
+    """Run ``cmd``, echoing its output and writing it to ``log_path``; return (code, excerpt)."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    first_problem = ""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    with open(log_path, "w", encoding="utf-8") as log:
+        log.write("$ " + " ".join(cmd) + "\n")
+        proc = subprocess.Popen(
+            cmd,
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+            env=env,
+        )
+        assert proc.stdout is not None
+        colour = sys.stdout.isatty()
+        for line in proc.stdout:
+            plain = _ANSI.sub("", line)
+            log.write(plain)
+            if echo:
+                sys.stdout.write(line if colour else plain)
+                sys.stdout.flush()
+            if not first_problem and _PROBLEM.search(plain):
+                first_problem = plain.strip()
+        code = proc.wait()
+    return code, first_problem
+
+
+def build_book(
+    root: Path,
+    parameters: Mapping[str, Any] | None = None,
+    sections: Iterable[str] | None = None,
+    *,
+    warnings_as_errors: bool = True,
+    execute: bool = True,
+    echo: bool = True,
+    log_output: bool = False,
+    progress_bar: bool = True,
+) -> Path:
+    """Execute the sections' notebooks and build the HTML book.
+
+    Steps: check every parameter first (nothing runs if one is wrong), execute each chosen
+    section with papermill (global parameters go to every section declaring them), write the
+    offline Vega bundle, regenerate ``_toc.yml``, then run
+    ``jupyter-book build <root> -n --keep-going`` (plus ``-W`` by default).
+
+    When only some sections are chosen, the others keep their earlier executed copies; a
+    section that was never executed is left out of this build's TOC (a partial TOC is written
+    to ``_build/_toc.partial.yml``; ``_toc.yml`` always lists every section).
+
+    Args:
+        root: the book's root folder.
+        parameters: global parameters, ``{"n_tokens": 512}``; strings are converted.
+        sections: short names to execute; all sections by default.
+        warnings_as_errors: pass ``-W`` (any Sphinx warning fails the build).
+        execute: execute the notebooks (False: build from the existing executed copies).
+        echo: echo jupyter-book's output (it is always written to ``_build/build.log``).
+        log_output: stream the notebooks' cell outputs while they run.
+        progress_bar: show papermill's per-cell progress bar.
+
+    Returns:
+        ``<root>/_build/html``.
+
+    Raises:
+        ValueError: unknown section or parameter, or a value that does not convert.
+        NotebookExecutionError: a notebook failed (names the section and the executed copy).
+        BookBuildError: ``jupyter-book build`` failed (names the log).
+    """
+    root = Path(root).resolve()
+    all_sections = discover_sections(root)
+    chosen = all_sections if sections is None else [get_section(name, root) for name in sections]
+    per_section = split_global_parameters(parameters, chosen, root)
+
+    if execute:
+        for s in chosen:
+            print(
+                f"[stages] executing {s.path.relative_to(root)} {per_section[s.name]}",
+                file=sys.stderr,
+                flush=True,
+            )
+            execute_notebook(
+                s,
+                per_section[s.name],
+                root=root,
+                log_output=log_output,
+                progress_bar=progress_bar,
+            )
+
+    write_vega_bundle(root)
+    toc_path = write_toc(root, all_sections)
+    available = [s for s in all_sections if (root / f"{s.docname}.ipynb").exists()]
+    missing = [s.name for s in all_sections if s not in available]
+    cmd = [*_jupyter_book_command(), "build", str(root), "-n", "--keep-going"]
+    if warnings_as_errors:
+        cmd.append("-W")
+    if missing:
+        print(
+            f"[stages] not executed yet, left out of this build: {', '.join(missing)}",
+            file=sys.stderr,
+            flush=True,
+        )
+        toc_path = write_toc(root, available, root / "_build" / "_toc.partial.yml")
+        cmd += ["--toc", str(toc_path)]
+    log_path = root / BUILD_LOG
+    code, excerpt = _run_logged(cmd, log_path, cwd=root, echo=echo)
+    if code != 0:
+        raise BookBuildError(code, log_path, excerpt)
+    html = root / "_build" / "html"
+    if not (html / "index.html").exists():
+        raise BookBuildError(code, log_path, "no _build/html/index.html was written")
+    return html

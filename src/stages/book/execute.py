@@ -1,0 +1,185 @@
+"""Executing one section: papermill runs the notebook; the executed copy shows what ran."""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import json
+import re
+import shlex
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from stages.book.parameters import coerce_parameters
+from stages.book.sections import EXECUTED_DIR, KERNEL_NAME, Section, get_section, read_notebook
+
+
+class NotebookExecutionError(RuntimeError):
+    """A section's notebook raised while papermill executed it.
+
+    Attributes:
+        section: the section's short name (``robustness``).
+        output_path: the executed notebook, written up to and including the failing cell.
+    """
+
+    def __init__(self, section: str, output_path: Path, detail: str):
+        self.section = section
+        self.output_path = Path(output_path)
+        super().__init__(
+            f"section {section!r} failed: {detail} (executed notebook: {self.output_path})"
+        )
+
+
+def _values_used(injected_source: str) -> dict[str, str]:
+    """``name -> source text of the value`` for papermill's literal assignments."""
+    values = {}
+    for node in ast.parse(injected_source).body:
+        target = node.targets[0] if isinstance(node, ast.Assign) else None
+        if isinstance(target, ast.Name):
+            values[target.id] = ast.get_source_segment(injected_source, node.value)
+    return values
+
+
+def _shell_value(source: str) -> str:
+    """A parameter's Python literal as one shell word (strings unquoted first)."""
+    value = ast.literal_eval(source)
+    if isinstance(value, (list, dict)):
+        return shlex.quote(json.dumps(value))  # '["a", "b"]' reads back as a Python literal
+    return shlex.quote(value if isinstance(value, str) else repr(value))
+
+
+def run_it_yourself(stem: str, used: Mapping[str, str]) -> str:
+    """The "Run it yourself" box of a page: the exact commands that re-run it.
+
+    Args:
+        stem: the notebook's file stem (``01_robustness``).
+        used: parameter name to the source text of the value this page ran with (those that
+            differ from the notebook's defaults).
+    """
+    name = stem.split("_", 1)[1]
+    args = "".join(f" -p {k} {_shell_value(v)}" for k, v in used.items())
+    return "\n".join([
+        ":::{admonition} Run it yourself",
+        ":class: tip",
+        "This page is a notebook executed when the book was built. To run it again, with these "
+        "parameters or others (any name of the parameters cell above, `-p NAME VALUE`):",
+        "",
+        "```bash",
+        f"stages run {name}{args}",
+        f"papermill book/_executed/{stem}.ipynb rerun.ipynb{args}",
+        "```",
+        "",
+        "The first writes `book/_executed/` for the book (`stages book` renders it); the second "
+        "runs the executed notebook (download it with the button at the top of the page) "
+        "anywhere `stages` is installed. `stages sections` lists every parameter.",
+        ":::",
+    ])  # fmt: skip
+
+
+def _tidy_executed(output_path: Path, source: Path, root: Path) -> None:
+    """Record the real source in an executed notebook, show its parameters once, add a box.
+
+    papermill runs an ``injected-parameters`` cell after the author's ``parameters`` cell. The
+    page shows a single parameters cell: the author's, with its comments, each value replaced by
+    the one actually used (so a reader sees what ran, and what each parameter means), followed
+    by the :func:`run_it_yourself` box.
+    """
+    import nbformat
+
+    if not output_path.exists():
+        return
+    nb = nbformat.read(output_path, as_version=4)
+    with contextlib.suppress(ValueError):
+        nb.metadata.setdefault("papermill", {})["input_path"] = source.relative_to(root).as_posix()
+    original = next((c for c in nb.cells if "parameters" in c.metadata.get("tags", [])), None)
+    injected = next(
+        (c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])), None
+    )
+    used = _values_used(injected.source) if injected is not None else {}
+    if original is not None and not any("run-it-yourself" in c.metadata.get("tags", [])
+                                        for c in nb.cells):  # fmt: skip
+        box = nbformat.v4.new_markdown_cell(
+            run_it_yourself(source.stem, used), metadata={"tags": ["run-it-yourself"]}
+        )
+        nb.cells.insert(nb.cells.index(original) + 1, box)
+    if original is not None and injected is not None:
+        lines = []
+        for line in original.source.splitlines():
+            match = re.match(r"^(\w+)(\s*=\s*)(.*?)(\s+#.*)?$", line)
+            if match and match.group(1) in used:
+                name, eq, _, comment = match.groups()
+                line = f"{name}{eq}{used[name]}{comment or ''}"
+            lines.append(line)
+        original.source = "\n".join(lines)
+        nb.cells.remove(injected)
+    nbformat.write(nb, output_path)
+
+
+def execute_notebook(
+    section: str | Section,
+    parameters: Mapping[str, Any] | None = None,
+    *,
+    root: Path,
+    out_dir: Path | None = None,
+    log_output: bool = False,
+    progress_bar: bool = True,
+) -> Path:
+    """Execute one section's notebook with papermill.
+
+    The Jupytext source is converted to a temporary ``.ipynb``, the parameters are checked and
+    typed (:func:`coerce_parameters`), and papermill runs it with the ``python3`` kernel in the
+    book's root folder, writing ``<out_dir>/NN_name.ipynb``.
+
+    Args:
+        section: short name (``robustness``) or file stem (``01_robustness``).
+        parameters: values overriding the ``parameters`` cell (strings are converted).
+        root: the book's root folder; also the kernel's working directory.
+        out_dir: where to write the executed notebook; ``<root>/book/_executed`` by default.
+        log_output: stream the cells' outputs to the ``papermill`` logger as they run.
+        progress_bar: show papermill's per-cell progress bar.
+
+    Returns:
+        The executed notebook's path.
+
+    Raises:
+        ValueError: unknown section or parameter, or a value that does not convert.
+        NotebookExecutionError: a cell raised; the executed notebook (with the traceback) is
+            still written and its path is in the message.
+    """
+    import nbformat
+    import papermill
+
+    root = Path(root).resolve()
+    s = get_section(section, root)
+    typed = coerce_parameters(s, parameters, root)
+    out_dir = root / EXECUTED_DIR if out_dir is None else Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    output_path = out_dir / f"{s.stem}.ipynb"
+
+    nb = read_notebook(s.path)
+    with tempfile.TemporaryDirectory(prefix="stages-nb-") as tmp:
+        input_path = Path(tmp) / f"{s.stem}.ipynb"
+        nbformat.write(nb, input_path)
+        try:
+            papermill.execute_notebook(
+                input_path,
+                output_path,
+                parameters=typed,
+                kernel_name=KERNEL_NAME,
+                language="python",
+                cwd=root,
+                progress_bar=progress_bar,
+                log_output=log_output,
+            )
+        except papermill.PapermillExecutionError as exc:
+            _tidy_executed(output_path, s.path, root)
+            detail = f"{exc.ename}: {exc.evalue} (cell {exc.exec_count})"
+            raise NotebookExecutionError(s.name, output_path, detail) from exc
+        except Exception as exc:  # kernel death, timeouts, ...
+            _tidy_executed(output_path, s.path, root)
+            detail = f"{type(exc).__name__}: {exc}".strip()
+            raise NotebookExecutionError(s.name, output_path, detail) from exc
+    _tidy_executed(output_path, s.path, root)
+    return output_path

@@ -1,0 +1,109 @@
+"""A page of the book, inside its notebook: one call opens it, one call writes its footer.
+
+::
+
+    page = open_page("detokenization", globals())   # after the parameters cell
+    res = page.results()                           # the pack, checked, or computed now
+    ...
+    page.footer(res)                               # provenance, from the parameters that ran
+
+:func:`open_page` reads the names of the section's ``parameters`` cell (papermill's inspection,
+:func:`stages.book.read_parameters`) and takes their values from the notebook's namespace, so
+they are the values papermill injected (or the defaults): no page retypes its parameters. It
+also starts the page's timer and enables the book's figure style
+(:func:`stages.plots.use_book_style`).
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from stages.book.parameters import read_parameters
+from stages.book.sections import find_root
+
+
+@dataclass
+class Page:
+    """An open page: its section, the parameters it runs with, and its timer.
+
+    Attributes:
+        section: the section's short name (``"robustness"``).
+        parameters: every name of the ``parameters`` cell with the value this run uses.
+        started: ``time.time()`` when the page opened.
+    """
+
+    section: str
+    parameters: dict[str, Any]
+    started: float = field(default_factory=time.time)
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the page opened."""
+        return time.time() - self.started
+
+    def results(self, **overrides: Any) -> Any:
+        """:func:`stages.results.open_results` with the page's parameters it accepts.
+
+        ``overrides`` replace or add arguments (``window_batch=batch_size``).
+        """
+        from stages.results import open_results
+
+        accepted = inspect.signature(open_results).parameters
+        kwargs = {k: v for k, v in self.parameters.items() if k in accepted} | overrides
+        return open_results(**kwargs)
+
+    def footer(self, source: Any) -> None:
+        """Display the provenance footer.
+
+        Args:
+            source: a :class:`stages.results.Results` (its record for this page's parameters
+                and time is shown) or a ready provenance record (a dict).
+        """
+        from IPython.display import Markdown, display
+
+        from stages.provenance import provenance_markdown
+
+        record = source if isinstance(source, Mapping) else source.provenance(
+            self.parameters, seconds=self.elapsed
+        )  # fmt: skip
+        display(Markdown(provenance_markdown(dict(record))))
+
+    def footer_for_models(self, records: Mapping[str, Mapping[str, Any]]) -> None:
+        """Display one provenance footer for a page over several models.
+
+        Args:
+            records: each model's provenance record (:meth:`stages.results.Results.provenance`),
+                by model name; what they share (corpus, date, machine, versions) is shown once.
+        """
+        record = {"parameters": ", ".join(f"{k}={v!r}" for k, v in self.parameters.items()),
+                  "run time": f"{self.elapsed:.0f} s"}  # fmt: skip
+        record |= {
+            name: f"{r['model source']}; weights {r['weights hash']}; {r['tokens']}; "
+            f"{r['dtype']} on {r['device']}; {r['numbers']}"
+            for name, r in records.items()
+        }
+        shared = next(iter(records.values()))
+        record |= {k: v for k, v in shared.items()
+                   if k.startswith(("corpus", "date", "machine", "version"))}  # fmt: skip
+        self.footer(record)
+
+
+def open_page(section: str, namespace: Mapping[str, Any]) -> Page:
+    """Open a page: its parameters from ``namespace`` (the notebook's ``globals()``), a timer.
+
+    Raises:
+        NameError: a parameter of the section's cell is not defined in ``namespace`` (the
+            parameters cell did not run).
+    """
+    from stages.plots import use_book_style
+
+    names = list(read_parameters(section, find_root()))
+    missing = [name for name in names if name not in namespace]
+    if missing:
+        raise NameError(f"run the parameters cell first: {', '.join(missing)} not defined")
+    use_book_style()
+    return Page(section, {name: namespace[name] for name in names})

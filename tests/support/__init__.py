@@ -1,0 +1,1 @@
+"""Helpers for the tests that are not tests: the browser check of a built book."""

@@ -14,9 +14,9 @@ and what this module does the same way:
   **unperturbed pass recomputed** for every intervention, and **per-token metrics moved to
   Python lists** (``.tolist()``) before averaging.
 
-The metrics are those of :mod:`stages.metrics`, written out plainly from full log-softmaxes, at
-positions ``1..seq_len-2``. Nothing here is used by the book; it exists to be timed and to be
-checked against :func:`stages.run_sweep` (``tests/test_authors_method.py``).
+The metrics are those of :mod:`stages.engine.metrics`, written out plainly from full log-softmaxes,
+at positions ``1..seq_len-2``. Nothing here is used by the book; it exists to be timed and to be
+checked against :func:`stages.run_sweep` (``tests/engine/test_authors_method.py``).
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ from typing import Any
 import torch
 import transformers as tf
 
+from stages.engine.flops import sweep_flops
 from stages.engine.plans import drop, drop_component, swap
-from stages.flops import sweep_flops
 
 # NVIDIA H100 SXM5 datasheet: dense BF16 tensor-core peak and HBM3 bandwidth.
 H100_BF16_FLOPS = 989.4e12

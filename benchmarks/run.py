@@ -33,7 +33,7 @@ import projection  # noqa: E402
 import ray_overhead  # noqa: E402
 import versus_authors  # noqa: E402
 
-from stages.flops import matmul_peak  # noqa: E402
+from stages.engine.flops import matmul_peak  # noqa: E402
 from stages.provenance import versions  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"

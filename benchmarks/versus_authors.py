@@ -23,8 +23,8 @@ from authors_method import authors_sweep
 from transformers import AutoModelForCausalLM
 
 import stages
+from stages.engine.flops import bridge_sweep_flops
 from stages.engine.plans import Intervention, drop, drop_component, swap
-from stages.flops import bridge_sweep_flops
 from stages.models import embedded_model_dir
 
 METRICS = ("kl", "rel_acc", "entropy_delta", "loss")

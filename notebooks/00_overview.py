@@ -48,10 +48,10 @@
 
 from IPython.display import Markdown, display
 
+from stages.analyses.boundaries import stage_boundaries
+from stages.analyses.signals import OVERVIEW, boundary_ranges, boundary_stability, overview_signals
 from stages.book.page import open_page
-from stages.boundaries import stage_boundaries
-from stages.plots import overview_figure, stability_figure
-from stages.signals import OVERVIEW, boundary_ranges, boundary_stability, overview_signals
+from stages.plots.stages import overview_figure, stability_figure
 
 # %% tags=["parameters"]
 model = "gemma-3-270m"  # the embedded default, or a Hugging Face name / local folder

@@ -44,8 +44,8 @@ from IPython.display import Markdown, display
 from stages.book.page import open_page
 from stages.claims import verdict_table, verdict_text
 from stages.claims.robustness import MIDDLE, most_damaging, robustness_claims
-from stages.plots import component_figure, robustness_figure, swap_vs_drop_zoom
-from stages.sweep import sweep_table
+from stages.engine.sweep import sweep_table
+from stages.plots.robustness import component_figure, robustness_figure, swap_vs_drop_zoom
 
 # %% tags=["parameters"]
 model = "gemma-3-270m"  # the embedded default, or a Hugging Face name / local folder

@@ -36,12 +36,12 @@
 
 from IPython.display import Markdown, display
 
-from stages.attention import attention_table
+from stages.analyses.attention import attention_table
+from stages.analyses.norms import norms_table
 from stages.book.page import open_page
 from stages.claims import verdict_table, verdict_text
 from stages.claims.stages import detokenization_claims
-from stages.norms import norms_table
-from stages.plots import locality_figure, norms_figure
+from stages.plots.stages import locality_figure, norms_figure
 
 # %% tags=["parameters"]
 model = "gemma-3-270m"  # the embedded default, or a Hugging Face name / local folder

@@ -38,12 +38,12 @@
 
 from IPython.display import Markdown, display
 
+from stages.analyses.lens import lens_table
 from stages.book.page import open_page
 from stages.claims import verdict_table, verdict_text
 from stages.claims.depth import HALF
 from stages.claims.stages import feature_engineering_claims
-from stages.lens import lens_table
-from stages.plots import lens_figure
+from stages.plots.stages import lens_figure
 
 # %% tags=["parameters"]
 model = "gemma-3-270m"  # the embedded default, or a Hugging Face name / local folder

@@ -38,12 +38,12 @@
 
 from IPython.display import Markdown, display
 
+from stages.analyses.lens import lens_table
+from stages.analyses.neurons import class_counts, top_neurons
 from stages.book.page import open_page
 from stages.claims import verdict_table, verdict_text
 from stages.claims.stages import ensembling_claims
-from stages.lens import lens_table
-from stages.neurons import class_counts, top_neurons
-from stages.plots import lens_figure, neuron_counts_figure
+from stages.plots.stages import lens_figure, neuron_counts_figure
 
 # %% tags=["parameters"]
 model = "gemma-3-270m"  # the embedded default, or a Hugging Face name / local folder

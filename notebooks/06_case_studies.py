@@ -53,12 +53,17 @@
 
 from IPython.display import Markdown, display
 
+from stages.analyses.probes import probe_accuracies
+from stages.analyses.subjoiner import attention_profile, rank_heads
 from stages.book.page import open_page
 from stages.claims import verdict_table, verdict_text
 from stages.claims.case_studies import probe_claims, subjoiner_head_early
-from stages.plots import head_effects_figure, ing_neuron_figure, probe_figure, subjoiner_figure
-from stages.probes import probe_accuracies
-from stages.subjoiner import attention_profile, rank_heads
+from stages.plots.case_studies import (
+    head_effects_figure,
+    ing_neuron_figure,
+    probe_figure,
+    subjoiner_figure,
+)
 
 # %% tags=["parameters"]
 model = "gemma-3-270m"  # the embedded default, or a Hugging Face name / local folder

@@ -38,11 +38,11 @@
 
 from IPython.display import Markdown, display
 
+from stages.analyses.swap_similarity import swap_similarity_table
 from stages.book.page import open_page
 from stages.claims import verdict_table, verdict_text
 from stages.claims.appendix import appendix_claims
-from stages.plots import swap_similarity_figure
-from stages.swap_similarity import swap_similarity_table
+from stages.plots.book import swap_similarity_figure
 
 # %% tags=["parameters"]
 model = "gemma-3-270m"  # the embedded default, or a Hugging Face name / local folder

@@ -49,11 +49,11 @@
 
 from IPython.display import Markdown, display
 
+from stages.analyses.cross_model import SIGNALS, compare_models
 from stages.book.page import open_page
 from stages.claims import verdict_table, verdict_text
 from stages.claims.cross_model import cross_model_claims
-from stages.cross_model import SIGNALS, compare_models
-from stages.plots import cross_model_figure
+from stages.plots.book import cross_model_figure
 
 # %% tags=["parameters"]
 models = ["gemma-3-270m", "smollm2-135m-instruct"]  # embedded names, hub names or folders

@@ -47,8 +47,8 @@ import stages
 from stages.book import find_root
 from stages.book.page import open_page
 from stages.engine.forward import start_groups
-from stages.performance import load_speed_results, measure_sweep, speed_table
-from stages.plots import speed_figure
+from stages.engine.performance import load_speed_results, measure_sweep, speed_table
+from stages.plots.book import speed_figure
 from stages.provenance import provenance
 
 # %% tags=["parameters"]

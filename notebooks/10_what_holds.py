@@ -41,8 +41,8 @@ from IPython.display import Markdown, display
 from stages.book.page import open_page
 from stages.claims import all_claims
 from stages.claims.cross_model import Sample, cross_model_claims
-from stages.plots import verdict_figure
-from stages.results import open_results, packs_for
+from stages.plots.book import verdict_figure
+from stages.results.pages import open_results, packs_for
 from stages.stats import table as verdict_frame
 
 # %% tags=["parameters"]

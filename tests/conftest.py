@@ -58,8 +58,8 @@ def shared_results() -> None:
 
     They depend on the weights only and take minutes for a model without a results pack.
     Entries are keyed by the weights hash, the package versions and the source of
-    ``stages.neurons``, so a stale one is never read, and ``tests/test_neurons.py`` tests the
-    computation itself.
+    ``stages.analyses.neurons`` (and what it imports), so a stale one is never read, and
+    ``tests/analyses/test_neurons.py`` tests the computation itself.
     """
     from stages.store import results_dir
 

@@ -1,4 +1,4 @@
-"""A sweep in its own process, for the interruption and concurrency tests (tests/test_cache.py).
+"""A sweep in its own process, for the interruption and concurrency tests of the result cache.
 
 Usage: python -m tests.sweep_worker OUT.parquet [--slow SECONDS] [--no-cache]
 Builds the tiny seeded Gemma 3 model of tests/conftest.py, runs every intervention over six
@@ -14,7 +14,7 @@ import time
 import torch
 
 import stages
-import stages.sweep
+import stages.engine.sweep
 from tests.conftest import TEXT, make_tiny_hf, make_tiny_tokenizer
 
 
@@ -33,7 +33,7 @@ def main() -> None:
     tokens = torch.tensor([[tok.bos_token_id] + ids[k * 23 : (k + 1) * 23] for k in range(6)])
 
     computed = 0
-    original = stages.sweep.score_residuals
+    original = stages.engine.sweep.score_residuals
 
     def counted(*a, **kw):
         nonlocal computed
@@ -43,7 +43,7 @@ def main() -> None:
         time.sleep(args.slow)
         return result
 
-    stages.sweep.score_residuals = counted
+    stages.engine.sweep.score_residuals = counted
     table = stages.run_sweep(model, tokens, batch_size=1, progress=False, cache=not args.no_cache)
     table.to_parquet(args.out)
     print(f"computed {computed}", flush=True)

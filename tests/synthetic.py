@@ -38,7 +38,7 @@ def sweep(
     seed: int = 0,
     n_layers: int = N_LAYERS,
 ) -> pd.DataFrame:
-    """A :func:`stages.sweep.sweep_sums` frame: per-token means ``f(kind, layer)`` plus noise."""
+    """A sweep sums frame: per-token means ``f(kind, layer)`` plus noise."""
     rng = np.random.default_rng(seed)
     count = SEQ_LEN - 2
     columns = {"entropy": _noisy(rng, 3.0, n_seq, sd, count)}
@@ -61,8 +61,8 @@ def sweep(
 def attention(
     n_seq: int, prev5: Callable[[int], float], *, n_heads: int = 2, sd: float = 0.01, seed: int = 0
 ) -> pd.DataFrame:
-    """An :func:`stages.attention.attention_sums` frame with per-entry mean ``prev5(layer)``."""
-    from stages.attention import QUANTITIES, locality_counts
+    """An attention sums frame with per-entry mean ``prev5(layer)``."""
+    from stages.analyses.attention import QUANTITIES, locality_counts
 
     rng = np.random.default_rng(seed)
     counts = locality_counts(SEQ_LEN)
@@ -81,7 +81,7 @@ def norms(
     n_seq: int, attn: Callable[[int], float], mlp: Callable[[int], float], *, sd: float = 0.5,
     seed: int = 0,
 ) -> pd.DataFrame:  # fmt: skip
-    """A :func:`stages.norms.norms_sums` frame with mean norms ``attn(layer)``, ``mlp(layer)``."""
+    """A norms sums frame with mean norms ``attn(layer)``, ``mlp(layer)``."""
     rng = np.random.default_rng(seed)
     columns = {}
     for layer in range(N_LAYERS):
@@ -101,7 +101,7 @@ def lens(
     sd: float = 0.05,
     seed: int = 0,
 ) -> pd.DataFrame:
-    """A :func:`stages.lens.lens_sums` frame; ``entropy(layer)`` is H(Q_l) - H(P) in bits.
+    """A :func:`stages.analyses.lens.lens_sums` frame; ``entropy(layer)`` is H(Q_l) - H(P) in bits.
 
     The last layer is the model's own output: KL 0, agreement 1, entropy change 0.
     """
@@ -127,7 +127,7 @@ def lens(
 
 def classes(prediction: list[int], suppression: list[int], d_mlp: int = 100) -> pd.DataFrame:
     """A neuron-class table with the given counts of prediction / suppression neurons per layer."""
-    from stages.neurons import classify_table
+    from stages.analyses.neurons import classify_table
 
     rows = []
     for layer in range(N_LAYERS):
@@ -147,7 +147,7 @@ def swap_similarity(
     n_seq: int, value: Callable[[int, str, str, str], float], *, sd: float = 0.02, seed: int = 0
 ) -> pd.DataFrame:
     """A ``swap_similarity_sums`` frame with per-token means ``value(i, c, metric, which)``."""
-    from stages.swap_similarity import COMPONENTS, ROWS, _column
+    from stages.analyses.swap_similarity import COMPONENTS, ROWS, _column
 
     rng = np.random.default_rng(seed)
     columns = {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import stages
-import stages.sweep
+import stages.engine.sweep
 from stages.cli import main as cli_main
 from stages.models import ModelLoadError
 
@@ -146,14 +146,14 @@ def test_non_finite_metrics_name_the_intervention_and_are_not_cached(
     results, tiny_models, tiny_tokens, monkeypatch
 ):
     bridge, _ = tiny_models("gpt2")
-    real_compare = stages.sweep.compare
+    real_compare = stages.engine.sweep.compare
     calls = {"n": 0}
 
     def poisoned(unembedding, ref, x, targets):
         calls["n"] += 1  # the third intervention's residual turns to NaN
         return real_compare(unembedding, ref, x * float("nan") if calls["n"] == 3 else x, targets)
 
-    monkeypatch.setattr(stages.sweep, "compare", poisoned)
+    monkeypatch.setattr(stages.engine.sweep, "compare", poisoned)
     with pytest.raises(FloatingPointError, match=r"drop 2: metric 'kl'"):
         stages.run_sweep(bridge, tiny_tokens, stages.drops(bridge), batch_size=6, progress=False)
     assert not list(results.rglob("*.parquet"))

@@ -27,25 +27,25 @@ from typing import TYPE_CHECKING, Any
 
 # public name -> the module that defines it
 _API = {
-    "attention_locality": "stages.attention",
-    "stage_boundaries": "stages.boundaries",
-    "load_corpus": "stages.corpus",
+    "attention_locality": "stages.analyses.attention",
+    "stage_boundaries": "stages.analyses.boundaries",
+    "load_corpus": "stages.text.corpus",
     "intervened_logits": "stages.engine.forward",
     **dict.fromkeys(
         ["FAMILIES", "Intervention", "drop", "drop_component", "drop_range", "drops", "parallel",
          "repeat", "reverse", "shuffle", "swap", "swaps"],
         "stages.engine.plans",
     ),
-    "logit_lens": "stages.lens",
+    "logit_lens": "stages.analyses.lens",
     **dict.fromkeys(
         ["EMBEDDED_DEFAULT", "ModelLoadError", "load_model", "model_info"], "stages.models"
     ),
-    **dict.fromkeys(["class_counts", "neuron_classes", "top_neurons"], "stages.neurons"),
-    "component_norms": "stages.norms",
-    "ing_probes": "stages.probes",
-    "subjoiner_heads": "stages.subjoiner",
-    "swap_similarity": "stages.swap_similarity",
-    **dict.fromkeys(["default_interventions", "run_sweep"], "stages.sweep"),
+    **dict.fromkeys(["class_counts", "neuron_classes", "top_neurons"], "stages.analyses.neurons"),
+    "component_norms": "stages.analyses.norms",
+    "ing_probes": "stages.analyses.probes",
+    "subjoiner_heads": "stages.analyses.subjoiner",
+    "swap_similarity": "stages.analyses.swap_similarity",
+    **dict.fromkeys(["default_interventions", "run_sweep"], "stages.engine.sweep"),
 }  # fmt: skip
 
 __all__ = [
@@ -96,9 +96,14 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what the names are, for readers and type checkers
-    from stages.attention import attention_locality
-    from stages.boundaries import stage_boundaries
-    from stages.corpus import load_corpus
+    from stages.analyses.attention import attention_locality
+    from stages.analyses.boundaries import stage_boundaries
+    from stages.analyses.lens import logit_lens
+    from stages.analyses.neurons import class_counts, neuron_classes, top_neurons
+    from stages.analyses.norms import component_norms
+    from stages.analyses.probes import ing_probes
+    from stages.analyses.subjoiner import subjoiner_heads
+    from stages.analyses.swap_similarity import swap_similarity
     from stages.engine.forward import intervened_logits
     from stages.engine.plans import (
         FAMILIES,
@@ -114,11 +119,6 @@ if TYPE_CHECKING:  # what the names are, for readers and type checkers
         swap,
         swaps,
     )
-    from stages.lens import logit_lens
+    from stages.engine.sweep import default_interventions, run_sweep
     from stages.models import EMBEDDED_DEFAULT, ModelLoadError, load_model, model_info
-    from stages.neurons import class_counts, neuron_classes, top_neurons
-    from stages.norms import component_norms
-    from stages.probes import ing_probes
-    from stages.subjoiner import subjoiner_heads
-    from stages.swap_similarity import swap_similarity
-    from stages.sweep import default_interventions, run_sweep
+    from stages.text.corpus import load_corpus

@@ -140,7 +140,8 @@ def _cmd_book(args: argparse.Namespace) -> int:
 
 
 def _cmd_cache(args: argparse.Namespace) -> int:
-    from stages import cache, store
+    from stages import store
+    from stages.results import cache
 
     if args.action == "clear":
         print(f"removed {cache.clear(args.analysis)} cache entries from {store.results_dir()}")
@@ -158,7 +159,9 @@ def _cmd_cache(args: argparse.Namespace) -> int:
 
 
 def _cmd_pack(args: argparse.Namespace) -> int:
-    from stages.pack import Pack, PackError, Recipe, build_pack, shipped_pack, slice_check
+    from stages.results.build import build_pack
+    from stages.results.check import slice_check
+    from stages.results.pack import Pack, PackError, Recipe, shipped_pack
 
     try:
         if args.action == "build":

@@ -38,7 +38,7 @@ def provenance(
         corpus: the corpus name or path; its fingerprint is recorded.
         seconds: wall-clock run time, if known.
     """
-    from stages.corpus import corpus_fingerprint
+    from stages.text.corpus import corpus_fingerprint
 
     info = dict(getattr(model, "stages_info", {}))
     record: dict[str, Any] = {

@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 from stages import stats
+from stages.analyses.signals import CURVES, curve
 from stages.claims.cross_model import Sample
-from stages.signals import CURVES, curve
 
 SIGNALS: dict[str, str] = {
     name: CURVES[name]
@@ -37,7 +37,7 @@ def model_signals(sample: Sample, *, seed: int = 0) -> pd.DataFrame:
     Drops and swaps (relative accuracy; a swap at its first layer), previous-5 attention (mean
     over heads), the attention / MLP output-norm ratio, the logit lens's KL to the final
     distribution and the fraction of prediction neurons (weights only: no interval), each from
-    the sample's per-sequence sums (:func:`stages.signals.curve`).
+    the sample's per-sequence sums (:func:`stages.analyses.signals.curve`).
     """
     parts = []
     for signal in SIGNALS:
@@ -57,7 +57,7 @@ class Comparison:
     Attributes:
         samples: each model's per-sequence sums, in the order given.
         table: every model's :func:`model_signals`, with a ``model`` column first.
-        reports: each model's :meth:`stages.results.Results.report` (where its numbers came
+        reports: each model's :meth:`stages.results.pages.Results.report` (where its numbers came
             from, and its live slice check).
         provenance: each model's provenance record.
     """
@@ -85,13 +85,13 @@ def compare_models(
 
     Each model reads ``n_tokens`` tokens of ``corpus`` in its own tokenization (the same seed).
     With ``pack="default"`` a model whose shipped results pack holds exactly these parameters is
-    read from it (see :func:`stages.results.open_results`); a pack folder serves the model it
-    names (:func:`stages.results.packs_for`).
+    read from it (see :func:`stages.results.pages.open_results`); a pack folder serves the model it
+    names (:func:`stages.results.pages.packs_for`).
 
     Raises:
         ValueError: no model, or a model named twice.
     """
-    from stages.results import open_results, packs_for
+    from stages.results.pages import open_results, packs_for
 
     if not models or len(set(models)) != len(models):
         raise ValueError(f"models must be a non-empty list of distinct names, got {models!r}")

@@ -15,7 +15,7 @@ The authors' notebook used TransformerLens' ``accumulated_resid(apply_ln=True) @
 in the versions of the time normalised every layer with the *final* layer's cached scale; here
 every layer gets its own normalisation (the definition of the logit lens).
 
-The same chunked float64 arithmetic as :func:`stages.run_sweep` (:mod:`stages.metrics`); 95%
+The same chunked float64 arithmetic as :func:`stages.run_sweep` (:mod:`stages.engine.metrics`); 95%
 bootstrap intervals over sequences.
 """
 
@@ -28,9 +28,9 @@ import pandas as pd
 import torch
 
 from stages.engine.forward import capture_baseline
-from stages.metrics import METRICS
-from stages.runs import layers_of, mean_with_interval, per_sequence, with_provenance
-from stages.sweep import score_residuals
+from stages.engine.metrics import METRICS
+from stages.engine.runs import layers_of, mean_with_interval, per_sequence, with_provenance
+from stages.engine.sweep import score_residuals
 
 # compare()'s names, and what this table calls them
 _COLUMNS = {
@@ -83,9 +83,9 @@ def lens_sums(
 
     Returns:
         One row per sequence: ``"<layer>:<metric>"`` for every layer and
-        :data:`stages.metrics.METRICS` entry (sums over the scored positions ``1..seq_len-2``;
-        ``entropy_delta`` is H(Q_l) - H(P) in bits), ``final_entropy`` (H(P) summed, bits) and
-        ``seq_len``.
+        :data:`stages.engine.metrics.METRICS` entry (sums over the scored positions
+        ``1..seq_len-2``; ``entropy_delta`` is H(Q_l) - H(P) in bits), ``final_entropy`` (H(P)
+        summed, bits) and ``seq_len``.
     """
     n_layers = len(model.blocks)
 

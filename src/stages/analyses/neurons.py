@@ -9,7 +9,7 @@ into ``W_U`` and centres it). Across the vocabulary these ``d_vocab`` values hav
 A neuron with kurtosis above 10 is a *prediction* neuron when the skew is positive (it raises a
 few tokens' logits) and a *suppression* neuron when it is negative. The variance of the same
 values is kept too: the authors' "-ing" case study also takes neurons whose variance exceeds
-0.005 (:func:`stages.probes.ing_neurons`).
+0.005 (:func:`stages.analyses.probes.ing_neurons`).
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from stages.cache import Entry
+from stages.engine.runs import code_fingerprint, model_key, model_provenance
 from stages.provenance import versions
-from stages.runs import code_fingerprint, model_key, model_provenance
+from stages.results.cache import Entry
 
 KURTOSIS_THRESHOLD = 10.0
 

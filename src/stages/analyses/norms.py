@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 
 from stages.engine.forward import run_to_last_block
-from stages.runs import layers_of, mean_with_interval, per_sequence, with_provenance
+from stages.engine.runs import layers_of, mean_with_interval, per_sequence, with_provenance
 
 COMPONENTS: dict[str, str] = {"attn": "hook_attn_out", "mlp": "hook_mlp_out"}
 

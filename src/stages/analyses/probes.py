@@ -1,6 +1,6 @@
 """Ensembles of prediction and suppression neurons (paper section 6.2, Figures 10 and 16).
 
-On a :func:`stages.words.ing_dataset` (does the next token end in "ing"?):
+On a :func:`stages.text.words.ing_dataset` (does the next token end in "ing"?):
 
 1. **Relevant neurons** (:func:`ing_neurons`). By default as the authors chose them: neurons
    whose vocabulary cosines have kurtosis > 10 or variance > 0.005, ranked by how differently
@@ -34,10 +34,10 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from stages.analyses.neurons import output_directions, vocab_cosines
 from stages.engine.forward import head as unembed
 from stages.engine.forward import run_to_last_block
-from stages.neurons import output_directions, vocab_cosines
-from stages.runs import per_sequence
+from stages.engine.runs import per_sequence
 from stages.store import sha256_bytes
 
 
@@ -46,7 +46,7 @@ def token_effects(model: Any, classes: pd.DataFrame, token_mask: np.ndarray) -> 
 
     Args:
         model: the bridge ``classes`` was computed on.
-        classes: a :func:`stages.neurons.neuron_classes` table.
+        classes: a :func:`stages.analyses.neurons.neuron_classes` table.
         token_mask: ``[d_vocab]`` bool, the tokens of interest.
 
     Returns:
@@ -91,17 +91,18 @@ def ing_neurons(
 
     ``selection="authors"`` (the default; the authors' ``find_neurons`` notebook): candidates
     are the neurons whose cosines with the ``W_U`` columns have Pearson kurtosis > 10 or
-    variance > 0.005 over the vocabulary (the moments of :func:`stages.neurons.neuron_classes`);
-    each candidate's *raw* logit effects ``W_U^T w_out`` (not normalised) are averaged over the
-    tokens of ``token_mask`` and over the rest, and the ``k`` candidates with the largest
-    absolute difference (``contrast``) are kept. Each is a prediction neuron when its skew is
-    positive, a suppression neuron when negative (a high-variance candidate need not pass the
-    kurtosis test). ``selection="cosine"``: the ``k`` prediction or suppression neurons with the
-    largest absolute mean cosine over the tokens (:func:`token_effects`).
+    variance > 0.005 over the vocabulary (the moments of
+    :func:`stages.analyses.neurons.neuron_classes`); each candidate's *raw* logit effects ``W_U^T
+    w_out`` (not normalised) are averaged over the tokens of ``token_mask`` and over the rest, and
+    the ``k`` candidates with the largest absolute difference (``contrast``) are kept. Each is a
+    prediction neuron when its skew is positive, a suppression neuron when negative (a
+    high-variance candidate need not pass the kurtosis test). ``selection="cosine"``: the ``k``
+    prediction or suppression neurons with the largest absolute mean cosine over the tokens
+    (:func:`token_effects`).
 
     Args:
         model: the bridge ``classes`` was computed on.
-        classes: a :func:`stages.neurons.neuron_classes` table (with ``variance``).
+        classes: a :func:`stages.analyses.neurons.neuron_classes` table (with ``variance``).
         token_mask: ``[d_vocab]`` bool, the tokens of interest ("-ing" tokens).
         k: how many neurons.
         selection: ``"authors"`` or ``"cosine"``.
@@ -217,7 +218,7 @@ def ing_probes(
 
     Args:
         model: a ``TransformerBridge``.
-        tokens: ``[n, seq_len]`` windows (:func:`stages.words.ing_dataset`).
+        tokens: ``[n, seq_len]`` windows (:func:`stages.text.words.ing_dataset`).
         labels: ``[n]`` bool, the true classes.
         neurons: rows with ``layer``, ``neuron`` and ``cls`` (:func:`ing_neurons`).
         token_mask: ``[d_vocab]`` bool, the tokens of the positive class ("-ing" tokens).

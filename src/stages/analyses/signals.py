@@ -7,8 +7,8 @@ sequences in every analysis of one sample, so curves of one resample belong toge
 the weights (neuron fractions) have no sampling variation: their "distribution" repeats them.
 
 ``frames`` is a mapping with the per-sequence sums of a sample: ``"sweep"``
-(:func:`stages.sweep.sweep_sums`), ``"attention"``, ``"norms"``, ``"lens"``; ``classes`` is a
-:func:`stages.neurons.neuron_classes` table.
+(:func:`stages.engine.sweep.sweep_sums`), ``"attention"``, ``"norms"``, ``"lens"``; ``classes`` is a
+:func:`stages.analyses.neurons.neuron_classes` table.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ import numpy as np
 import pandas as pd
 
 from stages import stats
-from stages.attention import locality_counts
-from stages.boundaries import stage_boundaries
+from stages.analyses.attention import locality_counts
+from stages.analyses.boundaries import stage_boundaries
+from stages.analyses.neurons import class_counts
 from stages.claims.depth import stack
-from stages.neurons import class_counts
 
 CURVES: dict[str, str] = {
     "drop_kl": "drop-layer KL, nats (Fig. 3)",
@@ -134,8 +134,8 @@ def boundary_stability(
 ) -> pd.DataFrame:
     """How often each fitted stage boundary lands on each layer across bootstrap resamples.
 
-    The exact change-point fit (:func:`stages.boundaries.stage_boundaries`) is refitted on the
-    signals of every resample of sequences; the share of resamples in which boundary ``j``
+    The exact change-point fit (:func:`stages.analyses.boundaries.stage_boundaries`) is refitted on
+    the signals of every resample of sequences; the share of resamples in which boundary ``j``
     starts at layer ``l`` is its uncertainty *from the data* (the fit's own credible interval
     assumes independent Gaussian noise around each curve, which the neuron fractions and the
     smooth depth curves are not).
@@ -175,7 +175,7 @@ def boundary_ranges(
     """The fitted boundaries with their uncertainty from resampled sequences.
 
     Args:
-        boundaries: :func:`stages.boundaries.stage_boundaries` of the observed signals (the
+        boundaries: :func:`stages.analyses.boundaries.stage_boundaries` of the observed signals (the
             estimator: each boundary at its most probable layer).
         stability: :func:`boundary_stability` of the same signals.
         n_layers: the model's number of blocks.

@@ -1,6 +1,6 @@
 """Subjoiner heads (paper section 6.1, Figure 9): heads that join a multi-token word's pieces.
 
-On a :func:`stages.words.subjoiner_dataset`, every head's attention from the last token of each
+On a :func:`stages.text.words.subjoiner_dataset`, every head's attention from the last token of each
 window to the ``n_keys`` last positions (offset 0 = itself, offset 3 = three tokens back) is
 read from ``blocks.{l}.attn.hook_pattern``. A *subjoiner* head attends from the last token of a
 four-token word to the word's first token (offset 3) far more than the same head attends to
@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 
 from stages.engine.forward import run_to_last_block
-from stages.runs import per_sequence
+from stages.engine.runs import per_sequence
 
 
 def final_token_attention(
@@ -94,7 +94,7 @@ def subjoiner_heads(
 
     Args:
         model: a ``TransformerBridge``.
-        tokens: ``[n, seq_len]`` windows (:func:`stages.words.subjoiner_dataset`).
+        tokens: ``[n, seq_len]`` windows (:func:`stages.text.words.subjoiner_dataset`).
         labels: ``[n]`` bool, True for the word class.
         offset: the word's first token, positions before the last (4-token words: 3).
         n_keys: positions read back from the last token.

@@ -48,7 +48,7 @@ import pandas as pd
 import torch
 
 from stages.engine.forward import BaselineRun, capture_baseline, run_block
-from stages.runs import layers_of, mean_with_interval, per_sequence, with_provenance
+from stages.engine.runs import layers_of, mean_with_interval, per_sequence, with_provenance
 
 COMPONENTS: dict[str, str] = {"attn": "hook_attn_out", "mlp": "hook_mlp_out"}
 

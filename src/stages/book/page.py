@@ -46,11 +46,11 @@ class Page:
         return time.time() - self.started
 
     def results(self, **overrides: Any) -> Any:
-        """:func:`stages.results.open_results` with the page's parameters it accepts.
+        """:func:`stages.results.pages.open_results` with the page's parameters it accepts.
 
         ``overrides`` replace or add arguments (``window_batch=batch_size``).
         """
-        from stages.results import open_results
+        from stages.results.pages import open_results
 
         accepted = inspect.signature(open_results).parameters
         kwargs = {k: v for k, v in self.parameters.items() if k in accepted} | overrides
@@ -60,7 +60,7 @@ class Page:
         """Display the provenance footer.
 
         Args:
-            source: a :class:`stages.results.Results` (its record for this page's parameters
+            source: a :class:`stages.results.pages.Results` (its record for this page's parameters
                 and time is shown) or a ready provenance record (a dict).
         """
         from IPython.display import Markdown, display
@@ -76,7 +76,8 @@ class Page:
         """Display one provenance footer for a page over several models.
 
         Args:
-            records: each model's provenance record (:meth:`stages.results.Results.provenance`),
+            records: each model's provenance record
+            (:meth:`stages.results.pages.Results.provenance`),
                 by model name; what they share (corpus, date, machine, versions) is shown once.
         """
         record = {"parameters": ", ".join(f"{k}={v!r}" for k, v in self.parameters.items()),

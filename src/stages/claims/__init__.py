@@ -72,13 +72,14 @@ def all_claims(results: Any, *, seed: int = 0) -> pd.DataFrame:
     """Every claim the book tests for one model, decided from ``results``.
 
     Args:
-        results: a :class:`stages.results.Results` (a pack or live sums).
+        results: a :class:`stages.results.pages.Results` (a pack or live sums).
         seed: the bootstrap and split seed.
 
     Returns:
         :func:`stages.stats.table` of every verdict, with ``group`` (the paper's section) and
         ``page`` (the notebook that tests it).
     """
+    from stages.analyses.probes import probe_accuracies
     from stages.claims.appendix import appendix_claims
     from stages.claims.case_studies import probe_claims, subjoiner_head_early
     from stages.claims.robustness import robustness_claims
@@ -88,7 +89,6 @@ def all_claims(results: Any, *, seed: int = 0) -> pd.DataFrame:
         feature_engineering_claims,
         sharpening_claims,
     )
-    from stages.probes import probe_accuracies
 
     n = results.n_layers
     classes = results.classes()

@@ -1,6 +1,6 @@
 """Appendix A's claims on what swapped layers write (Figure 12), from per-sequence cosine sums.
 
-Inputs are :func:`stages.swap_similarity.swap_similarity_sums`: per sequence, the cosine of
+Inputs are :func:`stages.analyses.swap_similarity.swap_similarity_sums`: per sequence, the cosine of
 component outputs summed over positions ``1..seq_len-1`` for every swap ``i, i+1``. "Stage 2" is
 taken as the swaps starting at relative depth 0.25-0.5 and "stage 3" as those after 0.5 and up
 to 0.85 (the stages the paper names in its appendix; its boundaries are drawn by eye).
@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 
 from stages import stats
+from stages.analyses.swap_similarity import _column
 from stages.claims.depth import EARLY, HALF, LAST, rel_depth, span, stack
 from stages.stats import Verdict
-from stages.swap_similarity import _column
 
 
 def _swaps(n_layers: int, lo: float, hi: float, *, closed_lo: bool = True) -> list[int]:

@@ -4,7 +4,7 @@ Both are decided on data the choice never saw. Subjoiner heads: the strongest he
 a random half of each class's words and its effect is measured on the other half, resampling
 words (a word's windows are not independent of each other).
 Probes: the best single neuron and the best ensemble size are chosen on a validation split and
-compared on a test split, paired window by window (:func:`stages.probes.probe_accuracies`).
+compared on a test split, paired window by window (:func:`stages.analyses.probes.probe_accuracies`).
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 
 from stages import stats
+from stages.analyses.probes import Probes
+from stages.analyses.subjoiner import OFFSET, effect_of_heads
 from stages.claims.depth import EARLY, rel_depth
-from stages.probes import Probes
 from stages.stats import Verdict
-from stages.subjoiner import OFFSET, effect_of_heads
 
 
 def selection_half(labels: np.ndarray, words: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -56,9 +56,9 @@ def subjoiner_head_early(
     split by word and the interval resamples words, each with all its windows.
 
     Args:
-        attention: per-window attention at :data:`stages.subjoiner.OFFSET` of every head
-            (columns ``"layer.head.3"``; a :func:`stages.subjoiner.final_token_attention` table
-            or the pack's ``subjoiner`` part).
+        attention: per-window attention at :data:`stages.analyses.subjoiner.OFFSET` of every head
+            (columns ``"layer.head.3"``; a :func:`stages.analyses.subjoiner.final_token_attention`
+            table or the pack's ``subjoiner`` part).
         labels: ``[n]`` bool, True for four-token words.
         words: ``[n]`` the word each window ends on.
         n_layers: the model's number of blocks.

@@ -1,7 +1,7 @@
 """Claims across models: do two models' curves have the same shape on relative depth?
 
 The paper overlays models on relative depth and sees the same shapes. Here, for each signal of
-:data:`stages.signals.CURVES`, model B's curve is interpolated at model A's middle layers
+:data:`stages.analyses.signals.CURVES`, model B's curve is interpolated at model A's middle layers
 (relative depth 0.25-0.75: the ends are left out because the first-layer catastrophe and the
 last layer's KL of 0 make any two curves agree there for free) and the statistic is Spearman's
 rho between the two. Its interval resamples each model's sequences independently; the null is
@@ -19,8 +19,8 @@ import pandas as pd
 from scipy import stats as sps
 
 from stages import stats
+from stages.analyses.signals import CURVES, curve
 from stages.claims.depth import MIDDLE, rel_depth
-from stages.signals import CURVES, curve
 from stages.stats import Verdict
 
 N_PERMUTATIONS = 9999

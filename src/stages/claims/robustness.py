@@ -1,7 +1,7 @@
 """The paper's robustness claims (section 4, Figure 3; appendix B, Figures 13-15), decided.
 
-Every claim is a function of :func:`stages.sweep.sweep_sums` (per-sequence metric sums of every
-intervention), so its interval resamples sequences and compares interventions *paired*, on the
+Every claim is a function of :func:`stages.engine.sweep.sweep_sums` (per-sequence metric sums of
+every intervention), so its interval resamples sequences and compares interventions *paired*, on the
 same resampled sequences (:mod:`stages.stats`). Relative accuracy is the share of top-1
 predictions kept; KL is in nats; entropy change in bits.
 """
@@ -195,7 +195,7 @@ def robustness_claims(sums: pd.DataFrame, n_layers: int, *, seed: int = 0) -> li
     """Every robustness claim decided from a sweep's per-sequence sums.
 
     Args:
-        sums: :func:`stages.sweep.sweep_sums` with drops, swaps, attention-only and MLP-only
+        sums: :func:`stages.engine.sweep.sweep_sums` with drops, swaps, attention-only and MLP-only
             drops (a claim whose interventions are missing is ``not enough data``).
         n_layers: the model's number of blocks.
         seed: the bootstrap seed.
@@ -214,5 +214,5 @@ def robustness_claims(sums: pd.DataFrame, n_layers: int, *, seed: int = 0) -> li
 
 
 def most_damaging(table: pd.DataFrame, kind: str, k: int = 3) -> pd.DataFrame:
-    """The ``k`` rows of one kind of a :func:`stages.sweep.sweep_table` with the largest KL."""
+    """The ``k`` rows of one kind of a sweep table with the largest KL."""
     return table[table["kind"] == kind].nlargest(k, "kl")

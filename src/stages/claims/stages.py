@@ -1,10 +1,11 @@
 """The paper's four stages (section 5) as claims decided from per-sequence sums and weights.
 
-Inputs are the analyses' per-sequence sums (:func:`stages.attention.attention_sums`,
-:func:`stages.norms.norms_sums`, :func:`stages.lens.lens_sums`) and the neuron classes
-(:func:`stages.neurons.neuron_classes`, weights only: claims about neuron counts are exact, with
-no sampling interval, and need :data:`MIN_NEURONS` classed neurons). Depth ranges are relative
-depth ``layer / (n_layers - 1)``: *early* is at most 0.25, the *first half* at most 0.5, the
+Inputs are the analyses' per-sequence sums (:func:`stages.analyses.attention.attention_sums`,
+:func:`stages.analyses.norms.norms_sums`, :func:`stages.analyses.lens.lens_sums`) and the neuron
+classes (:func:`stages.analyses.neurons.neuron_classes`, weights only: claims about neuron counts
+are exact, with no sampling interval, and need :data:`MIN_NEURONS` classed neurons). Depth ranges
+are relative depth ``layer / (n_layers - 1)``: *early* is at most 0.25, the *first half* at most
+0.5, the
 *last layers* at least 0.85.
 """
 
@@ -15,9 +16,9 @@ import pandas as pd
 from scipy import stats as sps
 
 from stages import stats
-from stages.attention import locality_counts
+from stages.analyses.attention import locality_counts
+from stages.analyses.neurons import class_counts
 from stages.claims.depth import EARLY, HALF, LAST, layers_where, rel_depth, span, stack
-from stages.neurons import class_counts
 from stages.stats import Verdict
 
 PEAK_RANGE = (0.75, 0.95)

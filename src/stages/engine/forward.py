@@ -19,9 +19,10 @@ from typing import Any
 import torch
 
 from stages.engine.plans import BASELINE, Intervention
+from stages.shapes import Logits, Model, Resid, Tokens
 
 
-def n_layers(model: Any) -> int:
+def n_layers(model: Model) -> int:
     """Number of transformer blocks of a ``TransformerBridge``."""
     return len(model.blocks)
 
@@ -38,11 +39,11 @@ class BaselineRun:
             arguments Hugging Face passed it (masks, rotary tables, position ids).
     """
 
-    resid_pre: list[torch.Tensor]
+    resid_pre: list[Resid]
     block_args: list[tuple[tuple[Any, ...], dict[str, Any]]]
 
     @property
-    def final_resid(self) -> torch.Tensor:
+    def final_resid(self) -> Resid:
         """Output of the last block, ``[batch, pos, d_model]``."""
         return self.resid_pre[-1]
 
@@ -51,7 +52,7 @@ class _StopForward(Exception):
     """Raised by the last block's hook so the baseline pass skips the (huge) unembedding."""
 
 
-def capture_baseline(model: Any, tokens: torch.Tensor) -> BaselineRun:
+def capture_baseline(model: Model, tokens: Tokens) -> BaselineRun:
     """Run the unperturbed model on ``tokens`` ``[batch, pos]`` up to the last block.
 
     The final norm and unembedding are not applied (see :func:`head`), so no
@@ -97,7 +98,7 @@ def capture_baseline(model: Any, tokens: torch.Tensor) -> BaselineRun:
     return BaselineRun(resid_pre=resid, block_args=args)  # type: ignore[arg-type]
 
 
-def run_to_last_block(model: Any, tokens: torch.Tensor) -> torch.Tensor:
+def run_to_last_block(model: Model, tokens: Tokens) -> Resid:
     """Run ``model`` on ``tokens`` up to the output of its last block, and return that output.
 
     The final norm and the unembedding are skipped (with a 262k vocabulary they cost more than
@@ -128,8 +129,8 @@ def _first(out: Any) -> torch.Tensor:
 
 
 def run_block(
-    model: Any, j: int, hidden: torch.Tensor, base: BaselineRun, args_of: int | None = None
-) -> torch.Tensor:
+    model: Model, j: int, hidden: Resid, base: BaselineRun, args_of: int | None = None
+) -> Resid:
     """Apply block ``j`` to ``hidden`` with the arguments block ``args_of`` (default ``j``) got."""
     rest, kw = base.block_args[j if args_of is None else args_of]
     return _first(model.blocks[j](hidden, *rest, **kw))
@@ -140,7 +141,7 @@ def _zero(tensor: torch.Tensor, hook: Any = None) -> torch.Tensor:
 
 
 @contextmanager
-def zeroed(model: Any, plan: Intervention) -> Iterator[None]:
+def zeroed(model: Model, plan: Intervention) -> Iterator[None]:
     """Set ``plan.zeroed``'s hook points to zero inside; the hooks are removed on exit."""
     if not plan.zeroed:
         yield
@@ -149,7 +150,7 @@ def zeroed(model: Any, plan: Intervention) -> Iterator[None]:
         yield
 
 
-def run_own(model: Any, base: BaselineRun, plan: Intervention) -> torch.Tensor:
+def run_own(model: Model, base: BaselineRun, plan: Intervention) -> Resid:
     """``[batch, pos, d_model]``: what ``plan`` puts in place of ``resid_pre[plan.stop]``.
 
     Runs ``plan.order`` from the baseline ``resid_pre[plan.start]``, one block after another or,
@@ -164,7 +165,7 @@ def run_own(model: Any, base: BaselineRun, plan: Intervention) -> torch.Tensor:
     return hidden
 
 
-def run_intervened(model: Any, base: BaselineRun, plan: Intervention) -> torch.Tensor:
+def run_intervened(model: Model, base: BaselineRun, plan: Intervention) -> Resid:
     """Final residual ``[batch, pos, d_model]`` (before the final norm) under ``plan``.
 
     Computes only the plan's own blocks and the blocks after its span.
@@ -202,7 +203,7 @@ def _repeat_batch(value: Any, batch: int, times: int) -> Any:
     return value
 
 
-def run_group(model: Any, base: BaselineRun, group: Sequence[Intervention]) -> list[torch.Tensor]:
+def run_group(model: Model, base: BaselineRun, group: Sequence[Intervention]) -> list[Resid]:
     """Final residuals ``[batch, pos, d_model]`` of plans that start at the same block.
 
     Each plan first runs its own blocks and then, alone, the blocks up to the group's last
@@ -237,13 +238,13 @@ def run_group(model: Any, base: BaselineRun, group: Sequence[Intervention]) -> l
     return list(hidden.split(batch))
 
 
-def _run_tail(model: Any, base: BaselineRun, hidden: torch.Tensor, k: int) -> torch.Tensor:
+def _run_tail(model: Model, base: BaselineRun, hidden: Resid, k: int) -> Resid:
     for j in range(k, len(base.block_args)):
         hidden = run_block(model, j, hidden, base)
     return hidden
 
 
-def head(model: Any, resid: torch.Tensor) -> torch.Tensor:
+def head(model: Model, resid: Resid) -> Logits:
     """Final norm and unembedding: ``[..., d_model]`` residual to ``[..., d_vocab]`` logits.
 
     Applies the Hugging Face config's ``final_logit_softcapping`` where a model has one (Gemma 2).
@@ -257,8 +258,8 @@ def head(model: Any, resid: torch.Tensor) -> torch.Tensor:
 
 
 def intervened_logits(
-    model: Any, tokens: torch.Tensor, iv: Intervention = BASELINE
-) -> torch.Tensor:
+    model: Model, tokens: Tokens, iv: Intervention = BASELINE
+) -> Logits:
     """Full logits ``[batch, pos, d_vocab]`` of ``model`` on ``tokens`` under one intervention.
 
     A convenience for small inputs; :func:`stages.run_sweep` streams metrics instead.
@@ -267,7 +268,7 @@ def intervened_logits(
     return head(model, run_intervened(model, base, iv))
 
 
-def validate_interventions(model: Any, plans: Sequence[Intervention]) -> list[Intervention]:
+def validate_interventions(model: Model, plans: Sequence[Intervention]) -> list[Intervention]:
     """Check types and spans; return the list. Raises ValueError naming the bad entry."""
     n = n_layers(model)
     for plan in plans:

@@ -15,8 +15,8 @@ from typing import Any
 
 import pandas as pd
 
+from stages.engine.flops import bridge_sweep_flops, matmul_peak
 from stages.engine.plans import Intervention
-from stages.flops import bridge_sweep_flops, matmul_peak
 
 METHODS = {
     "authors": "authors' method (batch 1, model rebuilt per swap)",
@@ -75,10 +75,10 @@ def measure_sweep(
     Returns:
         ``seconds``, ``s_per_intervention``, ``tokens_per_s`` (scored positions x
         interventions per second), ``tflop`` (the forward FLOPs the sweep needs,
-        :mod:`stages.flops`), ``peak_gflops`` (float32 matmul peak measured just before) and
+        :mod:`stages.engine.flops`), ``peak_gflops`` (float32 matmul peak measured just before) and
         ``mfu``.
     """
-    from stages.sweep import run_sweep
+    from stages.engine.sweep import run_sweep
 
     peak = matmul_peak()
     start = time.perf_counter()

@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
+
+from stages.shapes import Model
 
 
 @dataclass(frozen=True)
@@ -202,7 +204,7 @@ def parallel(i: int, j: int) -> Intervention:
     return Intervention("parallel", i, j, tuple(range(i, j)), combine="mean")
 
 
-def drops(model: Any, component: Literal["block", "attn", "mlp"] = "block") -> list[Intervention]:
+def drops(model: Model, component: Literal["block", "attn", "mlp"] = "block") -> list[Intervention]:
     """All single-layer drops of ``model``: whole blocks, or only their attention or MLP."""
     if component not in ("block", "attn", "mlp"):
         raise ValueError(f"component must be 'block', 'attn' or 'mlp', got {component!r}")
@@ -212,6 +214,6 @@ def drops(model: Any, component: Literal["block", "attn", "mlp"] = "block") -> l
     return [drop_component(i, component) for i in range(n)]
 
 
-def swaps(model: Any) -> list[Intervention]:
+def swaps(model: Model) -> list[Intervention]:
     """All adjacent swaps ``(i, i + 1)`` of ``model``, ``i`` in ``0..L-2``."""
     return [swap(i) for i in range(len(model.blocks) - 1)]

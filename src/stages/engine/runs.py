@@ -3,11 +3,11 @@
 An analysis gives a function that maps one batch of sequences ``[b, seq_len]`` to named
 per-sequence float64 sums (``{column: [b] array}``). :func:`per_sequence` does the rest: token
 checks, batching, a tqdm progress bar, ``torch.no_grad``, a checkpoint of every batch in the
-result cache (:mod:`stages.cache`) so an interrupted run resumes where it stopped, reuse of
+result cache (:mod:`stages.results.cache`) so an interrupted run resumes where it stopped, reuse of
 finished sums, and a provenance record in ``sums.attrs["provenance"]``. Every analysis then
 reduces the per-sequence sums (one row per sequence, the independent unit of every interval) to
 its table with a function of the sums alone, so the same reduction serves sums computed now and
-sums read from a results pack (:mod:`stages.pack`).
+sums read from a results pack (:mod:`stages.results.pack`).
 
 The cache key holds everything that determines the sums: the model (name, weights hash, dtype,
 device type), the exact token ids, the analysis parameters, the batch size, the package versions
@@ -17,7 +17,10 @@ and a hash of the source files of the analysis and every ``stages`` module it us
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
+import importlib
+import importlib.util
 import os
 import sys
 from collections.abc import Callable, Iterator, Mapping
@@ -30,10 +33,10 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from stages.cache import Entry
-from stages.metrics import bootstrap_interval
+from stages.engine.metrics import bootstrap_interval
 from stages.models import model_info
 from stages.provenance import versions
+from stages.results.cache import Entry
 from stages.store import sha256_bytes
 
 BatchSums = Mapping[str, np.ndarray]
@@ -129,24 +132,36 @@ def tokens_sha256(tokens: torch.Tensor) -> str:
     return sha256_bytes(tokens.cpu().numpy().astype(np.int64).tobytes())
 
 
-def code_modules(module: ModuleType) -> list[ModuleType]:
-    """``module`` and every ``stages`` module it reaches through its globals, by name.
+def _imported_modules(path: Path) -> set[str]:
+    """The ``stages`` modules a source file imports, at its top or inside functions."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names if alias.name.startswith("stages.")}
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("stages"):
+            package = hasattr(importlib.import_module(node.module), "__path__")
+            for alias in node.names:  # `from stages.engine import forward` imports a module
+                child = f"{node.module}.{alias.name}"
+                is_module = package and importlib.util.find_spec(child) is not None
+                found.add(child if is_module else node.module)
+    return {name for name in found if name != "stages"}
 
-    What a module's results can depend on: the modules it imports and those it takes
-    functions or classes from, followed transitively (the ``stages`` package itself left out).
+
+def code_modules(module: ModuleType) -> list[ModuleType]:
+    """``module`` and every ``stages`` module its source imports, followed transitively.
+
+    Read from the source files (:mod:`ast`), so it sees imports inside functions and does not
+    depend on what a module's globals hold at run time. What a result can depend on, found
+    rather than listed by hand; the ``stages`` package itself is left out.
     """
     seen: dict[str, ModuleType] = {}
-    todo = [module]
+    todo = [module.__name__]
     while todo:
-        current = todo.pop()
-        if current.__name__ in seen:
+        name = todo.pop()
+        if name in seen:
             continue
-        seen[current.__name__] = current
-        for value in vars(current).values():
-            is_module = isinstance(value, ModuleType)
-            name = value.__name__ if is_module else getattr(value, "__module__", None)
-            if isinstance(name, str) and name.startswith("stages.") and name not in seen:
-                todo.append(sys.modules[name])
+        seen[name] = importlib.import_module(name)
+        todo += sorted(_imported_modules(Path(seen[name].__file__)) - set(seen))
     return [seen[name] for name in sorted(seen)]
 
 
@@ -207,7 +222,7 @@ def per_sequence(
         units_per_seq: progress units per sequence (e.g. interventions per sequence).
         min_len: the shortest ``seq_len`` the analysis accepts.
         map_batches: where the batches not yet in the cache are computed (default: ``compute``
-            in this process, one after the other); e.g. :class:`stages.scale_out.RayBatches`.
+            in this process, one after the other); e.g. :class:`stages.engine.scale_out.RayBatches`.
             Each batch is checkpointed as it arrives, in any order.
 
     Returns:

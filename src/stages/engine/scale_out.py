@@ -1,6 +1,6 @@
 """Scale-out on Ray: batches of an analysis computed by workers that each load the model once.
 
-:class:`RayBatches` plugs into :func:`stages.runs.batched_analysis` (``map_batches=``): it
+:class:`RayBatches` plugs into :func:`stages.engine.runs.batched_analysis` (``map_batches=``): it
 starts one Ray actor per worker, each of which loads the model with the arguments the driver
 used (``model.stages_info["reload"]``) and checks that its weights hash matches; it cuts every
 pending batch into (batch x chunk of parts) tasks, spreads them over the actors, and yields a
@@ -24,8 +24,8 @@ from typing import Any
 
 import torch
 
+from stages.engine.runs import BatchSums
 from stages.models import load_model, model_info
-from stages.runs import BatchSums
 
 # Task(model, batch, parts, *, first, **kwargs) -> per-sequence sums of one chunk of parts.
 Task = Callable[..., BatchSums]
@@ -70,7 +70,7 @@ class _Worker:
 class RayBatches:
     """Compute an analysis's pending batches on Ray workers.
 
-    A ``map_batches`` for :func:`stages.runs.batched_analysis`.
+    A ``map_batches`` for :func:`stages.engine.runs.batched_analysis`.
 
     Args:
         model: the driver's bridge, loaded with :func:`stages.load_model` from a name or a

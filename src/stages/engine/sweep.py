@@ -4,8 +4,8 @@ For every batch of sequences the baseline runs once
 (:func:`stages.engine.forward.capture_baseline`); the plans that start at the same layer then run
 together (:func:`stages.engine.forward.run_group`): each computes only its own blocks, and the
 blocks they share are run once on the group's residuals stacked along the batch. Every final
-residual is compared with the baseline by :mod:`stages.metrics`, one vocabulary tile at a time,
-and reduced to per-sequence sums in float64 on the model's device, which reach the host at the
+residual is compared with the baseline by :mod:`stages.engine.metrics`, one vocabulary tile at a
+time, and reduced to per-sequence sums in float64 on the model's device, which reach the host at the
 end of the batch (no synchronisation inside the intervention loop).
 
 Metrics average over every predicted position except position 0 (the prediction made at the BOS
@@ -13,8 +13,8 @@ token), as the authors did: a row of ``seq_len`` tokens contributes ``seq_len - 
 (positions ``1..seq_len-2``, each scored against the next token).
 
 The unit of work is (batch, group of start layers). Run locally, a batch's groups run in one
-call; with ``executor="ray"`` (:mod:`stages.scale_out`) they may be spread over workers, each of
-which repeats the batch's baseline. Each intervention's sums come from the same operations
+call; with ``executor="ray"`` (:mod:`stages.engine.scale_out`) they may be spread over workers,
+each of which repeats the batch's baseline. Each intervention's sums come from the same operations
 either way, so both give the same table.
 """
 
@@ -35,8 +35,7 @@ from stages.engine.forward import (
     start_groups,
     validate_interventions,
 )
-from stages.engine.plans import BASELINE, Intervention, describe_label, drops, swaps
-from stages.metrics import (
+from stages.engine.metrics import (
     LN2,
     METRICS,
     Unembedding,
@@ -45,14 +44,15 @@ from stages.metrics import (
     reference,
     unchanged,
 )
-from stages.models import resolve_dtype
-from stages.runs import (
+from stages.engine.plans import BASELINE, Intervention, describe_label, drops, swaps
+from stages.engine.runs import (
     check_tokens,
     default_batch_size,
     forward_bytes_per_seq,
     per_sequence,
     with_provenance,
 )
+from stages.models import resolve_dtype
 
 EXECUTORS = ("local", "ray")
 
@@ -90,15 +90,15 @@ def run_sweep(
         n_boot: bootstrap resamples (over sequences) for the 95% intervals.
         seed: bootstrap seed.
         progress: show a tqdm progress bar.
-        cache: read and write the result cache (:mod:`stages.cache`): each batch is
+        cache: read and write the result cache (:mod:`stages.results.cache`): each batch is
             checkpointed as it finishes, so an interrupted run resumes where it stopped and
             gives the same table as an uninterrupted one; finished sums are reused.
         autocast: ``"bfloat16"`` or ``"float16"``: run a float32 model's matrix products in
             that precision under ``torch.autocast`` (for GPUs with fast half-precision units);
             the metrics are still accumulated in float64. None (default): the model's dtype.
         executor: ``"local"`` (this process) or ``"ray"``: spread (batch x start-layer group)
-            tasks over Ray workers (:mod:`stages.scale_out`; install ``stages[ray]``). Both give
-            the same table and share the cache.
+            tasks over Ray workers (:mod:`stages.engine.scale_out`; install ``stages[ray]``). Both
+            give the same table and share the cache.
         workers: Ray workers (default: one per GPU for a CUDA model, else two CPUs each).
 
     Returns:
@@ -141,7 +141,7 @@ def sweep_sums(
 
     Returns:
         One row per sequence: ``"<label>:<metric>"`` (float64 sums over the sequence's scored
-        positions ``1..seq_len-2`` of each :data:`stages.metrics.METRICS` entry, for the
+        positions ``1..seq_len-2`` of each :data:`stages.engine.metrics.METRICS` entry, for the
         baseline ``none`` and every intervention, labelled as :attr:`Intervention.label`),
         ``entropy`` (the baseline's entropy summed over the same positions, bits) and
         ``seq_len``.
@@ -163,7 +163,7 @@ def sweep_sums(
         batch_size = default_batch_size(model, seq_len, bytes_per_seq=per_seq)
     map_batches = None
     if executor == "ray":
-        from stages.scale_out import RayBatches
+        from stages.engine.scale_out import RayBatches
 
         map_batches = RayBatches(model, sweep_task, groups, {"half": half}, workers=workers)
 
@@ -293,7 +293,7 @@ def score_residuals(
     """Compare next-token distributions read from residuals with the reference; sum per sequence.
 
     Every residual goes through the model's final norm and, tile by tile, its unembedding
-    (:mod:`stages.metrics`), and is compared with the reference's distribution at the scored
+    (:mod:`stages.engine.metrics`), and is compared with the reference's distribution at the scored
     positions ``1..seq_len-2``. Sums stay on the model's device until the end: two small
     transfers to the host per call (the sums, P's entropy), whatever the number of candidates.
 

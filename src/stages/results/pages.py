@@ -12,7 +12,8 @@
 Either way a page asks the same questions (:meth:`Results.sums`, :meth:`Results.classes`,
 :meth:`Results.windows`) and reduces the answers with the same functions, and
 :meth:`Results.report` says where the numbers came from; for a pack it recomputes the first rows
-of every part the page used and shows that they equal the pack's (:func:`stages.pack.slice_check`).
+of every part the page used and shows that they equal the pack's
+(:func:`stages.results.check.slice_check`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from typing import Any
 import pandas as pd
 import torch
 
-from stages.pack import (
+from stages.results.check import slice_check
+from stages.results.pack import (
     SEQUENCE_PARTS,
     SLICE,
     Pack,
@@ -32,7 +34,6 @@ from stages.pack import (
     Recipe,
     matches,
     shipped_pack,
-    slice_check,
 )
 
 
@@ -82,19 +83,19 @@ class Results:
         self._use(part)
         if self.pack is not None:
             return self.pack.frame(part, len(self.tokens))
-        from stages.pack import _Computer
+        from stages.results.parts import Parts
 
-        computer = self._computer(_Computer)
+        computer = self._computer(Parts)
         kw = {"batch_size": self.batch_size, "progress": progress, "cache": True}
         return computer.live_sums(part, self.tokens, **kw)
 
     def classes(self) -> pd.DataFrame:
-        """Every neuron's moments and class (:func:`stages.neurons.neuron_classes`).
+        """Every neuron's moments and class (:func:`stages.analyses.neurons.neuron_classes`).
 
         They depend on the weights alone, so when the numbers are computed now they still come
         from the shipped pack of a model with these exact weights (checked like any part).
         """
-        from stages.neurons import classify_table, neuron_classes
+        from stages.analyses.neurons import classify_table, neuron_classes
 
         self._use("neurons")
         source = self.pack or self._weights_pack()
@@ -118,32 +119,32 @@ class Results:
 
     def windows(self, name: str) -> Any:
         """The case-study windows: ``"subjoiner"`` or ``"ing"`` (a ``WordDataset``)."""
-        from stages.pack import _Computer
+        from stages.results.parts import Parts
 
-        return self._computer(_Computer).datasets[name]
+        return self._computer(Parts).datasets[name]
 
     def window_rows(self, part: str, *, progress: bool = True) -> pd.DataFrame:
         """Per-window rows of ``part`` (``"subjoiner"``, ``"subjoiner_profile"``, ``"ing"``)."""
-        from stages.pack import _Computer
+        from stages.results.parts import Parts
 
         self._use(part)
         if self.pack is not None:
             return self.pack.frame(part)
-        computer = self._computer(_Computer)
+        computer = self._computer(Parts)
         n = computer.n_rows(part)
         return computer.rows(part, 0, n, cache=True, progress=progress)
 
     def ing_neurons(self) -> dict[str, pd.DataFrame]:
-        """The "-ing" neurons of each selection rule (:func:`stages.probes.ing_neurons`)."""
-        from stages.pack import _Computer
+        """The "-ing" neurons of each rule (:func:`stages.analyses.probes.ing_neurons`)."""
+        from stages.results.parts import Parts
 
-        return self._computer(_Computer).ing_sets()
+        return self._computer(Parts).ing_sets()
 
     def profile_heads(self) -> list[str]:
         """The heads (``"layer.head"``) whose whole attention profile the windows keep."""
-        from stages.pack import _Computer
+        from stages.results.parts import Parts
 
-        return self._computer(_Computer).profile_heads()
+        return self._computer(Parts).profile_heads()
 
     def _computer(self, cls: type) -> Any:
         if "computer" not in self._live:
@@ -276,8 +277,8 @@ def open_results(
         PackError: a pack that exists but fails its checksums, or a named pack that is missing
             or incomplete.
     """
-    from stages.corpus import load_corpus
     from stages.models import load_model
+    from stages.text.corpus import load_corpus
 
     chosen: Pack | None = None
     why = ""

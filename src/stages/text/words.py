@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from stages.corpus import corpus_token_ids
+from stages.text.corpus import corpus_token_ids
 
 MARKERS = ("▁", "Ġ")
 

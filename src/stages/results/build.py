@@ -1,0 +1,236 @@
+"""Building a results pack: chunk by chunk, resumable, in rounds (:func:`build_pack`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from stages.provenance import versions
+from stages.results.check import compare_rows
+from stages.results.pack import (
+    CHUNK,
+    SEQUENCE_PARTS,
+    WINDOW_CHUNK,
+    WINDOW_PARTS,
+    Pack,
+    PackError,
+    Recipe,
+    _chunk_file,
+    _to_parquet,
+    chunks,
+    git_commit,
+    shipped_pack,
+    to_long,
+    to_wide,
+)
+from stages.results.parts import Parts, profile_heads
+from stages.store import atomic_write, sha256_bytes
+
+
+def _new_manifest(model: Any, recipe: Recipe, computer: Parts) -> dict[str, Any]:
+    from stages.engine.runs import tokens_sha256
+    from stages.models import model_info
+    from stages.text.corpus import corpus_fingerprint
+
+    info = model_info(model)
+    return {
+        "format": 1,
+        "recipe": recipe.__dict__,
+        "model": {
+            "name": info.get("name"),
+            "source": info.get("source"),
+            "weights_hash": info.get("weights_hash"),
+            "dtype": str(info.get("dtype")),
+            "device": str(info.get("device")),
+            "n_layers": len(model.blocks),
+        },
+        "corpus_sha256": corpus_fingerprint(recipe.corpus),
+        "tokens": {
+            "shape": list(computer.tokens.shape),
+            "sha256": tokens_sha256(computer.tokens),
+            "recipe": f"stages.load_corpus(model, corpus={recipe.corpus!r}, n_tokens="
+            f"{recipe.n_tokens}, seq_len={recipe.seq_len}, seed={recipe.seed})",
+        },
+        "versions": versions(),
+        "git_commit": git_commit(),
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"{platform.system()}, torch threads {torch.get_num_threads()}",
+        "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "finished": None,
+        "wall_time_s": 0.0,
+        "complete": False,
+        "parts": {},
+        "files": {},
+    }
+
+
+def _save_manifest(path: Path, manifest: dict[str, Any]) -> None:
+    atomic_write(path / "manifest.json", json.dumps(manifest, indent=1, default=str).encode())
+
+
+def build_pack(
+    recipe: Recipe,
+    out: str | os.PathLike[str] | None = None,
+    *,
+    parts: tuple[str, ...] | None = None,
+    up_to: int | None = None,
+    device: str = "cpu",
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> Pack:
+    """Build (or continue building) the results pack of ``recipe`` in ``out``.
+
+    Every finished chunk is written at once with its checksum, so an interrupted build
+    continues where it stopped. A build continues only a pack of the same recipe, model
+    weights and tokens; a chunk written by other code is kept only when the live slice of its
+    part still matches (:func:`slice_check`), otherwise the part is rebuilt.
+
+    Args:
+        recipe: what to compute.
+        out: the pack's folder (default: :func:`shipped_pack` of the model).
+        parts: only these parts (default: all; the neurons, then the case studies, then the
+            sequence parts).
+        up_to: compute only the chunks of the sequence parts that end at or before this row (a
+            build in rounds: with the case-study parts and the neurons done first, every round
+            leaves a pack whose first ``up_to`` sequences a page can use, see
+            :attr:`Pack.usable`).
+        device: where to run the model.
+        progress: progress bars.
+        log: where progress lines go.
+
+    Returns:
+        The opened pack.
+
+    Raises:
+        PackError: ``out`` holds a pack of another recipe, model or tokens.
+    """
+    from stages.analyses.neurons import neuron_classes
+    from stages.models import load_model
+
+    out = Path(out) if out is not None else shipped_pack(recipe.model)
+    started = time.time()
+    model = load_model(recipe.model, device=device, dtype=recipe.dtype)
+    existing = Pack.open(out) if (out / "manifest.json").exists() else None
+    computer = Parts(model, recipe, existing)
+    manifest = _new_manifest(model, recipe, computer)
+    if existing is not None:
+        old = existing.manifest
+        same = (
+            old["recipe"] == manifest["recipe"]
+            and old["model"]["weights_hash"] == manifest["model"]["weights_hash"]
+            and old["tokens"]["sha256"] == manifest["tokens"]["sha256"]
+        )
+        if not same:
+            raise PackError(
+                f"{out} holds a pack of another recipe, model or token sample; choose another "
+                "folder or delete it"
+            )
+        manifest = old | {"versions": manifest["versions"], "git_commit": manifest["git_commit"]}
+        manifest["complete"] = False
+    out.mkdir(parents=True, exist_ok=True)
+    wanted = parts or ("neurons", *WINDOW_PARTS, *SEQUENCE_PARTS)
+
+    def finish_part(part: str, files: list[str], seconds: float) -> None:
+        entry = manifest["parts"].setdefault(part, {"files": [], "seconds": 0.0})
+        entry.update(
+            files=files,
+            complete=True,
+            finished=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            seconds=round(entry.get("seconds", 0.0) + seconds, 1),
+        )
+
+    for part in wanted:
+        t0 = time.time()
+        if part == "neurons":
+            if manifest["parts"].get("neurons", {}).get("complete"):
+                continue
+            log("neurons: moments of every neuron's cosines with W_U (weights only)")
+            moments = neuron_classes(model, progress=progress)
+            table = moments[["layer", "neuron", "skew", "kurtosis", "variance"]]
+            data = _to_parquet(table)
+            atomic_write(out / "neurons.parquet", data)
+            manifest["files"]["neurons.parquet"] = sha256_bytes(data)
+            finish_part("neurons", ["neurons.parquet"], time.time() - t0)
+            computer._classes = None  # read back through the manifest next time
+            computer.pack = Pack(out, manifest)
+            _save_manifest(out, manifest)
+            continue
+        if part == "subjoiner_profile" and "profile_heads" not in manifest:
+            sub = Pack(out, manifest).frame("subjoiner")
+            manifest["profile_heads"] = profile_heads(sub, sub["label"].to_numpy(bool))
+            computer.pack = Pack(out, manifest)
+        if part == "ing" and "ing_neurons" not in manifest:
+            sets = computer.ing_sets()
+            manifest["ing_neurons"] = {rule: t.to_dict("records") for rule, t in sets.items()}
+        entry = manifest["parts"].setdefault(part, {"files": [], "seconds": 0.0})
+        if entry.get("complete"):
+            continue
+        size = CHUNK if part in SEQUENCE_PARTS else WINDOW_CHUNK
+        n_rows = computer.n_rows(part)
+        done = set(entry["files"])
+        if done and entry.get("git_commit") != manifest["git_commit"]:
+            log(f"{part}: chunks from commit {entry.get('git_commit')}; checking the slice")
+            first = sorted(done)[0]
+            stored = to_wide(pd.read_parquet(out / first))
+            live = computer.rows(part, 0, len(stored), cache=False, progress=False)
+            if not compare_rows(live, stored)["ok"].all():
+                log(f"{part}: today's code gives other numbers; rebuilding this part")
+                done = set()
+        entry["git_commit"] = manifest["git_commit"]
+        files = []
+        every_chunk = chunks(n_rows, size)
+        for a, b in every_chunk:
+            if up_to is not None and part in SEQUENCE_PARTS and b > up_to:
+                break
+            name = _chunk_file(part, a, b)
+            files.append(name)
+            if name in done:
+                continue
+            t1 = time.time()
+            rows = computer.rows(part, a, b, cache=False, progress=progress)
+            data = _to_parquet(to_long(rows, a))
+            atomic_write(out / name, data)
+            manifest["files"][name] = sha256_bytes(data)
+            entry["files"] = sorted({*entry["files"], name})
+            entry["seconds"] = round(entry.get("seconds", 0.0) + time.time() - t1, 1)
+            _save_manifest(out, manifest)
+            log(f"{part}: rows {a}-{b - 1} of {n_rows} done in {time.time() - t1:.0f} s")
+        if len(files) == len(every_chunk):
+            finish_part(part, files, 0.0)
+        _save_manifest(out, manifest)
+    manifest["wall_time_s"] = round(
+        sum(p.get("seconds", 0.0) for p in manifest["parts"].values()), 1
+    )
+    every = ("neurons", *SEQUENCE_PARTS, *WINDOW_PARTS)
+    manifest["complete"] = all(manifest["parts"].get(p, {}).get("complete") for p in every)
+    manifest["finished"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    if "windows" not in manifest:
+        manifest["windows"] = _window_counts(computer)
+    _save_manifest(out, manifest)
+    log(f"pack {out}: {'complete' if manifest['complete'] else 'partial'}; this run "
+        f"{time.time() - started:.0f} s")  # fmt: skip
+    return Pack.open(out)
+
+
+def _window_counts(computer: Parts) -> dict[str, Any]:
+    from stages.engine.runs import tokens_sha256
+
+    out = {}
+    for name, data in computer.datasets.items():
+        out[name] = {
+            "n": len(data.labels),
+            "positive": int(data.labels.sum()),
+            "negative": int((~data.labels).sum()),
+            "width": int(data.tokens.shape[1]),
+            "sha256": tokens_sha256(data.tokens),
+        }
+    return out

@@ -1,0 +1,1 @@
+"""Tests of the stage analyses against direct recomputations."""

@@ -1,0 +1,1 @@
+"""Tests of the book: sections, parameters, figures, every notebook, the HTML."""

@@ -1,0 +1,320 @@
+"""Every verdict function on synthetic per-sequence tables whose verdict is known.
+
+For each claim: a planted effect gives ``holds``, the opposite effect ``does not hold``, no
+effect ``unclear`` (claims about the weights alone have no sampling error, so no ``unclear``),
+and too few units ``not enough data``. The tables come from ``tests/synthetic.py``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stages.analyses.probes import Probes, probe_accuracies
+from stages.claims import appendix, case_studies, robustness
+from stages.claims import stages as stage_claims
+from stages.claims.cross_model import Sample, deeper_is_more_robust, shape_agreement
+from tests import synthetic as syn
+
+L = syn.N_LAYERS  # 12: middle layers 3-8, early 0-2, last (>= 0.85) 10-11
+MID = range(3, 9)
+N = 256
+EXPECTED = {1: "holds", -1: "does not hold", 0: "unclear"}
+
+
+def _kept(kind):
+    def make(e, n):
+        def acc(k, layer):
+            if k != kind or layer not in MID:
+                return 0.9
+            return {1: 0.9, -1: 0.5 if layer == 5 else 0.9, 0: 0.72}[e]
+
+        return robustness.kept_in_every_middle_layer(syn.sweep(n, rel_acc=acc), L, kind)
+
+    return make
+
+
+def _edge(kind, where):
+    edge = 0 if where == "first" else (L - 2 if kind == "swap" else L - 1)
+
+    def make(e, n):
+        def kl(k, layer):
+            if k == kind and layer == edge:
+                return {1: 3.0, -1: 0.05, 0: 0.3}[e]
+            return 0.3
+
+        sums = syn.sweep(n if e else min(n, 60), kl=kl)
+        return robustness.first_or_last_hurts_most(sums, L, kind, where)
+
+    return make
+
+
+def _entropy(kind):
+    def make(e, n):
+        sums = syn.sweep(n, entropy=lambda k, layer: e * 1.0 if (k, layer) == (kind, 0) else 0.1)
+        return robustness.first_raises_entropy(sums, L, kind)
+
+    return make
+
+
+def _gentler(e, n):
+    sums = syn.sweep(n, kl=lambda k, layer: 0.3 - 0.1 * e if k == "swap" else 0.3)
+    return robustness.swaps_gentler_than_drops(sums, L)
+
+
+def _mlp_late(e, n):
+    def kl(k, layer):
+        if k != "drop_mlp":
+            return 0.3
+        return 5.0 if layer == 0 else (0.3 + 0.2 * e if layer >= 9 else 0.3)
+
+    return robustness.mlp_drops_peak_late(syn.sweep(n, kl=kl), L)
+
+
+def _local(e, n):
+    sums = syn.attention(n, lambda layer: 0.1 + 0.05 * e if layer <= 2 else 0.1)
+    return stage_claims.local_attention_early(sums, L)
+
+
+def _ratio(e, n):
+    sums = syn.norms(n, lambda layer: 10.0, lambda layer: 10.0 - 3 * e if layer <= 2 else 10.0)
+    return stage_claims.attention_outweighs_mlp_early(sums, L)
+
+
+def _far(e, n):
+    sums = syn.lens(n, agreement=lambda layer: 0.2 - 0.1 * e if layer == 5 else 0.5)
+    return stage_claims.lens_far_at_midpoint(sums, L)
+
+
+def _lens_entropy(e, n):
+    sums = syn.lens(n, entropy=lambda layer: 0.5 * e if layer <= 5 else 0.0)
+    return stage_claims.lens_entropy_high_first_half(sums, L)
+
+
+def _kl_fall(e, n):
+    neurons = [10 if 6 <= x <= 9 else 0 for x in range(L)]
+    weak = [0.5 if 6 <= x <= 7 else (0.3 if x in (2, 3, 8, 9) else 0.2) for x in range(L)]
+    falls = {1: [1.0 if 6 <= x <= 9 else 0.05 for x in range(L)],
+             -1: [1.0 if 1 <= x <= 4 else 0.05 for x in range(L)],
+             0: weak}[e]  # no clear effect: rho near the null's 95th percentile  # fmt: skip
+    log_kl = 3.0 - np.cumsum(falls)
+    sums = syn.lens(n if e else min(n, 40), kl=lambda layer: float(np.exp(log_kl[layer])),
+                    sd=0.02 if e else 0.05)  # fmt: skip
+    return stage_claims.kl_fall_tracks_prediction_neurons(sums, syn.classes(neurons, [0] * L), L)
+
+
+def _norm_peak(e, n):
+    sums = syn.norms(n, lambda layer: 5.0, lambda layer: 10.0 + 5 * e if layer >= 10 else 10.0)
+    return stage_claims.mlp_norm_peaks_last(sums, L)
+
+
+def _last_entropy(e, n):
+    sums = syn.lens(n, entropy=lambda layer: -0.5 * e if layer == L - 2 else 0.0)
+    return stage_claims.last_layer_raises_entropy(sums, L)
+
+
+def _subjoiner(e, n):
+    rng = np.random.default_rng(0)
+    labels = np.r_[np.ones(n // 2, bool), np.zeros(n - n // 2, bool)]
+    strong = {1: (1, 0), -1: (9, 0), 0: None}[e]
+    layers = range(3) if e == 0 else range(L)  # no effect: every head early, none stronger
+    columns = {}
+    for layer in layers:
+        for head in range(2):
+            mean = np.where(labels, 0.5, 0.1) if (layer, head) == strong else 0.1
+            columns[f"{layer}.{head}.3"] = np.clip(mean + 0.05 * rng.standard_normal(n), 0, 1)
+    frame = pd.DataFrame(columns)
+    words = np.array([f"w{i}" for i in range(n)], dtype=object)  # every window its own word
+    return case_studies.subjoiner_head_early(frame, labels, words, L)
+
+
+def test_a_repeated_word_counts_once():
+    n = 256
+    labels = np.r_[np.ones(n // 2, bool), np.zeros(n // 2, bool)]
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"1.0.3": np.where(labels, 0.5, 0.1) + 0.01 * rng.standard_normal(n)})
+    words = np.array(["harpooneer"] * (n // 2) + [f"w{i}" for i in range(n // 2)], dtype=object)
+    v = case_studies.subjoiner_head_early(frame, labels, words, L)
+    assert v.verdict == "not enough data" and "1 distinct four-token" in v.detail, v
+
+
+def _probes(accuracies: dict[str, float], n: int, seed: int = 0) -> Probes:
+    """Probes whose chosen rows are right on a share ``accuracies[row]`` of ``n`` test windows."""
+    rng = np.random.default_rng(seed)
+    rows = [("single", "all"), ("top-k", "all"), ("model", "model"),
+            ("single", "suppression"), ("single", "prediction")]  # fmt: skip
+    base = rng.random(n)  # one shared difficulty per window: equal accuracies, equal answers
+    correct = np.stack([base < accuracies[f"{p}/{g}"] for p, g in rows], axis=1)
+    table = pd.DataFrame(
+        [{"probe": p, "group": g, "k": 1, "neuron": "1.2", "chosen": True,
+          "accuracy": correct[:, i].mean()} for i, (p, g) in enumerate(rows)]
+    )  # fmt: skip
+    return Probes(table, correct)
+
+
+def _probe_claim(index):
+    def make(e, n):
+        acc = {"single/all": 0.7, "top-k/all": 0.7, "model/model": 0.7,
+               "single/suppression": 0.7, "single/prediction": 0.7}  # fmt: skip
+        winner = ["top-k/all", "top-k/all", "single/suppression"][index]
+        if e:
+            acc[winner] = 0.7 + 0.2 * e
+        return case_studies.probe_claims(_probes(acc, n))[index]
+
+    return make
+
+
+def _stage2_index(e, n):
+    def value(i, c, metric, which):
+        stage2 = c == "mlp" and 3 <= i <= 5
+        return 0.5 + 0.2 * e if stage2 and (metric, which) == ("index", "moved earlier") else 0.5
+
+    return appendix.mlp_index_beats_self_in_stage2(syn.swap_similarity(n, value), L)
+
+
+def _index_drop(e, n):
+    def value(i, c, metric, which):
+        return 0.5 + 0.2 * e if c == "mlp" and metric == "index" and 3 <= i <= 5 else 0.5
+
+    return appendix.index_similarity_drops_at_midpoint(syn.swap_similarity(n, value), L)
+
+
+def _stubborn(e, n):
+    def value(i, c, metric, which):
+        return 0.5 + 0.2 * e if c == "mlp" and metric == "self" and 6 <= i <= 9 else 0.5
+
+    return appendix.mlps_stubborn_in_stage3(syn.swap_similarity(n, value), L)
+
+
+def _sample(name, n, n_layers, acc, seed, sd=0.02):
+    sums = syn.sweep(n, rel_acc=lambda k, layer: acc(layer / (n_layers - 1)), n_layers=n_layers,
+                     seed=seed, sd=sd)  # fmt: skip
+    return Sample(name, {"sweep": sums}, syn.classes([0] * L, [0] * L), n_layers)
+
+
+def _shape(e, n):
+    a = _sample("a", n, 12, lambda d: 0.5 + 0.4 * np.sin(np.pi * d), 0)
+    shape = {1: lambda d: 0.5 + 0.4 * np.sin(np.pi * d),
+             -1: lambda d: 0.9 - 0.4 * np.sin(np.pi * d),
+             0: lambda d: 0.8 + 0.001 * d}[e]  # fmt: skip
+    # no effect: a flat curve whose tiny slope is buried in the noise between sequences
+    return shape_agreement(a, _sample("b", n, 20, shape, 1, sd=0.02 if e else 0.3), "drop_rel_acc")
+
+
+def _deeper(e, n):
+    deep = _sample("deep", n, 20, lambda d: 0.85 + 0.05 * e, 0)
+    return deeper_is_more_robust([deep, _sample("shallow", n, 12, lambda d: 0.85, 1)])
+
+
+SAMPLED = {
+    "kept, drops": _kept("drop"),
+    "kept, swaps": _kept("swap"),
+    "first drop hurts most": _edge("drop", "first"),
+    "first swap hurts most": _edge("swap", "first"),
+    "last drop hurts most": _edge("drop", "last"),
+    "last swap hurts most": _edge("swap", "last"),
+    "first drop raises entropy": _entropy("drop"),
+    "first swap raises entropy": _entropy("swap"),
+    "swaps gentler than drops": _gentler,
+    "MLP drops peak late": _mlp_late,
+    "local attention early": _local,
+    "attention outweighs MLP early": _ratio,
+    "lens far at the midpoint": _far,
+    "lens entropy high in the first half": _lens_entropy,
+    "KL falls where prediction neurons are": _kl_fall,
+    "MLP norm peaks last": _norm_peak,
+    "last layer raises entropy": _last_entropy,
+    "subjoiner head early": _subjoiner,
+    "ensemble beats single neuron": _probe_claim(0),
+    "ensemble beats the model": _probe_claim(1),
+    "suppression probes best": _probe_claim(2),
+    "MLP index beats self in stage 2": _stage2_index,
+    "index similarity drops": _index_drop,
+    "MLPs stubborn in stage 3": _stubborn,
+    "same shape across models": _shape,
+    "deeper is more robust": _deeper,
+}
+
+
+@pytest.mark.parametrize("effect", [1, -1, 0])
+@pytest.mark.parametrize("claim", list(SAMPLED))
+def test_sampled_claim_gives_the_planted_verdict(claim, effect):
+    v = SAMPLED[claim](effect, N)
+    assert v.verdict == EXPECTED[effect], (v.statistic, v.value, v.lo, v.hi, v.rule, v.detail)
+    assert v.n >= 30 and v.rule and v.statistic
+
+
+@pytest.mark.parametrize("claim", list(SAMPLED))
+def test_six_units_are_not_enough_data(claim):
+    assert SAMPLED[claim](1, 6).verdict == "not enough data"
+
+
+def _counts(pred_layers, supp_layers=(), k=10):
+    return syn.classes([k if x in pred_layers else 0 for x in range(L)],
+                       [k if x in supp_layers else 0 for x in range(L)])  # fmt: skip
+
+
+EXACT = {
+    "prediction after the midpoint": (
+        stage_claims.prediction_after_midpoint,
+        _counts(range(7, 12)),
+        _counts(range(2, 12)),
+    ),
+    "prediction peak near 85%": (
+        stage_claims.prediction_peak_depth,
+        syn.classes([30 if x == 9 else 5 for x in range(L)], [0] * L),
+        syn.classes([30 if x == 5 else 5 for x in range(L)], [0] * L),
+    ),
+    "prediction declines at the end": (
+        stage_claims.prediction_declines_at_end,
+        syn.classes([20 if x == 9 else (0 if x == 11 else 5) for x in range(L)], [0] * L),
+        syn.classes([20 if x == 11 else 5 for x in range(L)], [0] * L),
+    ),
+    "suppression dominates the last layers": (
+        stage_claims.suppression_dominates_last,
+        _counts([10, 11], [], 5).pipe(lambda t: t),
+        _counts([10, 11], [], 20),
+    ),
+}
+EXACT["suppression dominates the last layers"] = (
+    stage_claims.suppression_dominates_last,
+    syn.classes([5 if x >= 10 else 0 for x in range(L)], [20 if x >= 10 else 0 for x in range(L)]),
+    syn.classes([20 if x >= 10 else 0 for x in range(L)], [5 if x >= 10 else 0 for x in range(L)]),
+)
+
+
+@pytest.mark.parametrize("claim", list(EXACT))
+def test_weight_claims_are_exact(claim):
+    f, good, bad = EXACT[claim]
+    v = f(good, L)
+    assert v.verdict == "holds" and v.lo == v.hi == v.value and "exact" in v.rule, v
+    assert f(bad, L).verdict == "does not hold"
+    few = syn.classes(
+        [1 if x >= 9 else 0 for x in range(L)], [1 if x >= 10 else 0 for x in range(L)]
+    )
+    assert f(few, L).verdict == "not enough data"
+
+
+def test_probes_are_chosen_on_validation_and_scored_on_test():
+    rng = np.random.default_rng(0)
+    n = 2000
+    labels = rng.random(n) < 0.5
+    signal = labels.astype(float)
+    names = [f"5.{j}" for j in range(6)]
+    acts = pd.DataFrame({name: signal * (0.4 if j < 4 else 0.0) + rng.standard_normal(n)
+                         for j, name in enumerate(names)})  # fmt: skip
+    acts["model_yes"] = (rng.random(n) < 0.6).astype(float)
+    neurons = pd.DataFrame({"layer": 5, "neuron": range(6),
+                            "cls": ["prediction"] * 3 + ["suppression"] * 3})  # fmt: skip
+    probes = probe_accuracies(acts, labels, neurons, seed=0)
+    t = probes.table
+    assert set(t["group"]) == {"prediction", "suppression", "all", "model"}
+    assert (t.groupby(["probe", "group"])["chosen"].sum() == 1).all()
+    assert t["n_test"].eq(n // 4).all() and probes.correct.shape == (n // 4, len(t))
+    ensemble = probes.chosen("top-k", "all")
+    assert ensemble.k >= 2  # four weak neurons beat one
+    single = probes.chosen("single", "all")
+    assert single.val_accuracy == t[(t.probe == "single") & (t.group == "all")].val_accuracy.max()
+    v = case_studies.probe_claims(probes)[0]
+    assert v.verdict == "holds", v

@@ -1,0 +1,1 @@
+"""Tests of the engine: plans against surgery, the sweep, metrics, Ray, speed."""

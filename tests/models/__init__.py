@@ -1,0 +1,1 @@
+"""Tests of loading models, and the real embedded model."""

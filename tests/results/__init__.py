@@ -1,0 +1,1 @@
+"""Tests of the result cache, results packs and their live slice."""

@@ -1,0 +1,208 @@
+"""Results packs: built, read back, checked by the live slice, refused, resumed, matched."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import stages.engine.sweep
+from stages.analyses.subjoiner import final_token_attention
+from stages.claims import all_claims
+from stages.engine.sweep import sweep_sums
+from stages.models import load_model
+from stages.results import pack as packs
+from stages.results.build import build_pack
+from stages.results.check import slice_check
+from stages.results.pack import Pack, PackError, Recipe
+from stages.results.pages import open_results
+from stages.results.parts import Parts
+from tests.conftest import TEXT, make_tiny_hf
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory, tiny_tokenizer):
+    """A tiny GPT-2 in a folder, a small corpus file, a recipe, and its pack."""
+    root = tmp_path_factory.mktemp("pack")
+    folder = root / "tiny-gpt2"
+    make_tiny_hf("gpt2", len(tiny_tokenizer)).save_pretrained(folder)
+    tiny_tokenizer.save_pretrained(folder)
+    corpus = root / "corpus.txt"
+    corpus.write_text((TEXT + "\n") * 40)
+    recipe = Recipe(model=str(folder), n_seq=6, seq_len=24, corpus=str(corpus), dtype="float64",
+                    batch_size=4, n_per_class=8, n_neurons=4, window_batch=4)  # fmt: skip
+    built = build_pack(recipe, root / "pack", device="cpu", progress=False, log=_quiet)
+    return recipe, built, root
+
+
+def test_a_built_pack_holds_the_analyses_sums(setup):
+    recipe, pack, _ = setup
+    assert pack.complete and set(pack.manifest["parts"]) == {
+        "neurons",
+        *packs.SEQUENCE_PARTS,
+        *packs.WINDOW_PARTS,
+    }
+    for name, digest in pack.manifest["files"].items():
+        assert len(digest) == 64 and (pack.path / name).exists()
+    assert pack.manifest["parts"]["sweep"]["files"] == [
+        "sweep/rows-00000-00002.parquet", "sweep/rows-00002-00006.parquet"
+    ]  # fmt: skip
+    model = load_model(recipe.model, device="cpu", dtype="float64")
+    from stages.text.corpus import load_corpus
+
+    tokens = load_corpus(model, corpus=recipe.corpus, n_tokens=recipe.n_tokens,
+                         seq_len=recipe.seq_len, seed=0)  # fmt: skip
+    direct = sweep_sums(model, tokens, batch_size=4, progress=False, cache=False)
+    got = pack.frame("sweep")
+    assert list(got.columns) == list(direct.columns)
+    pd.testing.assert_frame_equal(got, direct.astype(float), check_exact=False, rtol=1e-12)
+    windows = Parts(model, recipe).datasets["subjoiner"]
+    attention = final_token_attention(model, windows.tokens, progress=False, cache=False)
+    sub = pack.frame("subjoiner")
+    keep = [c for c in sub.columns if c.endswith(".3")]
+    np.testing.assert_allclose(sub[keep], attention[keep], rtol=1e-12)
+    np.testing.assert_array_equal(sub["label"].to_numpy(bool), windows.labels)
+    assert pack.manifest["windows"]["subjoiner"]["n"] == len(windows.labels)
+    assert set(pack.manifest["ing_neurons"]) == {"authors", "cosine"}
+
+
+def test_the_live_slice_matches_and_catches_changed_code(setup, monkeypatch, tmp_path):
+    recipe, pack, _ = setup
+    model = load_model(recipe.model, device="cpu", dtype="float64")
+    check = slice_check(pack, model)
+    assert check["ok"].all() and set(pack.manifest["parts"]) < set(check["part"])
+    assert {"subjoiner windows (sha256)", "ing windows (sha256)", "subjoiner profile heads",
+            "'-ing' neurons, authors selection"} <= set(check["part"])  # fmt: skip
+    monkeypatch.setenv("STAGES_CACHE_DIR", str(tmp_path))  # no slice from the cache
+    original = stages.engine.sweep.score_residuals
+
+    def drifted(*a, **k):
+        sums, entropy = original(*a, **k)
+        return sums * (1 + 1e-5), entropy
+
+    monkeypatch.setattr(stages.engine.sweep, "score_residuals", drifted)
+    check = slice_check(pack, model, ("sweep", "lens")).set_index("part")
+    assert not check.loc["sweep", "ok"] and check.loc["sweep", "max_rel_diff"] > 1e-6
+    assert check.loc["lens", "ok"]  # an unchanged analysis still matches
+
+
+def test_an_altered_file_is_refused(setup, tmp_path):
+    _, pack, _ = setup
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(pack.path, copy)
+    victim = copy / "lens" / "rows-00002-00006.parquet"
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 1
+    victim.write_bytes(bytes(data))
+    with pytest.raises(PackError, match="lens/rows-00002-00006.parquet fails its checksum"):
+        Pack.open(copy)
+    victim.unlink()
+    with pytest.raises(PackError, match="missing"):
+        Pack.open(copy)
+
+
+def test_an_interrupted_build_resumes_where_it_stopped(setup, monkeypatch, tmp_path):
+    recipe, pack, _ = setup
+    calls = []
+    original = Parts.rows
+
+    def counted(self, part, a, b, **kw):
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        calls.append((part, a, b))
+        return original(self, part, a, b, **kw)
+
+    monkeypatch.setattr(Parts, "rows", counted)
+    with pytest.raises(KeyboardInterrupt):
+        build_pack(recipe, tmp_path / "p", device="cpu", progress=False, log=_quiet)
+    partial = json.loads((tmp_path / "p" / "manifest.json").read_text())
+    assert not partial["complete"] and len(partial["files"]) == 6  # neurons + 5 chunks
+    calls.clear()
+    monkeypatch.setattr(Parts, "rows", original)
+    resumed = build_pack(recipe, tmp_path / "p", device="cpu", progress=False, log=_quiet)
+    assert resumed.complete
+    for part in pack.manifest["parts"]:
+        pd.testing.assert_frame_equal(resumed.frame(part), pack.frame(part))
+    with pytest.raises(PackError, match="another recipe"):
+        build_pack(Recipe(**{**recipe.__dict__, "seed": 1}), tmp_path / "p", device="cpu",
+                   progress=False, log=_quiet)  # fmt: skip
+
+
+def test_a_pack_built_in_rounds_serves_pages_meanwhile(setup, tmp_path):
+    recipe, pack, _ = setup
+    out = tmp_path / "rounds"
+    first = build_pack(recipe, out, up_to=2, device="cpu", progress=False, log=_quiet)
+    assert not first.complete and first.usable and first.sequences_done == 2
+    assert all(first.has(p) for p in ("neurons", *packs.WINDOW_PARTS)) and not first.has("sweep")
+    assert "in progress: 2 of its 6 sequences" in first.describe()
+    res = open_results("ignored", pack=str(out), device="cpu")
+    assert len(res.tokens) == 2
+    pd.testing.assert_frame_equal(res.sums("lens"), pack.frame("lens").head(2))
+    pd.testing.assert_frame_equal(res.window_rows("ing"), pack.frame("ing"))
+    report = res.report()
+    assert "still being built" in report and "Live slice check: passed" in report
+    with pytest.raises(PackError, match="holds 2 rows"):
+        first.frame("sweep", 3)
+    done = build_pack(recipe, out, device="cpu", progress=False, log=_quiet)
+    assert done.complete and done.sequences_done == 6
+    for part in pack.manifest["parts"]:
+        pd.testing.assert_frame_equal(done.frame(part), pack.frame(part))
+    scattered = Pack(out, json.loads((out / "manifest.json").read_text()))
+    scattered.manifest["parts"]["sweep"]["files"] = ["sweep/rows-00002-00006.parquet"]
+    assert scattered.rows_done("sweep") == 0  # a chunk without the rows before it serves nothing
+
+
+def test_pages_use_a_pack_only_when_it_matches(setup, monkeypatch):
+    recipe, pack, root = setup
+    kw = {"n_tokens": recipe.n_tokens, "seq_len": recipe.seq_len, "corpus": recipe.corpus,
+          "dtype": "float64", "device": "cpu", "n_per_class": 8, "n_neurons": 4}  # fmt: skip
+    named = open_results("ignored", pack=str(pack.path), device="cpu")
+    assert named.pack is not None and named.recipe == recipe
+    report = named.report()
+    assert "Live slice check: passed" in report
+    live = open_results(recipe.model, **kw)
+    assert live.pack is None and "No results pack ships" in live.why_live
+    data = root / "data"
+    (data / "results").mkdir(parents=True)
+    (data / "results" / live.name).symlink_to(pack.path)
+    monkeypatch.setenv("STAGES_DATA_DIR", str(data))
+    default = open_results(recipe.model, **kw)
+    assert default.pack is not None
+    pd.testing.assert_frame_equal(default.sums("lens"), pack.frame("lens"))
+    other = open_results(recipe.model, **(kw | {"n_tokens": 48}))
+    assert other.pack is None and "computed now" in other.why_live
+    assert len(other.sums("lens", progress=False)) == 2  # computed now, for its own sample
+    moments = other.classes()[["layer", "neuron", "skew", "kurtosis", "variance"]]
+    pd.testing.assert_frame_equal(moments, pack.frame("neurons"))  # weights only: from the pack
+    assert "read from the results pack of these weights" in other.report()
+
+
+def test_every_claim_is_decided_from_a_pack(setup):
+    _, pack, _ = setup
+    res = open_results("ignored", pack=str(pack.path), device="cpu")
+    claims = all_claims(res)
+    assert len(claims) >= 25 and set(claims["page"]).issuperset(
+        {"01_robustness", "06_case_studies"}
+    )
+    # six sequences and a handful of windows decide nothing about sampled claims
+    sampled = claims[claims["unit"].isin(["sequences", "windows", "test windows"])]
+    assert set(sampled["verdict"]) == {"not enough data"}
+
+
+def test_the_command_line_verifies_a_pack(setup, capsys, tmp_path):
+    from stages.cli import main
+
+    _, pack, _ = setup
+    assert main(["pack", "verify", "ignored", "--out", str(pack.path), "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "every checksum matches" in out and "sweep" in out
+    assert main(["pack", "verify", "ignored", "--out", str(tmp_path)]) == 1
+    assert "no readable results pack" in capsys.readouterr().err

@@ -1,0 +1,1 @@
+"""Tests of the corpus and the case-study windows."""

@@ -93,11 +93,11 @@ wide = claims.pivot_table(index=["group", "claim", "figure", "page"], columns="m
                           values="verdict", aggfunc="first", sort=False)
 lines = ["| claim | paper | " + " | ".join(names) + " | tested on |",
          "|---|---|" + "---|" * len(names) + "---|"]
-for (group, claim, figure, page), _ in wide.iterrows():
+for (group, claim, figure, tested_on), _ in wide.iterrows():
     rows = claims[(claims.claim == claim) & (claims.group == group)].set_index("model")
     lines.append(f"| {claim} | {figure} | "
                  + " | ".join(cell(rows.loc[n]) if n in rows.index else "" for n in names)
-                 + f" | [{group}]({page}.ipynb) |")
+                 + f" | [{group}]({tested_on}.ipynb) |")
 display(Markdown("\n".join(lines)))
 
 # %% [markdown]

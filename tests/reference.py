@@ -101,6 +101,9 @@ def _reorder(n: int, spec: Spec) -> list[int]:
     if name == "repeat":
         i, j, times = args
         return blocks[:i] + blocks[i:j] * times + blocks[j:]
+    if name == "duplicate":
+        i, j, times = args
+        return blocks[:i] + [k for k in blocks[i:j] for _ in range(times)] + blocks[j:]
     return blocks  # none, drop_component, parallel keep the list
 
 

@@ -14,7 +14,8 @@ and one function per stage measurement, each ``f(model, tokens, ...) -> DataFram
 
 Interventions are plans (:mod:`stages.engine.plans`): ``drop(i)``, ``drop_range(i, j)``,
 ``drop_component(i, "attn" | "mlp")``, ``swap(i)``, ``reverse(i, j)``, ``shuffle(i, j, seed)``,
-``repeat(i, j, times)`` and ``parallel(i, j)``; ``run_sweep`` takes any list of them.
+``repeat(i, j, times)``, ``duplicate(i, j, times)`` and ``parallel(i, j)``; ``run_sweep`` takes
+any list of them.
 
 Names are imported when first used (PEP 562), so ``import stages.store`` or ``stages cache ls``
 does not load torch.
@@ -32,8 +33,8 @@ _API = {
     "load_corpus": "stages.text.corpus",
     "intervened_logits": "stages.engine.forward",
     **dict.fromkeys(
-        ["FAMILIES", "Intervention", "drop", "drop_component", "drop_range", "drops", "parallel",
-         "repeat", "reverse", "shuffle", "swap", "swaps"],
+        ["FAMILIES", "Intervention", "drop", "drop_component", "drop_range", "drops", "duplicate",
+         "parallel", "repeat", "reverse", "shuffle", "swap", "swaps"],
         "stages.engine.plans",
     ),
     "logit_lens": "stages.analyses.lens",
@@ -61,6 +62,7 @@ __all__ = [
     "drop_component",
     "drop_range",
     "drops",
+    "duplicate",
     "ing_probes",
     "intervened_logits",
     "load_corpus",
@@ -112,6 +114,7 @@ if TYPE_CHECKING:  # what the names are, for readers and type checkers
         drop_component,
         drop_range,
         drops,
+        duplicate,
         parallel,
         repeat,
         reverse,

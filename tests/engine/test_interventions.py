@@ -39,6 +39,8 @@ SPANS = [
     ("shuffle", (1, 4, 3)),
     ("repeat", (1, 3, 2)),
     ("repeat", (2, 3, 3)),
+    ("duplicate", (1, 3, 2)),
+    ("duplicate", (2, 5, 3)),
     ("parallel", (1, 4)),
     ("parallel", (3, 5)),
 ]

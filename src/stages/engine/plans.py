@@ -50,6 +50,7 @@ FAMILIES: dict[str, Family] = {
     "shuffle": Family("shuffle layers i..j-1", "#fb9a99"),
     "repeat": Family("repeat layers i..j-1", "#ff7f00"),
     "parallel": Family("run layers i..j-1 in parallel", "#cab2d6"),
+    "duplicate": Family("run each of layers i..j-1 n times", "#8c6d31"),
 }
 
 _ZEROABLE = re.compile(r"blocks\.(\d+)\.hook_(attn_out|mlp_out)")
@@ -196,6 +197,19 @@ def repeat(i: int, j: int, times: int) -> Intervention:
     if times < 1:
         raise ValueError(f"times must be >= 1, got {times}")
     return Intervention("repeat", i, j, tuple(range(i, j)) * times, detail=f"x{int(times)}")
+
+
+def duplicate(i: int, j: int, times: int) -> Intervention:
+    """Run each block of ``i..j-1`` ``times`` times in place: ``i, i, i+1, i+1, ...`` for 2.
+
+    The layer duplication of the paper's later version (its code copies every block of the
+    range ``times - 1`` times, next to itself); :func:`repeat` runs the whole range again.
+    """
+    _span(i, j, 1)
+    if times < 1:
+        raise ValueError(f"times must be >= 1, got {times}")
+    order = tuple(k for k in range(i, j) for _ in range(times))
+    return Intervention("duplicate", i, j, order, detail=f"x{int(times)}")
 
 
 def parallel(i: int, j: int) -> Intervention:

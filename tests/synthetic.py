@@ -159,3 +159,26 @@ def swap_similarity(
     frame = pd.DataFrame(columns)
     frame["seq_len"] = SEQ_LEN
     return frame
+
+
+def plans(
+    n_seq: int,
+    plans: list,
+    *,
+    kl: Callable[[object], float] = lambda plan: 0.3,
+    entropy: Callable[[object], float] = lambda plan: 0.1,
+    sd: float = 0.05,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """A ``sweep_sums`` frame of any plans: per-token means ``f(plan)`` plus noise."""
+    rng = np.random.default_rng(seed)
+    count = SEQ_LEN - 2
+    columns = {"entropy": _noisy(rng, 3.0, n_seq, sd, count)}
+    for plan in plans:
+        columns[f"{plan.label}:kl"] = np.abs(_noisy(rng, kl(plan), n_seq, sd, count))
+        columns[f"{plan.label}:rel_acc"] = _noisy(rng, 0.9, n_seq, sd, count)
+        columns[f"{plan.label}:entropy_delta"] = _noisy(rng, entropy(plan), n_seq, sd, count)
+        columns[f"{plan.label}:loss"] = _noisy(rng, 3.5, n_seq, sd, count)
+    frame = pd.DataFrame(columns)
+    frame["seq_len"] = SEQ_LEN
+    return frame

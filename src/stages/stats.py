@@ -277,6 +277,12 @@ def verdict(
     )  # fmt: skip
 
 
+def missing(claim: str, figure: str, why: str, unit: str = "sequences") -> Verdict:
+    """``not enough data`` for a claim the data cannot reach (``why`` says what is missing)."""
+    nan = float("nan")
+    return Verdict(claim, figure, why, nan, nan, nan, why, 0, unit, "not enough data", why)
+
+
 def table(verdicts: list[Verdict]) -> pd.DataFrame:
     """Verdicts as a DataFrame, one row each (the columns of :class:`Verdict`)."""
     return pd.DataFrame([asdict(v) for v in verdicts])

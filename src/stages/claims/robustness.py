@@ -46,7 +46,7 @@ def kept_in_every_middle_layer(
     middle = [x for x in _layers(sums, kind, n_layers) if x in layers_where(n_layers, *MIDDLE)]
     claim = f"every single middle-layer {kind} keeps at least 72% of top-1 predictions"
     if not middle:
-        return _missing(claim, FIGURE, f"no middle-layer {kind} in the sweep")
+        return stats.missing(claim, FIGURE, f"no middle-layer {kind} in the sweep")
     values = _values(sums, kind, middle, "rel_acc")
     estimate, dist = stats.bootstrap(values, _counts(sums), seed=seed)
     lo, hi = stats.simultaneous(estimate, dist)
@@ -74,7 +74,7 @@ def first_or_last_hurts_most(
     middle = [x for x in layers if x in layers_where(n_layers, *MIDDLE)]
     claim = f"the {where} {kind} hurts more than any middle-layer {kind}"
     if not layers or not middle:
-        return _missing(claim, FIGURE, f"no {kind} in the sweep")
+        return stats.missing(claim, FIGURE, f"no {kind} in the sweep")
     edge = layers[0] if where == "first" else layers[-1]
     values = _values(sums, kind, [edge, *middle], "kl")
 
@@ -103,7 +103,7 @@ def first_raises_entropy(sums: pd.DataFrame, n_layers: int, kind: str, *, seed: 
     layers = _layers(sums, kind, n_layers)
     claim = f"the first-layer {kind} raises the entropy of the predictions"
     if not layers:
-        return _missing(claim, FIGURE, f"no {kind} in the sweep")
+        return stats.missing(claim, FIGURE, f"no {kind} in the sweep")
     values = _values(sums, kind, layers[:1], "entropy_delta")
     estimate, lo, hi = stats.interval(values, _counts(sums), seed=seed)
     return stats.verdict(
@@ -130,7 +130,7 @@ def swaps_gentler_than_drops(sums: pd.DataFrame, n_layers: int, *, seed: int = 0
     claim = "in the middle layers, swapping layers i, i+1 hurts less than dropping layer i"
     figure = FIGURE + " (zoom)"
     if not middle:
-        return _missing(claim, figure, "no middle-layer drops and swaps in the sweep")
+        return stats.missing(claim, figure, "no middle-layer drops and swaps in the sweep")
     diff = _values(sums, "swap", middle, "kl") - _values(sums, "drop", middle, "kl")
     estimate, dist = stats.bootstrap(diff, _counts(sums), seed=seed)
     lo_k, hi_k = stats.simultaneous(estimate, dist)
@@ -161,7 +161,7 @@ def mlp_drops_peak_late(sums: pd.DataFrame, n_layers: int, *, seed: int = 0) -> 
     claim = "dropping only an MLP hurts most in the final layers (the first layer aside)"
     figure = "Figures 13-15"
     if not late or not early:
-        return _missing(claim, figure, "no MLP-only drops in the sweep")
+        return stats.missing(claim, figure, "no MLP-only drops in the sweep")
     values = _values(sums, "drop_mlp", late + early, "kl")
 
     def gap(m: np.ndarray) -> np.ndarray:
@@ -184,11 +184,6 @@ def mlp_drops_peak_late(sums: pd.DataFrame, n_layers: int, *, seed: int = 0) -> 
         detail=f"the largest MLP-only KL after layer 0 is at layer {peak} (relative depth "
         f"{rel_depth(peak, n_layers):.2f}, {kl.max():.3g} nats)",
     )
-
-
-def _missing(claim: str, figure: str, why: str) -> Verdict:
-    return Verdict(claim, figure, why, np.nan, np.nan, np.nan, why, 0, "sequences",
-                   "not enough data", why)  # fmt: skip
 
 
 def robustness_claims(sums: pd.DataFrame, n_layers: int, *, seed: int = 0) -> list[Verdict]:

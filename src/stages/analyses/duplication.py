@@ -1,0 +1,69 @@
+"""Layer duplication (the paper's later version): run each layer of a range n times in place.
+
+The later version's code copies every block of a range ``i..j-1`` next to itself
+(:func:`stages.engine.plans.duplicate`: ``i, i, i+1, i+1, ...`` for ``n = 2``) and measures the
+entropy of the predictions. Here three ranges centred on the middle of the network, of 1,
+``max(2, L // 6)`` and ``max(3, L // 3)`` layers, are each run ``n = 2, 3, 4, 5`` times, and
+compared with the unperturbed model by the sweep's metrics (:mod:`stages.engine.sweep`): KL
+(nats), share of top-1 predictions kept, entropy change (bits), loss. ``n = 1`` is the
+unperturbed model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import torch
+
+from stages.engine.plans import Intervention, duplicate
+from stages.engine.sweep import sweep_sums, sweep_table
+
+TIMES = (2, 3, 4, 5)
+
+
+def duplication_ranges(n_layers: int) -> list[tuple[int, int]]:
+    """Ranges ``(i, j)`` of 1, ``max(2, L // 6)`` and ``max(3, L // 3)`` layers about the middle."""
+    lengths = sorted({1, max(2, n_layers // 6), max(3, n_layers // 3)})
+    ranges = []
+    for n in lengths:
+        i = max(0, round((n_layers - n) / 2))
+        ranges.append((i, min(n_layers, i + n)))
+    return ranges
+
+
+def duplication_plans(n_layers: int) -> list[Intervention]:
+    """Every range of :func:`duplication_ranges` run 2, 3, 4 and 5 times."""
+    return [duplicate(i, j, n) for i, j in duplication_ranges(n_layers) for n in TIMES]
+
+
+def duplication_sums(
+    model: Any,
+    tokens: torch.Tensor,
+    *,
+    batch_size: int | None = None,
+    progress: bool = True,
+    cache: bool = True,
+) -> pd.DataFrame:
+    """Per-sequence metric sums of every plan of :func:`duplication_plans` (as ``sweep_sums``)."""
+    plans = duplication_plans(len(model.blocks))
+    return sweep_sums(
+        model, tokens, plans, batch_size=batch_size, progress=progress, cache=cache
+    )  # fmt: skip
+
+
+def duplication_table(
+    sums: pd.DataFrame, n_layers: int, *, n_boot: int = 1000, seed: int = 0
+) -> pd.DataFrame:
+    """One row per (range, n), with 95% bootstrap intervals over sequences.
+
+    Returns:
+        The :func:`stages.engine.sweep.sweep_table` rows (baseline left out) plus ``start``,
+        ``length`` (layers in the range) and ``times`` (``n``).
+    """
+    table = sweep_table(sums, n_layers=n_layers, n_boot=n_boot, seed=seed)
+    rows = table[table.kind == "duplicate"].copy()
+    rows["start"] = rows["layer"].astype(int)
+    rows["length"] = rows["layers"].str.split("-").str[-1].astype(int) - rows["start"] + 1
+    rows["times"] = rows["label"].str.rsplit("x", n=1).str[-1].astype(int)
+    return rows.reset_index(drop=True)

@@ -1,0 +1,185 @@
+"""Claims beyond single layers (the later version and related work), decided.
+
+Each claim is a function of per-sequence sums (:mod:`stages.engine.sweep` for the plan
+experiments), so its interval resamples sequences and compares plans *paired*, on the same
+resampled sequences (:mod:`stages.stats`). KL is in nats; entropy change in bits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from stages import stats
+from stages.analyses.duplication import TIMES, duplication_ranges
+from stages.analyses.reorder import REORDERINGS, span_length, span_starts, where
+from stages.claims.depth import stack
+from stages.engine.plans import duplicate, parallel
+from stages.stats import Verdict
+
+
+def _counts(sums: pd.DataFrame) -> np.ndarray:
+    return (sums["seq_len"] - 2).to_numpy(dtype=np.float64)
+
+
+def _decide(
+    claim: str, figure: str, statistic: str, sums: pd.DataFrame, columns: list[str],
+    f: Callable[[np.ndarray], np.ndarray], *, above: bool, unit: str, detail: str, seed: int,
+) -> Verdict:  # fmt: skip
+    """A verdict on ``f`` (of the means of ``columns``) against 0, with its paired interval."""
+    estimate, lo, hi = stats.interval(stack(sums, columns), _counts(sums), f, seed=seed)
+    return stats.verdict(
+        claim, figure, statistic, estimate, lo, hi, threshold=0.0, above=above, n=len(sums),
+        threshold_unit=unit, detail=detail,
+    )  # fmt: skip
+
+
+# --------------------------------------------------------------------------- block deletion
+
+
+def deeper_blocks_are_safer(sums: pd.DataFrame, n_layers: int, *, seed: int = 0) -> Verdict:
+    """Gromov et al.: the best block of a quarter of the depth to delete lies in the deeper half."""
+    k = max(2, n_layers // 4)
+    half = n_layers / 2
+    first = [s for s in range(n_layers - k + 1) if s + k <= half]
+    second = [s for s in range(n_layers - k + 1) if s >= half]
+    labels = [f"drop_range {s}-{s + k - 1}" for s in first + second]
+    columns = [f"{label}:kl" for label in labels]
+
+    def margin(m: np.ndarray) -> np.ndarray:
+        return m[: len(first)].min(axis=0) - m[len(first) :].min(axis=0)
+
+    means = stats.means(stack(sums, columns), _counts(sums))
+    best_first, best_second = (
+        int(np.argmin(means[: len(first)])),
+        int(np.argmin(means[len(first) :])),
+    )
+    return _decide(
+        f"the least harmful block of {k} layers to delete lies in the deeper half",
+        "Gromov et al. 2024 (block deletion)",
+        f"smallest KL over blocks of {k} layers in the first half minus smallest in the second "
+        "half (nats, paired)",
+        sums, columns, margin, above=True, unit=" nats", seed=seed,
+        detail=f"best in the first half: {labels[best_first]} (KL {means[best_first]:.3g}); in "
+        f"the second half: {labels[len(first) + best_second]} (KL "
+        f"{means[len(first) + best_second]:.3g})",
+    )  # fmt: skip
+
+
+# --------------------------------------------------------------------------- reorderings
+
+
+def _spans(n_layers: int, kind: str) -> list[int]:
+    s = span_length(n_layers)
+    return [i for i in span_starts(n_layers) if where(i, i + s, n_layers) == kind]
+
+
+def _reordered(sums: pd.DataFrame, i: int, j: int) -> list[str]:
+    """Labels of the order-only plans of span ``i..j-1`` in ``sums`` (reverse, shuffles)."""
+    kinds = tuple(f"{k} {i}-{j - 1}" for k in REORDERINGS)
+    return [c[: -len(":kl")] for c in sums.columns if c.endswith(":kl") and c.startswith(kinds)]
+
+
+def reordering_gentler_than_dropping(
+    sums: pd.DataFrame, n_layers: int, kind: str = "reorder", *, seed: int = 0
+) -> Verdict:
+    """Painters: reordering (or running in parallel) a middle span hurts less than dropping it."""
+    s = span_length(n_layers)
+    middle = _spans(n_layers, "middle")
+    what = "reordering" if kind == "reorder" else "running in parallel"
+    claim = f"{what} a middle span of {s} layers hurts less than dropping it"
+    if not middle:
+        return stats.missing(claim, "Painters", f"no middle span of {s} layers")
+    columns, groups = [], []
+    for i in middle:
+        plans = _reordered(sums, i, i + s) if kind == "reorder" else [parallel(i, i + s).label]
+        groups.append((len(columns), len(columns) + len(plans)))
+        columns += [f"drop_range {i}-{i + s - 1}:kl"] + [f"{p}:kl" for p in plans]
+
+    def margin(m: np.ndarray) -> np.ndarray:
+        return np.mean([m[a + 1 : b + 1].mean(axis=0) - m[a] for a, b in groups], axis=0)
+
+    return _decide(
+        claim, "Sun et al. 2024, Painters (Figures 2-4)",
+        f"mean over the middle spans of [mean KL of {what} minus KL of dropping the span] "
+        "(nats, paired)",
+        sums, columns, margin, above=False, unit=" nats", seed=seed,
+        detail=f"middle spans starting at layers {', '.join(map(str, middle))}",
+    )  # fmt: skip
+
+
+def order_matters_less_in_the_middle(
+    sums: pd.DataFrame, n_layers: int, *, seed: int = 0
+) -> Verdict:
+    """Reordering a middle span hurts less than reordering one holding the first or last layer."""
+    s = span_length(n_layers)
+    middle, edge = _spans(n_layers, "middle"), _spans(n_layers, "edge")
+    claim = f"the order of a middle span of {s} layers matters less than near either end"
+    if not middle or not edge:
+        return stats.missing(claim, "Painters", "no middle or no edge span")
+    mids = [c for i in middle for c in _reordered(sums, i, i + s)]
+    ends = [c for i in edge for c in _reordered(sums, i, i + s)]
+    columns = [f"{p}:kl" for p in mids + ends]
+
+    def margin(m: np.ndarray) -> np.ndarray:
+        return m[len(mids) :].mean(axis=0) - m[: len(mids)].mean(axis=0)
+
+    return _decide(
+        claim, "Sun et al. 2024, Painters; the paper's section 4",
+        "mean KL of reorderings (reverse, shuffles) of the edge spans minus of the middle spans "
+        "(nats, paired)",
+        sums, columns, margin, above=True, unit=" nats", seed=seed,
+        detail=f"{len(mids)} middle and {len(ends)} edge reorderings",
+    )  # fmt: skip
+
+
+# --------------------------------------------------------------------------- duplication
+
+
+def more_copies_more_damage(sums: pd.DataFrame, n_layers: int, *, seed: int = 0) -> Verdict:
+    """KL grows with the number of copies, for every duplicated range (the least margin of all)."""
+    ranges = duplication_ranges(n_layers)
+    lo_n, hi_n = TIMES[0], TIMES[-1]
+    columns = [f"{duplicate(i, j, n).label}:kl" for i, j in ranges for n in (lo_n, hi_n)]
+
+    def margin(m: np.ndarray) -> np.ndarray:
+        return (m[1::2] - m[0::2]).min(axis=0)
+
+    return _decide(
+        f"running each layer of a range {hi_n} times hurts more than {lo_n} times, for every range",
+        "the later version (layer duplication)",
+        f"smallest over the {len(ranges)} ranges of KL(x{hi_n}) minus KL(x{lo_n}) (nats, paired)",
+        sums, columns, margin, above=True, unit=" nats", seed=seed,
+        detail="ranges " + ", ".join(f"{i}-{j - 1}" for i, j in ranges),
+    )  # fmt: skip
+
+
+def duplication_raises_entropy(sums: pd.DataFrame, n_layers: int, *, seed: int = 0) -> Verdict:
+    """Duplicating the widest middle range (the most copies) raises the predictions' entropy."""
+    i, j = duplication_ranges(n_layers)[-1]
+    label = duplicate(i, j, TIMES[-1]).label
+    return _decide(
+        f"duplicating layers {i}-{j - 1} ({TIMES[-1]} runs each) raises the entropy of the "
+        "predictions",
+        "the later version (layer duplication, entropy)",
+        f"mean entropy change H(Q) - H(P) under {label} (bits)",
+        sums, [f"{label}:entropy_delta"], lambda m: m[0], above=True, unit=" bits", seed=seed,
+        detail="the direction is ours to test: the later version reports the entropy, not a sign",
+    )  # fmt: skip
+
+
+def depth_edit_claims(
+    blocks: pd.DataFrame, reorder: pd.DataFrame, duplication: pd.DataFrame, n_layers: int,
+    *, seed: int = 0,
+) -> list[Verdict]:  # fmt: skip
+    """Every claim of the block-deletion, reordering and duplication experiments."""
+    return [
+        deeper_blocks_are_safer(blocks, n_layers, seed=seed),
+        reordering_gentler_than_dropping(reorder, n_layers, seed=seed),
+        reordering_gentler_than_dropping(reorder, n_layers, "parallel", seed=seed),
+        order_matters_less_in_the_middle(reorder, n_layers, seed=seed),
+        more_copies_more_damage(duplication, n_layers, seed=seed),
+        duplication_raises_entropy(duplication, n_layers, seed=seed),
+    ]

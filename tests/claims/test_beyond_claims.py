@@ -1,0 +1,83 @@
+"""The block-deletion, reordering and duplication verdicts on tables with planted effects.
+
+For each claim: the planted effect gives ``holds``, the opposite ``does not hold``, no effect
+``unclear`` and 6 sequences ``not enough data``.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from stages.analyses.blocks import block_plans
+from stages.analyses.duplication import duplication_plans
+from stages.analyses.reorder import reorder_plans, where
+from stages.claims import beyond
+from tests import synthetic
+
+N = synthetic.N_LAYERS
+ORDER_ONLY = ("reverse", "shuffle")
+
+
+def _edge(plan) -> bool:
+    return where(plan.start, plan.stop, N) == "edge"
+
+
+# claim, plans, {effect: kl(plan)} (or entropy for the entropy claim)
+CASES = {
+    "deeper blocks": (
+        beyond.deeper_blocks_are_safer,
+        block_plans(N),
+        {"planted": lambda p: 1.0 if p.start < N / 2 else 0.5,
+         "opposite": lambda p: 0.5 if p.start < N / 2 else 1.0},
+    ),
+    "reorder vs drop": (
+        beyond.reordering_gentler_than_dropping,
+        reorder_plans(N),
+        {"planted": lambda p: 1.0 if p.kind == "drop_range" else 0.5,
+         "opposite": lambda p: 0.5 if p.kind == "drop_range" else 1.0},
+    ),
+    "order in the middle": (
+        beyond.order_matters_less_in_the_middle,
+        reorder_plans(N),
+        {"planted": lambda p: 1.0 if _edge(p) else 0.3,
+         "opposite": lambda p: 0.3 if _edge(p) else 1.0},
+    ),
+    "more copies": (
+        beyond.more_copies_more_damage,
+        duplication_plans(N),
+        {"planted": lambda p: 0.1 * p.order.count(p.start),
+         "opposite": lambda p: 1.0 - 0.1 * p.order.count(p.start)},
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize(
+    ("effect", "n_seq", "expected"),
+    [("planted", 60, "holds"), ("opposite", 60, "does not hold"), ("none", 60, "unclear"),
+     ("planted", 6, "not enough data")],
+)  # fmt: skip
+def test_each_claim_decides_its_planted_effect(case, effect, n_seq, expected):
+    claim, plans, kls = CASES[case]
+    kl = kls.get(effect, lambda p: 0.5)
+    sums = synthetic.plans(n_seq, plans, kl=kl)
+    v = claim(sums, N)
+    assert v.verdict == expected, (v.value, v.lo, v.hi)
+    assert v.n == n_seq
+
+
+def test_parallel_is_compared_with_dropping_the_same_span():
+    plans = reorder_plans(N)
+    sums = synthetic.plans(
+        60, plans, kl=lambda p: {"parallel": 0.2, "drop_range": 0.8}.get(p.kind, 5.0)
+    )
+    assert beyond.reordering_gentler_than_dropping(sums, N, "parallel").verdict == "holds"
+    assert beyond.reordering_gentler_than_dropping(sums, N).verdict == "does not hold"
+
+
+@pytest.mark.parametrize(
+    ("entropy", "expected"), [(0.2, "holds"), (-0.2, "does not hold"), (0.0, "unclear")]
+)
+def test_duplication_entropy(entropy, expected):
+    sums = synthetic.plans(60, duplication_plans(N), entropy=lambda p: entropy)
+    assert beyond.duplication_raises_entropy(sums, N).verdict == expected

@@ -160,6 +160,33 @@ def test_a_pack_built_in_rounds_serves_pages_meanwhile(setup, tmp_path):
     assert scattered.rows_done("sweep") == 0  # a chunk without the rows before it serves nothing
 
 
+def test_extension_parts_are_built_on_their_own_and_sliced_by_start_groups(setup, tmp_path):
+    import shutil
+
+    recipe, pack, _ = setup
+    out = tmp_path / "extended"
+    shutil.copytree(pack.path, out)
+    parts = packs.EXTENSION_PARTS
+    grown = build_pack(recipe, out, parts=parts, up_to=2, device="cpu", progress=False, log=_quiet)
+    assert grown.complete and all(grown.rows_done(p) == 2 for p in parts)
+    model = load_model(recipe.model, device="cpu", dtype="float64")
+    computer = Parts(model, recipe, grown)
+    for part in parts:
+        whole = computer.rows(part, 0, 2, cache=False, progress=False)
+        pd.testing.assert_frame_equal(grown.frame(part, 2), whole.astype(float), check_exact=True)
+        sliced = computer.slice_rows(part, 2)
+        assert 0 < sliced.shape[1] <= whole.shape[1]
+        pd.testing.assert_frame_equal(sliced, whole[sliced.columns], check_exact=True)
+    assert computer.slice_rows("blocks", 2).shape[1] < whole.shape[1]  # a subset of the plans
+    res = open_results("ignored", pack=str(out), device="cpu")
+    assert len(res.tokens) == 6 and len(res.sums("blocks")) == 2
+    report = res.report()
+    assert "`blocks` its first 2" in report and "Live slice check: passed" in report
+    bare = open_results("ignored", pack=str(pack.path), device="cpu")
+    with pytest.raises(PackError, match="--parts reorder"):
+        bare.sums("reorder")
+
+
 def test_pages_use_a_pack_only_when_it_matches(setup, monkeypatch):
     recipe, pack, root = setup
     kw = {"n_tokens": recipe.n_tokens, "seq_len": recipe.seq_len, "corpus": recipe.corpus,

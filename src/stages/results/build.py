@@ -18,6 +18,7 @@ from stages.provenance import versions
 from stages.results.check import compare_rows
 from stages.results.pack import (
     CHUNK,
+    ROW_PARTS,
     SEQUENCE_PARTS,
     WINDOW_CHUNK,
     WINDOW_PARTS,
@@ -97,8 +98,8 @@ def build_pack(
     Args:
         recipe: what to compute.
         out: the pack's folder (default: :func:`shipped_pack` of the model).
-        parts: only these parts (default: all; the neurons, then the case studies, then the
-            sequence parts).
+        parts: only these parts (default: the neurons, then the case studies, then the
+            sequence parts; the extension parts, :data:`EXTENSION_PARTS`, only when named).
         up_to: compute only the chunks of the sequence parts that end at or before this row (a
             build in rounds: with the case-study parts and the neurons done first, every round
             leaves a pack whose first ``up_to`` sequences a page can use, see
@@ -174,7 +175,7 @@ def build_pack(
         entry = manifest["parts"].setdefault(part, {"files": [], "seconds": 0.0})
         if entry.get("complete"):
             continue
-        size = CHUNK if part in SEQUENCE_PARTS else WINDOW_CHUNK
+        size = CHUNK if part in ROW_PARTS else WINDOW_CHUNK
         n_rows = computer.n_rows(part)
         done = set(entry["files"])
         if done and entry.get("git_commit") != manifest["git_commit"]:
@@ -189,7 +190,7 @@ def build_pack(
         files = []
         every_chunk = chunks(n_rows, size)
         for a, b in every_chunk:
-            if up_to is not None and part in SEQUENCE_PARTS and b > up_to:
+            if up_to is not None and part in ROW_PARTS and b > up_to:
                 break
             name = _chunk_file(part, a, b)
             files.append(name)

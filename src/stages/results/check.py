@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from stages.results.pack import (
+    PLAN_PARTS,
     RTOL,
     SLICE,
     WINDOW_PARTS,
@@ -55,7 +56,8 @@ def compare_rows(live: pd.DataFrame, stored: pd.DataFrame, *, rtol: float = RTOL
 def slice_check(pack: Pack, model: Any, parts: tuple[str, ...] | None = None) -> pd.DataFrame:
     """Recompute the first ``SLICE`` rows of each part with today's code; compare with the pack.
 
-    The rows are computed exactly as the pack's first chunk was (same rows, same batch). They
+    The rows are computed exactly as the pack's first chunk was (same rows, same batch); for a
+    part of hundreds of plans, the plans of a few start layers (:meth:`Parts.slice_rows`). They
     are kept in the result cache, whose keys hold a hash of the source of the code that
     computes them, so a book computes each part's slice once and any change of that code
     computes it again. For the neuron moments, the first 64 neurons of layer 0 are recomputed.
@@ -96,7 +98,12 @@ def slice_check(pack: Pack, model: Any, parts: tuple[str, ...] | None = None) ->
             live = vocab_moments_rows(model, 0, stored["neuron"].tolist())
         else:
             stored = pack.frame(part, min(SLICE, pack.rows_done(part))).reset_index(drop=True)
-            live = computer.rows(part, 0, len(stored), cache=True, progress=False)
+            live = computer.slice_rows(part, len(stored))
+            stored = (
+                stored[[c for c in stored.columns if c in live.columns]]
+                if part in PLAN_PARTS
+                else stored
+            )
         cmp = compare_rows(live.reset_index(drop=True), stored)
         add(part, len(stored), len(cmp), float(cmp["max_rel_diff"].max()), cmp["ok"].all())
     windows = {"ing" if p == "ing" else "subjoiner" for p in chosen if p in WINDOW_PARTS}

@@ -20,7 +20,9 @@ and positions of windows as floats).
 Parts: ``sweep`` (every drop, swap, attention-only and MLP-only drop), ``attention``, ``norms``,
 ``lens``, ``swap_similarity`` (rows: the sequences of :func:`stages.load_corpus`), ``subjoiner``
 and ``subjoiner_profile`` (rows: the windows of :func:`stages.text.words.subjoiner_dataset`),
-``ing`` (rows: the windows of :func:`stages.text.words.ing_dataset`).
+``ing`` (rows: the windows of :func:`stages.text.words.ing_dataset`). The extension parts
+(:data:`EXTENSION_PARTS`: block deletion, reorderings, duplication) have the same sequences as
+rows but are built separately and may hold fewer of them.
 
 **Building** (:func:`stages.results.build.build_pack`, ``stages pack build MODEL``) writes each
 chunk as it finishes (atomically, with its checksum in the manifest), so a build can stop at any
@@ -64,6 +66,14 @@ RTOL = 1e-6
 
 SEQUENCE_PARTS = ("sweep", "attention", "norms", "lens", "swap_similarity")
 WINDOW_PARTS = ("subjoiner", "subjoiner_profile", "ing")
+PLAN_PARTS = ("blocks", "reorder", "duplication")
+"""Sweeps of many plans (:mod:`stages.analyses.blocks`, ``reorder``, ``duplication``)."""
+EXTENSION_PARTS = PLAN_PARTS
+"""Sequence parts beyond single layers, each built on its own (``--parts``) and holding its own
+number of rows (:meth:`Pack.rows_done`): a pack is complete without them, and a page that uses
+one reads the rows it holds and says how many."""
+ROW_PARTS = SEQUENCE_PARTS + EXTENSION_PARTS
+"""Every part whose rows are the pack's sequences."""
 NEURON_COLUMNS = ["layer", "neuron", "cls", "skew", "kurtosis", "variance", "contrast"]
 """The columns of :func:`stages.analyses.probes.ing_neurons`."""
 PROFILE_HEADS = 4

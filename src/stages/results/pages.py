@@ -27,7 +27,8 @@ import torch
 
 from stages.results.check import slice_check
 from stages.results.pack import (
-    SEQUENCE_PARTS,
+    EXTENSION_PARTS,
+    ROW_PARTS,
     SLICE,
     Pack,
     PackError,
@@ -78,16 +79,33 @@ class Results:
 
         ``part``: ``"sweep"``, ``"attention"``, ``"norms"``, ``"lens"`` or ``"swap_similarity"``.
         """
-        if part not in SEQUENCE_PARTS:
-            raise ValueError(f"part must be one of {SEQUENCE_PARTS}, got {part!r}")
+        if part not in ROW_PARTS:
+            raise ValueError(f"part must be one of {ROW_PARTS}, got {part!r}")
         self._use(part)
         if self.pack is not None:
-            return self.pack.frame(part, len(self.tokens))
+            return self.pack.frame(part, self.rows_of(part))
         from stages.results.parts import Parts
 
         computer = self._computer(Parts)
         kw = {"batch_size": self.batch_size, "progress": progress, "cache": True}
         return computer.live_sums(part, self.tokens, **kw)
+
+    def rows_of(self, part: str) -> int:
+        """Sequences of ``part`` a page reads: the sample's, or what the pack holds of an extension.
+
+        Raises:
+            PackError: the pack holds none of the extension part (the message says how to build it).
+        """
+        if self.pack is None or part not in EXTENSION_PARTS:
+            return len(self.tokens)
+        n = min(self.pack.rows_done(part), len(self.tokens))
+        if n == 0:
+            raise PackError(
+                f"the {self.pack.describe()} has no rows of {part!r} yet: build them with "
+                f"`stages pack build {self.pack.recipe.model} --parts {part} --up-to 34`, or "
+                "run this page with pack='none' to compute them now"
+            )
+        return n
 
     def classes(self) -> pd.DataFrame:
         """Every neuron's moments and class (:func:`stages.analyses.neurons.neuron_classes`).
@@ -213,16 +231,26 @@ class Results:
                 "case studies and the neuron moments are complete.",
                 "",
             ]
+        extensions = [p for p in self.used if p in EXTENSION_PARTS]
+        if extensions:
+            held = ", ".join(f"`{p}` its first {self.rows_of(p)}" for p in extensions)
+            lines += [
+                f"**Parts built on their own** (`stages pack build {self.pack.recipe.model} "
+                f"--parts PART --up-to N`): of the pack's {self.pack.recipe.n_seq} sequences, it "
+                f"holds for {held}; every verdict states its n.",
+                "",
+            ]
         lines += [
             f"**Live slice check: {'passed' if ok else 'FAILED'}.** The first {SLICE} rows of "
             "every part this page uses (one window of each class for the case studies; the first "
-            "64 neurons of layer 0 for the neuron moments) were recomputed with this code, exactly "
-            "as the pack's first chunk was, and compared with the pack's rows: a value matches "
-            "when it differs by at most 1e-6 of itself (or of 1/1000 of its column's mean size, "
-            "for values near zero). A book computes each slice once and keeps it in the result "
-            "cache, keyed by a hash of the source of the code that computes it. Choices the pack "
-            "made once (the case-study windows, the probed neurons, the profiled heads) were "
-            "made again and compared.",
+            "64 neurons of layer 0 for the neuron moments; for a part of hundreds of plans, the "
+            "plans of the first, middle and last start layers) were recomputed with this code, "
+            "exactly as the pack's first chunk was, and compared with the pack's rows: a value "
+            "matches when it differs by at most 1e-6 of itself (or of 1/1000 of its column's mean"
+            " size, for values near zero). A book computes each slice once and keeps it in the "
+            "result cache, keyed by a hash of the source of the code that computes it. Choices "
+            "the pack made once (the case-study windows, the probed neurons, the profiled heads) "
+            "were made again and compared.",
             "",
             "| check | rows | values per row | largest relative difference | equal |",
             "|---|---|---|---|---|",

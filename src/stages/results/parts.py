@@ -11,11 +11,15 @@ import torch
 
 from stages.results.pack import (
     NEURON_COLUMNS,
+    PLAN_PARTS,
     PROFILE_HEADS,
-    SEQUENCE_PARTS,
+    ROW_PARTS,
     Pack,
     Recipe,
 )
+
+SLICE_GROUPS = 3
+"""Start-layer groups of a plan part that its live slice recomputes (:meth:`Parts.slice_rows`)."""
 
 
 def interleaved(labels: np.ndarray) -> np.ndarray:
@@ -60,6 +64,16 @@ def ing_neuron_sets(model: Any, classes: pd.DataFrame, recipe: Recipe) -> dict[s
         rule: ing_neurons(model, classes, ing, k=recipe.n_neurons, selection=rule)
         for rule in SELECTIONS
     }
+
+
+def part_plans(part: str, n_layers: int) -> list[Any]:
+    """The plans of a plan part (:data:`PLAN_PARTS`) for a model of ``n_layers`` blocks."""
+    from stages.analyses.blocks import block_plans
+    from stages.analyses.duplication import duplication_plans
+    from stages.analyses.reorder import reorder_plans
+
+    plans = {"blocks": block_plans, "reorder": reorder_plans, "duplication": duplication_plans}
+    return plans[part](n_layers)
 
 
 def _neuron_union(sets: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -111,7 +125,7 @@ class Parts:
 
     def n_rows(self, part: str) -> int:
         """Rows of ``part``: sequences, windows, or neurons."""
-        if part in SEQUENCE_PARTS:
+        if part in ROW_PARTS:
             return len(self.tokens)
         return len(self.datasets["ing" if part == "ing" else "subjoiner"].labels)
 
@@ -122,7 +136,7 @@ class Parts:
         from stages.text.words import Vocabulary
 
         kw = {"progress": progress, "cache": cache}
-        if part in SEQUENCE_PARTS:
+        if part in ROW_PARTS:
             batch = min(self.recipe.batch_size, b - a)
             return self.live_sums(part, self.tokens[a:b], batch_size=batch, **kw)
         wkw = kw | {"batch_size": min(self.recipe.window_batch, b - a)}
@@ -168,14 +182,39 @@ class Parts:
         from stages.analyses.swap_similarity import swap_similarity_sums
         from stages.engine.sweep import sweep_sums
 
-        f: Callable[..., pd.DataFrame] = {
+        f: Callable[..., pd.DataFrame] | None = {
             "sweep": sweep_sums,
             "attention": attention_sums,
             "norms": norms_sums,
             "lens": lens_sums,
             "swap_similarity": swap_similarity_sums,
-        }[part]
+        }.get(part)
+        if f is None:  # a plan part
+            plans = part_plans(part, len(self.model.blocks))
+            return sweep_sums(
+                self.model, tokens, plans, batch_size=batch_size, progress=progress, cache=cache
+            )  # fmt: skip
         return f(self.model, tokens, batch_size=batch_size, progress=progress, cache=cache)
+
+    def slice_rows(self, part: str, n: int) -> pd.DataFrame:
+        """The first ``n`` rows of ``part`` as the live slice recomputes them.
+
+        A plan part (:data:`PLAN_PARTS`, up to hundreds of plans) recomputes the plans of
+        :data:`SLICE_GROUPS` start layers spread over the depth (the first, the middle and the
+        last), with all their columns; each start-layer group runs exactly as in the full
+        part (:func:`stages.engine.forward.run_group`), so its values are the same. Every other
+        part recomputes all its columns.
+        """
+        if part not in PLAN_PARTS:
+            return self.rows(part, 0, n, cache=True, progress=False)
+        from stages.engine.forward import start_groups
+        from stages.engine.sweep import sweep_sums
+
+        groups = start_groups(part_plans(part, len(self.model.blocks)))
+        keep = np.unique(np.linspace(0, len(groups) - 1, SLICE_GROUPS).round().astype(int))
+        chosen = [plan for k in keep for plan in groups[k]]
+        batch = min(self.recipe.batch_size, n)
+        return sweep_sums(self.model, self.tokens[:n], chosen, batch_size=batch, progress=False)
 
     def profile_heads(self) -> list[str]:
         """The heads whose whole attention profile is kept (the pack's, or chosen now)."""

@@ -170,6 +170,62 @@ def duplication_raises_entropy(sums: pd.DataFrame, n_layers: int, *, seed: int =
     )  # fmt: skip
 
 
+# --------------------------------------------------------------------------- similarity, skips
+
+
+def score_predicts_drop(
+    similarity: pd.DataFrame, sweep: pd.DataFrame, score: str = "block_influence",
+    *, seed: int = 0,
+) -> Verdict:  # fmt: skip
+    """ShortGPT / Gromov: a one-pass layer score ranks the layers as dropping them does.
+
+    Layer 0 is left out (dropping it is catastrophic in every model and would decide alone).
+    The two frames may hold different numbers of the same sequences: the first common rows
+    are used.
+    """
+    from stages.analyses.similarity import predicts_drop_kl
+
+    n = min(len(similarity), len(sweep))
+    r = predicts_drop_kl(similarity.head(n), sweep.head(n), score, seed=seed)
+    title = {"block_influence": "Block Influence 1 - cos(h_in, h_out)",
+             "angular": "the angular distance across one block"}[score]  # fmt: skip
+    return stats.verdict(
+        f"{title} predicts which layer is safe to drop",
+        "Men et al. 2024 (ShortGPT)" if score == "block_influence" else "Gromov et al. 2024",
+        f"Spearman's rho across layers 1..L-1 between {score.replace('_', ' ')} and the drop's "
+        "KL (paired bootstrap)",
+        r["rho_without_first"], r["lo_without_first"], r["hi_without_first"], threshold=0.0,
+        n=n, detail=f"with layer 0 rho = {r['rho']:.2f} ({r['lo']:.2f} to {r['hi']:.2f})",
+    )  # fmt: skip
+
+
+def early_skips_change_more(skips: pd.DataFrame, n_layers: int, *, seed: int = 0) -> Verdict:
+    """Csordás et al.: skipping a first-half layer changes later layers more than a late one."""
+    from stages.analyses.skip_effects import first_half_vs_second_half
+
+    estimate, lo, hi = first_half_vs_second_half(skips, n_layers, seed=seed)
+    return stats.verdict(
+        "skipping a layer in the first half changes what later layers write more than skipping "
+        "one in the second half",
+        "Csordás et al. 2025 (Figure 2)",
+        "mean relative change of every later layer's attention and MLP output, first-half drops "
+        "minus second-half drops (paired)",
+        estimate, lo, hi, threshold=0.0, n=len(skips),
+    )  # fmt: skip
+
+
+def similarity_claims(
+    similarity: pd.DataFrame, skips: pd.DataFrame, sweep: pd.DataFrame, n_layers: int,
+    *, seed: int = 0,
+) -> list[Verdict]:  # fmt: skip
+    """The layer-similarity and skip-effect claims."""
+    return [
+        score_predicts_drop(similarity, sweep, "block_influence", seed=seed),
+        score_predicts_drop(similarity, sweep, "angular", seed=seed),
+        early_skips_change_more(skips, n_layers, seed=seed),
+    ]
+
+
 def depth_edit_claims(
     blocks: pd.DataFrame, reorder: pd.DataFrame, duplication: pd.DataFrame, n_layers: int,
     *, seed: int = 0,

@@ -21,8 +21,8 @@ Parts: ``sweep`` (every drop, swap, attention-only and MLP-only drop), ``attenti
 ``lens``, ``swap_similarity`` (rows: the sequences of :func:`stages.load_corpus`), ``subjoiner``
 and ``subjoiner_profile`` (rows: the windows of :func:`stages.text.words.subjoiner_dataset`),
 ``ing`` (rows: the windows of :func:`stages.text.words.ing_dataset`). The extension parts
-(:data:`EXTENSION_PARTS`: block deletion, reorderings, duplication) have the same sequences as
-rows but are built separately and may hold fewer of them.
+(:data:`EXTENSION_PARTS`: block deletion, reorderings, duplication, layer similarity, skip
+effects) have the same sequences as rows but are built separately and may hold fewer of them.
 
 **Building** (:func:`stages.results.build.build_pack`, ``stages pack build MODEL``) writes each
 chunk as it finishes (atomically, with its checksum in the manifest), so a build can stop at any
@@ -68,7 +68,7 @@ SEQUENCE_PARTS = ("sweep", "attention", "norms", "lens", "swap_similarity")
 WINDOW_PARTS = ("subjoiner", "subjoiner_profile", "ing")
 PLAN_PARTS = ("blocks", "reorder", "duplication")
 """Sweeps of many plans (:mod:`stages.analyses.blocks`, ``reorder``, ``duplication``)."""
-EXTENSION_PARTS = PLAN_PARTS
+EXTENSION_PARTS = (*PLAN_PARTS, "similarity", "skip_effects")
 """Sequence parts beyond single layers, each built on its own (``--parts``) and holding its own
 number of rows (:meth:`Pack.rows_done`): a pack is complete without them, and a page that uses
 one reads the rows it holds and says how many."""

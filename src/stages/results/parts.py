@@ -179,6 +179,8 @@ class Parts:
         from stages.analyses.attention import attention_sums
         from stages.analyses.lens import lens_sums
         from stages.analyses.norms import norms_sums
+        from stages.analyses.similarity import similarity_sums
+        from stages.analyses.skip_effects import skip_sums
         from stages.analyses.swap_similarity import swap_similarity_sums
         from stages.engine.sweep import sweep_sums
 
@@ -188,6 +190,8 @@ class Parts:
             "norms": norms_sums,
             "lens": lens_sums,
             "swap_similarity": swap_similarity_sums,
+            "similarity": similarity_sums,
+            "skip_effects": skip_sums,
         }.get(part)
         if f is None:  # a plan part
             plans = part_plans(part, len(self.model.blocks))

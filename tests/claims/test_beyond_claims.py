@@ -145,3 +145,48 @@ def _skips(n_seq: int, change) -> pd.DataFrame:
 def test_early_skips_change_later_layers_more(change, n_seq, expected):
     v = beyond.early_skips_change_more(_skips(n_seq, change), N)
     assert v.verdict == expected, (v.value, v.lo, v.hi)
+
+
+def _cloze(n: int, accuracy) -> pd.DataFrame:
+    """Per-window correctness: exactly ``accuracy(label)`` of the windows right, drawn once.
+
+    Plans with the same accuracy share their outcome vector, so "no effect" is exactly none.
+    """
+    rng = np.random.default_rng(3)
+    order = rng.permutation(n)
+    labels = [
+        "none",
+        *[f"drop {i}" for i in range(N)],
+        *[f"swap {i}-{i + 1}" for i in range(N - 1)],
+    ]
+    data = {}
+    for label in labels:
+        right = np.zeros(n)
+        right[order[: round(accuracy(label) * n)]] = 1.0
+        data[f"{label}:correct"] = right
+        data[f"{label}:logprob"] = -right
+    return pd.DataFrame(data | {"n_target": np.ones(n), "seq_len": np.full(n, 96.0)})
+
+
+def _kind(label: str) -> str:
+    return label.split(" ")[0]
+
+
+@pytest.mark.parametrize(
+    ("index", "accuracy", "expected"),
+    [
+        (0, lambda lb: {"none": 0.6, "drop": 0.55}.get(_kind(lb), 0.5), "holds"),
+        (0, lambda lb: {"none": 0.6, "drop": 0.2}.get(_kind(lb), 0.5), "does not hold"),
+        (0, lambda lb: {"none": 0.5, "drop": 0.36}.get(_kind(lb), 0.5), "unclear"),
+        (1, lambda lb: 0.05 if lb == "drop 0" else 0.5, "holds"),
+        (1, lambda lb: 0.9 if lb == "drop 0" else 0.5, "does not hold"),
+        (1, lambda lb: 0.5, "unclear"),
+        (2, lambda lb: {"swap": 0.6, "drop": 0.4}.get(_kind(lb), 0.7), "holds"),
+        (2, lambda lb: {"swap": 0.3, "drop": 0.5}.get(_kind(lb), 0.7), "does not hold"),
+        (2, lambda lb: 0.5, "unclear"),
+    ],
+)
+def test_cloze_claims(index, accuracy, expected):
+    v = beyond.cloze_claims(_cloze(400, accuracy), N)[index]
+    assert v.verdict == expected, (v.claim, v.value, v.lo, v.hi)
+    assert beyond.cloze_claims(_cloze(20, accuracy), N)[index].verdict == "not enough data"

@@ -226,6 +226,64 @@ def similarity_claims(
     ]
 
 
+# --------------------------------------------------------------------------- cloze
+
+CLOZE_KEPT = 0.72
+"""The paper's lower bound on the share of top-1 predictions a middle-layer drop keeps, asked of
+cloze accuracy."""
+
+
+def _cloze(sums: pd.DataFrame, labels: list[str]) -> np.ndarray:
+    """``[len(labels), n_windows]``: 1.0 where the plan produced the window's word."""
+    return stack(sums, [f"{label}:correct" for label in labels])
+
+
+def cloze_claims(sums: pd.DataFrame, n_layers: int, *, seed: int = 0) -> list[Verdict]:
+    """The paper's robustness claims asked of the cloze task (per-window correctness)."""
+    from stages.claims.depth import MIDDLE, layers_where
+
+    middle = layers_where(n_layers, *MIDDLE)
+    drops = ["none", *[f"drop {i}" for i in middle]]
+    swaps = [f"swap {i}-{i + 1}" for i in middle if i + 1 < n_layers]
+    n = len(sums)
+    figure = "the later version (downstream accuracy); the paper's Figure 3"
+
+    def kept(m: np.ndarray) -> np.ndarray:
+        return m[1:].min(axis=0) / m[0]
+
+    est, lo, hi = stats.interval(_cloze(sums, drops), statistic=kept, seed=seed)
+    share = stats.verdict(
+        f"every single middle-layer drop keeps at least {CLOZE_KEPT:.0%} of the cloze accuracy",
+        figure, "the worst middle-layer drop's cloze accuracy divided by the baseline's",
+        est, lo, hi, threshold=CLOZE_KEPT, n=n, unit="windows",
+        detail=f"baseline accuracy {sums['none:correct'].mean():.1%}",
+    )  # fmt: skip
+
+    def first(m: np.ndarray) -> np.ndarray:
+        return m[1:].min(axis=0) - m[0]
+
+    est, lo, hi = stats.interval(_cloze(sums, ["drop 0", *drops[1:]]), statistic=first, seed=seed)
+    catastrophic = stats.verdict(
+        "dropping the first layer hurts cloze accuracy more than any middle-layer drop",
+        figure, "worst middle-layer drop's accuracy minus the first layer's drop's (paired)",
+        est, lo, hi, threshold=0.0, n=n, unit="windows",
+    )  # fmt: skip
+
+    def gentler(m: np.ndarray) -> np.ndarray:
+        k = len(swaps)
+        return (m[:k] - m[k:]).mean(axis=0)
+
+    labels = swaps + [f"drop {i}" for i in middle if i + 1 < n_layers]
+    est, lo, hi = stats.interval(_cloze(sums, labels), statistic=gentler, seed=seed)
+    swap = stats.verdict(
+        "in the middle layers, swapping keeps more cloze accuracy than dropping",
+        figure, "mean over middle layers i of accuracy(swap i, i+1) minus accuracy(drop i) "
+        "(paired)",
+        est, lo, hi, threshold=0.0, n=n, unit="windows",
+    )  # fmt: skip
+    return [share, catastrophic, swap]
+
+
 def depth_edit_claims(
     blocks: pd.DataFrame, reorder: pd.DataFrame, duplication: pd.DataFrame, n_layers: int,
     *, seed: int = 0,

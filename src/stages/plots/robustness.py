@@ -5,6 +5,7 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
+from stages.engine.plans import FAMILIES
 from stages.plots import METRIC_TITLES, depth_lines, family_colors, long_metrics
 
 
@@ -43,3 +44,26 @@ def swap_vs_drop_zoom(
     return depth_lines(data, family_colors("swap", "drop"), 400, 220, depth=middle).properties(
         title=title
     )
+
+
+def cloze_figure(table: pd.DataFrame, *, title: str) -> alt.LayerChart:
+    """Cloze accuracy under every single-layer drop and swap, with the unperturbed model's.
+
+    ``table``: :func:`stages.analyses.cloze.cloze_table` (accuracy with 95% bounds per plan).
+    """
+    rows = table[table["kind"].isin(["drop", "swap"])]
+    data = rows[["kind", "layer", "layers", "rel_depth"]].assign(
+        value=rows["accuracy"], lo=rows["accuracy_lo"], hi=rows["accuracy_hi"],
+        intervention=rows["kind"].map(lambda kind: FAMILIES[kind].title),
+    )  # fmt: skip
+    base = table[table["kind"] == "none"].iloc[0]
+    lines = depth_lines(
+        data, family_colors("swap", "drop"), 480, 260, y_title="cloze accuracy (whole word)",
+        y_scale=alt.Scale(domain=[0, max(0.05, float(data["hi"].max()), float(base.accuracy_hi))]),
+    )  # fmt: skip
+    rule = (
+        alt.Chart(pd.DataFrame({"y": [base.accuracy]}))
+        .mark_rule(strokeDash=[4, 3])
+        .encode(y="y:Q", tooltip=[alt.Tooltip("y:Q", title="unperturbed", format=".3f")])
+    )
+    return alt.layer(lines, rule).properties(title=title)

@@ -18,6 +18,7 @@ from stages.provenance import versions
 from stages.results.check import compare_rows
 from stages.results.pack import (
     CHUNK,
+    EXTENSION_PARTS,
     ROW_PARTS,
     SEQUENCE_PARTS,
     WINDOW_CHUNK,
@@ -126,7 +127,7 @@ def build_pack(
     if existing is not None:
         old = existing.manifest
         same = (
-            old["recipe"] == manifest["recipe"]
+            Recipe(**old["recipe"]) == recipe
             and old["model"]["weights_hash"] == manifest["model"]["weights_hash"]
             and old["tokens"]["sha256"] == manifest["tokens"]["sha256"]
         )
@@ -176,6 +177,7 @@ def build_pack(
         if entry.get("complete"):
             continue
         size = CHUNK if part in ROW_PARTS else WINDOW_CHUNK
+        rounds = part in ROW_PARTS or part in EXTENSION_PARTS
         n_rows = computer.n_rows(part)
         done = set(entry["files"])
         if done and entry.get("git_commit") != manifest["git_commit"]:
@@ -190,7 +192,7 @@ def build_pack(
         files = []
         every_chunk = chunks(n_rows, size)
         for a, b in every_chunk:
-            if up_to is not None and part in ROW_PARTS and b > up_to:
+            if up_to is not None and rounds and b > up_to:
                 break
             name = _chunk_file(part, a, b)
             files.append(name)

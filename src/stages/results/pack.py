@@ -22,7 +22,8 @@ Parts: ``sweep`` (every drop, swap, attention-only and MLP-only drop), ``attenti
 and ``subjoiner_profile`` (rows: the windows of :func:`stages.text.words.subjoiner_dataset`),
 ``ing`` (rows: the windows of :func:`stages.text.words.ing_dataset`). The extension parts
 (:data:`EXTENSION_PARTS`: block deletion, reorderings, duplication, layer similarity, skip
-effects) have the same sequences as rows but are built separately and may hold fewer of them.
+effects) have the same sequences as rows, and ``cloze`` the windows of
+:func:`stages.text.cloze.cloze_set`; they are built separately and may hold fewer rows.
 
 **Building** (:func:`stages.results.build.build_pack`, ``stages pack build MODEL``) writes each
 chunk as it finishes (atomically, with its checksum in the manifest), so a build can stop at any
@@ -68,12 +69,12 @@ SEQUENCE_PARTS = ("sweep", "attention", "norms", "lens", "swap_similarity")
 WINDOW_PARTS = ("subjoiner", "subjoiner_profile", "ing")
 PLAN_PARTS = ("blocks", "reorder", "duplication")
 """Sweeps of many plans (:mod:`stages.analyses.blocks`, ``reorder``, ``duplication``)."""
-EXTENSION_PARTS = (*PLAN_PARTS, "similarity", "skip_effects")
+EXTENSION_PARTS = (*PLAN_PARTS, "similarity", "skip_effects", "cloze")
 """Sequence parts beyond single layers, each built on its own (``--parts``) and holding its own
 number of rows (:meth:`Pack.rows_done`): a pack is complete without them, and a page that uses
 one reads the rows it holds and says how many."""
-ROW_PARTS = SEQUENCE_PARTS + EXTENSION_PARTS
-"""Every part whose rows are the pack's sequences."""
+ROW_PARTS = SEQUENCE_PARTS + tuple(p for p in EXTENSION_PARTS if p != "cloze")
+"""Every part whose rows are the pack's sequences (``cloze``'s rows are its windows)."""
 NEURON_COLUMNS = ["layer", "neuron", "cls", "skew", "kurtosis", "variance", "contrast"]
 """The columns of :func:`stages.analyses.probes.ing_neurons`."""
 PROFILE_HEADS = 4
@@ -95,6 +96,8 @@ class Recipe:
         n_per_class: case-study windows per class (a class the corpus has fewer of takes all).
         n_neurons: "-ing" neurons per selection (:func:`stages.analyses.probes.ing_neurons`).
         window_batch: windows per forward pass.
+        n_cloze: cloze windows (:func:`stages.text.cloze.cloze_set`).
+        cloze_context: tokens per cloze window, BOS included.
     """
 
     model: str
@@ -107,6 +110,8 @@ class Recipe:
     n_per_class: int = 1024
     n_neurons: int = 32
     window_batch: int = 32
+    n_cloze: int = 1024
+    cloze_context: int = 96
 
     @property
     def n_tokens(self) -> int:

@@ -75,18 +75,22 @@ class Results:
             self.used.append(part)
 
     def sums(self, part: str, *, progress: bool = True) -> pd.DataFrame:
-        """Per-sequence sums of a sequence part: the pack's rows, or computed now (cached).
+        """Per-row sums of a part: the pack's rows, or computed now (cached).
 
-        ``part``: ``"sweep"``, ``"attention"``, ``"norms"``, ``"lens"`` or ``"swap_similarity"``.
+        ``part``: a sequence part (``"sweep"``, ``"attention"``, ``"norms"``, ``"lens"``,
+        ``"swap_similarity"``) or an extension part (:data:`EXTENSION_PARTS`; one row per
+        sequence, or per window for ``"cloze"``).
         """
-        if part not in ROW_PARTS:
-            raise ValueError(f"part must be one of {ROW_PARTS}, got {part!r}")
+        if part not in (*ROW_PARTS, *EXTENSION_PARTS):
+            raise ValueError(f"part must be one of {ROW_PARTS + ('cloze',)}, got {part!r}")
         self._use(part)
         if self.pack is not None:
             return self.pack.frame(part, self.rows_of(part))
         from stages.results.parts import Parts
 
         computer = self._computer(Parts)
+        if part not in ROW_PARTS:  # windows, not sequences
+            return computer.rows(part, 0, computer.n_rows(part), cache=True, progress=progress)
         kw = {"batch_size": self.batch_size, "progress": progress, "cache": True}
         return computer.live_sums(part, self.tokens, **kw)
 
@@ -98,7 +102,8 @@ class Results:
         """
         if self.pack is None or part not in EXTENSION_PARTS:
             return len(self.tokens)
-        n = min(self.pack.rows_done(part), len(self.tokens))
+        n = self.pack.rows_done(part)
+        n = n if part not in ROW_PARTS else min(n, len(self.tokens))
         if n == 0:
             raise PackError(
                 f"the {self.pack.describe()} has no rows of {part!r} yet: build them with "
@@ -151,6 +156,12 @@ class Results:
         computer = self._computer(Parts)
         n = computer.n_rows(part)
         return computer.rows(part, 0, n, cache=True, progress=progress)
+
+    def cloze_windows(self) -> Any:
+        """The cloze windows of the sample (:func:`stages.text.cloze.cloze_set`)."""
+        from stages.results.parts import Parts
+
+        return self._computer(Parts).cloze
 
     def ing_neurons(self) -> dict[str, pd.DataFrame]:
         """The "-ing" neurons of each rule (:func:`stages.analyses.probes.ing_neurons`)."""
@@ -282,6 +293,7 @@ def open_results(
     n_per_class: int = 1024,
     n_neurons: int = 32,
     window_batch: int = Recipe.window_batch,
+    n_cloze: int = Recipe.n_cloze,
     pack: str = "default",
 ) -> Results:
     """Load the model and its sample, and choose the pack or a live computation.
@@ -299,6 +311,7 @@ def open_results(
         n_per_class: case-study windows per class.
         n_neurons: "-ing" neurons per selection rule.
         window_batch: case-study windows per forward pass when computing now.
+        n_cloze: cloze windows (:func:`stages.text.cloze.cloze_set`).
         pack: ``"default"``, ``"none"`` or a pack's folder (see the module docstring).
 
     Raises:
@@ -321,7 +334,7 @@ def open_results(
         recipe = Recipe(
             model=model, n_seq=-(-n_tokens // seq_len), seq_len=seq_len, seed=seed,
             corpus=corpus, dtype=dtype, n_per_class=n_per_class, n_neurons=n_neurons,
-            window_batch=window_batch,
+            window_batch=window_batch, n_cloze=n_cloze,
         )  # fmt: skip
     lm = load_model(model, device=device, dtype=recipe.dtype)
     tokens = load_corpus(
@@ -329,7 +342,7 @@ def open_results(
         seed=recipe.seed,
     )  # fmt: skip
     if pack == "default":
-        chosen, why = _shipped_if_it_matches(lm, tokens, n_per_class, n_neurons)
+        chosen, why = _shipped_if_it_matches(lm, tokens, n_per_class, n_neurons, n_cloze)
     elif pack == "none":
         why = "The results pack was not asked for (pack='none')."
     if chosen is not None and not chosen.complete:
@@ -338,7 +351,7 @@ def open_results(
 
 
 def _shipped_if_it_matches(
-    lm: Any, tokens: torch.Tensor, n_per_class: int, n_neurons: int
+    lm: Any, tokens: torch.Tensor, n_per_class: int, n_neurons: int, n_cloze: int
 ) -> tuple[Pack | None, str]:
     """The shipped pack of ``lm`` if it holds exactly this sample, else None and why not."""
     name = lm.stages_info["name"]
@@ -359,11 +372,13 @@ def _shipped_if_it_matches(
             "here is computed now."
         )
     if not (
-        matches(candidate, lm, tokens) and (r.n_per_class, r.n_neurons) == (n_per_class, n_neurons)
+        matches(candidate, lm, tokens)
+        and (r.n_per_class, r.n_neurons, r.n_cloze) == (n_per_class, n_neurons, n_cloze)
     ):
         return None, (
             f"The results pack of {name} holds {r.n_seq} sequences x {r.seq_len} tokens (seed "
-            f"{r.seed}, {r.dtype}, {r.n_per_class} case-study windows per class); these "
+            f"{r.seed}, {r.dtype}, {r.n_per_class} case-study windows per class, {r.n_cloze} "
+            "cloze windows); these "
             "parameters ask for another sample, so everything here is computed now."
         )
     return candidate, ""

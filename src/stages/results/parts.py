@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -101,6 +102,7 @@ class Parts:
             seed=recipe.seed,
         )  # fmt: skip
         self._datasets: dict[str, Any] | None = None
+        self._cloze: Any = None
         self._classes: pd.DataFrame | None = None
         self._profile: list[str] | None = None
         self._ing_neurons: dict[str, pd.DataFrame] | None = None
@@ -111,6 +113,18 @@ class Parts:
         if self._datasets is None:
             self._datasets = _datasets(self.model, self.recipe)
         return self._datasets
+
+    @property
+    def cloze(self) -> Any:
+        """The cloze windows (:func:`stages.text.cloze.cloze_set`), made once."""
+        if self._cloze is None:
+            from stages.text.cloze import cloze_set
+
+            r = self.recipe
+            self._cloze = cloze_set(
+                self.model, corpus=r.corpus, context=r.cloze_context, n=r.n_cloze, seed=r.seed
+            )
+        return self._cloze
 
     def classes(self) -> pd.DataFrame:
         """Neuron classes from the pack when it has them, else computed (and cached)."""
@@ -127,6 +141,8 @@ class Parts:
         """Rows of ``part``: sequences, windows, or neurons."""
         if part in ROW_PARTS:
             return len(self.tokens)
+        if part == "cloze":
+            return len(self.cloze.tokens)
         return len(self.datasets["ing" if part == "ing" else "subjoiner"].labels)
 
     def rows(self, part: str, a: int, b: int, *, cache: bool, progress: bool) -> pd.DataFrame:
@@ -140,6 +156,13 @@ class Parts:
             batch = min(self.recipe.batch_size, b - a)
             return self.live_sums(part, self.tokens[a:b], batch_size=batch, **kw)
         wkw = kw | {"batch_size": min(self.recipe.window_batch, b - a)}
+        if part == "cloze":
+            from stages.analyses.cloze import cloze_sums
+
+            c = self.cloze
+            rows = replace(c, tokens=c.tokens[a:b], n_target=c.n_target[a:b],
+                           words=c.words[a:b], position=c.position[a:b])  # fmt: skip
+            return cloze_sums(self.model, rows, **wkw)
         if part == "ing":
             data = self.datasets["ing"]
             ing = Vocabulary.of(self.model.tokenizer, self.model.cfg.d_vocab).ing()

@@ -1,0 +1,97 @@
+"""Figures beyond single layers: block deletion, reorderings of a span, and duplication."""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+
+from stages.plots import METRIC_TITLES, depth_lines, family_colors, long_metrics, side_by_side
+
+
+def block_heatmap(table: pd.DataFrame, *, title: str) -> alt.HConcatChart:
+    """Two triangles (start x length) from :func:`stages.analyses.blocks.block_table`.
+
+    KL (nats, log colour scale) and the share of top-1 predictions kept, one cell per deleted
+    block; the tooltip gives each value with its 95% interval.
+    """
+
+    def panel(metric: str, scale: alt.Scale) -> alt.Chart:
+        return (
+            alt.Chart(table)
+            .mark_rect()
+            .encode(
+                x=alt.X("start:O", title="first deleted layer"),
+                y=alt.Y("length:O", title="layers deleted", sort="descending"),
+                color=alt.Color(
+                    f"{metric}:Q",
+                    title=METRIC_TITLES[metric],
+                    scale=scale,
+                    legend=alt.Legend(orient="bottom", gradientLength=220, titleLimit=300),
+                ),  # fmt: skip
+                tooltip=[
+                    alt.Tooltip("layers:N", title="deleted"),
+                    alt.Tooltip(f"{metric}:Q", format=".3f"),
+                    alt.Tooltip(f"{metric}_lo:Q", format=".3f", title="95% CI low"),
+                    alt.Tooltip(f"{metric}_hi:Q", format=".3f", title="95% CI high"),
+                ],
+            )
+            .properties(width=300, height=220)
+        )
+
+    return side_by_side(
+        [
+            panel("kl", alt.Scale(type="log", scheme="reds")),
+            panel("rel_acc", alt.Scale(domain=[0, 1], scheme="blues")),
+        ],
+        title,
+    )
+
+
+REORDER_KINDS = ("drop_range", "reverse", "shuffle", "repeat", "parallel")
+
+
+def reorder_figure(table: pd.DataFrame, *, title: str) -> alt.LayerChart:
+    """KL of each way of changing a span against the depth of its centre (log scale).
+
+    One colour per family (:data:`stages.FAMILIES`); shuffles are averaged over their seeds
+    for the line (each seed's KL is in the table).
+    """
+    rows = table[table["kind"].isin(REORDER_KINDS)].copy()
+    rows["rel_depth"] = rows["mid_depth"]
+    means = (
+        rows.groupby(["kind", "layers", "rel_depth"], as_index=False)[["kl", "kl_lo", "kl_hi"]]
+        .mean()
+        .assign(layer=lambda d: d["layers"].str.split("-").str[0].astype(int))
+    )
+    data = long_metrics(means, ("kl",))
+    kinds = [k for k in REORDER_KINDS if k in set(rows["kind"])]
+    return depth_lines(
+        data, family_colors(*kinds), 520, 260, y_title=METRIC_TITLES["kl"] + " (log)",
+        y_scale=alt.Scale(type="log"),
+    ).properties(title=title)  # fmt: skip
+
+
+def duplication_figure(table: pd.DataFrame, *, title: str) -> alt.HConcatChart:
+    """KL and entropy change against the number of runs of each layer, one line per range."""
+    data = table.assign(range=lambda d: "layers " + d["layers"]).copy()
+    base = alt.Chart(data).encode(
+        x=alt.X("times:O", title="runs of each layer (1 = unperturbed)"),
+        color=alt.Color("range:N", title=None, legend=alt.Legend(orient="top")),
+    )
+
+    def panel(metric: str) -> alt.LayerChart:
+        y = alt.Y(f"{metric}:Q", title=METRIC_TITLES[metric])
+        line = base.mark_line(point=True).encode(
+            y=y,
+            tooltip=[
+                "range:N", "times:O", alt.Tooltip(f"{metric}:Q", format=".3f"),
+                alt.Tooltip(f"{metric}_lo:Q", format=".3f", title="95% CI low"),
+                alt.Tooltip(f"{metric}_hi:Q", format=".3f", title="95% CI high"),
+            ],
+        )  # fmt: skip
+        bars = base.mark_errorbar().encode(
+            y=alt.Y(f"{metric}_lo:Q", title=None), y2=f"{metric}_hi:Q"
+        )
+        return alt.layer(bars, line).properties(width=260, height=220)
+
+    return side_by_side([panel("kl"), panel("entropy_delta")], title)

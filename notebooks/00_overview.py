@@ -42,7 +42,7 @@
 # [prediction ensembling](04_ensembling.ipynb), [residual sharpening](05_sharpening.ipynb), the
 # [case studies](06_case_studies.ipynb), [what swapped layers write](07_appendix_cosine_similarity.ipynb),
 # the same signals [across models](08_cross_model.ipynb), the engine's
-# [performance](09_performance.ipynb), and every verdict on one page: [what holds](10_what_holds.ipynb).
+# [performance](12_performance.ipynb), and every verdict on one page: [what holds](13_what_holds.ipynb).
 
 # %%
 

@@ -59,12 +59,14 @@ pack = "default"  # "default": each model's shipped results pack when these are 
 
 # %%
 page = open_page("what_holds", globals())
-tables, samples, reports, records = [], [], {}, {}
+tables, samples, reports, records, missing = [], [], {}, {}, {}
 for model, its_pack in zip(models, packs_for(models, pack)):
     res = open_results(model, n_tokens=n_tokens, seq_len=seq_len, seed=seed, corpus=corpus,
                        device=device, dtype=dtype, batch_size=batch_size,
                        n_per_class=n_per_class, pack=its_pack)
-    tables.append(all_claims(res, seed=seed).assign(model=res.name))
+    decided = all_claims(res, seed=seed)
+    tables.append(decided.assign(model=res.name))
+    missing[res.name] = decided.attrs["missing"]
     frames = {part: res.sums(part) for part in ("sweep", "attention", "norms", "lens")}
     samples.append(Sample(res.name, frames, res.classes(), res.n_layers))
     reports[res.name] = res.report()
@@ -76,6 +78,10 @@ elapsed = page.elapsed
 names = list(dict.fromkeys(claims["model"]))
 for name, report in reports.items():
     display(Markdown(f"**{name}.** {report}"))
+for name, why in missing.items():
+    if why:
+        display(Markdown(f"**Not yet decided for {name}** (left out of the tables below): "
+                         + "; ".join(why) + "."))
 
 # %% [markdown]
 # ## Every claim, per model

@@ -38,6 +38,13 @@ _API = {
         "stages.engine.plans",
     ),
     "logit_lens": "stages.analyses.lens",
+    "block_deletion": "stages.analyses.blocks",
+    "reorderings": "stages.analyses.reorder",
+    "layer_duplication": "stages.analyses.duplication",
+    **dict.fromkeys(["cka_table", "layer_scores", "similarity_sums"], "stages.analyses.similarity"),
+    "skip_effects": "stages.analyses.skip_effects",
+    "cloze_accuracy": "stages.analyses.cloze",
+    "cloze_set": "stages.text.cloze",
     **dict.fromkeys(
         ["EMBEDDED_DEFAULT", "ModelLoadError", "load_model", "model_info"], "stages.models"
     ),
@@ -55,7 +62,11 @@ __all__ = [
     "Intervention",
     "ModelLoadError",
     "attention_locality",
+    "block_deletion",
+    "cka_table",
     "class_counts",
+    "cloze_accuracy",
+    "cloze_set",
     "component_norms",
     "default_interventions",
     "drop",
@@ -65,16 +76,21 @@ __all__ = [
     "duplicate",
     "ing_probes",
     "intervened_logits",
+    "layer_duplication",
+    "layer_scores",
     "load_corpus",
     "load_model",
     "logit_lens",
     "model_info",
     "neuron_classes",
     "parallel",
+    "reorderings",
     "repeat",
     "reverse",
     "run_sweep",
     "shuffle",
+    "similarity_sums",
+    "skip_effects",
     "stage_boundaries",
     "subjoiner_heads",
     "swap",
@@ -99,11 +115,17 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # what the names are, for readers and type checkers
     from stages.analyses.attention import attention_locality
+    from stages.analyses.blocks import block_deletion
     from stages.analyses.boundaries import stage_boundaries
+    from stages.analyses.cloze import cloze_accuracy
+    from stages.analyses.duplication import layer_duplication
     from stages.analyses.lens import logit_lens
     from stages.analyses.neurons import class_counts, neuron_classes, top_neurons
     from stages.analyses.norms import component_norms
     from stages.analyses.probes import ing_probes
+    from stages.analyses.reorder import reorderings
+    from stages.analyses.similarity import cka_table, layer_scores, similarity_sums
+    from stages.analyses.skip_effects import skip_effects
     from stages.analyses.subjoiner import subjoiner_heads
     from stages.analyses.swap_similarity import swap_similarity
     from stages.engine.forward import intervened_logits
@@ -124,4 +146,5 @@ if TYPE_CHECKING:  # what the names are, for readers and type checkers
     )
     from stages.engine.sweep import default_interventions, run_sweep
     from stages.models import EMBEDDED_DEFAULT, ModelLoadError, load_model, model_info
+    from stages.text.cloze import cloze_set
     from stages.text.corpus import load_corpus

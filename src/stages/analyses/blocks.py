@@ -42,6 +42,28 @@ def block_plans(n_layers: int, max_length: int | None = None) -> list[Interventi
     ]
 
 
+def block_deletion(
+    model: Any,
+    tokens: torch.Tensor,
+    *,
+    max_length: int | None = None,
+    batch_size: int | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    progress: bool = True,
+    cache: bool = True,
+) -> pd.DataFrame:
+    """Every contiguous block of up to half the depth deleted, one row each.
+
+    :func:`block_sums`, then :func:`block_table` (arguments as theirs).
+    """
+    sums = block_sums(
+        model, tokens, max_length=max_length, batch_size=batch_size, progress=progress,
+        cache=cache,
+    )  # fmt: skip
+    return block_table(sums, len(model.blocks), n_boot=n_boot, seed=seed)
+
+
 def block_sums(
     model: Any,
     tokens: torch.Tensor,

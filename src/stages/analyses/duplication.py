@@ -37,6 +37,24 @@ def duplication_plans(n_layers: int) -> list[Intervention]:
     return [duplicate(i, j, n) for i, j in duplication_ranges(n_layers) for n in TIMES]
 
 
+def layer_duplication(
+    model: Any,
+    tokens: torch.Tensor,
+    *,
+    batch_size: int | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    progress: bool = True,
+    cache: bool = True,
+) -> pd.DataFrame:
+    """Middle ranges with each layer run 2-5 times in place, one row each.
+
+    :func:`duplication_sums`, then :func:`duplication_table` (arguments as theirs).
+    """
+    sums = duplication_sums(model, tokens, batch_size=batch_size, progress=progress, cache=cache)
+    return duplication_table(sums, len(model.blocks), n_boot=n_boot, seed=seed)
+
+
 def duplication_sums(
     model: Any,
     tokens: torch.Tensor,

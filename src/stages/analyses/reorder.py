@@ -75,6 +75,24 @@ def reorder_plans(n_layers: int) -> list[Intervention]:
     return plans
 
 
+def reorderings(
+    model: Any,
+    tokens: torch.Tensor,
+    *,
+    batch_size: int | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    progress: bool = True,
+    cache: bool = True,
+) -> pd.DataFrame:
+    """Every span dropped, reversed, shuffled, repeated and run in parallel, one row each.
+
+    :func:`reorder_sums`, then :func:`reorder_table` (arguments as theirs).
+    """
+    sums = reorder_sums(model, tokens, batch_size=batch_size, progress=progress, cache=cache)
+    return reorder_table(sums, len(model.blocks), n_boot=n_boot, seed=seed)
+
+
 def reorder_sums(
     model: Any,
     tokens: torch.Tensor,

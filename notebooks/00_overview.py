@@ -41,8 +41,11 @@
 # [detokenization](02_detokenization.ipynb), [feature engineering](03_feature_engineering.ipynb),
 # [prediction ensembling](04_ensembling.ipynb), [residual sharpening](05_sharpening.ipynb), the
 # [case studies](06_case_studies.ipynb), [what swapped layers write](07_appendix_cosine_similarity.ipynb),
-# the same signals [across models](08_cross_model.ipynb), the engine's
-# [performance](12_performance.ipynb), and every verdict on one page: [what holds](13_what_holds.ipynb).
+# the same signals [across models](08_cross_model.ipynb); beyond single layers, from the paper's
+# later version and related work: [deleting, reordering and duplicating spans](09_depth_edits.ipynb),
+# [layer similarity and skip effects](10_layer_similarity.ipynb) and [a cloze task](11_cloze.ipynb);
+# the engine's [performance](12_performance.ipynb), and every verdict on one page:
+# [what holds](13_what_holds.ipynb).
 
 # %%
 

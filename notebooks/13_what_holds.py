@@ -50,6 +50,7 @@ models = ["gemma-3-270m", "smollm2-135m-instruct"]  # embedded names, hub names 
 n_tokens = 32768  # tokens per model (rounded up to whole sequences of seq_len)
 seq_len = 128  # tokens per sequence, BOS included
 n_per_class = 1024  # case-study windows per class
+n_cloze = 1024  # cloze windows (page 11)
 batch_size = 8  # sequences per forward pass
 device = "auto"  # "auto", "cpu", "cuda"
 dtype = "float32"  # "float32", "bfloat16", "float64"
@@ -63,7 +64,7 @@ tables, samples, reports, records, missing = [], [], {}, {}, {}
 for model, its_pack in zip(models, packs_for(models, pack)):
     res = open_results(model, n_tokens=n_tokens, seq_len=seq_len, seed=seed, corpus=corpus,
                        device=device, dtype=dtype, batch_size=batch_size,
-                       n_per_class=n_per_class, pack=its_pack)
+                       n_per_class=n_per_class, n_cloze=n_cloze, pack=its_pack)
     decided = all_claims(res, seed=seed)
     tables.append(decided.assign(model=res.name))
     missing[res.name] = decided.attrs["missing"]

@@ -18,6 +18,7 @@ by :func:`decide` from an interval and a threshold.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
@@ -86,17 +87,19 @@ def bootstrap(
     estimate = np.asarray(statistic(means(sums, counts)))
     if n < 2:
         return estimate, np.repeat(estimate[..., None], n_boot, axis=-1)
-    result = sps.bootstrap(
-        (sums, weights),
-        stat,
-        paired=True,
-        vectorized=True,
-        n_resamples=n_boot,
-        method="percentile",
-        axis=-1,
-        rng=np.random.default_rng(seed),
-        batch=max(1, int(_BATCH_ELEMENTS // sums.size)),
-    )
+    with warnings.catch_warnings():  # degenerate resamples (a few units) are judged by n
+        warnings.simplefilter("ignore", sps.DegenerateDataWarning)
+        result = sps.bootstrap(
+            (sums, weights),
+            stat,
+            paired=True,
+            vectorized=True,
+            n_resamples=n_boot,
+            method="percentile",
+            axis=-1,
+            rng=np.random.default_rng(seed),
+            batch=max(1, int(_BATCH_ELEMENTS // sums.size)),
+        )
     return estimate, np.asarray(result.bootstrap_distribution)
 
 

@@ -77,8 +77,11 @@ def test_tables_match_the_reference_metrics(compute, reduce, tiny_models, tiny_t
     sums = compute(bridge, tiny_tokens, batch_size=3, progress=False, cache=False)
     table = reduce(sums, len(bridge.blocks))
     base = reference_logits(hf, tiny_tokens, ("none",))
-    assert len(table) > 5
-    for row in table.itertuples():
+    # every kind, at the first and the last start; every block of the first two starts
+    last = table.start.max()
+    rows = table[table.start.isin([0, 1, last]) & ~table.label.str.contains("x3|x4")]
+    assert len(rows) > 5 and set(rows.kind) == set(table.kind)
+    for row in rows.itertuples():
         want = reference_metrics(base, reference_logits(hf, tiny_tokens, _spec(row)), tiny_tokens)
         assert want["kl"] > 1e-6  # every plan changes the model
         for name in ("kl", "rel_acc", "entropy_delta", "loss"):

@@ -20,7 +20,8 @@ pytestmark = [pytest.mark.book, pytest.mark.real]
 
 ROOT = Path(__file__).resolve().parents[2]
 # Small values for the parameters the sections share; each section gets those it declares.
-SMALL = {"n_tokens": 64, "seq_len": 32, "batch_size": 2, "device": "cpu", "n_per_class": 32}
+SMALL = {"n_tokens": 64, "seq_len": 32, "batch_size": 2, "device": "cpu", "n_per_class": 32,
+         "n_cloze": 4}  # fmt: skip
 
 
 @pytest.fixture(scope="module")

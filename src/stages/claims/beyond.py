@@ -249,7 +249,7 @@ def cloze_claims(sums: pd.DataFrame, n_layers: int, *, seed: int = 0) -> list[Ve
     figure = "the later version (downstream accuracy); the paper's Figure 3"
 
     def kept(m: np.ndarray) -> np.ndarray:
-        return m[1:].min(axis=0) / m[0]
+        return m[1:].min(axis=0) / np.maximum(m[0], 1e-12)  # 0 when nothing is right
 
     est, lo, hi = stats.interval(_cloze(sums, drops), statistic=kept, seed=seed)
     share = stats.verdict(

@@ -176,8 +176,8 @@ def build_pack(
         entry = manifest["parts"].setdefault(part, {"files": [], "seconds": 0.0})
         if entry.get("complete"):
             continue
-        size = CHUNK if part in ROW_PARTS else WINDOW_CHUNK
         rounds = part in ROW_PARTS or part in EXTENSION_PARTS
+        size = CHUNK if rounds else WINDOW_CHUNK
         n_rows = computer.n_rows(part)
         done = set(entry["files"])
         if done and entry.get("git_commit") != manifest["git_commit"]:

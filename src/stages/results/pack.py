@@ -59,7 +59,7 @@ SLICE = 2
 """Rows of every part recomputed live by the slice check (and the pack's first chunk)."""
 
 CHUNK = 32
-"""Sequences per chunk after the slice (windows: ``WINDOW_CHUNK``)."""
+"""Sequences (and cloze windows) per chunk after the slice (case studies: ``WINDOW_CHUNK``)."""
 
 WINDOW_CHUNK = 256
 RTOL = 1e-6

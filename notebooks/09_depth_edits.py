@@ -108,8 +108,9 @@ reorder_figure(reorder, title=f"Reordering a span of {span_length(n_layers)} lay
 
 # %% [markdown]
 # **Figure 9.2** (after Painters, Figures 2-4). KL of each way of changing a span of a quarter of
-# the depth, against the relative depth of the span's centre (log scale; shuffles averaged over
-# their three orders). Dropping the span is the reference the others are compared with.
+# the depth, against the relative depth of the span's centre (log scale; bands: 95% intervals;
+# the shuffles are the mean of their three orders, without a band, each order being in the table
+# below). Dropping the span is the reference the others are compared with.
 
 # %% [markdown]
 # ## Duplicating layers
@@ -119,7 +120,8 @@ duplication_figure(duplication, title=f"Layer duplication ({name}): each layer o
 
 # %% [markdown]
 # **Figure 9.3** (after the later version's duplication experiment). KL and entropy change as each
-# layer of a middle range runs more times in place; bars are 95% intervals.
+# layer of a middle range runs more times in place (n = 1 would be the unperturbed model: KL 0,
+# entropy change 0); bars are 95% intervals.
 
 # %% [markdown]
 # ## Do the claims hold for this model?

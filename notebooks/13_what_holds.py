@@ -128,7 +128,7 @@ display(Markdown(
     "In all: " + "; ".join(
         f"**{n}**: " + ", ".join(f"{int(counts.loc[v, n])} {v}" for v in counts.index
                                  if counts.loc[v, n])
-        for n in names) + f" (of {len(claims) // len(names)} claims per model)."
+        + f" (of {int(counts[n].sum())} claims)" for n in names) + "."
 ))
 
 # %% [markdown]

@@ -184,15 +184,20 @@ def test_extension_parts_are_built_on_their_own_and_sliced_by_start_groups(setup
     assert len(res.tokens) == 6 and len(res.sums("blocks")) == 2
     report = res.report()
     assert "`blocks` its first 2" in report and "Live slice check: passed" in report
+    assert "cloze windows (sha256)" in set(slice_check(grown, model, ("cloze",))["part"])
     bare = open_results("ignored", pack=str(pack.path), device="cpu")
     with pytest.raises(PackError, match="--parts reorder"):
         bare.sums("reorder")
+    assert "reorder" not in bare.used and "Live slice check: passed" in bare.report()
+    claims = all_claims(bare)
+    assert len(claims.attrs["missing"]) == 3 and "beyond single layers" not in set(claims.group)
 
 
 def test_pages_use_a_pack_only_when_it_matches(setup, monkeypatch):
     recipe, pack, root = setup
     kw = {"n_tokens": recipe.n_tokens, "seq_len": recipe.seq_len, "corpus": recipe.corpus,
-          "dtype": "float64", "device": "cpu", "n_per_class": 8, "n_neurons": 4}  # fmt: skip
+          "dtype": "float64", "device": "cpu", "n_per_class": 8, "n_neurons": 4,
+          "n_cloze": 6}  # fmt: skip
     named = open_results("ignored", pack=str(pack.path), device="cpu")
     assert named.pack is not None and named.recipe == recipe
     report = named.report()

@@ -40,7 +40,11 @@ def _decide(
 
 
 def deeper_blocks_are_safer(sums: pd.DataFrame, n_layers: int, *, seed: int = 0) -> Verdict:
-    """Gromov et al.: the best block of a quarter of the depth to delete lies in the deeper half."""
+    """Gromov et al.: the best block of a quarter of the depth to delete lies in the deeper half.
+
+    Blocks wholly inside the first half are compared with blocks wholly inside the second (the
+    blocks across the middle belong to neither).
+    """
     k = max(2, n_layers // 4)
     half = n_layers / 2
     first = [s for s in range(n_layers - k + 1) if s + k <= half]
@@ -57,7 +61,8 @@ def deeper_blocks_are_safer(sums: pd.DataFrame, n_layers: int, *, seed: int = 0)
         int(np.argmin(means[len(first) :])),
     )
     return _decide(
-        f"the least harmful block of {k} layers to delete lies in the deeper half",
+        f"deleting {k} consecutive layers hurts less in the deeper half than in the first half "
+        "(the best block wholly inside each half)",
         "Gromov et al. 2024 (block deletion)",
         f"smallest KL over blocks of {k} layers in the first half minus smallest in the second "
         "half (nats, paired)",
@@ -101,12 +106,16 @@ def reordering_gentler_than_dropping(
     def margin(m: np.ndarray) -> np.ndarray:
         return np.mean([m[a + 1 : b + 1].mean(axis=0) - m[a] for a, b in groups], axis=0)
 
+    kl = dict(zip(columns, stats.means(stack(sums, columns), _counts(sums)), strict=True))
+    kinds = [k for k in ("drop_range", "reverse", "shuffle", "parallel") if k in " ".join(kl)]
+    by_kind = {k: np.mean([v for c, v in kl.items() if c.startswith(k)]) for k in kinds}
     return _decide(
         claim, "Sun et al. 2024, Painters (Figures 2-4)",
         f"mean over the middle spans of [mean KL of {what} minus KL of dropping the span] "
         "(nats, paired)",
         sums, columns, margin, above=False, unit=" nats", seed=seed,
-        detail=f"middle spans starting at layers {', '.join(map(str, middle))}",
+        detail=f"middle spans starting at layers {', '.join(map(str, middle))}; mean KL "
+        + ", ".join(f"{k} {v:.3g}" for k, v in by_kind.items()),
     )  # fmt: skip
 
 
@@ -120,18 +129,21 @@ def order_matters_less_in_the_middle(
     if not middle or not edge:
         return stats.missing(claim, "Painters", "no middle or no edge span")
     mids = [c for i in middle for c in _reordered(sums, i, i + s)]
-    ends = [c for i in edge for c in _reordered(sums, i, i + s)]
-    columns = [f"{p}:kl" for p in mids + ends]
+    first = _reordered(sums, 0, s)
+    last = _reordered(sums, n_layers - s, n_layers)
+    columns = [f"{p}:kl" for p in mids + first + last]
+    a, b = len(mids), len(mids) + len(first)
 
-    def margin(m: np.ndarray) -> np.ndarray:
-        return m[len(mids) :].mean(axis=0) - m[: len(mids)].mean(axis=0)
+    def margin(m: np.ndarray) -> np.ndarray:  # the gentler end against the middle
+        return np.minimum(m[a:b].mean(axis=0), m[b:].mean(axis=0)) - m[:a].mean(axis=0)
 
     return _decide(
         claim, "Sun et al. 2024, Painters; the paper's section 4",
-        "mean KL of reorderings (reverse, shuffles) of the edge spans minus of the middle spans "
-        "(nats, paired)",
+        "mean KL of reordering (reverse, shuffles) the first or the last span, whichever is "
+        "smaller, minus that of the middle spans (nats, paired)",
         sums, columns, margin, above=True, unit=" nats", seed=seed,
-        detail=f"{len(mids)} middle and {len(ends)} edge reorderings",
+        detail=f"{len(mids)} middle reorderings; {len(first)} of the first and {len(last)} of "
+        "the last span",
     )  # fmt: skip
 
 
@@ -203,14 +215,18 @@ def early_skips_change_more(skips: pd.DataFrame, n_layers: int, *, seed: int = 0
     """Csordás et al.: skipping a first-half layer changes later layers more than a late one."""
     from stages.analyses.skip_effects import first_half_vs_second_half
 
-    estimate, lo, hi = first_half_vs_second_half(skips, n_layers, seed=seed)
+    without_first = skips[[c for c in skips.columns if not c.startswith("0>")]]
+    estimate, lo, hi = first_half_vs_second_half(without_first, n_layers, seed=seed)
+    with_first = first_half_vs_second_half(skips, n_layers, seed=seed)
     return stats.verdict(
         "skipping a layer in the first half changes what later layers write more than skipping "
         "one in the second half",
         "Csordás et al. 2025 (Figure 2)",
-        "mean relative change of every later layer's attention and MLP output, first-half drops "
-        "minus second-half drops (paired)",
+        "mean relative change of every later layer's attention and MLP output, drops of layers "
+        "1.. in the first half minus drops in the second half (paired)",
         estimate, lo, hi, threshold=0.0, n=len(skips),
+        detail=f"layer 0, whose drop is catastrophic, is left out; with it {with_first[0]:.3g} "
+        f"({with_first[1]:.3g} to {with_first[2]:.3g})",
     )  # fmt: skip
 
 
@@ -249,7 +265,8 @@ def cloze_claims(sums: pd.DataFrame, n_layers: int, *, seed: int = 0) -> list[Ve
     figure = "the later version (downstream accuracy); the paper's Figure 3"
 
     def kept(m: np.ndarray) -> np.ndarray:
-        return m[1:].min(axis=0) / np.maximum(m[0], 1e-12)  # 0 when nothing is right
+        base = np.where(m[0] > 0, m[0], np.nan)  # undefined (NaN, so unclear) without a hit
+        return m[1:].min(axis=0) / base
 
     est, lo, hi = stats.interval(_cloze(sums, drops), statistic=kept, seed=seed)
     share = stats.verdict(

@@ -53,8 +53,9 @@ REORDER_KINDS = ("drop_range", "reverse", "shuffle", "repeat", "parallel")
 def reorder_figure(table: pd.DataFrame, *, title: str) -> alt.LayerChart:
     """KL of each way of changing a span against the depth of its centre (log scale).
 
-    One colour per family (:data:`stages.FAMILIES`); shuffles are averaged over their seeds
-    for the line (each seed's KL is in the table).
+    One colour per family (:data:`stages.FAMILIES`), with 95% bands; the shuffles are drawn as
+    the mean of their orders, without a band (a mean of intervals is not an interval; each
+    order's KL and interval are in the table).
     """
     rows = table[table["kind"].isin(REORDER_KINDS)].copy()
     rows["rel_depth"] = rows["mid_depth"]
@@ -63,6 +64,8 @@ def reorder_figure(table: pd.DataFrame, *, title: str) -> alt.LayerChart:
         .mean()
         .assign(layer=lambda d: d["layers"].str.split("-").str[0].astype(int))
     )
+    shuffled = means["kind"] == "shuffle"
+    means.loc[shuffled, "kl_lo"] = means.loc[shuffled, "kl_hi"] = means.loc[shuffled, "kl"]
     data = long_metrics(means, ("kl",))
     kinds = [k for k in REORDER_KINDS if k in set(rows["kind"])]
     return depth_lines(
@@ -75,7 +78,7 @@ def duplication_figure(table: pd.DataFrame, *, title: str) -> alt.HConcatChart:
     """KL and entropy change against the number of runs of each layer, one line per range."""
     data = table.assign(range=lambda d: "layers " + d["layers"]).copy()
     base = alt.Chart(data).encode(
-        x=alt.X("times:O", title="runs of each layer (1 = unperturbed)"),
+        x=alt.X("times:O", title="runs of each layer (n)"),
         color=alt.Color("range:N", title=None, legend=alt.Legend(orient="top")),
     )
 

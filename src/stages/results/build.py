@@ -116,8 +116,10 @@ def build_pack(
         PackError: ``out`` holds a pack of another recipe, model or tokens.
     """
     from stages.analyses.neurons import neuron_classes
+    from stages.engine.runs import tokens_sha256
     from stages.models import load_model
 
+    commit = git_commit()
     out = Path(out) if out is not None else shipped_pack(recipe.model)
     started = time.time()
     model = load_model(recipe.model, device=device, dtype=recipe.dtype)
@@ -136,10 +138,23 @@ def build_pack(
                 f"{out} holds a pack of another recipe, model or token sample; choose another "
                 "folder or delete it"
             )
-        manifest = old | {"versions": manifest["versions"], "git_commit": manifest["git_commit"]}
-        manifest["complete"] = False
+        # a build of extension parts only leaves the pack's own commit, date and state alone
+        # (each part records its own commit)
+        extension_only = parts is not None and set(parts) <= set(EXTENSION_PARTS)
+        manifest = old | {"recipe": recipe.__dict__} | (
+            {} if extension_only
+            else {"versions": manifest["versions"], "git_commit": manifest["git_commit"],
+                  "complete": False}
+        )  # fmt: skip
+    else:
+        extension_only = False
     out.mkdir(parents=True, exist_ok=True)
     wanted = parts or ("neurons", *WINDOW_PARTS, *SEQUENCE_PARTS)
+    if "cloze" in wanted:
+        manifest.setdefault("windows", {})["cloze"] = {
+            "n": len(computer.cloze), "width": int(computer.cloze.tokens.shape[1]),
+            "sha256": tokens_sha256(computer.cloze.tokens),
+        }  # fmt: skip
 
     def finish_part(part: str, files: list[str], seconds: float) -> None:
         entry = manifest["parts"].setdefault(part, {"files": [], "seconds": 0.0})
@@ -180,7 +195,7 @@ def build_pack(
         size = CHUNK if rounds else WINDOW_CHUNK
         n_rows = computer.n_rows(part)
         done = set(entry["files"])
-        if done and entry.get("git_commit") != manifest["git_commit"]:
+        if done and entry.get("git_commit") != commit:
             log(f"{part}: chunks from commit {entry.get('git_commit')}; checking the slice")
             first = sorted(done)[0]
             stored = to_wide(pd.read_parquet(out / first))
@@ -188,7 +203,7 @@ def build_pack(
             if not compare_rows(live, stored)["ok"].all():
                 log(f"{part}: today's code gives other numbers; rebuilding this part")
                 done = set()
-        entry["git_commit"] = manifest["git_commit"]
+        entry["git_commit"] = commit
         files = []
         every_chunk = chunks(n_rows, size)
         for a, b in every_chunk:
@@ -215,9 +230,10 @@ def build_pack(
     )
     every = ("neurons", *SEQUENCE_PARTS, *WINDOW_PARTS)
     manifest["complete"] = all(manifest["parts"].get(p, {}).get("complete") for p in every)
-    manifest["finished"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    if "windows" not in manifest:
-        manifest["windows"] = _window_counts(computer)
+    if not extension_only:
+        manifest["finished"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    if not {"ing", "subjoiner"} <= set(manifest.get("windows", {})):
+        manifest["windows"] = manifest.get("windows", {}) | _window_counts(computer)
     _save_manifest(out, manifest)
     log(f"pack {out}: {'complete' if manifest['complete'] else 'partial'}; this run "
         f"{time.time() - started:.0f} s")  # fmt: skip

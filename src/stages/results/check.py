@@ -68,7 +68,8 @@ def slice_check(pack: Pack, model: Any, parts: tuple[str, ...] | None = None) ->
     Args:
         pack: an opened pack.
         model: the pack's model (weights checked).
-        parts: the parts to check (default: every part in the pack).
+        parts: the parts to check (default: every part in the pack); a part the pack does not
+            hold is left out.
 
     Returns:
         One row per check: ``part``, ``rows`` (how many rows were recomputed), ``columns``
@@ -90,7 +91,8 @@ def slice_check(pack: Pack, model: Any, parts: tuple[str, ...] | None = None) ->
         out.append({"part": part, "rows": rows, "columns": columns, "max_rel_diff": diff,
                     "ok": bool(ok)})  # fmt: skip
 
-    chosen = parts or tuple(p for p in pack.manifest["parts"] if pack.rows_done(p) or pack.has(p))
+    held = tuple(p for p in pack.manifest["parts"] if pack.rows_done(p) or pack.has(p))
+    chosen = tuple(p for p in (parts or held) if p in held)
     for part in chosen:
         if part == "neurons":
             stored_all = pack.frame(part)
@@ -111,6 +113,11 @@ def slice_check(pack: Pack, model: Any, parts: tuple[str, ...] | None = None) ->
         data = computer.datasets[name]
         same = tokens_sha256(data.tokens) == pack.manifest["windows"][name]["sha256"]
         add(f"{name} windows (sha256)", len(data.labels), int(data.tokens.shape[1]),
+            0.0 if same else np.inf, same)  # fmt: skip
+    if "cloze" in chosen:
+        data = computer.cloze
+        same = tokens_sha256(data.tokens) == pack.manifest["windows"]["cloze"]["sha256"]
+        add("cloze windows (sha256)", len(data), int(data.tokens.shape[1]),
             0.0 if same else np.inf, same)  # fmt: skip
     if "ing" in chosen:
         today = ing_neuron_sets(model, computer.classes(), pack.recipe)

@@ -83,9 +83,11 @@ class Results:
         """
         if part not in (*ROW_PARTS, *EXTENSION_PARTS):
             raise ValueError(f"part must be one of {ROW_PARTS + ('cloze',)}, got {part!r}")
-        self._use(part)
         if self.pack is not None:
-            return self.pack.frame(part, self.rows_of(part))
+            n = self.rows_of(part)  # raises before the part counts as used
+            self._use(part)
+            return self.pack.frame(part, n)
+        self._use(part)
         from stages.results.parts import Parts
 
         computer = self._computer(Parts)
@@ -244,11 +246,15 @@ class Results:
             ]
         extensions = [p for p in self.used if p in EXTENSION_PARTS]
         if extensions:
-            held = ", ".join(f"`{p}` its first {self.rows_of(p)}" for p in extensions)
+            r = self.pack.recipe
+            held = ", ".join(
+                f"`{p}` its first {self.rows_of(p)} of {r.n_cloze} cloze windows" if p == "cloze"
+                else f"`{p}` its first {self.rows_of(p)} of {r.n_seq} sequences"
+                for p in extensions
+            )  # fmt: skip
             lines += [
-                f"**Parts built on their own** (`stages pack build {self.pack.recipe.model} "
-                f"--parts PART --up-to N`): of the pack's {self.pack.recipe.n_seq} sequences, it "
-                f"holds for {held}; every verdict states its n.",
+                f"**Parts built on their own** (`stages pack build {r.model} --parts PART "
+                f"--up-to N`): the pack holds for {held}; every verdict states its n.",
                 "",
             ]
         lines += [

@@ -35,7 +35,9 @@ target's last token, so every row has ``context`` tokens, starts with BOS and en
 target word, whose ``n_target`` tokens are the row's last ones. The eligible endings are put in
 the order of ``numpy.random.default_rng(seed).permutation`` and taken greedily, skipping any
 window that would share a stream token with one already taken, until ``n`` are taken (or the
-endings run out: then fewer). The set is returned in stream order. The same arguments give the
+endings run out: then fewer). The set is returned in the order drawn, so its first ``k``
+windows are those of ``n = k``: any prefix is a random sample (a results pack built in rounds
+holds a prefix). The same arguments give the
 same set, and the windows of a smaller ``n`` are among those of a larger one.
 """
 
@@ -161,17 +163,19 @@ def _previous_same(keys: np.ndarray, starts: np.ndarray) -> np.ndarray:
 
 
 def _draw(eligible: np.ndarray, width: int, n: int, seed: int) -> np.ndarray:
-    """Ends of up to ``n`` non-overlapping windows of ``width`` tokens, drawn greedily."""
-    taken: list[int] = []
+    """Ends of up to ``n`` non-overlapping windows of ``width`` tokens, in the order drawn."""
+    taken: list[int] = []  # sorted, to find neighbours
+    drawn: list[int] = []
     for end in np.random.default_rng(seed).permutation(eligible).tolist():
         k = bisect.bisect_left(taken, end)
         clear_left = k == 0 or end - taken[k - 1] >= width
         clear_right = k == len(taken) or taken[k] - end >= width
         if clear_left and clear_right:
             taken.insert(k, end)
-            if len(taken) == n:
+            drawn.append(end)
+            if len(drawn) == n:
                 break
-    return np.array(taken, dtype=np.int64)
+    return np.array(drawn, dtype=np.int64)
 
 
 def cloze_set(

@@ -43,53 +43,26 @@ def block_plans(n_layers: int, max_length: int | None = None) -> list[Interventi
 
 
 def block_deletion(
-    model: Any,
-    tokens: torch.Tensor,
-    *,
-    max_length: int | None = None,
-    batch_size: int | None = None,
-    n_boot: int = 1000,
-    seed: int = 0,
-    progress: bool = True,
-    cache: bool = True,
+    model: Any, tokens: torch.Tensor, *, n_boot: int = 1000, seed: int = 0, **kw: Any
 ) -> pd.DataFrame:
     """Every contiguous block of up to half the depth deleted, one row each.
 
-    :func:`block_sums`, then :func:`block_table` (arguments as theirs).
+    :func:`block_sums` (``kw``: ``max_length``, ``batch_size``, ``progress``, ``cache``), then
+    :func:`block_table`.
     """
-    sums = block_sums(
-        model, tokens, max_length=max_length, batch_size=batch_size, progress=progress,
-        cache=cache,
-    )  # fmt: skip
-    return block_table(sums, len(model.blocks), n_boot=n_boot, seed=seed)
+    return block_table(block_sums(model, tokens, **kw), len(model.blocks), n_boot=n_boot,
+                       seed=seed)  # fmt: skip
 
 
 def block_sums(
-    model: Any,
-    tokens: torch.Tensor,
-    *,
-    max_length: int | None = None,
-    batch_size: int | None = None,
-    progress: bool = True,
-    cache: bool = True,
+    model: Any, tokens: torch.Tensor, *, max_length: int | None = None, **kw: Any
 ) -> pd.DataFrame:
-    """Per-sequence metric sums of every block deletion (:func:`stages.engine.sweep.sweep_sums`).
+    """Per-sequence metric sums of every block deletion (:func:`block_plans`).
 
-    Args:
-        model: a ``TransformerBridge`` from :func:`stages.load_model`.
-        tokens: ``[n_seq, seq_len]`` token ids, each row starting with BOS.
-        max_length: the longest block (default: half the depth).
-        batch_size: sequences per forward pass.
-        progress: show a progress bar.
-        cache: read and write the result cache, as :func:`stages.run_sweep` does.
-
-    Returns:
-        The sweep's per-sequence sums, with columns ``"drop_range <a>[-<b>]:<metric>"``.
+    :func:`stages.engine.sweep.sweep_sums` of those plans (``kw``: its ``batch_size``,
+    ``progress``, ``cache``); columns ``"drop_range <a>[-<b>]:<metric>"``.
     """
-    plans = block_plans(len(model.blocks), max_length)
-    return sweep_sums(
-        model, tokens, plans, batch_size=batch_size, progress=progress, cache=cache
-    )  # fmt: skip
+    return sweep_sums(model, tokens, block_plans(len(model.blocks), max_length), **kw)
 
 
 def block_table(

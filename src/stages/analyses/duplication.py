@@ -38,36 +38,24 @@ def duplication_plans(n_layers: int) -> list[Intervention]:
 
 
 def layer_duplication(
-    model: Any,
-    tokens: torch.Tensor,
-    *,
-    batch_size: int | None = None,
-    n_boot: int = 1000,
-    seed: int = 0,
-    progress: bool = True,
-    cache: bool = True,
+    model: Any, tokens: torch.Tensor, *, n_boot: int = 1000, seed: int = 0, **kw: Any
 ) -> pd.DataFrame:
     """Middle ranges with each layer run 2-5 times in place, one row each.
 
-    :func:`duplication_sums`, then :func:`duplication_table` (arguments as theirs).
+    :func:`duplication_sums` (``kw``: ``batch_size``, ``progress``, ``cache``), then
+    :func:`duplication_table`.
     """
-    sums = duplication_sums(model, tokens, batch_size=batch_size, progress=progress, cache=cache)
-    return duplication_table(sums, len(model.blocks), n_boot=n_boot, seed=seed)
+    return duplication_table(duplication_sums(model, tokens, **kw), len(model.blocks),
+                             n_boot=n_boot, seed=seed)  # fmt: skip
 
 
-def duplication_sums(
-    model: Any,
-    tokens: torch.Tensor,
-    *,
-    batch_size: int | None = None,
-    progress: bool = True,
-    cache: bool = True,
-) -> pd.DataFrame:
-    """Per-sequence metric sums of every plan of :func:`duplication_plans` (as ``sweep_sums``)."""
-    plans = duplication_plans(len(model.blocks))
-    return sweep_sums(
-        model, tokens, plans, batch_size=batch_size, progress=progress, cache=cache
-    )  # fmt: skip
+def duplication_sums(model: Any, tokens: torch.Tensor, **kw: Any) -> pd.DataFrame:
+    """Per-sequence metric sums of every plan of :func:`duplication_plans`.
+
+    :func:`stages.engine.sweep.sweep_sums` of those plans (``kw``: its ``batch_size``,
+    ``progress``, ``cache``).
+    """
+    return sweep_sums(model, tokens, duplication_plans(len(model.blocks)), **kw)
 
 
 def duplication_table(

@@ -76,36 +76,24 @@ def reorder_plans(n_layers: int) -> list[Intervention]:
 
 
 def reorderings(
-    model: Any,
-    tokens: torch.Tensor,
-    *,
-    batch_size: int | None = None,
-    n_boot: int = 1000,
-    seed: int = 0,
-    progress: bool = True,
-    cache: bool = True,
+    model: Any, tokens: torch.Tensor, *, n_boot: int = 1000, seed: int = 0, **kw: Any
 ) -> pd.DataFrame:
     """Every span dropped, reversed, shuffled, repeated and run in parallel, one row each.
 
-    :func:`reorder_sums`, then :func:`reorder_table` (arguments as theirs).
+    :func:`reorder_sums` (``kw``: ``batch_size``, ``progress``, ``cache``), then
+    :func:`reorder_table`.
     """
-    sums = reorder_sums(model, tokens, batch_size=batch_size, progress=progress, cache=cache)
-    return reorder_table(sums, len(model.blocks), n_boot=n_boot, seed=seed)
+    return reorder_table(reorder_sums(model, tokens, **kw), len(model.blocks), n_boot=n_boot,
+                         seed=seed)  # fmt: skip
 
 
-def reorder_sums(
-    model: Any,
-    tokens: torch.Tensor,
-    *,
-    batch_size: int | None = None,
-    progress: bool = True,
-    cache: bool = True,
-) -> pd.DataFrame:
-    """Per-sequence metric sums of every plan of :func:`reorder_plans` (as ``sweep_sums``)."""
-    plans = reorder_plans(len(model.blocks))
-    return sweep_sums(
-        model, tokens, plans, batch_size=batch_size, progress=progress, cache=cache
-    )  # fmt: skip
+def reorder_sums(model: Any, tokens: torch.Tensor, **kw: Any) -> pd.DataFrame:
+    """Per-sequence metric sums of every plan of :func:`reorder_plans`.
+
+    :func:`stages.engine.sweep.sweep_sums` of those plans (``kw``: its ``batch_size``,
+    ``progress``, ``cache``).
+    """
+    return sweep_sums(model, tokens, reorder_plans(len(model.blocks)), **kw)
 
 
 def where(start: int, stop: int, n_layers: int) -> str:

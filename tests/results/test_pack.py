@@ -168,6 +168,8 @@ def test_extension_parts_are_built_on_their_own_and_sliced_by_start_groups(setup
     out = tmp_path / "extended"
     shutil.copytree(pack.path, out)
     parts = packs.EXTENSION_PARTS
+    with pytest.raises(ValueError, match="unknown parts"):
+        build_pack(recipe, out, parts=("blocks", "cka"), device="cpu", log=_quiet)
     grown = build_pack(recipe, out, parts=parts, up_to=2, device="cpu", progress=False, log=_quiet)
     assert grown.complete and all(grown.rows_done(p) == 2 for p in parts)
     model = load_model(recipe.model, device="cpu", dtype="float64")

@@ -114,11 +114,15 @@ def build_pack(
 
     Raises:
         PackError: ``out`` holds a pack of another recipe, model or tokens.
+        ValueError: an unknown part.
     """
     from stages.analyses.neurons import neuron_classes
     from stages.engine.runs import tokens_sha256
     from stages.models import load_model
 
+    known = ("neurons", *WINDOW_PARTS, *SEQUENCE_PARTS, *EXTENSION_PARTS)
+    if parts is not None and not set(parts) <= set(known):
+        raise ValueError(f"unknown parts {sorted(set(parts) - set(known))}: choose from {known}")
     commit = git_commit()
     out = Path(out) if out is not None else shipped_pack(recipe.model)
     started = time.time()

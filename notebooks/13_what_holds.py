@@ -79,10 +79,14 @@ elapsed = page.elapsed
 names = list(dict.fromkeys(claims["model"]))
 for name, report in reports.items():
     display(Markdown(f"**{name}.** {report}"))
-for name, why in missing.items():
-    if why:
-        display(Markdown(f"**Not yet decided for {name}** (left out of the tables below): "
-                         + "; ".join(why) + "."))
+for name, groups in missing.items():
+    if groups:
+        display(Markdown(
+            f"**Not yet decided for {name}**, left out of the tables below: "
+            + ", ".join(groups) + f". Its results pack does not hold these parts yet (`stages "
+            f"pack build {name} --parts blocks,reorder,duplication,similarity,skip_effects` "
+            "and `--parts cloze` build them)."
+        ))
 
 # %% [markdown]
 # ## Every claim, per model

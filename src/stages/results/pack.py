@@ -348,7 +348,10 @@ class Pack:
         """One sentence for a page: the pack's size, date and commit."""
         m = self.manifest
         r = m["recipe"]
-        seconds = sum(part.get("seconds", 0.0) for part in m["parts"].values())
+        seconds = sum(  # the pack's own parts; each extension part has its own time
+            entry.get("seconds", 0.0) for part, entry in m["parts"].items()
+            if part not in EXTENSION_PARTS
+        )  # fmt: skip
         if self.complete:
             when = f"computed {m['finished'][:10]}"
         else:

@@ -15,13 +15,9 @@ import pandas as pd
 from stages import stats
 from stages.analyses.duplication import TIMES, duplication_ranges
 from stages.analyses.reorder import REORDERINGS, span_length, span_starts, where
-from stages.claims.depth import stack
+from stages.claims.depth import scored, stack
 from stages.engine.plans import duplicate, parallel
 from stages.stats import Verdict
-
-
-def _counts(sums: pd.DataFrame) -> np.ndarray:
-    return (sums["seq_len"] - 2).to_numpy(dtype=np.float64)
 
 
 def _decide(
@@ -29,7 +25,7 @@ def _decide(
     f: Callable[[np.ndarray], np.ndarray], *, above: bool, unit: str, detail: str, seed: int,
 ) -> Verdict:  # fmt: skip
     """A verdict on ``f`` (of the means of ``columns``) against 0, with its paired interval."""
-    estimate, lo, hi = stats.interval(stack(sums, columns), _counts(sums), f, seed=seed)
+    estimate, lo, hi = stats.interval(stack(sums, columns), scored(sums), f, seed=seed)
     return stats.verdict(
         claim, figure, statistic, estimate, lo, hi, threshold=0.0, above=above, n=len(sums),
         threshold_unit=unit, detail=detail,
@@ -55,7 +51,7 @@ def deeper_blocks_are_safer(sums: pd.DataFrame, n_layers: int, *, seed: int = 0)
     def margin(m: np.ndarray) -> np.ndarray:
         return m[: len(first)].min(axis=0) - m[len(first) :].min(axis=0)
 
-    means = stats.means(stack(sums, columns), _counts(sums))
+    means = stats.means(stack(sums, columns), scored(sums))
     best_first, best_second = (
         int(np.argmin(means[: len(first)])),
         int(np.argmin(means[len(first) :])),
@@ -106,7 +102,7 @@ def reordering_gentler_than_dropping(
     def margin(m: np.ndarray) -> np.ndarray:
         return np.mean([m[a + 1 : b + 1].mean(axis=0) - m[a] for a, b in groups], axis=0)
 
-    kl = dict(zip(columns, stats.means(stack(sums, columns), _counts(sums)), strict=True))
+    kl = dict(zip(columns, stats.means(stack(sums, columns), scored(sums)), strict=True))
     kinds = [k for k in ("drop_range", "reverse", "shuffle", "parallel") if k in " ".join(kl)]
     by_kind = {k: np.mean([v for c, v in kl.items() if c.startswith(k)]) for k in kinds}
     return _decide(

@@ -29,6 +29,11 @@ def stack(sums: pd.DataFrame, columns: list[str]) -> np.ndarray:
     return np.stack([sums[c].to_numpy(dtype=np.float64) for c in columns])
 
 
+def scored(sums: pd.DataFrame) -> np.ndarray:
+    """``[n_seq]`` float64: the positions a sweep scores per sequence, ``seq_len - 2``."""
+    return (sums["seq_len"] - 2).to_numpy(dtype=np.float64)
+
+
 def span(layers: list[int]) -> str:
     """``"layers 4-13"`` (or ``"layer 4"``)."""
     if len(layers) == 1:

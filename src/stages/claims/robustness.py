@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from stages import stats
-from stages.claims.depth import MIDDLE, layers_where, rel_depth, span, stack
+from stages.claims.depth import MIDDLE, layers_where, rel_depth, scored, span, stack
 from stages.stats import Verdict
 
 PAPER_KEPT = 0.72
@@ -35,10 +35,6 @@ def _values(sums: pd.DataFrame, kind: str, layers: list[int], metric: str) -> np
     return stack(sums, [f"{_label(kind, layer)}:{metric}" for layer in layers])
 
 
-def _counts(sums: pd.DataFrame) -> np.ndarray:
-    return (sums["seq_len"] - 2).to_numpy(dtype=np.float64)
-
-
 def kept_in_every_middle_layer(
     sums: pd.DataFrame, n_layers: int, kind: str, *, seed: int = 0
 ) -> Verdict:
@@ -48,7 +44,7 @@ def kept_in_every_middle_layer(
     if not middle:
         return stats.missing(claim, FIGURE, f"no middle-layer {kind} in the sweep")
     values = _values(sums, kind, middle, "rel_acc")
-    estimate, dist = stats.bootstrap(values, _counts(sums), seed=seed)
+    estimate, dist = stats.bootstrap(values, scored(sums), seed=seed)
     lo, hi = stats.simultaneous(estimate, dist)
     worst = int(np.argmin(estimate))
     return stats.verdict(
@@ -81,8 +77,8 @@ def first_or_last_hurts_most(
     def margin(m: np.ndarray) -> np.ndarray:
         return m[0] - m[1:].max(axis=0)
 
-    estimate, lo, hi = stats.interval(values, _counts(sums), margin, seed=seed)
-    kl = stats.means(values, _counts(sums))
+    estimate, lo, hi = stats.interval(values, scored(sums), margin, seed=seed)
+    kl = stats.means(values, scored(sums))
     return stats.verdict(
         claim,
         FIGURE + (" (catastrophic first layer)" if where == "first" else " (last layer)"),
@@ -105,7 +101,7 @@ def first_raises_entropy(sums: pd.DataFrame, n_layers: int, kind: str, *, seed: 
     if not layers:
         return stats.missing(claim, FIGURE, f"no {kind} in the sweep")
     values = _values(sums, kind, layers[:1], "entropy_delta")
-    estimate, lo, hi = stats.interval(values, _counts(sums), seed=seed)
+    estimate, lo, hi = stats.interval(values, scored(sums), seed=seed)
     return stats.verdict(
         claim,
         FIGURE + " (entropy change)",
@@ -116,7 +112,7 @@ def first_raises_entropy(sums: pd.DataFrame, n_layers: int, kind: str, *, seed: 
         threshold=0.0,
         n=len(sums),
         threshold_unit=" bits",
-        detail=f"baseline entropy {sums['entropy'].sum() / _counts(sums).sum():.2f} bits",
+        detail=f"baseline entropy {sums['entropy'].sum() / scored(sums).sum():.2f} bits",
     )
 
 
@@ -132,7 +128,7 @@ def swaps_gentler_than_drops(sums: pd.DataFrame, n_layers: int, *, seed: int = 0
     if not middle:
         return stats.missing(claim, figure, "no middle-layer drops and swaps in the sweep")
     diff = _values(sums, "swap", middle, "kl") - _values(sums, "drop", middle, "kl")
-    estimate, dist = stats.bootstrap(diff, _counts(sums), seed=seed)
+    estimate, dist = stats.bootstrap(diff, scored(sums), seed=seed)
     lo_k, hi_k = stats.simultaneous(estimate, dist)
     mean_dist = dist.mean(axis=0)
     lo, hi = stats.percentile(mean_dist)
@@ -167,8 +163,8 @@ def mlp_drops_peak_late(sums: pd.DataFrame, n_layers: int, *, seed: int = 0) -> 
     def gap(m: np.ndarray) -> np.ndarray:
         return m[: len(late)].max(axis=0) - m[len(late) :].max(axis=0)
 
-    estimate, lo, hi = stats.interval(values, _counts(sums), gap, seed=seed)
-    kl = stats.means(values, _counts(sums))
+    estimate, lo, hi = stats.interval(values, scored(sums), gap, seed=seed)
+    kl = stats.means(values, scored(sums))
     peak = (late + early)[int(np.argmax(kl))]
     return stats.verdict(
         claim,

@@ -123,6 +123,7 @@ def build_pack(
     known = ("neurons", *WINDOW_PARTS, *SEQUENCE_PARTS, *EXTENSION_PARTS)
     if parts is not None and not set(parts) <= set(known):
         raise ValueError(f"unknown parts {sorted(set(parts) - set(known))}: choose from {known}")
+    extension_only = parts is not None and set(parts) <= set(EXTENSION_PARTS)
     commit = git_commit()
     out = Path(out) if out is not None else shipped_pack(recipe.model)
     started = time.time()
@@ -144,14 +145,11 @@ def build_pack(
             )
         # a build of extension parts only leaves the pack's own commit, date and state alone
         # (each part records its own commit)
-        extension_only = parts is not None and set(parts) <= set(EXTENSION_PARTS)
         manifest = old | {"recipe": recipe.__dict__} | (
             {} if extension_only
             else {"versions": manifest["versions"], "git_commit": manifest["git_commit"],
                   "complete": False}
         )  # fmt: skip
-    else:
-        extension_only = False
     out.mkdir(parents=True, exist_ok=True)
     wanted = parts or ("neurons", *WINDOW_PARTS, *SEQUENCE_PARTS)
     if "cloze" in wanted:

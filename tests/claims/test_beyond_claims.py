@@ -78,10 +78,12 @@ def test_parallel_is_compared_with_dropping_the_same_span():
 
 
 @pytest.mark.parametrize(
-    ("entropy", "expected"), [(0.2, "holds"), (-0.2, "does not hold"), (0.0, "unclear")]
-)
-def test_duplication_entropy(entropy, expected):
-    sums = synthetic.plans(60, duplication_plans(N), entropy=lambda p: entropy)
+    ("entropy", "n_seq", "expected"),
+    [(0.2, 60, "holds"), (-0.2, 60, "does not hold"), (0.0, 60, "unclear"),
+     (0.2, 6, "not enough data")],
+)  # fmt: skip
+def test_duplication_entropy(entropy, n_seq, expected):
+    sums = synthetic.plans(n_seq, duplication_plans(N), entropy=lambda p: entropy)
     assert beyond.duplication_raises_entropy(sums, N).verdict == expected
 
 

@@ -118,3 +118,29 @@ def staged_folder(target: Path) -> Iterator[Path]:
                     raise
     finally:
         shutil.rmtree(staged, ignore_errors=True)
+
+
+def write_folder_digest(folder: Path, name: str) -> None:
+    """Record the sha256 of every file of ``folder`` in ``folder/name`` (JSON, atomic).
+
+    :func:`folder_intact` checks a folder against it, so a truncated or altered file is caught
+    before anything reads it.
+    """
+    folder = Path(folder)
+    files = {
+        path.name: sha256_file(path)
+        for path in sorted(folder.iterdir())
+        if path.is_file() and path.name != name
+    }
+    atomic_write(folder / name, json.dumps(files, indent=1).encode())
+
+
+def folder_intact(folder: Path, name: str) -> bool:
+    """Whether every file :func:`write_folder_digest` recorded is still there with its sha256."""
+    try:
+        files = json.loads((Path(folder) / name).read_text())
+        return bool(files) and all(
+            sha256_file(Path(folder) / file) == digest for file, digest in files.items()
+        )
+    except (OSError, ValueError):
+        return False

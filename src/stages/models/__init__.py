@@ -25,6 +25,7 @@ from stages.models.embedded import (
     ModelLoadError,
     embedded_model_dir,
 )
+from stages.models.processed import compatibility_mode, load_processed
 from stages.store import (
     cache_dir,
     sha256_bytes,
@@ -221,6 +222,7 @@ def load_model(
         boot_kwargs["trust_remote_code"] = True
 
     reload: dict[str, Any] | None = None  # how another process loads the same model
+    processed = False  # whether the weights arrive processed (see stages.models.processed)
     if isinstance(source, PreTrainedModel):
         if tokenizer is None:
             raise ValueError(
@@ -245,6 +247,7 @@ def load_model(
                 f"got {type(source).__name__}"
             )
         source = os.fspath(source)
+        folder: Path | None = None  # a model folder on disk (not a hub name)
         if source in EMBEDDED_MODELS:
             folder = embedded_model_dir(source)
             info = {
@@ -284,7 +287,10 @@ def load_model(
             reload["tokenizer"] = str(_tokenizer_folder(tokenizer))
             boot_kwargs["tokenizer"] = _reloadable_tokenizer(tokenizer)
         try:
-            bridge = _boot(target, **boot_kwargs)
+            if processed := folder is not None and process_weights and torch_dtype == torch.float32:
+                bridge = load_processed(folder, info["weights_hash"], _boot, **boot_kwargs)
+            else:
+                bridge = _boot(target, **boot_kwargs)
         except (OSError, ValueError) as err:
             text = str(err)
             if target == source and not Path(source).exists():
@@ -304,10 +310,8 @@ def load_model(
 
     if bridge.tokenizer is None:
         raise ModelLoadError(f"{info['name']!r} has no tokenizer: pass tokenizer=...")
-    if process_weights:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            bridge.enable_compatibility_mode(disable_warnings=True)
+    if process_weights and not processed:
+        compatibility_mode(bridge, processing=True)
     bridge.eval()
     info.update(
         {

@@ -2,20 +2,30 @@
 
 The conversion dequantizes the GGUF file with transformers and saves a plain float32 Hugging Face
 folder under :func:`stages.store.models_dir`, staged and renamed into place, so an interrupted
-conversion is redone, never read.
+conversion is redone, never read. The sha256 of every file is recorded beside them
+(:data:`DIGEST`) and checked before each load: a truncated or altered folder is converted again.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from stages.store import atomic_write, models_dir, sha256_file, staged_folder
+from stages.store import (
+    atomic_write,
+    folder_intact,
+    models_dir,
+    sha256_file,
+    staged_folder,
+    write_folder_digest,
+)
 
 
 class ModelLoadError(RuntimeError):
@@ -26,6 +36,9 @@ EMBEDDED_DEFAULT = "gemma-3-270m"
 """Name of the embedded default model: google/gemma-3-270m (base), Q4_K_M GGUF from PyPI."""
 
 _CONVERSION_VERSION = "1"  # bump when the conversion below changes its output
+
+DIGEST = "stages-files.json"
+"""The file in a converted folder that records the sha256 of every other file."""
 
 
 @dataclass(frozen=True)
@@ -94,8 +107,10 @@ def embedded_model_dir(name: str = EMBEDDED_DEFAULT) -> Path:
     The PyPI packages of :data:`EMBEDDED_MODELS` ship a model as a GGUF file (gemma-3-270m's in
     four chunks, assembled here). The first call dequantizes it with transformers
     (``gguf_file=``) and saves a float32 safetensors folder under
-    ``models_dir()/<folder>-v1``; later calls reuse it. The write is atomic (a temporary folder
-    renamed into place), so an interrupted conversion is redone, never read.
+    ``models_dir()/<folder>-v1``; later calls reuse it once every file's sha256 matches the
+    record (a truncated or altered folder is removed, with a warning, and converted again). The
+    write is atomic (a temporary folder renamed into place), so an interrupted conversion, even
+    a killed one, is redone, never read.
 
     Raises:
         ModelLoadError: the weight package or the ``gguf`` package is not installed.
@@ -107,7 +122,19 @@ def embedded_model_dir(name: str = EMBEDDED_DEFAULT) -> Path:
     target = models_dir() / f"{spec.folder}-v{_CONVERSION_VERSION}"
     marker = target / "stages-conversion.json"
     if marker.is_file():
-        return target
+        if not (target / DIGEST).is_file():  # converted before the digest existed: record it
+            try:
+                write_folder_digest(target, DIGEST)
+            except OSError:
+                return target  # a read-only shared folder: nothing to record into
+        if folder_intact(target, DIGEST):
+            return target
+        warnings.warn(
+            f"the converted model folder {target} is damaged (a file is missing, truncated or "
+            "altered); converting it again",
+            stacklevel=2,
+        )
+        shutil.rmtree(target)
     try:
         import gguf  # noqa: F401  (transformers needs it to read GGUF files)
     except ImportError as err:
@@ -141,4 +168,5 @@ def embedded_model_dir(name: str = EMBEDDED_DEFAULT) -> Path:
             "conversion_version": _CONVERSION_VERSION,
         }
         atomic_write(out / "stages-conversion.json", json.dumps(marker, indent=2).encode())
+        write_folder_digest(out, DIGEST)
     return target

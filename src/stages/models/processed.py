@@ -1,0 +1,157 @@
+"""The paper's weight processing, done once per model folder and kept on disk.
+
+TransformerLens's ``enable_compatibility_mode()`` folds the norms into the weights and centres
+the unembedding in memory, holding up to six copies of the weights at once: a peak of 6.4 GB
+of RSS for gemma-3-270m's 1.07 GB of float32 weights (``benchmarks/memory.py``). For a model
+folder loaded in float32, :func:`load_processed` does that once, saves the processed weights as
+a plain Hugging Face folder (the unembedding untied, since centring changes it alone) and
+checks that a bridge booted from it, with compatibility mode on and processing off, gives
+logits bit-identical to the live-processed bridge on a probe batch; every later load boots that
+folder directly. Models the check refuses (processing that adds a weight the Hugging Face
+architecture has no slot for) are processed live on every load, as before.
+
+The folder lives under ``models_dir()/processed/``, named by the source folder's name and
+fingerprint, the TransformerLens version and :data:`VERSION`. Every file's sha256 is recorded
+(:data:`stages.models.embedded.DIGEST`) and checked before each load; a damaged folder is
+rebuilt, never read.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import shutil
+import warnings
+from collections.abc import Callable
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from stages.models.embedded import DIGEST
+from stages.store import folder_intact, models_dir, staged_folder, write_folder_digest
+
+VERSION = "1"  # bump when what is saved below changes
+MARKER = "stages-processed.json"
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
+_SKIPPED = {"config.json", "model.safetensors.index.json", "pytorch_model.bin.index.json", DIGEST}
+
+
+class _NotReproduced(Exception):
+    """The saved folder does not reproduce the live-processed logits."""
+
+
+def processed_dir(folder: Path, weights_hash: str) -> Path:
+    """Where the processed twin of the model folder ``folder`` is kept."""
+    tl = version("transformer-lens")
+    return models_dir() / "processed" / f"{Path(folder).name}-{weights_hash}-tl{tl}-v{VERSION}"
+
+
+def compatibility_mode(bridge: Any, *, processing: bool) -> Any:
+    """Turn on ``bridge``'s compatibility mode, with or without the weight processing."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        bridge.enable_compatibility_mode(disable_warnings=True, no_processing=not processing)
+    return bridge.eval()
+
+
+def _unwrap(module: Any) -> Any:
+    """The Hugging Face module a bridge component wraps (the module itself if none)."""
+    while getattr(module, "original_component", None) is not None:
+        module = module.original_component
+    return module
+
+
+def hf_state_dict(bridge: Any) -> dict[str, torch.Tensor]:
+    """The bridge's current weights under the Hugging Face model's own parameter names.
+
+    The bridge wraps the Hugging Face modules in place, so their ``state_dict`` names carry
+    ``_original_component`` and aliases; each name of a freshly built model of the same config
+    (on the meta device: no memory) is followed through the wrappers instead. The unembedding
+    is always included, untied from the embedding.
+    """
+    from transformers import AutoModelForCausalLM
+
+    config = bridge.original_model.config
+    with torch.device("meta"):
+        names = list(AutoModelForCausalLM.from_config(config).state_dict())
+    state = {}
+    for name in names:
+        obj = bridge.original_model
+        for part in name.split("."):
+            obj = getattr(_unwrap(obj), part)
+        state[name] = obj.detach().contiguous()
+    return state
+
+
+def _probe(bridge: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(tokens [2, 16], logits [2, 16, d_vocab])`` of a fixed pseudo-random batch."""
+    generator = torch.Generator().manual_seed(0)
+    tokens = torch.randint(0, int(bridge.cfg.d_vocab), (2, 16), generator=generator)
+    with torch.no_grad():
+        return tokens, bridge(tokens.to(bridge.cfg.device)).detach().cpu()
+
+
+def load_processed(
+    folder: Path, weights_hash: str, boot: Callable[..., Any], **boot_kwargs: Any
+) -> Any:
+    """A float32 bridge of ``folder`` with the paper's weight processing, kept for next time.
+
+    The first call boots ``folder`` (``boot(str(folder), **boot_kwargs)``), processes it live
+    (the one-time peak), keeps the twin and returns the live bridge; later calls boot the twin
+    with compatibility mode on and processing off. Where the twin cannot reproduce the live
+    logits bit for bit, or cannot be written (a read-only models folder), nothing is kept and
+    every call processes live.
+    """
+    target = processed_dir(folder, weights_hash)
+    if (target / MARKER).is_file() and folder_intact(target, DIGEST):
+        return compatibility_mode(boot(str(target), **boot_kwargs), processing=False)
+    if target.exists():
+        warnings.warn(
+            f"the processed model folder {target} is damaged; rebuilding it", stacklevel=2
+        )
+        shutil.rmtree(target, ignore_errors=True)
+    bridge = compatibility_mode(boot(str(folder), **boot_kwargs), processing=True)
+    try:
+        _keep(bridge, Path(folder), target, weights_hash, lambda path: boot(path, **boot_kwargs))
+    except _NotReproduced:
+        pass
+    except OSError as err:
+        warnings.warn(
+            f"could not keep the processed weights in {target} ({err}); they are processed "
+            "again on every load",
+            stacklevel=2,
+        )
+    return bridge
+
+
+def _keep(bridge: Any, folder: Path, target: Path, weights_hash: str, boot: Callable) -> None:
+    """Save ``bridge``'s processed weights as ``target`` once a bridge booted from them agrees.
+
+    Raises:
+        _NotReproduced: the saved folder's logits differ from ``bridge``'s on the probe.
+        OSError: the folder cannot be written.
+    """
+    from safetensors.torch import save_file
+
+    _, expected = _probe(bridge)
+    with staged_folder(target) as out:
+        save_file(hf_state_dict(bridge), str(out / "model.safetensors"), {"format": "pt"})
+        config = json.loads((folder / "config.json").read_text())
+        for cfg in (config, config.get("text_config") or {}):
+            cfg["tie_word_embeddings"] = False
+        (out / "config.json").write_text(json.dumps(config, indent=2))
+        for path in folder.iterdir():
+            if path.is_file() and path.name not in _SKIPPED and path.suffix not in _WEIGHT_SUFFIXES:
+                shutil.copy(path, out / path.name)
+        twin = compatibility_mode(boot(str(out)), processing=False)
+        agrees = torch.equal(_probe(twin)[1], expected)
+        del twin
+        gc.collect()
+        if not agrees:
+            raise _NotReproduced
+        marker = {"source": str(folder), "weights_hash": weights_hash, "version": VERSION,
+                  "transformer_lens": version("transformer-lens")}  # fmt: skip
+        (out / MARKER).write_text(json.dumps(marker, indent=2))
+        write_folder_digest(out, DIGEST)

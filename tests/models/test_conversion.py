@@ -1,0 +1,43 @@
+"""Converting an embedded model's GGUF: a killed conversion and a damaged folder are redone."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from stages.models import embedded_model_dir
+from stages.models.embedded import DIGEST
+from stages.store import folder_intact
+
+pytestmark = pytest.mark.real
+
+MODEL = "smollm2-135m-instruct"  # the smaller of the two: about 20 s to convert
+
+
+def test_a_killed_conversion_is_redone_and_a_damaged_folder_converted_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("STAGES_MODELS_DIR", str(tmp_path))
+    code = f"from stages.models import embedded_model_dir; embedded_model_dir({MODEL!r})"
+    child = subprocess.Popen(
+        [sys.executable, "-c", code], env=os.environ | {"STAGES_MODELS_DIR": str(tmp_path)}
+    )
+    deadline = time.monotonic() + 120
+    while not any(p.name.startswith(".") and p.is_dir() for p in tmp_path.iterdir()):
+        assert child.poll() is None and time.monotonic() < deadline, "the conversion never started"
+        time.sleep(0.05)
+    time.sleep(1.0)  # well inside the conversion (about 20 s)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert [p for p in tmp_path.iterdir() if not p.name.startswith(".")] == []
+
+    folder = embedded_model_dir(MODEL)
+    assert folder_intact(folder, DIGEST)
+    config = folder / "config.json"
+    config.write_text(config.read_text().replace('"vocab_size"', '"vocab_size" ', 1))
+    with pytest.warns(UserWarning, match="damaged"):
+        again = embedded_model_dir(MODEL)
+    assert again == folder and folder_intact(folder, DIGEST)

@@ -23,6 +23,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from stages import book
+from stages.store import StorageError, cache_dir, ensure_writable
 
 __all__ = ["main"]
 
@@ -95,6 +96,7 @@ def _cmd_sections(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     root = _root(args)
+    ensure_writable(cache_dir())
     params = _parameters(args.parameter)
     with _usage_errors():  # check everything before starting a kernel
         section = book.get_section(args.section, root)
@@ -113,6 +115,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_book(args: argparse.Namespace) -> int:
     root = _root(args)
+    ensure_writable(cache_dir())
     params = _parameters(args.parameter)
     sections = None
     if args.sections is not None:
@@ -165,6 +168,7 @@ def _cmd_pack(args: argparse.Namespace) -> int:
 
     try:
         if args.action == "build":
+            ensure_writable(cache_dir())
             recipe = Recipe(
                 model=args.model, n_seq=args.n_seq, seq_len=args.seq_len, seed=args.seed,
                 corpus=args.corpus, dtype=args.dtype, n_per_class=args.n_per_class,
@@ -325,7 +329,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         _error(str(exc))
         return EXIT_USAGE
-    except (book.NotebookExecutionError, book.BookBuildError) as exc:
+    except (book.NotebookExecutionError, book.BookBuildError, StorageError) as exc:
         _error(str(exc))
         return EXIT_FAILED
     except KeyboardInterrupt:

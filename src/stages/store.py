@@ -20,6 +20,7 @@ stable hash of JSON-serialisable parts, for cache keys). This module imports not
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -28,7 +29,68 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
+
+
+class StorageError(OSError):
+    """A folder where ``stages`` keeps files cannot be written; the message says what to do.
+
+    An ``OSError`` with the original ``errno`` (``ENOSPC``, ``EROFS``, ``EACCES``, ``ENOTDIR``),
+    so handlers written for those still catch it.
+    """
+
+
+_FULL = {errno.ENOSPC, errno.EDQUOT}
+_READ_ONLY = {errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def _reraise(err: OSError, path: Path) -> NoReturn:
+    """Raise ``err`` restated with the folder and the fix, or as it is if it is not about space."""
+    if err.errno in _FULL:
+        raise StorageError(
+            err.errno,
+            f"no space left on the disk holding {path.parent} while writing {path.name}: free "
+            "some space, or set STAGES_CACHE_DIR (results, models) or STAGES_MODELS_DIR to a "
+            "folder on a larger disk. Nothing partial was kept; run again to resume from the "
+            "last complete checkpoint",
+        ) from err
+    if err.errno in _READ_ONLY:
+        raise StorageError(
+            err.errno,
+            f"cannot write to {path.parent} ({err.strerror}): set STAGES_CACHE_DIR to a folder "
+            "you can write to",
+        ) from err
+    raise err
+
+
+def ensure_writable(folder: Path, what: str = "STAGES_CACHE_DIR") -> Path:
+    """Create ``folder`` if needed and prove a file can be written in it; return it.
+
+    Called before any computation, so an unusable cache fails at once rather than after the
+    first batch.
+
+    Raises:
+        StorageError: ``folder`` is a file, is read-only or is on a full disk.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise StorageError(
+            errno.ENOTDIR,
+            f"{what} points at {folder}, which is a file, not a folder: set it to a folder",
+        )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder, prefix=".stages-write-probe-") as handle:
+            handle.write(b"x")
+            handle.flush()
+            os.fsync(handle.fileno())
+    except NotADirectoryError as err:
+        raise StorageError(
+            errno.ENOTDIR, f"{what} ({folder}) lies under a file, not a folder: set it to a folder"
+        ) from err
+    except OSError as err:
+        _reraise(err, folder / ".stages-write-probe")
+    return folder
 
 
 def repo_root() -> Path:
@@ -81,11 +143,15 @@ def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file renamed into place (fsynced, 0644).
 
     Raises:
-        OSError: the folder cannot be written (nothing is left behind).
+        StorageError: the disk is full or the folder read-only (nothing is left behind).
+        OSError: the folder cannot be written for another reason (nothing is left behind).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as err:
+        _reraise(err, path)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -93,6 +159,9 @@ def atomic_write(path: Path, data: bytes) -> None:
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o644)  # mkstemp creates 0600; nothing here is secret
         os.replace(tmp, path)
+    except OSError as err:
+        Path(tmp).unlink(missing_ok=True)
+        _reraise(err, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -28,6 +28,7 @@ from stages.models.embedded import (
 from stages.models.processed import compatibility_mode, load_processed
 from stages.store import (
     cache_dir,
+    ensure_writable,
     sha256_bytes,
     staged_folder,
 )
@@ -211,10 +212,12 @@ def load_model(
 
     Raises:
         ModelLoadError: weights cannot be found or loaded; the message says what to do.
+        StorageError: the cache folder (``$STAGES_CACHE_DIR``) is a file, read-only or full.
         ValueError: a bad device, dtype or argument.
     """
     from transformers import PreTrainedModel
 
+    ensure_writable(cache_dir())  # fail now, not after the first batch
     dev = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, dev)
     boot_kwargs: dict[str, Any] = {"device": dev, "dtype": torch_dtype}

@@ -20,6 +20,7 @@ import torch
 
 from stages.store import (
     atomic_write,
+    ensure_writable,
     folder_intact,
     models_dir,
     sha256_file,
@@ -143,7 +144,7 @@ def embedded_model_dir(name: str = EMBEDDED_DEFAULT) -> Path:
         ) from err
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    target.parent.mkdir(parents=True, exist_ok=True)
+    ensure_writable(target.parent, "STAGES_MODELS_DIR")
     with (
         tempfile.TemporaryDirectory(dir=target.parent, prefix=".convert-") as tmp,
         staged_folder(target) as out,

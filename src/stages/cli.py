@@ -101,14 +101,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     with _usage_errors():  # check everything before starting a kernel
         section = book.get_section(args.section, root)
         book.coerce_parameters(section, params, root)
-    out = book.execute_notebook(
-        section,
-        params,
-        root=root,
-        out_dir=args.out_dir,
-        log_output=args.log_output,
-        progress_bar=not args.no_progress,
-    )
+    with book.book_lock(root) if args.out_dir is None else contextlib.nullcontext():
+        out = book.execute_notebook(
+            section,
+            params,
+            root=root,
+            out_dir=args.out_dir,
+            log_output=args.log_output,
+            progress_bar=not args.no_progress,
+        )
     print(out)
     return EXIT_OK
 
@@ -329,7 +330,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         _error(str(exc))
         return EXIT_USAGE
-    except (book.NotebookExecutionError, book.BookBuildError, StorageError) as exc:
+    except (
+        book.NotebookExecutionError,
+        book.BookBuildError,
+        book.BookBusyError,
+        StorageError,
+    ) as exc:
         _error(str(exc))
         return EXIT_FAILED
     except KeyboardInterrupt:

@@ -10,7 +10,11 @@ import json
 import os
 import re
 import shutil
+import signal
+import subprocess
+import sys
 import textwrap
+import time
 from pathlib import Path
 
 import nbformat
@@ -377,12 +381,67 @@ def test_failing_notebook_names_the_section(tmp_path):
     (tmp_path / "notebooks" / "02_broken.py").write_text(FAILING_NOTEBOOK)
     with pytest.raises(book.NotebookExecutionError) as err:
         book.build_book(tmp_path, {"n": 7}, sections=["broken"], echo=False, progress_bar=False)
-    executed = tmp_path / "book" / "_executed" / "02_broken.ipynb"
+    failed = tmp_path / "book" / "_executed" / "02_broken.failed.ipynb"
     message = str(err.value)
-    assert "'broken'" in message and str(executed) in message and "boom 7" in message
-    assert err.value.section == "broken" and err.value.output_path == executed
-    assert "boom 7" in executed.read_text()  # papermill saved the notebook with the error
+    assert "'broken'" in message and str(failed) in message and "boom 7" in message
+    assert err.value.section == "broken" and err.value.output_path == failed
+    assert "boom 7" in failed.read_text()  # papermill saved the notebook with the error
+    assert not (tmp_path / "book" / "_executed" / "02_broken.ipynb").exists()  # never a page
     assert not (tmp_path / "_build" / "html").exists()  # no build after a failed notebook
+
+
+SLOW_NOTEBOOK = """\
+# %% [markdown]
+# # Slow section
+
+# %% tags=["parameters"]
+seconds = 120
+
+# %%
+import time
+
+time.sleep(seconds)
+"""
+
+
+@pytest.mark.book
+def test_an_interrupted_build_leaves_no_page_that_looks_complete(tmp_path):
+    """Ctrl-C while a page executes: its earlier copy is gone, nothing partial is kept."""
+    make_demo_book(tmp_path)
+    (tmp_path / "notebooks" / "02_slow.py").write_text(SLOW_NOTEBOOK)
+    executed = tmp_path / "book" / "_executed"
+    executed.mkdir(parents=True)
+    earlier = executed / "02_slow.ipynb"
+    earlier.write_text("{}")  # a page from an earlier build, now being redone
+    command = [sys.executable, "-m", "stages.cli", "book", "--root", str(tmp_path),
+               "--sections", "slow", "--no-progress"]  # fmt: skip
+    child = subprocess.Popen(command, start_new_session=True, stderr=subprocess.PIPE, text=True)
+    running = executed / ".02_slow.running.ipynb"
+    deadline = time.monotonic() + 120
+    while not running.exists():
+        assert child.poll() is None and time.monotonic() < deadline, child.stderr.read()
+        time.sleep(0.1)
+    time.sleep(2)  # inside the sleeping cell
+    os.killpg(child.pid, signal.SIGINT)  # what Ctrl-C sends: the whole foreground group
+    assert child.wait(timeout=120) != 0
+    assert sorted(p.name for p in executed.iterdir()) in ([], ["02_slow.failed.ipynb"])
+    assert not (tmp_path / "_build" / "html").exists()
+    sections = book.discover_sections(tmp_path)
+    assert [s.name for s in sections if (tmp_path / f"{s.docname}.ipynb").exists()] == []
+
+
+def test_a_second_build_in_one_checkout_refuses_at_once(tmp_path):
+    make_demo_book(tmp_path)
+    command = [sys.executable, "-m", "stages.cli", "book", "--root", str(tmp_path)]
+    with book.book_lock(tmp_path):
+        second = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        with pytest.raises(book.BookBusyError, match="wait for it to finish"):
+            book.build_book(tmp_path, echo=False)
+    assert second.returncode == 1
+    assert f"process {os.getpid()} is building the book" in second.stderr
+    assert not (tmp_path / "book" / "_executed").exists()
+    with book.book_lock(tmp_path):  # released: the next build may start
+        pass
 
 
 @pytest.mark.book
@@ -409,4 +468,3 @@ def test_a_page_takes_its_parameters_from_the_notebook_namespace():
     del namespace["pack"]
     with pytest.raises(NameError, match="pack not defined"):
         open_page("detokenization", namespace)
-

@@ -12,6 +12,9 @@ One command builds the book (``stages book``, see :mod:`stages.cli`):
 4. ``jupyter-book build <root> -W -n --keep-going`` renders ``_build/html`` (:mod:`.build`),
    with the Sphinx extension :mod:`.sphinx` serving MathJax offline.
 
+One build writes a checkout at a time (:mod:`.lock`); a notebook that fails or is interrupted
+leaves no executed copy that looks complete (:func:`.execute.execute_notebook`).
+
 Inside a notebook, :mod:`.page` opens and closes a page. The browser check of a built book
 lives with the tests (``tests/support/browser.py``).
 
@@ -24,6 +27,7 @@ tests can run on temporary copies.
 from stages.book.assets import VEGA_BUNDLE, write_vega_bundle
 from stages.book.build import BUILD_LOG, BookBuildError, build_book
 from stages.book.execute import NotebookExecutionError, execute_notebook, run_it_yourself
+from stages.book.lock import BookBusyError, book_lock
 from stages.book.parameters import (
     UNKNOWN,
     Parameter,
@@ -54,9 +58,11 @@ __all__ = [
     "UNKNOWN",
     "VEGA_BUNDLE",
     "BookBuildError",
+    "BookBusyError",
     "NotebookExecutionError",
     "Parameter",
     "Section",
+    "book_lock",
     "build_book",
     "coerce_parameters",
     "discover_sections",

@@ -12,6 +12,7 @@ from typing import Any
 
 from stages.book.assets import write_vega_bundle
 from stages.book.execute import execute_notebook
+from stages.book.lock import book_lock
 from stages.book.parameters import split_global_parameters
 from stages.book.sections import discover_sections, get_section
 from stages.book.toc import write_toc
@@ -118,47 +119,49 @@ def build_book(
         ValueError: unknown section or parameter, or a value that does not convert.
         NotebookExecutionError: a notebook failed (names the section and the executed copy).
         BookBuildError: ``jupyter-book build`` failed (names the log).
+        BookBusyError: another build holds this checkout's lock (:mod:`stages.book.lock`).
     """
     root = Path(root).resolve()
     all_sections = discover_sections(root)
     chosen = all_sections if sections is None else [get_section(name, root) for name in sections]
     per_section = split_global_parameters(parameters, chosen, root)
 
-    if execute:
-        for s in chosen:
+    with book_lock(root):
+        if execute:
+            for s in chosen:
+                print(
+                    f"[stages] executing {s.path.relative_to(root)} {per_section[s.name]}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                execute_notebook(
+                    s,
+                    per_section[s.name],
+                    root=root,
+                    log_output=log_output,
+                    progress_bar=progress_bar,
+                )
+
+        write_vega_bundle(root)
+        toc_path = write_toc(root, all_sections)
+        available = [s for s in all_sections if (root / f"{s.docname}.ipynb").exists()]
+        missing = [s.name for s in all_sections if s not in available]
+        cmd = [*_jupyter_book_command(), "build", str(root), "-n", "--keep-going"]
+        if warnings_as_errors:
+            cmd.append("-W")
+        if missing:
             print(
-                f"[stages] executing {s.path.relative_to(root)} {per_section[s.name]}",
+                f"[stages] not executed yet, left out of this build: {', '.join(missing)}",
                 file=sys.stderr,
                 flush=True,
             )
-            execute_notebook(
-                s,
-                per_section[s.name],
-                root=root,
-                log_output=log_output,
-                progress_bar=progress_bar,
-            )
-
-    write_vega_bundle(root)
-    toc_path = write_toc(root, all_sections)
-    available = [s for s in all_sections if (root / f"{s.docname}.ipynb").exists()]
-    missing = [s.name for s in all_sections if s not in available]
-    cmd = [*_jupyter_book_command(), "build", str(root), "-n", "--keep-going"]
-    if warnings_as_errors:
-        cmd.append("-W")
-    if missing:
-        print(
-            f"[stages] not executed yet, left out of this build: {', '.join(missing)}",
-            file=sys.stderr,
-            flush=True,
-        )
-        toc_path = write_toc(root, available, root / "_build" / "_toc.partial.yml")
-        cmd += ["--toc", str(toc_path)]
-    log_path = root / BUILD_LOG
-    code, excerpt = _run_logged(cmd, log_path, cwd=root, echo=echo)
-    if code != 0:
-        raise BookBuildError(code, log_path, excerpt)
-    html = root / "_build" / "html"
-    if not (html / "index.html").exists():
-        raise BookBuildError(code, log_path, "no _build/html/index.html was written")
-    return html
+            toc_path = write_toc(root, available, root / "_build" / "_toc.partial.yml")
+            cmd += ["--toc", str(toc_path)]
+        log_path = root / BUILD_LOG
+        code, excerpt = _run_logged(cmd, log_path, cwd=root, echo=echo)
+        if code != 0:
+            raise BookBuildError(code, log_path, excerpt)
+        html = root / "_build" / "html"
+        if not (html / "index.html").exists():
+            raise BookBuildError(code, log_path, "no _build/html/index.html was written")
+        return html

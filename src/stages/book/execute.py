@@ -21,7 +21,9 @@ class NotebookExecutionError(RuntimeError):
 
     Attributes:
         section: the section's short name (``robustness``).
-        output_path: the executed notebook, written up to and including the failing cell.
+        output_path: the executed notebook up to and including the failing cell,
+            ``<out_dir>/NN_name.failed.ipynb`` (never rendered: the book renders
+            ``NN_name.ipynb`` only).
     """
 
     def __init__(self, section: str, output_path: Path, detail: str):
@@ -145,8 +147,10 @@ def execute_notebook(
 
     Raises:
         ValueError: unknown section or parameter, or a value that does not convert.
-        NotebookExecutionError: a cell raised; the executed notebook (with the traceback) is
-            still written and its path is in the message.
+        NotebookExecutionError: a cell raised; the notebook up to the failing cell (with the
+            traceback) is written beside, as ``NN_name.failed.ipynb``, and its path is in the
+            message. A failed or interrupted run leaves no ``NN_name.ipynb``: the book shows no
+            page that looks complete and is not.
     """
     import nbformat
     import papermill
@@ -159,13 +163,20 @@ def execute_notebook(
     output_path = out_dir / f"{s.stem}.ipynb"
 
     nb = read_notebook(s.path)
+    # papermill saves the notebook after every cell: it writes a hidden working copy, renamed
+    # into place only once every cell has run, so an interrupted or failed run never leaves a
+    # page that looks complete. The earlier copy is removed first: it is being redone.
+    output_path.unlink(missing_ok=True)
+    running = out_dir / f".{s.stem}.running.ipynb"
+    failed = out_dir / f"{s.stem}.failed.ipynb"
+    failed.unlink(missing_ok=True)
     with tempfile.TemporaryDirectory(prefix="stages-nb-") as tmp:
         input_path = Path(tmp) / f"{s.stem}.ipynb"
         nbformat.write(nb, input_path)
         try:
             papermill.execute_notebook(
                 input_path,
-                output_path,
+                running,
                 parameters=typed,
                 kernel_name=KERNEL_NAME,
                 language="python",
@@ -173,13 +184,18 @@ def execute_notebook(
                 progress_bar=progress_bar,
                 log_output=log_output,
             )
-        except papermill.PapermillExecutionError as exc:
-            _tidy_executed(output_path, s.path, root)
-            detail = f"{exc.ename}: {exc.evalue} (cell {exc.exec_count})"
-            raise NotebookExecutionError(s.name, output_path, detail) from exc
-        except Exception as exc:  # kernel death, timeouts, ...
-            _tidy_executed(output_path, s.path, root)
-            detail = f"{type(exc).__name__}: {exc}".strip()
-            raise NotebookExecutionError(s.name, output_path, detail) from exc
-    _tidy_executed(output_path, s.path, root)
+        except Exception as exc:  # a cell raised, the kernel died, a timeout, ...
+            _tidy_executed(running, s.path, root)
+            if running.exists():
+                running.replace(failed)
+            if isinstance(exc, papermill.PapermillExecutionError):
+                detail = f"{exc.ename}: {exc.evalue} (cell {exc.exec_count})"
+            else:
+                detail = f"{type(exc).__name__}: {exc}".strip()
+            raise NotebookExecutionError(s.name, failed, detail) from exc
+        except BaseException:  # interrupted (Ctrl-C): nothing is kept
+            running.unlink(missing_ok=True)
+            raise
+    _tidy_executed(running, s.path, root)
+    running.replace(output_path)
     return output_path

@@ -221,6 +221,26 @@ def test_pages_use_a_pack_only_when_it_matches(setup, monkeypatch):
     assert "read from the results pack of these weights" in other.report()
 
 
+def test_a_page_stops_on_a_corrupt_shipped_pack_and_says_how_to_mend_it(
+    setup, monkeypatch, tmp_path
+):
+    """The page's own entry point, on the pack it would read by default: never shown."""
+    import shutil
+
+    recipe, pack, _ = setup
+    data = tmp_path / "data"
+    shutil.copytree(pack.path, data / "results" / "tiny-gpt2")
+    victim = data / "results" / "tiny-gpt2" / "sweep" / "rows-00002-00006.parquet"
+    victim.write_bytes(victim.read_bytes()[:-7] + b"corrupt")
+    monkeypatch.setenv("STAGES_DATA_DIR", str(data))
+    kw = {"n_tokens": recipe.n_tokens, "seq_len": recipe.seq_len, "corpus": recipe.corpus,
+          "dtype": "float64", "device": "cpu", "n_per_class": 8, "n_neurons": 4,
+          "n_cloze": 6}  # fmt: skip
+    with pytest.raises(PackError, match="sweep/rows-00002-00006.parquet fails its checksum") as err:
+        open_results(recipe.model, **kw)
+    assert "git checkout" in str(err.value) and "stages pack build" in str(err.value)
+
+
 def test_every_claim_is_decided_from_a_pack(setup):
     _, pack, _ = setup
     res = open_results("ignored", pack=str(pack.path), device="cpu")

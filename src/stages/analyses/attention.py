@@ -29,6 +29,7 @@ import pandas as pd
 import torch
 
 from stages.engine.forward import run_to_last_block
+from stages.engine.hooks import checked_hooks
 from stages.engine.runs import layers_of, mean_with_interval, per_sequence, with_provenance
 
 QUANTITIES: tuple[str, ...] = (
@@ -154,7 +155,7 @@ def attention_sums(
                     columns[f"{layer}.{h}:{name}"] = value[:, h].cpu().numpy()
 
         hooks = [(f"blocks.{layer}.attn.hook_pattern", hook) for layer in range(n_layers)]
-        with model.hooks(fwd_hooks=hooks):
+        with checked_hooks(model, hooks):
             run_to_last_block(model, batch)
         return columns
 

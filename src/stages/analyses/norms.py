@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 
 from stages.engine.forward import run_to_last_block
+from stages.engine.hooks import checked_hooks
 from stages.engine.runs import layers_of, mean_with_interval, per_sequence, with_provenance
 
 COMPONENTS: dict[str, str] = {"attn": "hook_attn_out", "mlp": "hook_mlp_out"}
@@ -84,7 +85,7 @@ def norms_sums(
             for layer in range(n_layers)
             for point in COMPONENTS.values()
         ]
-        with model.hooks(fwd_hooks=hooks):
+        with checked_hooks(model, hooks):
             run_to_last_block(model, batch)
         return columns
 

@@ -37,6 +37,7 @@ from sklearn.preprocessing import StandardScaler
 from stages.analyses.neurons import output_directions, vocab_cosines
 from stages.engine.forward import head as unembed
 from stages.engine.forward import run_to_last_block
+from stages.engine.hooks import checked_hooks
 from stages.engine.runs import per_sequence
 from stages.store import sha256_bytes
 
@@ -180,7 +181,7 @@ def neuron_activations(
 
         layers = sorted({la for la, _ in pairs})
         hooks = [(f"blocks.{la}.mlp.out.hook_in", hook) for la in layers]
-        with model.hooks(fwd_hooks=hooks):
+        with checked_hooks(model, hooks):
             final = run_to_last_block(model, batch)[:, -1]
         top1 = unembed(model, final).argmax(-1).cpu()
         ordered = {f"{la}.{n}": columns[f"{la}.{n}"] for la, n in pairs}

@@ -42,6 +42,7 @@ from torch import Tensor
 
 from stages import stats
 from stages.engine.forward import run_to_last_block
+from stages.engine.hooks import checked_hooks
 from stages.engine.runs import (
     check_tokens,
     default_batch_size,
@@ -178,7 +179,7 @@ def similarity_sums(
             resid[int(hook.name.split(".")[1])] = x[:, 1:].detach().double()
 
         hooks = [(f"blocks.{layer}.hook_resid_pre", hook) for layer in range(n_layers)]
-        with model.hooks(fwd_hooks=hooks):
+        with checked_hooks(model, hooks):
             resid[n_layers] = run_to_last_block(model, batch)[:, 1:].double()
         if len(resid) != n_layers + 1:
             raise RuntimeError(f"residual hooks fired at points {sorted(resid)} only")

@@ -39,6 +39,7 @@ import torch
 
 from stages import stats
 from stages.engine.forward import BaselineRun, capture_baseline, run_block, run_own
+from stages.engine.hooks import checked_hooks
 from stages.engine.plans import drop
 from stages.engine.runs import (
     check_tokens,
@@ -94,7 +95,7 @@ def compare(new: torch.Tensor, old: torch.Tensor) -> dict[str, torch.Tensor]:
 def _recorder(model: Model, layers: Iterable[int], hook: Any) -> Any:
     """A ``model.hooks`` context calling ``hook`` on both component outputs of ``layers``."""
     fwd_hooks = [(f"blocks.{j}.{point}", hook) for j in layers for point in COMPONENTS.values()]
-    return model.hooks(fwd_hooks=fwd_hooks)
+    return checked_hooks(model, fwd_hooks)
 
 
 def _key(hook: Any) -> tuple[int, str]:

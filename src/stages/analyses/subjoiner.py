@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 
 from stages.engine.forward import run_to_last_block
+from stages.engine.hooks import checked_hooks
 from stages.engine.runs import per_sequence
 
 
@@ -59,7 +60,7 @@ def final_token_attention(
                     columns[f"{layer}.{h}.{k}"] = last[:, h, k]
 
         hooks = [(f"blocks.{layer}.attn.hook_pattern", hook) for layer in range(n_layers)]
-        with model.hooks(fwd_hooks=hooks):
+        with checked_hooks(model, hooks):
             run_to_last_block(model, batch)
         return columns
 

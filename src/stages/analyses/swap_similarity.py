@@ -48,6 +48,7 @@ import pandas as pd
 import torch
 
 from stages.engine.forward import BaselineRun, capture_baseline, run_block
+from stages.engine.hooks import checked_hooks
 from stages.engine.runs import layers_of, mean_with_interval, per_sequence, with_provenance
 
 COMPONENTS: dict[str, str] = {"attn": "hook_attn_out", "mlp": "hook_mlp_out"}
@@ -74,7 +75,7 @@ def _recorder(model: Any, layers: Iterable[int], store: Outputs) -> Any:
         store[(int(layer), names[point])] = out[:, 1:].detach()
 
     fwd_hooks = [(f"blocks.{j}.{point}", hook) for j in layers for point in COMPONENTS.values()]
-    return model.hooks(fwd_hooks=fwd_hooks)
+    return checked_hooks(model, fwd_hooks)
 
 
 def _check(store: Outputs, layers: Iterable[int]) -> Outputs:

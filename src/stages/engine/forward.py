@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from stages.engine.hooks import checked_hooks
 from stages.engine.plans import BASELINE, Intervention
 from stages.shapes import Logits, Model, Resid, Tokens
 
@@ -146,7 +147,7 @@ def zeroed(model: Model, plan: Intervention) -> Iterator[None]:
     if not plan.zeroed:
         yield
         return
-    with model.hooks(fwd_hooks=[(name, _zero) for name in plan.zeroed]):
+    with checked_hooks(model, [(name, _zero) for name in plan.zeroed]):
         yield
 
 
@@ -257,9 +258,7 @@ def head(model: Model, resid: Resid) -> Logits:
     return logits
 
 
-def intervened_logits(
-    model: Model, tokens: Tokens, iv: Intervention = BASELINE
-) -> Logits:
+def intervened_logits(model: Model, tokens: Tokens, iv: Intervention = BASELINE) -> Logits:
     """Full logits ``[batch, pos, d_vocab]`` of ``model`` on ``tokens`` under one intervention.
 
     A convenience for small inputs; :func:`stages.run_sweep` streams metrics instead.

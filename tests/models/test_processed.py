@@ -87,6 +87,20 @@ def test_a_damaged_twin_is_rebuilt_not_read(tmp_path, models_dir, tiny_tokenizer
     assert stages.store.folder_intact(twin, DIGEST)
 
 
+def test_a_source_replaced_in_place_rebuilds_the_twin(
+    tmp_path, models_dir, tiny_tokenizer, tiny_tokens
+):
+    import os
+
+    folder, live = _saved(tmp_path, "gemma3", tiny_tokenizer)
+    stages.load_model(folder, device="cpu")
+    weights = folder / "model.safetensors"
+    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))
+    with pytest.warns(UserWarning, match="older than its source"):
+        bridge = stages.load_model(folder, device="cpu")
+    _same_everywhere(bridge, live, tiny_tokens)
+
+
 def test_a_full_disk_keeps_nothing_and_the_next_load_keeps_the_twin(
     tmp_path, models_dir, tiny_tokenizer, tiny_tokens, monkeypatch
 ):

@@ -105,11 +105,13 @@ def load_processed(
     every call processes live.
     """
     target = processed_dir(folder, weights_hash)
-    if (target / MARKER).is_file() and folder_intact(target, DIGEST):
+    if _current(target, Path(folder)) and folder_intact(target, DIGEST):
         return compatibility_mode(boot(str(target), **boot_kwargs), processing=False)
     if target.exists():
         warnings.warn(
-            f"the processed model folder {target} is damaged; rebuilding it", stacklevel=2
+            f"the processed model folder {target} is damaged or older than its source; "
+            "rebuilding it",
+            stacklevel=2,
         )
         shutil.rmtree(target, ignore_errors=True)
     bridge = compatibility_mode(boot(str(folder), **boot_kwargs), processing=True)
@@ -124,6 +126,24 @@ def load_processed(
             stacklevel=2,
         )
     return bridge
+
+
+def _source_files(folder: Path) -> dict[str, list[int]]:
+    """``name -> [size, mtime_ns]`` of the source folder's files (a file replaced shows)."""
+    return {
+        path.name: [path.stat().st_size, path.stat().st_mtime_ns]
+        for path in sorted(folder.iterdir())
+        if path.is_file()
+    }
+
+
+def _current(target: Path, folder: Path) -> bool:
+    """Whether ``target`` is a finished twin of ``folder`` as it is now."""
+    try:
+        marker = json.loads((target / MARKER).read_text())
+    except (OSError, ValueError):
+        return False
+    return marker.get("source_files") == _source_files(folder)
 
 
 def _keep(bridge: Any, folder: Path, target: Path, weights_hash: str, boot: Callable) -> None:
@@ -152,6 +172,7 @@ def _keep(bridge: Any, folder: Path, target: Path, weights_hash: str, boot: Call
         if not agrees:
             raise _NotReproduced
         marker = {"source": str(folder), "weights_hash": weights_hash, "version": VERSION,
-                  "transformer_lens": version("transformer-lens")}  # fmt: skip
+                  "transformer_lens": version("transformer-lens"),
+                  "source_files": _source_files(folder)}  # fmt: skip
         (out / MARKER).write_text(json.dumps(marker, indent=2))
         write_folder_digest(out, DIGEST)

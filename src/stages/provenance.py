@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import importlib.metadata as md
 import platform
+from pathlib import Path
 from typing import Any
 
 _PACKAGES = ("stages", "torch", "transformers", "transformer-lens", "datasets", "altair", "pandas")
+
+
+def package_fingerprint() -> str:
+    """Hash of every source file of the ``stages`` package (names and bytes): what code ran."""
+    root = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def versions() -> dict[str, str]:

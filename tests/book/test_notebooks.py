@@ -1,7 +1,11 @@
-"""Every notebook, found by glob, runs through papermill with small parameters.
+"""The whole book: every page executed completely, built, linked and working offline.
 
-The real book then builds from them with warnings as errors, and each page works in a browser
-with no network.
+The book under test is the checkout's own (``book/_executed`` and ``_build/html``, which
+``bash setup.sh`` builds with the default parameters) when every executed page is current: made
+from today's notebook source and today's package code, with the default parameters (the stamp
+:func:`stages.book.execute.stamp` writes into each notebook), and rendered after it. Otherwise a
+copy of the book is built here, the same way. One section is also re-executed with small
+parameters, the path a reader takes with ``stages run SECTION -p NAME VALUE``.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from stages import book
+from stages.book.execute import is_current
 from tests.conftest import require_browser, shared_results
 from tests.support import browser
 
@@ -24,9 +29,24 @@ SMALL = {"n_tokens": 64, "seq_len": 32, "batch_size": 2, "device": "cpu", "n_per
          "n_cloze": 4}  # fmt: skip
 
 
+def _current_build(root: Path) -> Path | None:
+    """``root``'s rendered book if every page is current and rendered after it, else None."""
+    html = root / "_build" / "html"
+    for section in book.discover_sections(root):
+        executed = root / book.EXECUTED_DIR / f"{section.stem}.ipynb"
+        page = html / book.EXECUTED_DIR / f"{section.stem}.html"
+        if not (is_current(executed, section.path, {}) and page.is_file()):
+            return None
+        if page.stat().st_mtime < executed.stat().st_mtime:
+            return None
+    return html
+
+
 @pytest.fixture(scope="module")
-def small_book(tmp_path_factory) -> tuple[Path, Path]:
-    """Build a copy of the book (sources only) with SMALL parameters; return (root, html)."""
+def built_book(tmp_path_factory) -> tuple[Path, Path]:
+    """``(root, html)``: the checkout's current book, or a copy built now with the defaults."""
+    if (html := _current_build(ROOT)) is not None:
+        return ROOT, html
     root = tmp_path_factory.mktemp("book")
     shutil.copytree(
         ROOT / "notebooks", root / "notebooks", ignore=shutil.ignore_patterns("*.ipynb")
@@ -39,12 +59,13 @@ def small_book(tmp_path_factory) -> tuple[Path, Path]:
         shutil.copy(ROOT / name, root / name)
     shutil.copytree(ROOT / "benchmarks" / "results", root / "benchmarks" / "results")
     shared_results()
-    html = book.build_book(root, SMALL, echo=False, progress_bar=False)
+    html = book.build_book(root, echo=False, progress_bar=False)
+    assert _current_build(root) == html
     return root, html
 
 
-def test_every_section_executes_with_small_parameters(small_book):
-    root, html = small_book
+def test_every_section_executed_completely(built_book):
+    root, html = built_book
     for section in book.discover_sections(ROOT):
         executed = root / "book" / "_executed" / f"{section.stem}.ipynb"
         text = executed.read_text()
@@ -52,13 +73,23 @@ def test_every_section_executes_with_small_parameters(small_book):
         assert "Provenance" in text, f"{section.name}: no provenance footer"
         assert "Run it yourself" in text and f"stages run {section.name}" in text
         assert "## Exercises" in text and '"hide-cell"' in text, f"{section.name}: no exercises"
+        assert "Live slice check: FAILED" not in text and "**FAILED**" not in text
         assert (html / "book" / "_executed" / f"{section.stem}.html").exists()
 
 
+def test_a_section_reexecutes_with_small_parameters(tmp_path):
+    """``stages run robustness -p n_tokens 64 ...``: computed now, for the reader's sample."""
+    out = book.execute_notebook("robustness", SMALL, root=ROOT, out_dir=tmp_path,
+                                progress_bar=False)  # fmt: skip
+    text = out.read_text()
+    assert '"output_type": "error"' not in text and "Computed now" in text
+    assert is_current(out, book.get_section("robustness", ROOT).path, SMALL)
+
+
 @pytest.mark.parametrize("section", [s.stem for s in book.discover_sections(ROOT)])
-def test_each_page_shows_its_charts_offline(section, small_book):
+def test_each_page_shows_its_charts_offline(section, built_book):
     require_browser()
-    _, html = small_book
+    _, html = built_book
     with browser.serve_directory(html) as url:
         report = browser.check_page_in_browser(f"{url}book/_executed/{section}.html")
     assert report["errors"] == [], json.dumps(report, indent=1)
@@ -81,19 +112,19 @@ def _toc_pages(html: Path) -> list[Path]:
     return [html / f"{doc}.html" for doc in docs]
 
 
-def test_every_link_of_every_page_resolves(small_book):
+def test_every_link_of_every_page_resolves(built_book):
     """TOC entries, cross-references between pages, citations and in-page anchors."""
-    _, html = small_book
+    _, html = built_book
     pages = _toc_pages(html)
     assert all(page.is_file() for page in pages)
     assert browser.broken_links(html, pages) == []
 
 
 @pytest.mark.parametrize("doc", ["book/intro", "book/methods", "book/references"])
-def test_hand_written_pages_work_offline(doc, small_book):
+def test_hand_written_pages_work_offline(doc, built_book):
     """No console errors, nothing fetched from the network (the methods page's math included)."""
     require_browser()
-    _, html = small_book
+    _, html = built_book
     with browser.serve_directory(html) as url:
         report = browser.check_page_in_browser(f"{url}{doc}.html")
     assert report["errors"] == [] and report["external_requests"] == [], json.dumps(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import hashlib
 import json
 import re
 import shlex
@@ -80,7 +81,35 @@ def run_it_yourself(stem: str, used: Mapping[str, str]) -> str:
     ])  # fmt: skip
 
 
-def _tidy_executed(output_path: Path, source: Path, root: Path) -> None:
+def stamp(source: Path, parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """What an executed notebook was made from: its source, the package's code, its parameters.
+
+    Stored as the notebook's ``metadata.stages``; a copy whose stamp differs from
+    ``stamp(source, parameters)`` now is stale (:func:`is_current`).
+    """
+    from stages.provenance import package_fingerprint
+
+    return {
+        "source_sha256": hashlib.sha256(Path(source).read_bytes()).hexdigest(),
+        "package": package_fingerprint(),
+        "parameters": json.loads(json.dumps(dict(parameters), default=str)),
+    }
+
+
+def is_current(executed: Path, source: Path, parameters: Mapping[str, Any]) -> bool:
+    """Whether the executed notebook ``executed`` was made from ``source`` and today's code."""
+    import nbformat
+
+    try:
+        nb = nbformat.read(executed, as_version=4)
+    except (OSError, ValueError):
+        return False
+    return nb.metadata.get("stages") == stamp(source, parameters)
+
+
+def _tidy_executed(
+    output_path: Path, source: Path, root: Path, parameters: Mapping[str, Any] | None = None
+) -> None:
     """Record the real source in an executed notebook, show its parameters once, add a box.
 
     papermill runs an ``injected-parameters`` cell after the author's ``parameters`` cell. The
@@ -95,6 +124,8 @@ def _tidy_executed(output_path: Path, source: Path, root: Path) -> None:
     nb = nbformat.read(output_path, as_version=4)
     with contextlib.suppress(ValueError):
         nb.metadata.setdefault("papermill", {})["input_path"] = source.relative_to(root).as_posix()
+    if parameters is not None:  # a complete run: what it was made from
+        nb.metadata["stages"] = stamp(source, parameters)
     original = next((c for c in nb.cells if "parameters" in c.metadata.get("tags", [])), None)
     injected = next(
         (c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])), None
@@ -196,6 +227,6 @@ def execute_notebook(
         except BaseException:  # interrupted (Ctrl-C): nothing is kept
             running.unlink(missing_ok=True)
             raise
-    _tidy_executed(running, s.path, root)
+    _tidy_executed(running, s.path, root, typed)
     running.replace(output_path)
     return output_path

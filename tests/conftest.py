@@ -153,6 +153,22 @@ def make_tiny_hf(arch: str, vocab: int, seed: int = 0) -> torch.nn.Module:
     return model.double().eval()
 
 
+def tiny_recipe(root: Path, arch: str, tokenizer, **recipe: object):
+    """A results-pack recipe for a tiny ``arch`` model saved under ``root``, on a TEXT corpus.
+
+    ``recipe`` sets the sample (``n_seq``, ``seq_len``, ``batch_size``, ...); the model folder is
+    ``root / f"tiny-{arch}"`` and the recipe's dtype float64.
+    """
+    from stages.results.pack import Recipe
+
+    folder = root / f"tiny-{arch}"
+    make_tiny_hf(arch, len(tokenizer)).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    corpus = root / "corpus.txt"
+    corpus.write_text((TEXT + "\n") * 40)
+    return Recipe(model=str(folder), corpus=str(corpus), dtype="float64", **recipe)
+
+
 @pytest.fixture(scope="session")
 def tiny_models(tiny_tokenizer) -> Callable[[str], tuple[object, torch.nn.Module]]:
     """``tiny_models(arch) -> (bridge, reference_hf_model)``, built once per architecture.

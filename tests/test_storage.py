@@ -21,9 +21,8 @@ import stages.store
 from stages.cli import main
 from stages.results.build import build_pack
 from stages.results.cache import Entry
-from stages.results.pack import Recipe
 from stages.store import StorageError, results_dir
-from tests.conftest import TEXT, make_tiny_hf
+from tests.conftest import make_tiny_hf, tiny_recipe
 
 
 def _disk_full_for(monkeypatch, fragment: str) -> list[str]:
@@ -79,13 +78,8 @@ def test_a_full_disk_during_a_checkpoint_loses_nothing_and_the_run_resumes(
 def test_a_full_disk_while_a_pack_is_written_keeps_the_last_manifest(
     tmp_path, tiny_tokenizer, monkeypatch
 ):
-    folder = tmp_path / "tiny-gemma3"
-    make_tiny_hf("gemma3", len(tiny_tokenizer)).save_pretrained(folder)
-    tiny_tokenizer.save_pretrained(folder)
-    corpus = tmp_path / "corpus.txt"
-    corpus.write_text((TEXT + "\n") * 40)
-    recipe = Recipe(model=str(folder), n_seq=4, seq_len=24, corpus=str(corpus), dtype="float64",
-                    batch_size=2, n_per_class=8, n_neurons=4, window_batch=4)  # fmt: skip
+    recipe = tiny_recipe(tmp_path, "gemma3", tiny_tokenizer, n_seq=4, seq_len=24, batch_size=2,
+                         n_per_class=8, n_neurons=4, window_batch=4)  # fmt: skip
     hits = _disk_full_for(monkeypatch, ".rows-00002-00004.parquet.")
     with pytest.raises(StorageError, match="no space left"):
         build_pack(recipe, tmp_path / "pack", up_to=4, device="cpu", progress=False, log=len)

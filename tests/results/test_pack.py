@@ -19,7 +19,7 @@ from stages.results.check import slice_check
 from stages.results.pack import Pack, PackError, Recipe
 from stages.results.pages import open_results
 from stages.results.parts import Parts
-from tests.conftest import TEXT, make_tiny_hf
+from tests.conftest import tiny_recipe
 
 
 def _quiet(_: str) -> None:
@@ -30,14 +30,9 @@ def _quiet(_: str) -> None:
 def setup(tmp_path_factory, tiny_tokenizer):
     """A tiny GPT-2 in a folder, a small corpus file, a recipe, and its pack."""
     root = tmp_path_factory.mktemp("pack")
-    folder = root / "tiny-gpt2"
-    make_tiny_hf("gpt2", len(tiny_tokenizer)).save_pretrained(folder)
-    tiny_tokenizer.save_pretrained(folder)
-    corpus = root / "corpus.txt"
-    corpus.write_text((TEXT + "\n") * 40)
-    recipe = Recipe(model=str(folder), n_seq=6, seq_len=24, corpus=str(corpus), dtype="float64",
-                    batch_size=4, n_per_class=8, n_neurons=4, window_batch=4, n_cloze=6,
-                    cloze_context=32)  # fmt: skip
+    recipe = tiny_recipe(root, "gpt2", tiny_tokenizer, n_seq=6, seq_len=24, batch_size=4,
+                         n_per_class=8, n_neurons=4, window_batch=4, n_cloze=6,
+                         cloze_context=32)  # fmt: skip
     built = build_pack(recipe, root / "pack", device="cpu", progress=False, log=_quiet)
     return recipe, built, root
 

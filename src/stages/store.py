@@ -42,23 +42,24 @@ class StorageError(OSError):
 
 _FULL = {errno.ENOSPC, errno.EDQUOT}
 _READ_ONLY = {errno.EROFS, errno.EACCES, errno.EPERM}
+_ANY_FOLDER = "STAGES_CACHE_DIR (results), STAGES_MODELS_DIR (models) or --out (a results pack)"
 
 
-def _reraise(err: OSError, path: Path) -> NoReturn:
+def _reraise(err: OSError, path: Path, what: str = "STAGES_CACHE_DIR") -> NoReturn:
     """Raise ``err`` restated with the folder and the fix, or as it is if it is not about space."""
     if err.errno in _FULL:
         raise StorageError(
             err.errno,
             f"no space left on the disk holding {path.parent} while writing {path.name}: free "
-            "some space, or set STAGES_CACHE_DIR (results, models) or STAGES_MODELS_DIR to a "
-            "folder on a larger disk. Nothing partial was kept; run again to resume from the "
-            "last complete checkpoint",
+            "some space, or move this folder to a larger disk (STAGES_CACHE_DIR for results "
+            "and models, STAGES_MODELS_DIR for models, --out for a results pack). Nothing "
+            "partial was kept; run again to resume from the last complete checkpoint",
         ) from err
     if err.errno in _READ_ONLY:
         raise StorageError(
             err.errno,
-            f"cannot write to {path.parent} ({err.strerror}): set STAGES_CACHE_DIR to a folder "
-            "you can write to",
+            f"cannot write to {path.parent} ({err.strerror}): set {what} to a folder you can "
+            "write to",
         ) from err
     raise err
 
@@ -89,7 +90,7 @@ def ensure_writable(folder: Path, what: str = "STAGES_CACHE_DIR") -> Path:
             errno.ENOTDIR, f"{what} ({folder}) lies under a file, not a folder: set it to a folder"
         ) from err
     except OSError as err:
-        _reraise(err, folder / ".stages-write-probe")
+        _reraise(err, folder / ".stages-write-probe", what)
     return folder
 
 
@@ -151,7 +152,7 @@ def atomic_write(path: Path, data: bytes) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as err:
-        _reraise(err, path)
+        _reraise(err, path, _ANY_FOLDER)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -161,7 +162,7 @@ def atomic_write(path: Path, data: bytes) -> None:
         os.replace(tmp, path)
     except OSError as err:
         Path(tmp).unlink(missing_ok=True)
-        _reraise(err, path)
+        _reraise(err, path, _ANY_FOLDER)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -2,8 +2,9 @@
 
 The book under test is the checkout's own (``book/_executed`` and ``_build/html``, which
 ``bash setup.sh`` builds with the default parameters) when every executed page is current: made
-from today's notebook source and today's package code, with the default parameters (the stamp
-:func:`stages.book.execute.stamp` writes into each notebook), and rendered after it. Otherwise a
+from today's notebook source, package code and committed inputs (results packs, benchmark
+results), with the default parameters (the stamp :func:`stages.book.execute.stamp` writes into
+each notebook), and rendered after it and after the hand-written pages and settings. Otherwise a
 copy of the book is built here, the same way. One section is also re-executed with small
 parameters, the path a reader takes with ``stages run SECTION -p NAME VALUE``.
 """
@@ -30,14 +31,20 @@ SMALL = {"n_tokens": 64, "seq_len": 32, "batch_size": 2, "device": "cpu", "n_per
 
 
 def _current_build(root: Path) -> Path | None:
-    """``root``'s rendered book if every page is current and rendered after it, else None."""
+    """``root``'s rendered book if it is current, else None.
+
+    Current: every page's stamp matches, and its HTML is newer than the page and than every
+    hand-written page and setting.
+    """
     html = root / "_build" / "html"
+    settings = [root / "_config.yml", root / "_toc.yml", *sorted((root / "book").glob("*.*"))]
+    newest = max(path.stat().st_mtime for path in settings if path.is_file())
     for section in book.discover_sections(root):
         executed = root / book.EXECUTED_DIR / f"{section.stem}.ipynb"
         page = html / book.EXECUTED_DIR / f"{section.stem}.html"
-        if not (is_current(executed, section.path, {}) and page.is_file()):
+        if not (is_current(executed, section.path, {}, root) and page.is_file()):
             return None
-        if page.stat().st_mtime < executed.stat().st_mtime:
+        if page.stat().st_mtime < max(newest, executed.stat().st_mtime):
             return None
     return html
 
@@ -85,7 +92,7 @@ def test_a_section_reexecutes_with_small_parameters(tmp_path):
                                 progress_bar=False)  # fmt: skip
     text = out.read_text()
     assert '"output_type": "error"' not in text and "Computed now" in text
-    assert is_current(out, book.get_section("robustness", ROOT).path, small)
+    assert is_current(out, book.get_section("robustness", ROOT).path, small, ROOT)
 
 
 @pytest.mark.parametrize("section", [s.stem for s in book.discover_sections(ROOT)])

@@ -81,34 +81,51 @@ def run_it_yourself(stem: str, used: Mapping[str, str]) -> str:
     ])  # fmt: skip
 
 
-def stamp(source: Path, parameters: Mapping[str, Any]) -> dict[str, Any]:
-    """What an executed notebook was made from: its source, the package's code, its parameters.
+def _inputs_digest(root: Path) -> str:
+    """sha256 of the committed inputs a page reads: packs' manifests and benchmark results.
 
-    Stored as the notebook's ``metadata.stages``; a copy whose stamp differs from
-    ``stamp(source, parameters)`` now is stale (:func:`is_current`).
+    A pack's manifest holds the sha256 of every file of the pack.
+    """
+    from stages.store import data_dir
+
+    digest = hashlib.sha256()
+    files = sorted((data_dir() / "results").glob("*/manifest.json"))
+    files += sorted((Path(root) / "benchmarks" / "results").glob("*.json"))
+    for path in files:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def stamp(source: Path, parameters: Mapping[str, Any], root: Path) -> dict[str, Any]:
+    """What an executed notebook was made from: source, code, committed inputs, parameters.
+
+    The inputs are those :func:`_inputs_digest` hashes. Taken before the notebook runs and
+    stored as its ``metadata.stages``; a copy whose stamp differs from
+    ``stamp(source, parameters, root)`` now is stale (:func:`is_current`).
     """
     from stages.provenance import package_fingerprint
 
     return {
         "source_sha256": hashlib.sha256(Path(source).read_bytes()).hexdigest(),
         "package": package_fingerprint(),
+        "inputs": _inputs_digest(root),
         "parameters": json.loads(json.dumps(dict(parameters), default=str)),
     }
 
 
-def is_current(executed: Path, source: Path, parameters: Mapping[str, Any]) -> bool:
-    """Whether the executed notebook ``executed`` was made from ``source`` and today's code."""
+def is_current(executed: Path, source: Path, parameters: Mapping[str, Any], root: Path) -> bool:
+    """Whether ``executed`` was made from ``source``, today's code and today's inputs."""
     import nbformat
 
     try:
         nb = nbformat.read(executed, as_version=4)
     except (OSError, ValueError):
         return False
-    return nb.metadata.get("stages") == stamp(source, parameters)
+    return nb.metadata.get("stages") == stamp(source, parameters, root)
 
 
 def _tidy_executed(
-    output_path: Path, source: Path, root: Path, parameters: Mapping[str, Any] | None = None
+    output_path: Path, source: Path, root: Path, made_from: Mapping[str, Any] | None = None
 ) -> None:
     """Record the real source in an executed notebook, show its parameters once, add a box.
 
@@ -124,8 +141,8 @@ def _tidy_executed(
     nb = nbformat.read(output_path, as_version=4)
     with contextlib.suppress(ValueError):
         nb.metadata.setdefault("papermill", {})["input_path"] = source.relative_to(root).as_posix()
-    if parameters is not None:  # a complete run: what it was made from
-        nb.metadata["stages"] = stamp(source, parameters)
+    if made_from is not None:  # a complete run: what it was made from
+        nb.metadata["stages"] = dict(made_from)
     original = next((c for c in nb.cells if "parameters" in c.metadata.get("tags", [])), None)
     injected = next(
         (c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])), None
@@ -194,6 +211,7 @@ def execute_notebook(
     output_path = out_dir / f"{s.stem}.ipynb"
 
     nb = read_notebook(s.path)
+    made_from = stamp(s.path, typed, root)  # before it runs: an edit meanwhile makes it stale
     # papermill saves the notebook after every cell: it writes a hidden working copy, renamed
     # into place only once every cell has run, so an interrupted or failed run never leaves a
     # page that looks complete. The earlier copy is removed first: it is being redone.
@@ -227,6 +245,6 @@ def execute_notebook(
         except BaseException:  # interrupted (Ctrl-C): nothing is kept
             running.unlink(missing_ok=True)
             raise
-    _tidy_executed(running, s.path, root, typed)
+    _tidy_executed(running, s.path, root, made_from)
     running.replace(output_path)
     return output_path

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shutil
 import tempfile
 import warnings
@@ -135,7 +136,14 @@ def embedded_model_dir(name: str = EMBEDDED_DEFAULT) -> Path:
             "altered); converting it again",
             stacklevel=2,
         )
-        shutil.rmtree(target)
+        # Out of the way first, under a hidden name: another process that found the same damage
+        # or is reading the folder is not left with half a folder, and only one removes it.
+        doomed = target.with_name(f".{target.name}.damaged-{os.getpid()}")
+        try:
+            target.rename(doomed)
+        except OSError:
+            pass  # another process moved it first
+        shutil.rmtree(doomed, ignore_errors=True)
     try:
         import gguf  # noqa: F401  (transformers needs it to read GGUF files)
     except ImportError as err:

@@ -2,18 +2,19 @@
 
 TransformerLens's ``enable_compatibility_mode()`` folds the norms into the weights and centres
 the unembedding in memory, holding up to six copies of the weights at once: a peak of 6.4 GB
-of RSS for gemma-3-270m's 1.07 GB of float32 weights (``benchmarks/memory.py``). For a model
+of RSS for gemma-3-270m's 1.07 GB of float32 weights (``benchmarks/loading.py``). For a model
 folder loaded in float32, :func:`load_processed` does that once, saves the processed weights as
 a plain Hugging Face folder (the unembedding untied, since centring changes it alone) and
 checks that a bridge booted from it, with compatibility mode on and processing off, gives
-logits bit-identical to the live-processed bridge on a probe batch; every later load boots that
-folder directly. Models the check refuses (processing that adds a weight the Hugging Face
+logits and values at every hook point the package reads (:data:`stages.engine.hooks.HOOK_POINTS`)
+bit-identical to the live-processed bridge on a probe batch; every later load boots that folder
+directly. Models the check refuses (processing that adds a weight the Hugging Face
 architecture has no slot for) are processed live on every load, as before.
 
 The folder lives under ``models_dir()/processed/``, named by the source folder's name and
-fingerprint, the TransformerLens version and :data:`VERSION`. Every file's sha256 is recorded
-(:data:`stages.models.embedded.DIGEST`) and checked before each load; a damaged folder is
-rebuilt, never read.
+fingerprint, the TransformerLens version, the device type and :data:`VERSION`. Every file's
+sha256 is recorded (:data:`stages.models.embedded.DIGEST`) and checked before each load; a
+damaged folder is rebuilt, never read.
 """
 
 from __future__ import annotations
@@ -42,10 +43,15 @@ class _NotReproduced(Exception):
     """The saved folder does not reproduce the live-processed logits."""
 
 
-def processed_dir(folder: Path, weights_hash: str) -> Path:
-    """Where the processed twin of the model folder ``folder`` is kept."""
+def processed_dir(folder: Path, weights_hash: str, device: str = "cpu") -> Path:
+    """Where the processed twin of the model folder ``folder`` is kept for a device type.
+
+    One twin per device type: the processing's reductions may round differently on a GPU, and
+    a twin is only ever checked against live processing on the device type it serves.
+    """
     tl = version("transformer-lens")
-    return models_dir() / "processed" / f"{Path(folder).name}-{weights_hash}-tl{tl}-v{VERSION}"
+    name = f"{Path(folder).name}-{weights_hash}-tl{tl}-{torch.device(device).type}-v{VERSION}"
+    return models_dir() / "processed" / name
 
 
 def compatibility_mode(bridge: Any, *, processing: bool) -> Any:
@@ -85,12 +91,20 @@ def hf_state_dict(bridge: Any) -> dict[str, torch.Tensor]:
     return state
 
 
-def _probe(bridge: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(tokens [2, 16], logits [2, 16, d_vocab])`` of a fixed pseudo-random batch."""
+def _probe(bridge: Any) -> dict[str, torch.Tensor]:
+    """The logits and every :data:`~stages.engine.hooks.HOOK_POINTS` value on a fixed batch.
+
+    ``{"logits": [2, 16, d_vocab], hook name: its value}`` for a pseudo-random ``[2, 16]``
+    batch: what the engine and the analyses read, so a twin that agrees here agrees for them.
+    """
+    from stages.engine.hooks import HOOK_POINTS
+
     generator = torch.Generator().manual_seed(0)
     tokens = torch.randint(0, int(bridge.cfg.d_vocab), (2, 16), generator=generator)
+    names = {t.format(layer=k) for t in HOOK_POINTS for k in range(bridge.cfg.n_layers)}
     with torch.no_grad():
-        return tokens, bridge(tokens.to(bridge.cfg.device)).detach().cpu()
+        logits, cache = bridge.run_with_cache(tokens.to(bridge.cfg.device))
+    return {"logits": logits.cpu()} | {name: cache[name].cpu() for name in names}
 
 
 def load_processed(
@@ -101,10 +115,10 @@ def load_processed(
     The first call boots ``folder`` (``boot(str(folder), **boot_kwargs)``), processes it live
     (the one-time peak), keeps the twin and returns the live bridge; later calls boot the twin
     with compatibility mode on and processing off. Where the twin cannot reproduce the live
-    logits bit for bit, or cannot be written (a read-only models folder), nothing is kept and
-    every call processes live.
+    logits and hook values bit for bit, or cannot be written (a full disk, a read-only models
+    folder), nothing is kept (with a warning for the latter) and every call processes live.
     """
-    target = processed_dir(folder, weights_hash)
+    target = processed_dir(folder, weights_hash, boot_kwargs.get("device", "cpu"))
     if _current(target, Path(folder)) and folder_intact(target, DIGEST):
         return compatibility_mode(boot(str(target), **boot_kwargs), processing=False)
     if target.exists():
@@ -119,7 +133,8 @@ def load_processed(
         _keep(bridge, Path(folder), target, weights_hash, lambda path: boot(path, **boot_kwargs))
     except _NotReproduced:
         pass
-    except OSError as err:
+    except Exception as err:  # a full disk (safetensors raises its own error), a read-only
+        # folder, an architecture whose modules cannot be walked: keep nothing, lose nothing
         warnings.warn(
             f"could not keep the processed weights in {target} ({err}); they are processed "
             "again on every load",
@@ -150,12 +165,13 @@ def _keep(bridge: Any, folder: Path, target: Path, weights_hash: str, boot: Call
     """Save ``bridge``'s processed weights as ``target`` once a bridge booted from them agrees.
 
     Raises:
-        _NotReproduced: the saved folder's logits differ from ``bridge``'s on the probe.
-        OSError: the folder cannot be written.
+        _NotReproduced: the saved folder's logits or hook values differ from ``bridge``'s on
+            the probe.
+        Exception: the folder cannot be written (``OSError``, safetensors' own error).
     """
     from safetensors.torch import save_file
 
-    _, expected = _probe(bridge)
+    expected = _probe(bridge)
     with staged_folder(target) as out:
         save_file(hf_state_dict(bridge), str(out / "model.safetensors"), {"format": "pt"})
         config = json.loads((folder / "config.json").read_text())
@@ -166,7 +182,10 @@ def _keep(bridge: Any, folder: Path, target: Path, weights_hash: str, boot: Call
             if path.is_file() and path.name not in _SKIPPED and path.suffix not in _WEIGHT_SUFFIXES:
                 shutil.copy(path, out / path.name)
         twin = compatibility_mode(boot(str(out)), processing=False)
-        agrees = torch.equal(_probe(twin)[1], expected)
+        got = _probe(twin)
+        agrees = got.keys() == expected.keys() and all(
+            torch.equal(got[name], value) for name, value in expected.items()
+        )
         del twin
         gc.collect()
         if not agrees:

@@ -390,6 +390,25 @@ def test_failing_notebook_names_the_section(tmp_path):
     assert not (tmp_path / "_build" / "html").exists()  # no build after a failed notebook
 
 
+@pytest.mark.book
+def test_an_executed_page_knows_what_it_was_made_from(tmp_path):
+    """The stamp: a page is current until its source, its inputs or its parameters change."""
+    from stages.book.execute import is_current
+
+    make_demo_book(tmp_path)
+    out = book.execute_notebook("demo", {"n": 5}, root=tmp_path, progress_bar=False)
+    source = tmp_path / "notebooks" / "01_demo.py"
+    assert is_current(out, source, {"n": 5}, tmp_path)
+    assert not is_current(out, source, {"n": 6}, tmp_path)
+    results = tmp_path / "benchmarks" / "results"
+    results.mkdir(parents=True)
+    (results / "speed.json").write_text("{}")  # a committed input the pages read
+    assert not is_current(out, source, {"n": 5}, tmp_path)
+    (results / "speed.json").unlink()
+    source.write_text(source.read_text() + "\n# an edit\n")
+    assert not is_current(out, source, {"n": 5}, tmp_path)
+
+
 SLOW_NOTEBOOK = """\
 # %% [markdown]
 # # Slow section

@@ -116,8 +116,9 @@ def test_a_read_only_cache_dir_is_refused_before_any_work(tmp_path):
     code = "import stages; stages.load_model('gemma-3-270m', device='cpu')"
     command = [sys.executable, "-c", code]
     if os.getuid() == 0:
-        if shutil.which("unshare") is None:
-            pytest.skip("as root this needs unshare (util-linux) for a read-only mount")
+        probe = ["unshare", "-rm", "sh", "-c", 'mount --bind -o ro "$0" "$0"', str(read_only)]
+        if shutil.which("unshare") is None or subprocess.run(probe).returncode != 0:
+            pytest.skip("as root this needs unshare (util-linux) and user namespaces")
         mount = 'mount --bind -o ro "$0" "$0" && exec "$@"'
         command = ["unshare", "-rm", "sh", "-c", mount, str(read_only), *command]
     else:

@@ -64,13 +64,20 @@ def test_the_kept_twin_equals_live_processing(
 
 
 def test_a_model_whose_processing_adds_weights_is_processed_live(
-    tmp_path, models_dir, tiny_tokenizer, tiny_tokens
+    tmp_path, models_dir, tiny_tokenizer, tiny_tokens, monkeypatch
 ):
     """GPT-2's folded LayerNorm gives the unembedding a bias its Hugging Face class lacks."""
     folder, live = _saved(tmp_path, "gpt2", tiny_tokenizer)
-    for _ in range(2):
-        _same_everywhere(stages.load_model(folder, device="cpu"), live, tiny_tokens)
-    assert _twins(models_dir) == []
+    _same_everywhere(stages.load_model(folder, device="cpu"), live, tiny_tokens)
+    [verdict] = _twins(models_dir)  # the verdict alone: no weights
+    assert json.loads((verdict / processed.MARKER).read_text())["reproduced"] is False
+    assert not (verdict / "model.safetensors").exists()
+
+    def tried_again(*args, **kwargs):
+        raise AssertionError("a refused twin was attempted again")
+
+    monkeypatch.setattr(processed, "_keep", tried_again)
+    _same_everywhere(stages.load_model(folder, device="cpu"), live, tiny_tokens)
 
 
 def test_a_damaged_twin_is_rebuilt_not_read(tmp_path, models_dir, tiny_tokenizer, tiny_tokens):

@@ -39,10 +39,6 @@ _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
 _SKIPPED = {"config.json", "model.safetensors.index.json", "pytorch_model.bin.index.json", DIGEST}
 
 
-class _NotReproduced(Exception):
-    """The saved folder does not reproduce the live-processed logits."""
-
-
 def processed_dir(folder: Path, weights_hash: str, device: str = "cpu") -> Path:
     """Where the processed twin of the model folder ``folder`` is kept for a device type.
 
@@ -115,12 +111,15 @@ def load_processed(
     The first call boots ``folder`` (``boot(str(folder), **boot_kwargs)``), processes it live
     (the one-time peak), keeps the twin and returns the live bridge; later calls boot the twin
     with compatibility mode on and processing off. Where the twin cannot reproduce the live
-    logits and hook values bit for bit, or cannot be written (a full disk, a read-only models
-    folder), nothing is kept (with a warning for the latter) and every call processes live.
+    logits and hook values bit for bit, the verdict alone is kept and every call processes
+    live without trying again; where it cannot be written (a full disk, a read-only models
+    folder), a warning says so and every call processes live.
     """
     target = processed_dir(folder, weights_hash, boot_kwargs.get("device", "cpu"))
-    if _current(target, Path(folder)) and folder_intact(target, DIGEST):
-        return compatibility_mode(boot(str(target), **boot_kwargs), processing=False)
+    if (marker := _current(target, Path(folder))) is not None:
+        if marker["reproduced"]:
+            return compatibility_mode(boot(str(target), **boot_kwargs), processing=False)
+        return compatibility_mode(boot(str(folder), **boot_kwargs), processing=True)
     if target.exists():
         warnings.warn(
             f"the processed model folder {target} is damaged or older than its source; "
@@ -131,8 +130,6 @@ def load_processed(
     bridge = compatibility_mode(boot(str(folder), **boot_kwargs), processing=True)
     try:
         _keep(bridge, Path(folder), target, weights_hash, lambda path: boot(path, **boot_kwargs))
-    except _NotReproduced:
-        pass
     except Exception as err:  # a full disk (safetensors raises its own error), a read-only
         # folder, an architecture whose modules cannot be walked: keep nothing, lose nothing
         warnings.warn(
@@ -152,21 +149,23 @@ def _source_files(folder: Path) -> dict[str, list[int]]:
     }
 
 
-def _current(target: Path, folder: Path) -> bool:
-    """Whether ``target`` is a finished twin of ``folder`` as it is now."""
+def _current(target: Path, folder: Path) -> dict[str, Any] | None:
+    """``target``'s marker if it is finished, intact and made from ``folder`` as it is now."""
     try:
         marker = json.loads((target / MARKER).read_text())
     except (OSError, ValueError):
-        return False
-    return marker.get("source_files") == _source_files(folder)
+        return None
+    if "reproduced" not in marker or marker.get("source_files") != _source_files(folder):
+        return None
+    return marker if folder_intact(target, DIGEST) else None
 
 
 def _keep(bridge: Any, folder: Path, target: Path, weights_hash: str, boot: Callable) -> None:
-    """Save ``bridge``'s processed weights as ``target`` once a bridge booted from them agrees.
+    """Save ``bridge``'s processed weights as ``target``, checked by a bridge booted from them.
+
+    Where they differ, ``target`` keeps only its marker, with ``"reproduced": false``.
 
     Raises:
-        _NotReproduced: the saved folder's logits or hook values differ from ``bridge``'s on
-            the probe.
         Exception: the folder cannot be written (``OSError``, safetensors' own error).
     """
     from safetensors.torch import save_file
@@ -188,10 +187,11 @@ def _keep(bridge: Any, folder: Path, target: Path, weights_hash: str, boot: Call
         )
         del twin
         gc.collect()
-        if not agrees:
-            raise _NotReproduced
+        if not agrees:  # keep only the verdict, so later loads do not try again
+            for path in list(out.iterdir()):
+                path.unlink()
         marker = {"source": str(folder), "weights_hash": weights_hash, "version": VERSION,
-                  "transformer_lens": version("transformer-lens"),
+                  "transformer_lens": version("transformer-lens"), "reproduced": agrees,
                   "source_files": _source_files(folder)}  # fmt: skip
         (out / MARKER).write_text(json.dumps(marker, indent=2))
         write_folder_digest(out, DIGEST)

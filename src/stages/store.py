@@ -214,3 +214,18 @@ def folder_intact(folder: Path, name: str) -> bool:
         )
     except (OSError, ValueError):
         return False
+
+
+def discard_folder(folder: Path) -> None:
+    """Remove ``folder``, first renamed aside under a hidden name.
+
+    Another process that found the same folder damaged, or is reading it, is never left with
+    half a folder, and only one of them removes it.
+    """
+    folder = Path(folder)
+    doomed = folder.with_name(f".{folder.name}.discarded-{os.getpid()}")
+    try:
+        folder.rename(doomed)
+    except OSError:
+        return  # another process moved it first
+    shutil.rmtree(doomed, ignore_errors=True)

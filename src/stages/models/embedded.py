@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import shutil
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -21,6 +19,7 @@ import torch
 
 from stages.store import (
     atomic_write,
+    discard_folder,
     ensure_writable,
     folder_intact,
     models_dir,
@@ -136,14 +135,7 @@ def embedded_model_dir(name: str = EMBEDDED_DEFAULT) -> Path:
             "altered); converting it again",
             stacklevel=2,
         )
-        # Out of the way first, under a hidden name: another process that found the same damage
-        # or is reading the folder is not left with half a folder, and only one removes it.
-        doomed = target.with_name(f".{target.name}.damaged-{os.getpid()}")
-        try:
-            target.rename(doomed)
-        except OSError:
-            pass  # another process moved it first
-        shutil.rmtree(doomed, ignore_errors=True)
+        discard_folder(target)
     try:
         import gguf  # noqa: F401  (transformers needs it to read GGUF files)
     except ImportError as err:

@@ -31,7 +31,13 @@ from typing import Any
 import torch
 
 from stages.models.embedded import DIGEST
-from stages.store import folder_intact, models_dir, staged_folder, write_folder_digest
+from stages.store import (
+    discard_folder,
+    folder_intact,
+    models_dir,
+    staged_folder,
+    write_folder_digest,
+)
 
 VERSION = "1"  # bump when what is saved below changes
 MARKER = "stages-processed.json"
@@ -126,7 +132,7 @@ def load_processed(
             "rebuilding it",
             stacklevel=2,
         )
-        shutil.rmtree(target, ignore_errors=True)
+        discard_folder(target)
     bridge = compatibility_mode(boot(str(folder), **boot_kwargs), processing=True)
     try:
         _keep(bridge, Path(folder), target, weights_hash, lambda path: boot(path, **boot_kwargs))

@@ -81,11 +81,11 @@ for name, report in reports.items():
     display(Markdown(f"**{name}.** {report}"))
 for name, groups in missing.items():
     if groups:
+        parts = ",".join(p for needed in groups.values() for p in needed)
         display(Markdown(
             f"**Not yet decided for {name}**, left out of the tables below: "
-            + ", ".join(groups) + f". Its results pack does not hold these parts yet (`stages "
-            f"pack build {name} --parts blocks,reorder,duplication,similarity,skip_effects` "
-            "and `--parts cloze` build them)."
+            + ", ".join(groups) + ". Its results pack does not hold these parts yet "
+            f"(`stages pack build {name} --parts {parts}` builds them)."
         ))
 
 # %% [markdown]

@@ -71,6 +71,21 @@ def shared_results() -> None:
             shutil.copytree(source, results_dir() / analysis, dirs_exist_ok=True)
 
 
+@pytest.fixture
+def user_result_cache(monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Use the user's result cache (the one the book fills) for one test; yields its folder.
+
+    For the live slice checks of the shipped packs: the slices the default book computed are
+    there, under keys that hold the hash of the code that computed them, the weights hash and
+    the package versions, so an entry is today's code's result or it is computed again here
+    (and kept, as the book would keep it).
+    """
+    if not USER_RESULTS:
+        pytest.skip("the user's result cache is not known")
+    monkeypatch.setenv("STAGES_CACHE_DIR", str(USER_RESULTS[0].parent))
+    return USER_RESULTS[0]
+
+
 def make_tiny_tokenizer(texts: list[str] | None = None, vocab_size: int = 320):
     """A small byte-level BPE tokenizer with ``<bos>``/``<eos>``/``<pad>``, trained in memory.
 

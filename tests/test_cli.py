@@ -136,11 +136,12 @@ def test_failing_run_exits_1_naming_section_and_notebook(root, capsys):
     code, out, err = run(
         ["run", "demo", "-p", "fail", "true", "--root", root, "--no-progress"], capsys
     )
-    executed = root / "book" / "_executed" / "01_demo.ipynb"
+    failed = root / "book" / "_executed" / "01_demo.failed.ipynb"
     assert code == 1 and out == ""
     last = err.strip().splitlines()[-1]
     assert last.startswith("stages: error: section 'demo' failed: RuntimeError: asked to fail")
-    assert str(executed) in last and executed.exists()
+    assert str(failed) in last and failed.exists()
+    assert not (root / "book" / "_executed" / "01_demo.ipynb").exists()
     assert "Traceback" not in err
 
 

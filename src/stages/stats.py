@@ -7,7 +7,8 @@ sums ``[k, n]`` (``k`` quantities, ``n`` sequences) and counts give token-weight
 :func:`scipy.stats.bootstrap` (``paired=True``: one resample serves every quantity, so
 differences, ratios and maxima over quantities are *paired*: computed on the same sequences).
 
-- :func:`interval`: a percentile interval of any statistic of the means.
+- :func:`interval`: a percentile interval of any statistic of the means
+  (:func:`defined_interval` where some resamples leave it undefined, as a ratio can).
 - :func:`simultaneous`: a sup-t band over ``k`` quantities (every layer at once): with 95%
   confidence *all* ``k`` intervals hold together.
 
@@ -126,6 +127,37 @@ def interval(
     estimate, dist = bootstrap(sums, counts, statistic, n_boot=n_boot, seed=seed)
     lo, hi = percentile(dist, level)
     return estimate, lo, hi
+
+
+def defined_interval(
+    sums: np.ndarray,
+    counts: np.ndarray | None = None,
+    statistic: Statistic = lambda m: m,
+    *,
+    n_boot: int = N_BOOT,
+    seed: int = 0,
+    level: float = LEVEL,
+    min_share: float = LEVEL,
+) -> tuple[float, float, float, float]:
+    """:func:`interval` of a scalar statistic that some resamples leave undefined (NaN).
+
+    A ratio of means is undefined on a resample whose denominator is 0 (a cloze baseline with
+    no hit among the resampled windows). The interval is then taken over the resamples where
+    the statistic is defined; when their share is below ``min_share`` that conditioning could
+    move the interval, so it is NaN (a verdict from it is ``unclear``).
+
+    Returns:
+        ``(estimate, lo, hi, share)``: ``share`` is the fraction of the ``n_boot`` resamples
+        where the statistic is defined.
+    """
+    estimate, dist = bootstrap(sums, counts, statistic, n_boot=n_boot, seed=seed)
+    dist = np.ravel(dist)
+    defined = dist[np.isfinite(dist)]
+    share = len(defined) / len(dist)
+    if share < min_share:
+        return float(estimate), float("nan"), float("nan"), share
+    lo, hi = percentile(defined, level)
+    return float(estimate), float(lo), float(hi), share
 
 
 def two_sample(

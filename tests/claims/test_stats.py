@@ -57,6 +57,38 @@ def test_a_simultaneous_band_covers_every_mean_at_once():
     assert joint >= 88 and pointwise < joint  # twelve 95% intervals rarely all hold at once
 
 
+def _ratio(m: np.ndarray) -> np.ndarray:
+    return m[1] / np.where(m[0] > 0, m[0], np.nan)  # undefined without a denominator hit
+
+
+@pytest.mark.parametrize(("hits", "defined"), [(7, True), (2, False)])
+def test_an_interval_over_the_resamples_where_a_ratio_is_defined(hits, defined):
+    n, n_boot = 34, 4000
+    base = np.zeros(n)
+    base[:hits] = 1.0
+    other = np.r_[np.ones(hits - 1), np.zeros(n - hits + 1)]  # one hit fewer, on the same units
+    est, lo, hi, share = stats.defined_interval(
+        np.vstack([base, other]), statistic=_ratio, n_boot=n_boot, seed=1
+    )
+    assert est == pytest.approx((hits - 1) / hits)
+    # a resample misses every baseline hit with probability (1 - hits/n)^n
+    p_undefined = (1 - hits / n) ** n
+    sd = np.sqrt(p_undefined * (1 - p_undefined) / n_boot)
+    assert abs((1 - share) - p_undefined) < 4 * sd + 1 / n_boot
+    if defined:  # 7 of 34: 0.04% undefined, so the interval is taken over the rest
+        assert 0 < share < 1 and 0 <= lo < est < hi <= 1
+    else:  # 2 of 34: 12% undefined, too many to condition on
+        assert share < 0.95 and np.isnan(lo) and np.isnan(hi)
+        assert stats.decide(lo, hi, 0.5) == "unclear"
+
+
+def test_a_defined_interval_equals_the_plain_one_when_always_defined():
+    x = np.random.default_rng(5).normal(1.0, 1.0, (2, 50))
+    est, lo, hi, share = stats.defined_interval(x, statistic=lambda m: m[1] - m[0], seed=3)
+    e, plo, phi = stats.interval(x, statistic=lambda m: m[1] - m[0], seed=3)
+    assert share == 1.0 and (est, lo, hi) == (float(e), float(plo), float(phi))
+
+
 def test_two_sample_intervals_cover_the_true_difference():
     """Samples of unequal size and spread: the 95% interval holds the true difference (1.0)."""
     rng = np.random.default_rng(5)

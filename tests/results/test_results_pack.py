@@ -52,8 +52,9 @@ def test_the_notebooks_defaults_are_the_packs():
 
 @pytest.mark.real
 @pytest.mark.parametrize("model", list(EMBEDDED_MODELS))
-def test_the_live_slice_of_every_part_equals_the_pack(model):
-    # the tests' result cache starts empty (tests/conftest.py): every slice is recomputed here
+def test_the_live_slice_of_every_part_equals_the_pack(model, user_result_cache):
+    # a slice the book computed with this very code (the cache key holds its source hash) is
+    # read back; any other is recomputed, so a change of code that changes results fails here
     pack = Pack.open(shipped_pack(model))
     lm = load_model(model, device="cpu", dtype=pack.recipe.dtype)
     check = slice_check(pack, lm)

@@ -105,6 +105,7 @@ def test_a_cache_dir_that_is_a_file_is_refused_before_any_work(
     assert "is a file, not a folder" in capsys.readouterr().err
 
 
+@pytest.mark.processes
 def test_a_read_only_cache_dir_is_refused_before_any_work(tmp_path):
     """In a child process that cannot write there.
 

@@ -6,16 +6,23 @@ import pandas as pd
 import pytest
 
 import stages
+from stages.engine import scale_out
 from tests.conftest import make_tiny_hf
 
 ray = pytest.importorskip("ray")
+pytestmark = pytest.mark.processes
 
 
 @pytest.fixture(scope="module")
 def cluster():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
+    scale_out.release_workers()
     ray.shutdown()
+
+
+def _kept() -> list[str]:
+    return [a._actor_id.hex() for actors in scale_out._WORKERS.values() for a in actors]
 
 
 @pytest.fixture(scope="module")
@@ -50,12 +57,16 @@ def test_ray_with_more_workers_than_batches_splits_the_groups(cluster, saved_mod
         workers=2,
     )  # fmt: skip
     pd.testing.assert_frame_equal(remote, local, check_exact=True)
+    kept = _kept()
+    assert len(kept) == 2  # the two workers stay for the next run on this model
     only = {"batch_size": 3, "progress": False, "cache": False}
     pd.testing.assert_frame_equal(
         stages.run_sweep(model, tiny_tokens, [], executor="ray", workers=2, **only),
         stages.run_sweep(model, tiny_tokens, [], **only),
         check_exact=True,
     )  # the baseline alone
+    assert _kept() == kept  # reused, not loaded again
+    assert scale_out.release_workers() == 2 and _kept() == []
 
 
 def test_ray_refuses_an_in_memory_model(tiny_models, tiny_tokens):

@@ -128,6 +128,7 @@ def _computed(proc: subprocess.Popen) -> int:
     return int(out.strip().splitlines()[-1].split()[-1])
 
 
+@pytest.mark.processes
 def test_sigkill_then_resume_gives_the_uninterrupted_table(tmp_path):
     env = dict(os.environ, STAGES_CACHE_DIR=str(tmp_path / "cache"))
     reference = _worker(
@@ -156,6 +157,7 @@ def test_sigkill_then_resume_gives_the_uninterrupted_table(tmp_path):
     )
 
 
+@pytest.mark.processes
 def test_two_concurrent_runs_of_one_sweep(tmp_path, monkeypatch):
     monkeypatch.setenv("STAGES_CACHE_DIR", str(tmp_path / "cache"))
     env = dict(os.environ)

@@ -85,7 +85,7 @@ for name, groups in missing.items():
         display(Markdown(
             f"**Not yet decided for {name}**, left out of the tables below: "
             + ", ".join(groups) + ". Its results pack does not hold these parts yet "
-            f"(`stages pack build {name} --parts {parts}` builds them)."
+            f"(`stages pack build {name} --parts {parts} --up-to 34` builds their first round)."
         ))
 
 # %% [markdown]

@@ -137,27 +137,35 @@ def defined_interval(
     n_boot: int = N_BOOT,
     seed: int = 0,
     level: float = LEVEL,
-    min_share: float = LEVEL,
-) -> tuple[float, float, float, float]:
+) -> tuple[float, float, float, int]:
     """:func:`interval` of a scalar statistic that some resamples leave undefined (NaN).
 
     A ratio of means is undefined on a resample whose denominator is 0 (a cloze baseline with
-    no hit among the resampled windows). The interval is then taken over the resamples where
-    the statistic is defined; when their share is below ``min_share`` that conditioning could
-    move the interval, so it is NaN (a verdict from it is ``unclear``).
+    no hit among the resampled windows). Each undefined resample counts against the claim at
+    both ends: as ``-inf`` for the lower end and as ``+inf`` for the upper, so the interval
+    holds whatever those resamples' values would have been. With none undefined it is
+    :func:`interval`'s; once more than ``(1 - level) / 2`` of them are, an end is infinite.
 
     Returns:
-        ``(estimate, lo, hi, share)``: ``share`` is the fraction of the ``n_boot`` resamples
-        where the statistic is defined.
+        ``(estimate, lo, hi, undefined)``: ``undefined`` counts the resamples (of ``n_boot``)
+        where the statistic is not finite.
+
+    Raises:
+        ValueError: the statistic is not a scalar.
     """
     estimate, dist = bootstrap(sums, counts, statistic, n_boot=n_boot, seed=seed)
-    dist = np.ravel(dist)
-    defined = dist[np.isfinite(dist)]
-    share = len(defined) / len(dist)
-    if share < min_share:
-        return float(estimate), float("nan"), float("nan"), share
-    lo, hi = percentile(defined, level)
-    return float(estimate), float(lo), float(hi), share
+    if np.ndim(estimate) != 0:
+        raise ValueError(f"a scalar statistic is needed, got shape {np.shape(estimate)}")
+    finite = dist[np.isfinite(dist)]
+    k, alpha = len(dist) - len(finite), (1 - level) / 2
+    # the alpha-quantile of the resamples with the undefined ones at -inf is (up to the
+    # interpolation) the finite ones' quantile at (alpha * n - k) / (n - k); likewise at the
+    # upper end with them at +inf
+    q_lo = (alpha * len(dist) - k) / max(len(finite), 1)
+    q_hi = (1 - alpha) * len(dist) / max(len(finite), 1)
+    lo = float(np.quantile(finite, q_lo)) if len(finite) and q_lo >= 0 else -np.inf
+    hi = float(np.quantile(finite, q_hi)) if len(finite) and q_hi <= 1 else np.inf
+    return float(estimate), lo, hi, k
 
 
 def two_sample(

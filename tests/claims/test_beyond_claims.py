@@ -195,9 +195,9 @@ def test_cloze_claims(index, accuracy, expected):
 
 
 def test_a_sparse_cloze_baseline_still_decides_the_share_kept():
-    # 7 baseline hits in 34 windows (SmolLM2's cloze): a few resamples have none, which once
-    # made the whole interval NaN; every middle drop keeps all of them here
-    sparse = lambda lb: 7 / 34 if _kind(lb) in ("none", "drop") else 0.5  # noqa: E731
+    # 5 baseline hits in 34 windows: about 9 of 2000 resamples have none, which once made the
+    # whole interval NaN; every middle drop keeps all of them here
+    sparse = lambda lb: 5 / 34 if _kind(lb) in ("none", "drop") else 0.5  # noqa: E731
     v = beyond.cloze_claims(_cloze(34, sparse), N)[0]
     assert v.value == pytest.approx(1.0) and v.verdict == "holds", (v.lo, v.hi)
-    assert "of resamples with a baseline hit" in v.detail
+    assert "resamples had no baseline hit and count against the claim" in v.detail

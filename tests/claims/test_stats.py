@@ -61,32 +61,40 @@ def _ratio(m: np.ndarray) -> np.ndarray:
     return m[1] / np.where(m[0] > 0, m[0], np.nan)  # undefined without a denominator hit
 
 
-@pytest.mark.parametrize(("hits", "defined"), [(7, True), (2, False)])
-def test_an_interval_over_the_resamples_where_a_ratio_is_defined(hits, defined):
+@pytest.mark.parametrize("hits", [5, 2])
+def test_undefined_resamples_count_against_the_claim_at_both_ends(hits):
     n, n_boot = 34, 4000
     base = np.zeros(n)
     base[:hits] = 1.0
     other = np.r_[np.ones(hits - 1), np.zeros(n - hits + 1)]  # one hit fewer, on the same units
-    est, lo, hi, share = stats.defined_interval(
-        np.vstack([base, other]), statistic=_ratio, n_boot=n_boot, seed=1
-    )
+    sums = np.vstack([base, other])
+    est, lo, hi, undefined = stats.defined_interval(sums, statistic=_ratio, n_boot=n_boot, seed=1)
     assert est == pytest.approx((hits - 1) / hits)
     # a resample misses every baseline hit with probability (1 - hits/n)^n
     p_undefined = (1 - hits / n) ** n
     sd = np.sqrt(p_undefined * (1 - p_undefined) / n_boot)
-    assert abs((1 - share) - p_undefined) < 4 * sd + 1 / n_boot
-    if defined:  # 7 of 34: 0.04% undefined, so the interval is taken over the rest
-        assert 0 < share < 1 and 0 <= lo < est < hi <= 1
-    else:  # 2 of 34: 12% undefined, too many to condition on
-        assert share < 0.95 and np.isnan(lo) and np.isnan(hi)
+    assert abs(undefined / n_boot - p_undefined) < 4 * sd + 1 / n_boot
+    # independently: the undefined resamples at -inf (lower end) and +inf (upper end)
+    _, dist = stats.bootstrap(sums, statistic=_ratio, n_boot=n_boot, seed=1)
+    want_lo = np.quantile(np.where(np.isnan(dist), -np.inf, dist), 0.025, method="inverted_cdf")
+    want_hi = np.quantile(np.where(np.isnan(dist), np.inf, dist), 0.975, method="inverted_cdf")
+    if hits == 5:  # 0.45% undefined, within the 2.5% tails: a finite interval, a bit wider
+        assert 0 < undefined < 0.025 * n_boot and 0 <= lo < est < hi <= 1
+        finite = dist[np.isfinite(dist)]
+        assert lo <= np.quantile(finite, 0.025) and abs(lo - want_lo) < 0.05
+        assert hi == pytest.approx(want_hi, abs=0.05)
+    else:  # 12.7% undefined: the lower end is -inf, the upper +inf, the verdict unclear
+        assert lo == want_lo == -np.inf and hi == want_hi == np.inf
         assert stats.decide(lo, hi, 0.5) == "unclear"
 
 
 def test_a_defined_interval_equals_the_plain_one_when_always_defined():
     x = np.random.default_rng(5).normal(1.0, 1.0, (2, 50))
-    est, lo, hi, share = stats.defined_interval(x, statistic=lambda m: m[1] - m[0], seed=3)
+    est, lo, hi, undefined = stats.defined_interval(x, statistic=lambda m: m[1] - m[0], seed=3)
     e, plo, phi = stats.interval(x, statistic=lambda m: m[1] - m[0], seed=3)
-    assert share == 1.0 and (est, lo, hi) == (float(e), float(plo), float(phi))
+    assert undefined == 0 and (est, lo, hi) == (float(e), float(plo), float(phi))
+    with pytest.raises(ValueError, match="scalar"):
+        stats.defined_interval(x, statistic=lambda m: m)
 
 
 def test_two_sample_intervals_cover_the_true_difference():

@@ -66,7 +66,17 @@ def test_ray_with_more_workers_than_batches_splits_the_groups(cluster, saved_mod
         check_exact=True,
     )  # the baseline alone
     assert _kept() == kept  # reused, not loaded again
-    assert scale_out.release_workers() == 2 and _kept() == []
+    # a run abandoned half-way (an interrupted notebook cell) releases its workers
+    from stages.engine.forward import start_groups
+    from stages.engine.sweep import sweep_task
+
+    groups = start_groups(ivs)
+    run = scale_out.RayBatches(model, sweep_task, groups, {"half": None}, workers=2)
+    batches = run([(0, tiny_tokens[:3]), (1, tiny_tokens[3:6])])
+    k, sums = next(batches)
+    assert k in (0, 1) and _kept() == kept
+    batches.close()
+    assert _kept() == [] and scale_out.release_workers() == 0
 
 
 def test_ray_refuses_an_in_memory_model(tiny_models, tiny_tokens):

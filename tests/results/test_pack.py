@@ -193,6 +193,14 @@ def test_extension_parts_are_built_on_their_own_and_sliced_by_start_groups(setup
         "cloze": ("cloze",),
     }
     assert "beyond single layers" not in set(claims.group)
+    partial = tmp_path / "partial"  # the grown pack without its reorderings
+    shutil.copytree(out, partial)
+    manifest = json.loads((partial / "manifest.json").read_text())
+    del manifest["parts"]["reorder"]
+    (partial / "manifest.json").write_text(json.dumps(manifest))
+    claims = all_claims(open_results("ignored", pack=str(partial), device="cpu"))
+    assert claims.attrs["missing"] == {"beyond single layers": ("reorder",)}
+    assert {"layer similarity", "cloze"} <= set(claims.group)
 
 
 def test_pages_use_a_pack_only_when_it_matches(setup, monkeypatch):

@@ -80,8 +80,8 @@ def all_claims(results: Any, *, seed: int = 0) -> pd.DataFrame:
 
     Returns:
         :func:`stages.stats.table` of every verdict, with ``group`` (the paper's section) and
-        ``page`` (the notebook that tests it). ``attrs["missing"]`` maps each group whose
-        extension parts the results pack does not hold yet (left out) to those parts.
+        ``page`` (the notebook that tests it). ``attrs["missing"]`` maps each extension group
+        the results pack cannot decide yet (left out) to the parts it does not hold.
     """
     from stages.analyses.probes import probe_accuracies
     from stages.claims.appendix import appendix_claims
@@ -117,11 +117,12 @@ def all_claims(results: Any, *, seed: int = 0) -> pd.DataFrame:
         "appendix A": appendix_claims(results.sums("swap_similarity"), n, seed=seed),
     }
     missing = {}
-    for group, decide in _extension_groups(results, seed).items():
+    decide = _extension_claims(results, seed)
+    for group, parts in EXTENSION_GROUPS.items():
         try:
-            groups[group] = decide()
-        except PackError:  # the pack does not hold this extension part yet
-            missing[group] = EXTENSION_GROUPS[group]
+            groups[group] = decide[group](*[results.sums(p) for p in parts])
+        except PackError:  # the pack does not hold every part of this group yet
+            missing[group] = tuple(p for p in parts if not results.pack.rows_done(p))
     frames = [table(v).assign(group=g, page=PAGES[g]) for g, v in groups.items()]
     out = pd.concat(frames, ignore_index=True)
     out.attrs["missing"] = missing
@@ -136,25 +137,15 @@ EXTENSION_GROUPS = {
 """The results-pack parts (``stages pack build --parts``) each extension group's claims need."""
 
 
-def _extension_groups(results: Any, seed: int) -> dict[str, Any]:
-    """The claims of the extension parts, each a thunk (the part may not be in the pack)."""
+def _extension_claims(results: Any, seed: int) -> dict[str, Any]:
+    """Each extension group's claims, from the sums of its :data:`EXTENSION_GROUPS` parts."""
     from stages.claims.beyond import cloze_claims, depth_edit_claims, similarity_claims
 
     n = results.n_layers
     return {
-        "beyond single layers": lambda: depth_edit_claims(
-            results.sums("blocks"),
-            results.sums("reorder"),
-            results.sums("duplication"),
-            n,
-            seed=seed,
-        ),  # fmt: skip
-        "layer similarity": lambda: similarity_claims(
-            results.sums("similarity"),
-            results.sums("skip_effects"),
-            results.sums("sweep"),
-            n,
-            seed=seed,
-        ),  # fmt: skip
-        "cloze": lambda: cloze_claims(results.sums("cloze"), n, seed=seed),
+        "beyond single layers": lambda *sums: depth_edit_claims(*sums, n, seed=seed),
+        "layer similarity": lambda *sums: similarity_claims(
+            *sums, results.sums("sweep"), n, seed=seed
+        ),
+        "cloze": lambda *sums: cloze_claims(*sums, n, seed=seed),
     }

@@ -264,13 +264,14 @@ def cloze_claims(sums: pd.DataFrame, n_layers: int, *, seed: int = 0) -> list[Ve
         base = np.where(m[0] > 0, m[0], np.nan)  # undefined without a baseline hit
         return m[1:].min(axis=0) / base
 
-    est, lo, hi, defined = stats.defined_interval(_cloze(sums, drops), statistic=kept, seed=seed)
+    est, lo, hi, undefined = stats.defined_interval(_cloze(sums, drops), statistic=kept, seed=seed)
     share = stats.verdict(
         f"every single middle-layer drop keeps at least {CLOZE_KEPT:.0%} of the cloze accuracy",
         figure, "the worst middle-layer drop's cloze accuracy divided by the baseline's",
         est, lo, hi, threshold=CLOZE_KEPT, n=n, unit="windows",
-        detail=f"baseline accuracy {sums['none:correct'].mean():.1%}; the interval is over "
-        f"the {defined:.1%} of resamples with a baseline hit (needs 95%)",
+        detail=f"baseline accuracy {sums['none:correct'].mean():.1%}"
+        + (f"; {undefined} of {stats.N_BOOT} resamples had no baseline hit and count against "
+           "the claim at both ends of the interval" if undefined else ""),
     )  # fmt: skip
 
     def first(m: np.ndarray) -> np.ndarray:

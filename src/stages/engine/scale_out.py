@@ -10,11 +10,13 @@ batch in the result cache as usual, so a Ray run resumes from a local one and vi
 Each worker runs the same operations on the same batch as the local run does, with the
 driver's number of threads per worker, so the partial float64 sums merge into the same table.
 
-The workers outlive the call: the next run on the same model (same weights, device, threads
-and number of workers) in the same Ray session reuses them instead of loading the model again
-in each (tens of seconds for a billion-parameter model). They hold the model and one CPU (or
-GPU) each until :func:`release_workers`, ``ray.shutdown()`` or the end of the process; a run
-that fails releases its workers.
+The workers outlive the call: the next run on the same model (same weights, device, threads,
+number of workers and analysis code) reuses them, after checking they are alive, instead of
+loading the model again in each (tens of seconds for a billion-parameter model). One set is
+kept: a run with another model or layout stops it first, so kept workers never hold the CPUs
+or GPUs a new set needs. They hold the model and one CPU (or GPU, its cache emptied after each
+run) each until :func:`release_workers`, ``ray.shutdown()`` or the end of the process; a run
+that fails or is abandoned releases them.
 
 Pointing it at a cluster: start Ray on the machines (``ray start --head`` on one, ``ray start
 --address=HEAD:6379`` on the others, each with ``stages[ray]`` installed and the model's
@@ -26,12 +28,14 @@ from __future__ import annotations
 
 import json
 import math
+import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
 
-from stages.engine.runs import BatchSums
+from stages.engine.runs import BatchSums, code_fingerprint
 from stages.models import load_model, model_info
 
 # Task(model, batch, parts, *, first, **kwargs) -> per-sequence sums of one chunk of parts.
@@ -49,11 +53,19 @@ def _ray() -> Any:
 
 
 _WORKERS: dict[tuple[str, ...], list[Any]] = {}
-"""The live actors of each (Ray job, model reload, weights, device, threads, workers)."""
+"""The kept actors, under their (Ray job, model reload, weights, device, threads, workers,
+analysis code) key: one entry at most."""
+_LOCK = threading.Lock()
+_ALIVE_TIMEOUT_S = 60.0
 
 
 def release_workers() -> int:
-    """Stop every Ray worker kept for later runs (freeing their memory); returns how many."""
+    """Stop the Ray workers kept for later runs (freeing their memory); returns how many."""
+    with _LOCK:
+        return _release()
+
+
+def _release() -> int:
     n = sum(len(actors) for actors in _WORKERS.values())
     if n and (ray := _ray()).is_initialized():
         for actors in _WORKERS.values():
@@ -87,6 +99,12 @@ class _Worker:
         with torch.no_grad():
             batch = batch.to(self.model.cfg.device)
             return k, c, task(self.model, batch, parts, first=first, **kwargs)
+
+    def done(self) -> bool:
+        """End of a run: give the GPU memory the run cached back (the model stays)."""
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        return True
 
 
 class RayBatches:
@@ -171,21 +189,30 @@ class RayBatches:
                 left[k] -= 1
                 if left[k] == 0:
                     yield k, received.pop(k)
-        except BaseException:  # a failed worker or an interrupted run: start afresh next time
+            ray.get([a.done.remote() for a in actors])
+        except BaseException:  # a failed worker or an abandoned run: start afresh next time
             release_workers()
             raise
 
     def _actors(self, ray: Any, device: str, n_workers: int) -> list[Any]:
-        """The kept workers for this model and layout, or ``n_workers`` new ones."""
+        """The kept workers for this model and layout if they are alive, else new ones."""
         key = (
             ray.get_runtime_context().get_job_id(),
             json.dumps(self.info["reload"], sort_keys=True, default=str),
             str(self.info["weights_hash"]), device, str(self.threads), str(n_workers),
+            code_fingerprint(sys.modules[self.task.__module__]),
         )  # fmt: skip
-        if key not in _WORKERS:
-            actor = ray.remote(num_cpus=1, num_gpus=1 if device == "cuda" else 0)(_Worker)
-            _WORKERS[key] = [
-                actor.remote(self.info["reload"], device, self.threads, self.info["weights_hash"])
-                for _ in range(n_workers)
-            ]
-        return _WORKERS[key]
+        with _LOCK:
+            if key in _WORKERS:
+                try:  # dead after ray.shutdown() or a lost node: start a new set
+                    ray.get([a.done.remote() for a in _WORKERS[key]], timeout=_ALIVE_TIMEOUT_S)
+                except Exception:
+                    _release()
+            if key not in _WORKERS:
+                _release()  # kept workers of another model would hold the CPUs or GPUs
+                actor = ray.remote(num_cpus=1, num_gpus=1 if device == "cuda" else 0)(_Worker)
+                reload, weights = self.info["reload"], self.info["weights_hash"]
+                _WORKERS[key] = [
+                    actor.remote(reload, device, self.threads, weights) for _ in range(n_workers)
+                ]
+            return _WORKERS[key]

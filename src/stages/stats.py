@@ -8,7 +8,7 @@ sums ``[k, n]`` (``k`` quantities, ``n`` sequences) and counts give token-weight
 differences, ratios and maxima over quantities are *paired*: computed on the same sequences).
 
 - :func:`interval`: a percentile interval of any statistic of the means
-  (:func:`defined_interval` where some resamples leave it undefined, as a ratio can).
+  (:func:`defined_percentile` where some resamples leave it undefined, as a ratio can).
 - :func:`simultaneous`: a sup-t band over ``k`` quantities (every layer at once): with 95%
   confidence *all* ``k`` intervals hold together.
 
@@ -129,33 +129,24 @@ def interval(
     return estimate, lo, hi
 
 
-def defined_interval(
-    sums: np.ndarray,
-    counts: np.ndarray | None = None,
-    statistic: Statistic = lambda m: m,
-    *,
-    n_boot: int = N_BOOT,
-    seed: int = 0,
-    level: float = LEVEL,
-) -> tuple[float, float, float, int]:
-    """:func:`interval` of a scalar statistic that some resamples leave undefined (NaN).
+def defined_percentile(distribution: np.ndarray, level: float = LEVEL) -> tuple[float, float, int]:
+    """:func:`percentile` of a scalar's bootstrap distribution that some resamples leave NaN.
 
     A ratio of means is undefined on a resample whose denominator is 0 (a cloze baseline with
     no hit among the resampled windows). Each undefined resample counts against the claim at
     both ends: as ``-inf`` for the lower end and as ``+inf`` for the upper, so the interval
     holds whatever those resamples' values would have been. With none undefined it is
-    :func:`interval`'s; once more than ``(1 - level) / 2`` of them are, an end is infinite.
+    :func:`percentile`'s; once more than ``(1 - level) / 2`` of them are, an end is infinite.
+
+    Args:
+        distribution: ``[n_boot]``, from :func:`bootstrap`.
 
     Returns:
-        ``(estimate, lo, hi, undefined)``: ``undefined`` counts the resamples (of ``n_boot``)
-        where the statistic is not finite.
-
-    Raises:
-        ValueError: the statistic is not a scalar.
+        ``(lo, hi, undefined)``: ``undefined`` counts the resamples that are not finite.
     """
-    estimate, dist = bootstrap(sums, counts, statistic, n_boot=n_boot, seed=seed)
-    if np.ndim(estimate) != 0:
-        raise ValueError(f"a scalar statistic is needed, got shape {np.shape(estimate)}")
+    dist = np.asarray(distribution, dtype=np.float64)
+    if dist.ndim != 1:
+        raise ValueError(f"a scalar's distribution [n_boot] is needed, got shape {dist.shape}")
     finite = dist[np.isfinite(dist)]
     k, alpha = len(dist) - len(finite), (1 - level) / 2
     # the alpha-quantile of the resamples with the undefined ones at -inf is (up to the
@@ -165,7 +156,7 @@ def defined_interval(
     q_hi = (1 - alpha) * len(dist) / max(len(finite), 1)
     lo = float(np.quantile(finite, q_lo)) if len(finite) and q_lo >= 0 else -np.inf
     hi = float(np.quantile(finite, q_hi)) if len(finite) and q_hi <= 1 else np.inf
-    return float(estimate), lo, hi, k
+    return lo, hi, k
 
 
 def two_sample(

@@ -68,14 +68,14 @@ def test_undefined_resamples_count_against_the_claim_at_both_ends(hits):
     base[:hits] = 1.0
     other = np.r_[np.ones(hits - 1), np.zeros(n - hits + 1)]  # one hit fewer, on the same units
     sums = np.vstack([base, other])
-    est, lo, hi, undefined = stats.defined_interval(sums, statistic=_ratio, n_boot=n_boot, seed=1)
+    est, dist = stats.bootstrap(sums, statistic=_ratio, n_boot=n_boot, seed=1)
+    lo, hi, undefined = stats.defined_percentile(dist)
     assert est == pytest.approx((hits - 1) / hits)
     # a resample misses every baseline hit with probability (1 - hits/n)^n
     p_undefined = (1 - hits / n) ** n
     sd = np.sqrt(p_undefined * (1 - p_undefined) / n_boot)
     assert abs(undefined / n_boot - p_undefined) < 4 * sd + 1 / n_boot
     # independently: the undefined resamples at -inf (lower end) and +inf (upper end)
-    _, dist = stats.bootstrap(sums, statistic=_ratio, n_boot=n_boot, seed=1)
     want_lo = np.quantile(np.where(np.isnan(dist), -np.inf, dist), 0.025, method="inverted_cdf")
     want_hi = np.quantile(np.where(np.isnan(dist), np.inf, dist), 0.975, method="inverted_cdf")
     if hits == 5:  # 0.45% undefined, within the 2.5% tails: a finite interval, a bit wider
@@ -88,13 +88,14 @@ def test_undefined_resamples_count_against_the_claim_at_both_ends(hits):
         assert stats.decide(lo, hi, 0.5) == "unclear"
 
 
-def test_a_defined_interval_equals_the_plain_one_when_always_defined():
+def test_a_defined_percentile_equals_the_plain_one_when_always_defined():
     x = np.random.default_rng(5).normal(1.0, 1.0, (2, 50))
-    est, lo, hi, undefined = stats.defined_interval(x, statistic=lambda m: m[1] - m[0], seed=3)
-    e, plo, phi = stats.interval(x, statistic=lambda m: m[1] - m[0], seed=3)
-    assert undefined == 0 and (est, lo, hi) == (float(e), float(plo), float(phi))
+    _, dist = stats.bootstrap(x, statistic=lambda m: m[1] - m[0], seed=3)
+    lo, hi, undefined = stats.defined_percentile(dist)
+    plo, phi = stats.percentile(dist)
+    assert undefined == 0 and (lo, hi) == (float(plo), float(phi))
     with pytest.raises(ValueError, match="scalar"):
-        stats.defined_interval(x, statistic=lambda m: m)
+        stats.defined_percentile(np.ones((2, 10)))
 
 
 def test_two_sample_intervals_cover_the_true_difference():

@@ -264,7 +264,8 @@ def cloze_claims(sums: pd.DataFrame, n_layers: int, *, seed: int = 0) -> list[Ve
         base = np.where(m[0] > 0, m[0], np.nan)  # undefined without a baseline hit
         return m[1:].min(axis=0) / base
 
-    est, lo, hi, undefined = stats.defined_interval(_cloze(sums, drops), statistic=kept, seed=seed)
+    est, dist = stats.bootstrap(_cloze(sums, drops), statistic=kept, seed=seed)
+    lo, hi, undefined = stats.defined_percentile(dist)
     share = stats.verdict(
         f"every single middle-layer drop keeps at least {CLOZE_KEPT:.0%} of the cloze accuracy",
         figure, "the worst middle-layer drop's cloze accuracy divided by the baseline's",

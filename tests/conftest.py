@@ -73,7 +73,7 @@ def shared_results() -> None:
 
 @pytest.fixture
 def user_result_cache(monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Use the user's result cache (the one the book fills) for one test; yields its folder.
+    """Use the user's result cache (the one the book fills) for one test; returns its folder.
 
     For the live slice checks of the shipped packs: the slices the default book computed are
     there, under keys that hold the hash of the code that computed them, the weights hash and

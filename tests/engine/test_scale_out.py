@@ -22,7 +22,7 @@ def cluster():
 
 
 def _kept() -> list[str]:
-    return [a._actor_id.hex() for actors in scale_out._WORKERS.values() for a in actors]
+    return [a._actor_id.hex() for a in scale_out._KEPT[1]] if scale_out._KEPT else []
 
 
 @pytest.fixture(scope="module")

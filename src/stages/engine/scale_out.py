@@ -52,9 +52,9 @@ def _ray() -> Any:
     return ray
 
 
-_WORKERS: dict[tuple[str, ...], list[Any]] = {}
-"""The kept actors, under their (Ray job, model reload, weights, device, threads, workers,
-analysis code) key: one entry at most."""
+_KEPT: tuple[tuple[str, ...], list[Any]] | None = None
+"""The kept actors, with their key: (Ray job, model reload, weights, device, threads, workers,
+analysis code)."""
 _LOCK = threading.Lock()
 _ALIVE_TIMEOUT_S = 60.0
 
@@ -66,13 +66,13 @@ def release_workers() -> int:
 
 
 def _release() -> int:
-    n = sum(len(actors) for actors in _WORKERS.values())
-    if n and (ray := _ray()).is_initialized():
-        for actors in _WORKERS.values():
-            for a in actors:
-                ray.kill(a)
-    _WORKERS.clear()
-    return n
+    global _KEPT
+    actors = _KEPT[1] if _KEPT else []
+    if actors and (ray := _ray()).is_initialized():
+        for a in actors:
+            ray.kill(a)
+    _KEPT = None
+    return len(actors)
 
 
 class _Worker:
@@ -202,17 +202,17 @@ class RayBatches:
             str(self.info["weights_hash"]), device, str(self.threads), str(n_workers),
             code_fingerprint(sys.modules[self.task.__module__]),
         )  # fmt: skip
+        global _KEPT
         with _LOCK:
-            if key in _WORKERS:
+            if _KEPT is not None and _KEPT[0] == key:
                 try:  # dead after ray.shutdown() or a lost node: start a new set
-                    ray.get([a.done.remote() for a in _WORKERS[key]], timeout=_ALIVE_TIMEOUT_S)
+                    ray.get([a.done.remote() for a in _KEPT[1]], timeout=_ALIVE_TIMEOUT_S)
+                    return _KEPT[1]
                 except Exception:
-                    _release()
-            if key not in _WORKERS:
-                _release()  # kept workers of another model would hold the CPUs or GPUs
-                actor = ray.remote(num_cpus=1, num_gpus=1 if device == "cuda" else 0)(_Worker)
-                reload, weights = self.info["reload"], self.info["weights_hash"]
-                _WORKERS[key] = [
-                    actor.remote(reload, device, self.threads, weights) for _ in range(n_workers)
-                ]
-            return _WORKERS[key]
+                    pass
+            _release()  # kept workers of another model would hold the CPUs or GPUs
+            actor = ray.remote(num_cpus=1, num_gpus=1 if device == "cuda" else 0)(_Worker)
+            reload, weights = self.info["reload"], self.info["weights_hash"]
+            actors = [actor.remote(reload, device, self.threads, weights) for _ in range(n_workers)]
+            _KEPT = (key, actors)
+            return actors

@@ -131,7 +131,7 @@ def test_the_book_has_the_papers_sections_in_the_papers_order():
     assert book.SECTIONS == (
         "overview", "robustness", "detokenization", "feature_engineering", "ensembling",
         "sharpening", "case_studies", "appendix_cosine_similarity", "cross_model",
-        "depth_edits", "layer_similarity", "cloze", "performance", "what_holds",
+        "depth_edits", "layer_similarity", "cloze", "performance", "what_holds", "changelog",
     )  # fmt: skip
 
 

@@ -145,6 +145,10 @@ def test_a_pack_built_in_rounds_serves_pages_meanwhile(setup, tmp_path):
     pd.testing.assert_frame_equal(res.window_rows("ing"), pack.frame("ing"))
     report = res.report()
     assert "still being built" in report and "Live slice check: passed" in report
+    for part in ("lens", "ing"):  # when and by which code each part read was computed
+        when, commit, _ = first.computed(part)
+        assert len(when) == 10 and f"| {part} | {when} | `{commit[:12]}` |" in report
+    assert first.manifest["parts"]["lens"]["updated"][:10] == first.computed("lens")[0]
     with pytest.raises(PackError, match="holds 2 rows"):
         first.frame("sweep", 3)
     done = build_pack(recipe, out, device="cpu", progress=False, log=_quiet)

@@ -9,14 +9,15 @@ verdicts on a page.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from stages.stats import Verdict, table
+from stages.stats import VERDICTS, Verdict, table
 
-__all__ = ["all_claims", "verdict_table", "verdict_text"]
+__all__ = ["all_claims", "conclusions", "verdict_summary", "verdict_table", "verdict_text"]
 
 PAGES = {
     "robustness": "01_robustness",
@@ -69,6 +70,87 @@ def verdict_text(verdicts: list[Verdict]) -> str:
         detail = f"; {v.detail}" if v.detail else ""
         parts.append(f"*{v.claim}*: **{v.verdict}**{numbers}{detail}.")
     return " ".join(parts)
+
+
+_PLURAL = {
+    "holds": ("holds", "hold"),
+    "does not hold": ("does not hold", "do not hold"),
+    "unclear": ("is unclear", "are unclear"),
+    "not enough data": ("has not enough data", "have not enough data"),
+}
+"""Each verdict as the verb of one claim, and of several."""
+
+
+def verdict_summary(verdicts: list[Verdict], *, findings: tuple[str, ...] = ()) -> str:
+    """A page's Summary in Markdown: how many claims hold, then one line per verdict.
+
+    Args:
+        verdicts: the page's verdicts, in the page's order.
+        findings: further results of the page, each a computed Markdown sentence (with its
+            interval), listed after the verdicts.
+    """
+    lines = []
+    if verdicts:
+        counts = Counter(v.verdict for v in verdicts)
+        lines.append(
+            f"Of the **{len(verdicts)}** claims this page tests, "
+            + ", ".join(f"**{counts[verdict]}** {_PLURAL[verdict][counts[verdict] > 1]}"
+                        for verdict in VERDICTS if verdict in counts)  # fmt: skip
+            + ":"
+        )
+        lines.append("")
+    for v in verdicts:
+        interval = _interval(v)
+        numbers = (
+            "" if np.isnan(v.value)
+            else f"; {v.statistic} {v.value:.3g} ("
+            + ("exact" if interval == "exact" else f"95% interval {interval}")
+            + f"), n = {v.n} {v.unit}"
+        )  # fmt: skip
+        lines.append(f"- {v.claim.rstrip('.')}: **{v.verdict}**{numbers}.")
+    lines += [f"- {finding}" for finding in findings]
+    return "\n".join(lines)
+
+
+def conclusions(claims: pd.DataFrame) -> str:
+    """The book's conclusions in a few Markdown sentences, from the What holds table.
+
+    Args:
+        claims: :func:`all_claims` of each model, concatenated, with a ``model`` column.
+
+    Returns:
+        One sentence with each model's counts of each verdict; then, over the claims decided
+        for every model, how many hold on all of them, fail on all of them, or differ (or are
+        unclear somewhere), each with the page groups they come from.
+    """
+    models = list(dict.fromkeys(claims["model"]))
+    counts = "; ".join(
+        f"on **{m}**, " + ", ".join(f"{k} {verdict}" for verdict, k in
+                                   claims.loc[claims.model == m, "verdict"].value_counts().items())
+        + f" (of {int((claims.model == m).sum())})"
+        for m in models
+    )  # fmt: skip
+    text = [f"Of the claims this book tests, {counts}."]
+    wide = claims.pivot_table(index=["group", "claim"], columns="model", values="verdict",
+                              aggfunc="first", sort=False).dropna()  # fmt: skip
+    if len(models) > 1 and len(wide):
+        status = np.where((wide == "holds").all(axis=1), "hold",
+                          np.where((wide == "does not hold").all(axis=1), "fail", "differ"))
+
+        def groups(which: str) -> str:
+            chosen = wide.index[status == which].get_level_values("group")
+            per = pd.Series(chosen).value_counts(sort=False)
+            return ", ".join(f"{g} ({k})" for g, k in per.items()) or "none"
+
+        n = dict(zip(*np.unique(status, return_counts=True), strict=True))
+        every = "both" if len(models) == 2 else f"all {len(models)}"
+        text.append(
+            f"Of the {len(wide)} claims decided for every model, **{n.get('hold', 0)} hold on "
+            f"{every}**: {groups('hold')}; **{n.get('fail', 0)} hold on none**: "
+            f"{groups('fail')}; and **{n.get('differ', 0)} differ** between the models or are "
+            f"unclear on one: {groups('differ')} (claims per page group)."
+        )
+    return " ".join(text)
 
 
 def all_claims(results: Any, *, seed: int = 0) -> pd.DataFrame:

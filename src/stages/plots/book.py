@@ -132,3 +132,26 @@ def verdict_figure(claims: pd.DataFrame, *, title: str) -> alt.Chart:
         )
         .properties(width=90 * data["model"].nunique(), height=alt.Step(16), title=title)
     )
+
+
+def pack_history_figure(history: pd.DataFrame, *, title: str) -> alt.Chart:
+    """Rows each results-pack part held after each commit that changed it, one panel per model.
+
+    ``history`` is :func:`stages.results.changelog.pack_history`; a step line per part.
+    """
+    data = history.assign(when=pd.to_datetime(history["date"]))
+    return (
+        alt.Chart(data)
+        .mark_line(point=True, interpolate="step-after")
+        .encode(
+            x=alt.X("when:T", title="commit date (UTC)"),
+            y=alt.Y("rows_after:Q", title="rows held (sequences or windows)",
+                    scale=alt.Scale(type="symlog")),
+            color=alt.Color("part:N", title="part", legend=alt.Legend(orient="bottom", columns=5)),
+            tooltip=["model:N", "part:N", "change:N", "rows_before:Q", "rows_after:Q",
+                     "commit:N", "date:N", "subject:N"],
+        )
+        .properties(width=470, height=170)
+        .facet(row=alt.Row("model:N", title=None))
+        .properties(title=title)
+    )  # fmt: skip

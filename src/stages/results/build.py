@@ -222,6 +222,7 @@ def build_pack(
             manifest["files"][name] = sha256_bytes(data)
             entry["files"] = sorted({*entry["files"], name})
             entry["seconds"] = round(entry.get("seconds", 0.0) + time.time() - t1, 1)
+            entry["updated"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
             _save_manifest(out, manifest)
             log(f"{part}: rows {a}-{b - 1} of {n_rows} done in {time.time() - t1:.0f} s")
         if len(files) == len(every_chunk):

@@ -344,6 +344,19 @@ class Pack:
             "git_commit": m["git_commit"],
         }
 
+    def computed(self, part: str) -> tuple[str, str, float]:
+        """When, at which commit and in how many seconds the pack's rows of ``part`` were computed.
+
+        Returns:
+            ``(date, commit, seconds)``: the UTC date (``YYYY-MM-DD``) the part was finished, or
+            its last chunk written for a part still growing (``"updated"``); the git commit of
+            the code that computed it; the seconds of computation its manifest records.
+        """
+        m = self.manifest
+        entry = m["parts"][part]
+        when = entry.get("finished") or entry.get("updated") or m.get("finished") or m["started"]
+        return when[:10], entry.get("git_commit", m["git_commit"]), entry.get("seconds", 0.0)
+
     def describe(self) -> str:
         """One sentence for a page: the pack's size, date and commit."""
         m = self.manifest

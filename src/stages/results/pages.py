@@ -232,7 +232,16 @@ class Results:
         ok = bool(check["ok"].all())
         lines = [
             f"**Read from the {self.pack.describe()}.** Every file's sha256 was checked against "
-            "its manifest.",
+            "its manifest. When and by which code each part this page reads was computed (from "
+            "the pack's manifest):",
+            "",
+            "| part | computed (UTC) | at commit | computation |",
+            "|---|---|---|---|",
+            *(
+                f"| {part} | {when} | `{commit[:12]}` | {seconds:,.0f} s |"
+                for part in self.used
+                for when, commit, seconds in [self.pack.computed(part)]
+            ),
             "",
         ]
         if not self.pack.complete:

@@ -1,0 +1,147 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Changelog: how the results changed between pack builds
+#
+# **The question.** The book's default numbers come from committed results packs
+# (`data/results/<model>/`), built in rounds and extended part by part. Did any build change a
+# number that an earlier build had already published, and what did each build add?
+#
+# **What this page does.** It reads every committed version of each pack's manifest from the
+# repository's git history (`stages.results.changelog`): a manifest lists each part's files
+# with their sha256, so comparing two versions tells rows *added* or *grown* (every row held
+# before unchanged) from rows *recomputed* (a file held before now has other contents: numbers
+# already shown changed). Each page of the book states when and at which commit the parts it
+# reads were computed; this page is their history.
+#
+# **Time to run.** A few seconds (`git log` and `git show` of the manifests); it needs a git
+# clone with its history (not a shallow one).
+
+# %%
+
+from IPython.display import Markdown, display
+
+from stages.book.page import open_page
+from stages.claims import verdict_summary
+from stages.plots.book import pack_history_figure
+from stages.results.changelog import NoHistoryError, current_holdings, pack_history
+from stages.results.pack import git_commit
+from stages.store import data_dir
+
+# %% tags=["parameters"]
+model = "all"  # a model whose pack's history to list (its folder name in data/results/), or "all"
+
+# %%
+page = open_page("changelog", globals())
+packs = data_dir() / "results"
+try:
+    history, no_history = pack_history(packs), ""
+except NoHistoryError as exc:  # not a git clone, or a shallow one
+    history = current_holdings(packs)
+    no_history = (f"**No history of the packs here** ({exc}): listed below is what each pack "
+                  "holds now, with the date and commit its manifest records for each part. A "
+                  "full `git clone` shows every build.\n\n")
+if model != "all":
+    history = history[history["model"] == model]
+recomputed = history[history["change"] == "recomputed"]
+builds = history.groupby(["commit", "model"], sort=False).size()
+answer = no_history or (
+    f"**{len(builds)} builds** of {history['model'].nunique()} packs changed their parts, from "
+    f"{history['date'].min()} to {history['date'].max()} (UTC), in {history['commit'].nunique()} "
+    "commits. "
+    + ("**No build changed a row that an earlier build had published**: every change added rows "
+       "or parts, or only recorded metadata." if recomputed.empty else
+       f"**{len(recomputed)} changes recomputed rows already published**: "
+       + "; ".join(f"{r.model} `{r.part}` at commit `{r.commit}` ({r.detail})"
+                   for r in recomputed.itertuples()) + ".")
+)
+display(Markdown(answer))
+
+# %% [markdown]
+# ## Figure 14.1: what each pack held, build by build
+
+# %%
+pack_history_figure(history, title="Rows held by each part of each results pack, per commit")
+
+# %% [markdown]
+# **Figure 14.1.** After each commit that changed a pack, the rows each part holds (sequences,
+# or windows for the case studies and the cloze task; the neuron moments, computed from the
+# weights alone, count as one), on a symmetric log scale; hover a point for the commit and its
+# message. A part grows in rounds of 32 sequences (`stages pack build MODEL --up-to N`).
+
+# %% [markdown]
+# ## Every build
+
+# %%
+per_build = (
+    history.assign(what=[f"`{r.part}` {r.change} ({r.rows_before:,} → {r.rows_after:,} rows)"
+                         for r in history.itertuples()])
+    .groupby(["date", "commit", "model", "subject"], sort=False)["what"]
+    .agg("; ".join)
+    .reset_index()
+    .iloc[::-1]  # newest first
+)
+display(Markdown("\n".join(
+    ["| date (UTC) | commit | pack | what changed | commit message |", "|---|---|---|---|---|"]
+    + [f"| {r.date} | `{r.commit}` | {r.model} | {r.what} | {r.subject.replace('|', '/')} |"
+       for r in per_build.itertuples()]
+)))
+
+# %% [markdown]
+# ## Exercises
+#
+# Answer before you open a solution; each solution is computed from this page's numbers.
+
+# %% [markdown]
+# **1. Rounds.** How many commits did the gemma-3-270m sweep take to go from its first rows to
+# its full 256 sequences? Guess from Figure 14.1, then count.
+
+# %% tags=["hide-cell"]
+# Solution 1
+sweeps = history[(history["part"] == "sweep") & (history["change"].isin(["added", "grown"]))]
+display(Markdown("; ".join(
+    f"**{name}**: {len(rows)} commits, from {rows.date.iloc[0]} to {rows.date.iloc[-1]}"
+    for name, rows in sweeps.groupby("model")
+) + ". A sweep of every intervention is the costliest part: it was built in rounds, each "
+    "committed as it finished, so the work could span sessions."))
+
+# %% [markdown]
+# ## Summary
+
+# %%
+display(Markdown(verdict_summary([], findings=(
+    "No git history here: the builds cannot be compared." if no_history else
+    f"{len(builds)} builds in {history['commit'].nunique()} commits; "
+    f"{(history['change'] == 'added').sum()} parts added, {(history['change'] == 'grown').sum()} "
+    f"grown, **{len(recomputed)} recomputed** (rows already published that changed).",
+    "Each pack now holds: " + "; ".join(
+        f"{name}: " + ", ".join(f"`{r.part}` {r.rows_after:,}" for r in rows.itertuples())
+        for name, rows in history.drop_duplicates(["model", "part"], keep="last")
+        .sort_values(["model", "part"]).groupby("model")
+    ) + " rows.",
+))))
+
+# %% [markdown]
+# ## What's next
+#
+# Back to the [introduction](../intro.md), or to [what holds](13_what_holds.ipynb) for the
+# verdicts these packs decide. Growing a pack (`stages pack build MODEL --parts PART --up-to N`)
+# adds a build to this page at the next commit.
+
+# %% [markdown]
+# ---
+
+# %%
+page.footer({"parameters": f"model={model!r}", "repository at": git_commit(),
+             "history of": "data/results/*/manifest.json (git log)",
+             "run time": f"{page.elapsed:.0f} s"})

@@ -54,6 +54,7 @@ from IPython.display import Markdown, display
 from stages.analyses.boundaries import stage_boundaries
 from stages.analyses.signals import OVERVIEW, boundary_ranges, boundary_stability, overview_signals
 from stages.book.page import open_page
+from stages.claims import verdict_summary
 from stages.plots.stages import overview_figure, stability_figure
 
 # %% tags=["parameters"]
@@ -156,6 +157,26 @@ widest = boundaries.assign(width=boundaries.layer_hi - boundaries.layer_lo).sort
 display(Markdown(f"Boundary {int(widest.boundary)} (at layer {int(widest.layer)}): 90% of the resampled fits put it "
                  f"between layers {int(widest.layer_lo)} and {int(widest.layer_hi)}, and only {widest.share:.0%} "
                  "exactly where the full data put it. Re-run with `-p seed 1` to see it move."))
+
+# %% [markdown]
+# ## Summary
+
+# %%
+display(Markdown(verdict_summary([], findings=tuple(
+    f"Boundary {r.boundary} (the start of stage {r.boundary + 1}) is at layer {r.layer} of {n_layers} "
+    f"(relative depth {r.layer / (n_layers - 1):.2f}) in {r.share:.0%} of {n_resamples} fits on "
+    f"resampled sequences; 90% of them put it between layers {r.layer_lo} and {r.layer_hi}."
+    for r in boundaries.itertuples()
+) + ("The fit assumes four stages; where the 90% range is wide, the signals do not place that "
+     "boundary.",))))
+
+# %% [markdown]
+# ## What's next
+#
+# The four signals rest first on the interventions: [robustness](01_robustness.ipynb) measures
+# how much dropping or swapping each layer hurts (the blue curve of Figure 1), with a verdict on
+# each of the paper's robustness claims. Then each stage has its page, from
+# [detokenization](02_detokenization.ipynb) to [residual sharpening](05_sharpening.ipynb).
 
 # %% [markdown]
 # ---

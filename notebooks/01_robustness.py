@@ -42,10 +42,22 @@
 from IPython.display import Markdown, display
 
 from stages.book.page import open_page
-from stages.claims import verdict_table, verdict_text
+from stages.claims import verdict_summary, verdict_table, verdict_text
 from stages.claims.robustness import MIDDLE, most_damaging, robustness_claims
 from stages.engine.sweep import sweep_table
 from stages.plots.robustness import component_figure, robustness_figure, swap_vs_drop_zoom
+from stages.plots.schematics import intervention_schematic
+
+# %%
+intervention_schematic()
+
+# %% [markdown]
+# **Figure 2** (the paper's Figure 2). The two interventions, drawn on four consecutive blocks of
+# the residual stream (bottom: the token embedding; top: the unembedding). Each block (attention
+# and MLP, with their norms) reads the stream and adds its output back. *Drop*: block ℓ is
+# removed and the stream skips it (a zero ablation of the whole block). *Swap*: blocks ℓ and ℓ+1
+# run in exchanged order, each with its own weights. This page applies a drop at every layer and
+# a swap at every adjacent pair, plus drops of only the attention or only the MLP of a block.
 
 # %% tags=["parameters"]
 model = "gemma-3-270m"  # the embedded default, or a Hugging Face name / local folder
@@ -171,6 +183,20 @@ middle = pair[pair.rel_depth_drop.between(*MIDDLE)]
 share = (middle.kl_swap < middle.kl_drop).mean()
 display(Markdown(f"In {share:.0%} of the {len(middle)} middle layers (relative depth {MIDDLE[0]}-{MIDDLE[1]}) the swap has "
                  "the lower KL. The paper finds swaps gentler than drops in the middle of the network."))
+
+# %% [markdown]
+# ## Summary
+
+# %%
+display(Markdown(verdict_summary(verdicts)))
+
+# %% [markdown]
+# ## What's next
+#
+# The first layer is where the paper places stage 1: [detokenization](02_detokenization.ipynb)
+# asks whether the early layers attend to the previous few tokens. What a swapped layer writes is
+# compared in [appendix A](07_appendix_cosine_similarity.ipynb); spans of layers, beyond single
+# ones, in [depth edits](09_depth_edits.ipynb).
 
 # %% [markdown]
 # ---

@@ -39,7 +39,7 @@ from IPython.display import Markdown, display
 from stages.analyses.attention import attention_table
 from stages.analyses.norms import norms_table
 from stages.book.page import open_page
-from stages.claims import verdict_table, verdict_text
+from stages.claims import verdict_summary, verdict_table, verdict_text
 from stages.claims.stages import detokenization_claims
 from stages.plots.stages import locality_figure, norms_figure
 
@@ -141,6 +141,18 @@ display(Markdown(f"Layer {int(row.layer)}: {row.attn_prev5:.3f} of attention per
 early = per_layer[per_layer.layer <= (n_layers - 1) * 0.25]
 display(Markdown(f"In layers 0-{int(early.layer.max())}, {early.bos.mean():.0%} of attention goes to BOS on average. "
                  "The `_nobos` columns in the table above redo the measure without it."))
+
+# %% [markdown]
+# ## Summary
+
+# %%
+display(Markdown(verdict_summary(verdicts)))
+
+# %% [markdown]
+# ## What's next
+#
+# Stage 2, [feature engineering](03_feature_engineering.ipynb): whether the middle layers build
+# features without yet moving toward the final prediction, seen through the logit lens.
 
 # %% [markdown]
 # ---

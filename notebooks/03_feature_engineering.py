@@ -40,7 +40,7 @@ from IPython.display import Markdown, display
 
 from stages.analyses.lens import lens_table
 from stages.book.page import open_page
-from stages.claims import verdict_table, verdict_text
+from stages.claims import verdict_summary, verdict_table, verdict_text
 from stages.claims.depth import HALF
 from stages.claims.stages import feature_engineering_claims
 from stages.plots.stages import lens_figure
@@ -114,6 +114,18 @@ hit = lens[lens.top1_agreement >= 0.5]
 display(Markdown("Never before the last layer." if hit.empty else
                  f"Layer {int(hit.iloc[0].layer)} (relative depth {hit.iloc[0].rel_depth:.2f}), agreement "
                  f"{hit.iloc[0].top1_agreement:.0%}. The paper: little progress toward the final prediction in stage 2."))
+
+# %% [markdown]
+# ## Summary
+
+# %%
+display(Markdown(verdict_summary(verdicts)))
+
+# %% [markdown]
+# ## What's next
+#
+# Stage 3, [prediction ensembling](04_ensembling.ipynb): where the prediction neurons appear, and
+# whether the lens's divergence to the final prediction falls in a phase transition.
 
 # %% [markdown]
 # ---

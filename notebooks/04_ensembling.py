@@ -41,7 +41,7 @@ from IPython.display import Markdown, display
 from stages.analyses.lens import lens_table
 from stages.analyses.neurons import class_counts, top_neurons
 from stages.book.page import open_page
-from stages.claims import verdict_table, verdict_text
+from stages.claims import verdict_summary, verdict_table, verdict_text
 from stages.claims.stages import ensembling_claims
 from stages.plots.stages import lens_figure, neuron_counts_figure
 
@@ -129,6 +129,18 @@ display(counts.round(4).style.hide(axis="index"))
 row = counts.sort_values("prediction").iloc[-1]
 display(Markdown(f"Layer {int(row.layer)}: {int(row.prediction)} prediction and {int(row.suppression)} suppression "
                  f"neurons (of {int(row.d_mlp)}). The paper: prediction neurons peak near 85% depth."))
+
+# %% [markdown]
+# ## Summary
+
+# %%
+display(Markdown(verdict_summary(verdicts)))
+
+# %% [markdown]
+# ## What's next
+#
+# Stage 4, [residual sharpening](05_sharpening.ipynb): whether suppression neurons outnumber
+# prediction neurons in the last layers.
 
 # %% [markdown]
 # ---

@@ -38,7 +38,7 @@ from stages.analyses.lens import lens_table
 from stages.analyses.neurons import class_counts, top_neurons
 from stages.analyses.norms import norms_table
 from stages.book.page import open_page
-from stages.claims import verdict_table, verdict_text
+from stages.claims import verdict_summary, verdict_table, verdict_text
 from stages.claims.depth import HALF
 from stages.claims.stages import sharpening_claims
 from stages.plots.stages import lens_figure, neuron_counts_figure, norms_figure
@@ -125,6 +125,18 @@ before, last = lens.iloc[-2], lens.iloc[-1]
 verb = "raises" if last.entropy > before.entropy else "lowers"
 display(Markdown(f"The last layer {verb} the entropy from {before.entropy:.2f} to {last.entropy:.2f} bits. "
                  "The paper's residual sharpening expects suppression neurons to reshape the distribution at the end."))
+
+# %% [markdown]
+# ## Summary
+
+# %%
+display(Markdown(verdict_summary(verdicts)))
+
+# %% [markdown]
+# ## What's next
+#
+# The [case studies](06_case_studies.ipynb) test two of the stages on specific mechanisms: heads
+# that join a word's sub-word tokens (stage 1) and neurons that predict "-ing" (stage 3).
 
 # %% [markdown]
 # ---

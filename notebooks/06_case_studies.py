@@ -56,7 +56,7 @@ from IPython.display import Markdown, display
 from stages.analyses.probes import probe_accuracies
 from stages.analyses.subjoiner import attention_profile, rank_heads
 from stages.book.page import open_page
-from stages.claims import verdict_table, verdict_text
+from stages.claims import verdict_summary, verdict_table, verdict_text
 from stages.claims.case_studies import probe_claims, subjoiner_head_early
 from stages.plots.case_studies import (
     head_effects_figure,
@@ -195,6 +195,18 @@ chosen = probes.chosen("single", "all")
 display(Markdown(f"Neuron L{chosen.neuron.replace('.', ' N')}: validation {chosen.val_accuracy:.1%}, test "
                  f"{chosen.accuracy:.1%}. Choosing on the test split instead would report the maximum of 32 noisy "
                  "accuracies, which is biased upwards."))
+
+# %% [markdown]
+# ## Summary
+
+# %%
+display(Markdown(verdict_summary([subjoiner_verdict, *probe_verdicts])))
+
+# %% [markdown]
+# ## What's next
+#
+# [Appendix A](07_appendix_cosine_similarity.ipynb) returns to the swaps: what the two exchanged
+# layers write to the residual stream (Figure 11 draws the comparison).
 
 # %% [markdown]
 # ---

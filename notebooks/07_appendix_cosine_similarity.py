@@ -40,9 +40,22 @@ from IPython.display import Markdown, display
 
 from stages.analyses.swap_similarity import swap_similarity_table
 from stages.book.page import open_page
-from stages.claims import verdict_table, verdict_text
+from stages.claims import verdict_summary, verdict_table, verdict_text
 from stages.claims.appendix import appendix_claims
 from stages.plots.book import swap_similarity_figure
+from stages.plots.schematics import similarity_schematic
+
+# %%
+similarity_schematic()
+
+# %% [markdown]
+# **Figure 11** (the paper's Figure 11). What the three similarities compare, for a swap of
+# layers ℓ and ℓ+1: *index* similarity, the output now at a position against the output the
+# unperturbed model had there (does the moved layer take over its new place's role?); *self*
+# similarity, a layer's output at its new position against its own unperturbed output (does it
+# keep writing what it wrote, "stubborn"?); *adjacent* similarity, the unperturbed outputs of the
+# two layers (how alike neighbours are without any swap). Each is computed for the attention and
+# the MLP output separately, per token, and averaged (Figure 12 below).
 
 # %% tags=["parameters"]
 model = "gemma-3-270m"  # the embedded default, or a Hugging Face name / local folder
@@ -129,6 +142,18 @@ display(wide.round(3))
 rows = wide.loc["mlp"]
 share = (rows["self"].mean(axis=1) > rows["index"].mean(axis=1)).mean()
 display(Markdown(f"In {share:.0%} of the swaps the MLP writes more like itself than like the layer it replaced."))
+
+# %% [markdown]
+# ## Summary
+
+# %%
+display(Markdown(verdict_summary(verdicts)))
+
+# %% [markdown]
+# ## What's next
+#
+# [Across models](08_cross_model.ipynb): whether a second, deeper model shows the same signals on
+# the same relative-depth axis.
 
 # %% [markdown]
 # ---

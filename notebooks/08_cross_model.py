@@ -51,7 +51,7 @@ from IPython.display import Markdown, display
 
 from stages.analyses.cross_model import SIGNALS, compare_models
 from stages.book.page import open_page
-from stages.claims import verdict_table, verdict_text
+from stages.claims import verdict_summary, verdict_table, verdict_text
 from stages.claims.cross_model import cross_model_claims
 from stages.plots.book import cross_model_figure
 
@@ -124,6 +124,18 @@ shapes = [v for v in verdicts if v.claim.endswith("the same shape in both models
 ranked = sorted(shapes, key=lambda v: v.value)
 display(Markdown(f"Best: {ranked[-1].claim.split(':')[0]} (rho = {ranked[-1].value:.2f}); worst: "
                  f"{ranked[0].claim.split(':')[0]} (rho = {ranked[0].value:.2f})."))
+
+# %% [markdown]
+# ## Summary
+
+# %%
+display(Markdown(verdict_summary(verdicts)))
+
+# %% [markdown]
+# ## What's next
+#
+# Beyond single layers, from the paper's later version and related work: [deleting, reordering
+# and duplicating spans of layers](09_depth_edits.ipynb).
 
 # %% [markdown]
 # ---

@@ -46,7 +46,7 @@ from stages.analyses.blocks import block_table, longest_kept
 from stages.analyses.duplication import duplication_table
 from stages.analyses.reorder import reorder_table, span_length
 from stages.book.page import open_page
-from stages.claims import verdict_table, verdict_text
+from stages.claims import verdict_summary, verdict_table, verdict_text
 from stages.claims.beyond import depth_edit_claims
 from stages.plots.depth_edits import block_heatmap, duplication_figure, reorder_figure
 
@@ -166,6 +166,18 @@ display(Markdown(f"Deleting layers {best.layers} (KL {best.kl:.2f} nats, {best.r
 # Solution 2
 middle = reorder[(reorder["where"] == "middle") & reorder.kind.isin(["reverse", "drop_range"])]
 display(middle[["label", "kl", "kl_lo", "kl_hi"]].round(3).style.hide(axis="index"))
+
+# %% [markdown]
+# ## Summary
+
+# %%
+display(Markdown(verdict_summary(verdicts)))
+
+# %% [markdown]
+# ## What's next
+#
+# [Layer similarity and skip effects](10_layer_similarity.ipynb): whether cheap measures of how
+# much a layer changes the residual stream predict what dropping it costs.
 
 # %% [markdown]
 # ---

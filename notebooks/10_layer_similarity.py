@@ -47,7 +47,7 @@ from IPython.display import Markdown, display
 from stages.analyses.similarity import cka_table, layer_scores
 from stages.analyses.skip_effects import regime_summary, skip_table
 from stages.book.page import open_page
-from stages.claims import verdict_table, verdict_text
+from stages.claims import verdict_summary, verdict_table, verdict_text
 from stages.claims.beyond import similarity_claims
 from stages.engine.sweep import sweep_table
 from stages.plots.similarity import cka_figure, regime_figure, scores_figure, skip_figure
@@ -158,6 +158,18 @@ safest = int(scores.sort_values("block_influence").iloc[0].layer)
 cheapest = drop.sort_values("kl").head(3).layer.astype(int).tolist()
 display(Markdown(f"Smallest Block Influence: layer {safest}. The three cheapest drops: layers "
                  f"{', '.join(map(str, cheapest))}: {'yes' if safest in cheapest else 'no'}."))
+
+# %% [markdown]
+# ## Summary
+
+# %%
+display(Markdown(verdict_summary(verdicts)))
+
+# %% [markdown]
+# ## What's next
+#
+# [A cloze task](11_cloze.ipynb): whether dropping a middle layer keeps a downstream accuracy,
+# not only the next-token distribution.
 
 # %% [markdown]
 # ---

@@ -42,7 +42,7 @@ from IPython.display import Markdown, display
 
 from stages.analyses.cloze import cloze_table
 from stages.book.page import open_page
-from stages.claims import verdict_table, verdict_text
+from stages.claims import verdict_summary, verdict_table, verdict_text
 from stages.claims.beyond import cloze_claims
 from stages.plots.robustness import cloze_figure
 
@@ -118,6 +118,19 @@ middle = table[(table.kind == "drop") & table.rel_depth.between(0.25, 0.75)]
 worst = middle.sort_values("accuracy").iloc[0].label
 lost = [w for w, a, b in zip(cloze.words, sums["none:correct"], sums[f"{worst}:correct"], strict=False) if a and not b]
 display(Markdown(f"{worst} loses {len(lost)} words: " + ", ".join(lost[:30]) + ("..." if len(lost) > 30 else "")))
+
+# %% [markdown]
+# ## Summary
+
+# %%
+display(Markdown(verdict_summary(verdicts)))
+
+# %% [markdown]
+# ## What's next
+#
+# [Performance](12_performance.ipynb): how fast the engine behind every page runs, and what a
+# paper-scale run costs; then [what holds](13_what_holds.ipynb), every verdict of every model on
+# one page.
 
 # %% [markdown]
 # ---

@@ -47,6 +47,7 @@ from IPython.display import Markdown, display
 import stages
 from stages.book import find_root
 from stages.book.page import open_page
+from stages.claims import verdict_summary
 from stages.engine.forward import start_groups
 from stages.engine.performance import load_speed_results, measure_sweep, speed_table
 from stages.plots.book import speed_figure
@@ -225,7 +226,30 @@ display(Markdown(f"One block has {block / 1e6:.1f}M weights in matrices, the une
 # %% [markdown]
 # **Reproduce the benchmark**: `.venv/bin/python benchmarks/run.py` (about 50 minutes on a
 # 2-core CPU; `--quick` for a few minutes) rewrites `benchmarks/results/speed.json`.
+
+# %% [markdown]
+# ## Summary
+
+# %%
+display(Markdown(verdict_summary([], findings=(
+    f"On {machine['cpu']} ({machine['cores']} cores), `stages.run_sweep` ran {gemma['model']}'s "
+    f"{gemma['n_interventions']} interventions **{gemma['speed_ratio']:.1f}x faster** than the "
+    f"authors' method (target 6x) at **{gemma['stages_mfu']:.0%}** of the measured matmul peak "
+    f"(target 60%), equal to it within {worst:.1e} relative on every metric (one benchmark run, "
+    f"{bench['date'][:10]}).",
+    f"A sweep's peak memory grows by a factor {memory['sweep_peak_ratio_8x_over_1x']:.3f} from "
+    f"{small['n_tokens']:,} to {large['n_tokens']:,} tokens (target: within 10%).",
+    f"On the machine that built this page, {len(group)} interventions ran at {here['mfu']:.0%} of "
+    f"its {here['peak_gflops']:.0f} GFLOP/s peak.",
+))))
+
+# %% [markdown]
+# ## What's next
 #
+# [What holds](13_what_holds.ipynb): every verdict of both models on one page, and what the two
+# models agree on.
+
+# %% [markdown]
 # ---
 
 # %%

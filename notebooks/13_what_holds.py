@@ -37,9 +37,10 @@
 
 import pandas as pd
 from IPython.display import Markdown, display
+from myst_nb import glue
 
 from stages.book.page import open_page
-from stages.claims import all_claims
+from stages.claims import all_claims, conclusions, verdict_summary
 from stages.claims.cross_model import Sample, cross_model_claims
 from stages.plots.book import verdict_figure
 from stages.results.pages import open_results, packs_for
@@ -74,7 +75,8 @@ for model, its_pack in zip(models, packs_for(models, pack)):
     records[res.name] = res.provenance({})
     del res
 claims = pd.concat(tables, ignore_index=True)
-across = verdict_frame(cross_model_claims(samples, seed=seed))
+across_verdicts = cross_model_claims(samples, seed=seed)
+across = verdict_frame(across_verdicts)
 elapsed = page.elapsed
 names = list(dict.fromkeys(claims["model"]))
 for name, report in reports.items():
@@ -171,6 +173,23 @@ pivot = claims.pivot_table(index=["group", "claim"], columns="model", values="ve
 differ = pivot[pivot.nunique(axis=1) > 1].reset_index().groupby("group").size().sort_values()
 display(Markdown("The verdicts differ in " + (", ".join(f"{g} ({k} claims)" for g, k in differ.items())
                                              if len(differ) else "no section") + "."))
+
+# %% [markdown]
+# ## Summary
+
+# %%
+book_conclusions = conclusions(claims)  # the introduction shows them too (stages.book.intro)
+glue("conclusions", Markdown(book_conclusions), display=False)
+display(Markdown(book_conclusions + "\n\n**Across the models**, the verdicts of the section "
+                 "above. " + verdict_summary(across_verdicts)))
+
+# %% [markdown]
+# ## What's next
+#
+# The [changelog](14_changelog.ipynb) lists how the results packs behind these verdicts changed
+# from one build to the next. To test a claim on another model, re-run any page with `-p model
+# NAME` (the [introduction](../intro.md) says how), or build a pack for it with `stages pack
+# build NAME`.
 
 # %% [markdown]
 # ---

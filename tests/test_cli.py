@@ -175,3 +175,33 @@ def test_every_public_name_resolves():
         assert getattr(stages, name) is not None, name
     with pytest.raises(AttributeError, match="no attribute"):
         stages.not_a_name  # noqa: B018
+
+
+@pytest.mark.book
+def test_book_show_code_and_pdf_flags(tmp_path, capsys, monkeypatch):
+    """Reader mode by default, every cell open with --show-code, the print edition with --pdf."""
+    from tests.book.test_book import make_demo_book
+    from tests.conftest import require_browser
+
+    require_browser()
+    root = make_demo_book(tmp_path)
+    executed = root / "book" / "_executed" / "01_demo.ipynb"
+
+    def folded() -> list[bool]:
+        cells = nbformat.read(executed, as_version=4).cells
+        return ["hide-input" in c.metadata.get("tags", []) for c in cells if c.cell_type == "code"]
+
+    code, _, err = run(["book", "--root", root, "--no-progress"], capsys)
+    assert code == 0, err
+    assert folded() == [True, False, True, True]  # the parameters cell stays in view
+    code, _, err = run(["book", "--root", root, "--no-execute", "--show-code"], capsys)
+    assert code == 0 and folded() == [False, False, False, False], err
+    code, out, err = run(["book", "--root", root, "--no-execute", "--pdf"], capsys)
+    assert code == 0, err
+    assert out.strip().splitlines()[-1] == str(root / "_build" / "pdf" / "book.pdf")
+    assert folded() == [True, False, True, True]
+
+    monkeypatch.setenv("PATH", str(Path(sys.executable).parent))  # no chromium on PATH
+    code, _, err = run(["book", "--root", root, "--no-execute", "--pdf"], capsys)
+    assert code == 1
+    assert err.strip().splitlines()[-1].startswith("stages: error: no chromium on PATH")

@@ -6,11 +6,13 @@ Examples::
     stages run robustness -p n_tokens 20000          # execute one notebook, print its path
     stages book                                      # execute every notebook, build the book
     stages book -p n_tokens 512 --sections robustness
+    stages book --no-execute --show-code             # re-render with every code cell open
+    stages book --no-execute --pdf                   # and print the book to _build/pdf/book.pdf
     stages pack build gemma-3-270m                   # (continue to) build a model's results pack
     stages pack verify gemma-3-270m                  # check its files and its live slice
 
-Exit codes: 0 success, 1 a notebook or the book build failed, 2 bad usage, an unknown section
-or parameter, or a value of the wrong type. Errors are one line on stderr.
+Exit codes: 0 success, 1 a notebook, the book build or the PDF failed, 2 bad usage, an unknown
+section or parameter, or a value of the wrong type. Errors are one line on stderr.
 """
 
 from __future__ import annotations
@@ -138,8 +140,12 @@ def _cmd_book(args: argparse.Namespace) -> int:
         execute=not args.no_execute,
         log_output=args.log_output,
         progress_bar=not args.no_progress,
+        show_code=args.show_code,
     )
     print(html / "index.html")
+    if args.pdf:
+        with book.book_lock(root):
+            print(book.build_pdf(root, warnings_as_errors=not args.no_warnings_as_errors))
     return EXIT_OK
 
 
@@ -249,6 +255,17 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="build from the executed notebooks already in book/_executed/",
     )
+    p_book.add_argument(
+        "--show-code",
+        action="store_true",
+        help="show every page's code (for teaching); by default it is folded behind a toggle",
+    )
+    p_book.add_argument(
+        "--pdf",
+        action="store_true",
+        help="also print the whole book to one PDF, _build/pdf/book.pdf (offline, with the "
+        "system's chromium)",
+    )
     p_book.set_defaults(func=_cmd_book)
 
     p_run = sub.add_parser(
@@ -334,6 +351,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         book.NotebookExecutionError,
         book.BookBuildError,
         book.BookBusyError,
+        book.PdfBuildError,
         StorageError,
     ) as exc:
         _error(str(exc))

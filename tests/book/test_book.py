@@ -63,7 +63,7 @@ print(f"n={n} label={label}")
 # %%
 alt.Chart(table).mark_circle(size=400).encode(
     x="x:Q", y="y:Q", tooltip=["x:Q", "y:Q"]
-).properties(width=300, height=200)
+).properties(width=300, height=200, title="Demo squares")
 """
 
 FAILING_NOTEBOOK = """\
@@ -305,6 +305,58 @@ def test_vega_bundle_is_wrapped_and_declares_versions(tmp_path):
     assert path.stat().st_mtime_ns == mtime
 
 
+def test_reader_mode_folds_code_and_show_code_unfolds_it(tmp_path):
+    from stages.book.reader import set_code_visibility
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# Title"),
+        nbformat.v4.new_code_cell("import x"),
+        nbformat.v4.new_code_cell("n = 1", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("chart()", metadata={"tags": ["other"]}),
+        nbformat.v4.new_code_cell("# Solution", metadata={"tags": ["hide-cell"]}),
+    ]
+    path = tmp_path / "01_a.ipynb"
+    nbformat.write(nb, path)
+
+    def tags() -> list[list[str]]:
+        cells = nbformat.read(path, as_version=4).cells
+        return [c.metadata.get("tags", []) for c in cells]
+
+    assert set_code_visibility([path], show_code=False) == [path]
+    assert tags() == [[], ["hide-input"], ["parameters"], ["other", "hide-input"], ["hide-cell"]]
+    assert set_code_visibility([path], show_code=False) == []  # already folded: not rewritten
+    assert set_code_visibility([path], show_code=True) == [path]
+    assert tags() == [[], [], ["parameters"], ["other"], ["hide-cell"]]
+
+
+GLUE_NOTEBOOK = """\
+# %% [markdown]
+# # What holds
+
+# %% tags=["parameters"]
+held = 3
+
+# %%
+from IPython.display import Markdown
+from myst_nb import glue
+
+glue("conclusions", Markdown(f"**{held} claims** hold."), display=False)
+"""
+
+
+@pytest.mark.book
+def test_the_introduction_states_what_the_what_holds_page_glued(tmp_path):
+    from stages.book.intro import CONCLUSIONS, write_conclusions
+
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "notebooks" / "07_what_holds.py").write_text(GLUE_NOTEBOOK)
+    assert "has not executed" in write_conclusions(tmp_path).read_text()
+    book.execute_notebook("what_holds", {"held": 5}, root=tmp_path, progress_bar=False)
+    assert write_conclusions(tmp_path) == tmp_path / CONCLUSIONS
+    assert (tmp_path / CONCLUSIONS).read_text() == "**5 claims** hold.\n"
+
+
 # ---------------------------------------------------------------------------------------------
 # end to end: execute, build, open in a browser
 
@@ -338,6 +390,13 @@ def test_build_executes_with_the_parameters(demo_build):
     assert page.exists() and "n=5 label=demo" in page.read_text()
     assert (html / "book" / "intro.html").exists()
     assert "build succeeded" in (root / "_build" / "build.log").read_text()
+    # reader mode: every code cell folded behind a toggle, except the parameters cell
+    folded = {c.source.splitlines()[0]: "hide-input" in c.metadata.get("tags", [])
+              for c in nb.cells if c.cell_type == "code"}  # fmt: skip
+    assert folded == {"import altair as alt": True, "n = 5  # number of points": False,
+                      "table = pd.DataFrame({\"x\": list(range(n)), \"y\": [scale * i * i "
+                      "for i in range(n)]})": True, "alt.Chart(table).mark_circle(size=400)"
+                      ".encode(": True}  # fmt: skip
 
 
 @pytest.mark.book
@@ -356,6 +415,28 @@ def test_demo_page_works_in_a_browser(demo_build):
     harmless = " ".join(report["harmless_errors"])
     for text in report["harmless_errors"]:
         assert any(h in text for h in browser.HARMLESS_BROWSER_ERRORS) or "404" in text, harmless
+    # reader mode: the code is one click away, the parameters in view
+    with browser.serve_directory(html) as url:
+        report = browser.folded_code_report(url + "book/_executed/01_demo.html")
+    assert report["folded"] == 3, report  # imports, table, chart
+    assert report["hidden_before"] and report["shown_after"], report
+    assert report["parameters_shown"], report
+
+
+@pytest.mark.book
+def test_the_print_edition_holds_every_page_and_chart(demo_build):
+    require_browser()
+    pypdf = pytest.importorskip("pypdf")
+    root, _ = demo_build
+    pdf = book.build_pdf(root, echo=False)
+    assert pdf == root / "_build" / "pdf" / "book.pdf"
+    reader = pypdf.PdfReader(pdf)
+    text = "\n".join(page.extract_text() for page in reader.pages)
+    for expected in ("Demo book", "Demo section", "Nothing here.", "A demo",  # every page
+                     "Demo squares"):  # the chart, drawn (its title is SVG text)
+        assert expected in text, expected
+    assert "import altair" not in text  # folded code stays out of print
+    assert "n = 5" in text  # the parameters cell does not
 
 
 @pytest.mark.book

@@ -12,7 +12,9 @@ parameters, the path a reader takes with ``stages run SECTION -p NAME VALUE``.
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -37,7 +39,8 @@ def _current_build(root: Path) -> Path | None:
     hand-written page and setting.
     """
     html = root / "_build" / "html"
-    settings = [root / "_config.yml", root / "_toc.yml", *sorted((root / "book").glob("*.*"))]
+    settings = [root / "_config.yml", root / "_toc.yml", root / "_static" / "stages.css",
+                *sorted((root / "book").glob("*.*"))]  # fmt: skip
     newest = max(path.stat().st_mtime for path in settings if path.is_file())
     for section in book.discover_sections(root):
         executed = root / book.EXECUTED_DIR / f"{section.stem}.ipynb"
@@ -62,7 +65,8 @@ def built_book(tmp_path_factory) -> tuple[Path, Path]:
     for path in (ROOT / "book").iterdir():
         if path.is_file():
             shutil.copy(path, root / "book" / path.name)
-    for name in ("_config.yml", "_toc.yml"):
+    for name in ("_config.yml", "_toc.yml", "_static/stages.css"):
+        (root / name).parent.mkdir(exist_ok=True)
         shutil.copy(ROOT / name, root / name)
     shutil.copytree(ROOT / "benchmarks" / "results", root / "benchmarks" / "results")
     shared_results()
@@ -80,6 +84,7 @@ def test_every_section_executed_completely(built_book):
         assert "Provenance" in text, f"{section.name}: no provenance footer"
         assert "Run it yourself" in text and f"stages run {section.name}" in text
         assert "## Exercises" in text and '"hide-cell"' in text, f"{section.name}: no exercises"
+        assert "## Summary" in text and "## What's next" in text, f"{section.name}: no summary"
         assert "Live slice check: FAILED" not in text and "**FAILED**" not in text
         assert (html / "book" / "_executed" / f"{section.stem}.html").exists()
 
@@ -139,3 +144,53 @@ def test_hand_written_pages_work_offline(doc, built_book):
     assert report["errors"] == [] and report["external_requests"] == [], json.dumps(
         report, indent=1
     )
+
+
+def test_the_introduction_states_the_books_conclusions(built_book):
+    _, html = built_book
+    intro = (html / "book" / "intro.html").read_text()
+    assert "Of the claims this book tests, on <strong>gemma-3-270m</strong>" in intro
+    assert "hold on both" in intro and "has not executed" not in intro
+
+
+@pytest.mark.parametrize("section", ["01_robustness", "07_appendix_cosine_similarity"])
+def test_the_papers_schematics_are_drawn_and_the_code_is_folded(section, built_book):
+    require_browser()
+    _, html = built_book
+    with browser.serve_directory(html) as url:
+        report = browser.folded_code_report(f"{url}book/_executed/{section}.html")
+    assert len(report["schematics"]) == 1, report
+    assert report["schematics"][0]["width"] > 300 and report["schematics"][0]["height"] > 150
+    assert report["folded"] >= 3 and report["hidden_before"] and report["shown_after"], report
+    assert report["parameters_shown"], report
+
+
+def _plain(text: str) -> str:
+    """Text compared as words: ligatures undone (NFKC), whitespace collapsed."""
+    return " ".join(unicodedata.normalize("NFKC", text).split())
+
+
+def test_the_print_edition_holds_every_page_and_figure(built_book):
+    """``stages book --pdf``: one PDF, offline; every page's title, every chart, every caption."""
+    require_browser()
+    pypdf = pytest.importorskip("pypdf")
+    import nbformat
+
+    root, _ = built_book
+    pdf = book.build_pdf(root, echo=False)
+    printed = json.loads(pdf.with_suffix(".json").read_text())
+    text = _plain("\n".join(p.extract_text() for p in pypdf.PdfReader(pdf).pages))
+    charts = 0
+    for section in book.discover_sections(ROOT):
+        nb = nbformat.read(root / book.EXECUTED_DIR / f"{section.stem}.ipynb", as_version=4)
+        title = nb.cells[0].source.splitlines()[0].lstrip("# ")
+        assert _plain(title) in text, f"{section.name}: its title is not in the PDF"
+        captions = {m for c in nb.cells if c.cell_type == "markdown"
+                    for m in re.findall(r"\*\*(Figures? [0-9][0-9.a-z-]*)", c.source)}  # fmt: skip
+        assert all(caption in text for caption in captions), (section.name, captions)
+        charts += sum("vegaEmbed(" in o.get("data", {}).get("text/html", "")
+                      for c in nb.cells if c.cell_type == "code" for o in c.outputs)  # fmt: skip
+    assert printed == {"charts": charts, "drawn": charts, "schematics": 2, "blocked": 0}
+    assert "Drop layer" in text and "index" in text  # the schematics' own words
+    for page in ("Methods", "References"):
+        assert page in text

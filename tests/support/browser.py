@@ -9,7 +9,6 @@ download: the system ``chromium`` is used.
 from __future__ import annotations
 
 import contextlib
-import shutil
 import socket
 import subprocess
 import sys
@@ -21,22 +20,13 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+from stages.book.browser import system_chromium as _browser
+
 HARMLESS_BROWSER_ERRORS = (
     "Identifier 'THEBE_JS_URL' has already been declared",
     "Got invalid theme mode",
 )
 """Console errors every Jupyter Book 1.0.4 page logs (plus a favicon 404); see BOOK-RECIPE.md."""
-
-BROWSER_ARGS = (
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-)
-
 
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -267,24 +257,6 @@ def check_page_in_browser(
     return result
 
 
-@contextlib.contextmanager
-def _browser(chromium: str | None = None) -> Iterator[Any]:
-    """The system's chromium, headless, driven by playwright; closed on exit."""
-    from playwright.sync_api import sync_playwright
-
-    executable = chromium or shutil.which("chromium")
-    if not executable:
-        raise FileNotFoundError(
-            "no chromium on PATH: install Debian's package (apt-get install -y chromium)"
-        )
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=executable, args=list(BROWSER_ARGS))
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
 def static_figures_without_javascript(url: str, *, timeout_ms: int = 20_000) -> list[dict]:
     """Open a page with JavaScript off; return the boxes of the static SVG figures it shows.
 
@@ -356,3 +328,37 @@ def broken_links(html_dir: Path, pages: Iterable[Path]) -> list[str]:
             ):
                 broken.append(f"{where} (no element with id {url.fragment!r})")
     return broken
+
+
+def folded_code_report(url: str, *, timeout_ms: int = 20_000) -> dict[str, Any]:
+    """Open a page in reader mode and unfold its first folded code cell, as a reader would.
+
+    Returns:
+        ``folded``: cells whose source sits behind a toggle (``details.hide.above-input``);
+        ``hidden_before``: whether the first one's source was hidden before the click;
+        ``shown_after``: whether it showed after clicking its toggle;
+        ``parameters_shown``: whether the parameters cell's source shows without a click;
+        ``schematics``: the boxes of the schematic figures (``svg.stages-schematic``).
+    """
+    with _browser() as browser:
+        page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+        page.goto(url, wait_until="load", timeout=timeout_ms)
+        toggles = page.locator("details.hide.above-input")
+        folded = toggles.count()
+        hidden_before = shown_after = False
+        if folded:
+            source = toggles.first.locator(".cell_input")
+            hidden_before = not source.is_visible()
+            toggles.first.locator("summary").click()
+            source.wait_for(state="visible", timeout=timeout_ms)
+            shown_after = source.is_visible()
+        parameters = page.locator(".tag_parameters .cell_input")
+        schematics = page.locator("svg.stages-schematic")
+        return {
+            "folded": folded,
+            "hidden_before": hidden_before,
+            "shown_after": shown_after,
+            "parameters_shown": parameters.count() == 1 and parameters.first.is_visible(),
+            "schematics": [b for b in (schematics.nth(i).bounding_box()
+                                       for i in range(schematics.count())) if b],  # fmt: skip
+        }

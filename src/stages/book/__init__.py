@@ -9,8 +9,12 @@ One command builds the book (``stages book``, see :mod:`stages.cli`):
 2. ``_static/vega-offline.js`` is written, so the Altair charts render with no network
    (:mod:`.assets`);
 3. ``_toc.yml`` is regenerated from the discovered sections (:mod:`.toc`);
-4. ``jupyter-book build <root> -W -n --keep-going`` renders ``_build/html`` (:mod:`.build`),
-   with the Sphinx extension :mod:`.sphinx` serving MathJax offline.
+4. every page's code is folded behind a toggle, or shown (:mod:`.reader`), and the
+   introduction's conclusions are copied from the What holds page (:mod:`.intro`);
+5. ``jupyter-book build <root> -W -n --keep-going`` renders ``_build/html`` (:mod:`.build`),
+   with the Sphinx extension :mod:`.sphinx` serving MathJax offline;
+6. with ``--pdf``, the one-page edition is printed to ``_build/pdf/book.pdf`` by the system's
+   chromium (:mod:`.pdf`, :mod:`.browser`).
 
 One build writes a checkout at a time (:mod:`.lock`); a notebook that fails or is interrupted
 leaves no executed copy that looks complete (:func:`.execute.execute_notebook`).
@@ -35,6 +39,7 @@ from stages.book.parameters import (
     read_parameters,
     split_global_parameters,
 )
+from stages.book.pdf import PDF, PdfBuildError, build_pdf
 from stages.book.sections import (
     EXECUTED_DIR,
     NOTEBOOK_GLOB,
@@ -60,10 +65,13 @@ __all__ = [
     "BookBuildError",
     "BookBusyError",
     "NotebookExecutionError",
+    "PDF",
+    "PdfBuildError",
     "Parameter",
     "Section",
     "book_lock",
     "build_book",
+    "build_pdf",
     "coerce_parameters",
     "discover_sections",
     "execute_notebook",

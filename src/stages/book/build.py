@@ -12,9 +12,11 @@ from typing import Any
 
 from stages.book.assets import write_vega_bundle
 from stages.book.execute import execute_notebook
+from stages.book.intro import write_conclusions
 from stages.book.lock import book_lock
 from stages.book.parameters import split_global_parameters
-from stages.book.sections import discover_sections, get_section
+from stages.book.reader import set_code_visibility
+from stages.book.sections import EXECUTED_DIR, discover_sections, get_section
 from stages.book.toc import write_toc
 
 BUILD_LOG = Path("_build") / "build.log"
@@ -90,13 +92,15 @@ def build_book(
     echo: bool = True,
     log_output: bool = False,
     progress_bar: bool = True,
+    show_code: bool = False,
 ) -> Path:
     """Execute the sections' notebooks and build the HTML book.
 
     Steps: check every parameter first (nothing runs if one is wrong), execute each chosen
     section with papermill (global parameters go to every section declaring them), write the
-    offline Vega bundle, regenerate ``_toc.yml``, then run
-    ``jupyter-book build <root> -n --keep-going`` (plus ``-W`` by default).
+    offline Vega bundle, fold or unfold every page's code (:mod:`stages.book.reader`), write
+    the introduction's conclusions (:mod:`stages.book.intro`), regenerate ``_toc.yml``, then
+    run ``jupyter-book build <root> -n --keep-going`` (plus ``-W`` by default).
 
     When only some sections are chosen, the others keep their earlier executed copies; a
     section that was never executed is left out of this build's TOC (a partial TOC is written
@@ -111,6 +115,8 @@ def build_book(
         echo: echo jupyter-book's output (it is always written to ``_build/build.log``).
         log_output: stream the notebooks' cell outputs while they run.
         progress_bar: show papermill's per-cell progress bar.
+        show_code: show every code cell (for teaching); by default a page's code is folded
+            behind a toggle, its parameters cell and outputs shown.
 
     Returns:
         ``<root>/_build/html``.
@@ -143,6 +149,10 @@ def build_book(
                 )
 
         write_vega_bundle(root)
+        executed = sorted((root / EXECUTED_DIR).glob("[0-9][0-9]_*.ipynb"))
+        set_code_visibility([p for p in executed if not p.name.endswith(".failed.ipynb")],
+                            show_code=show_code)  # fmt: skip
+        write_conclusions(root)
         toc_path = write_toc(root, all_sections)
         available = [s for s in all_sections if (root / f"{s.docname}.ipynb").exists()]
         missing = [s.name for s in all_sections if s not in available]

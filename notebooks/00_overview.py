@@ -164,7 +164,7 @@ display(Markdown(f"Boundary {int(widest.boundary)} (at layer {int(widest.layer)}
 # %%
 display(Markdown(verdict_summary([], findings=tuple(
     f"Boundary {r.boundary} (the start of stage {r.boundary + 1}) is at layer {r.layer} of {n_layers} "
-    f"(relative depth {r.layer / (n_layers - 1):.2f}) in {r.share:.0%} of {n_resamples} fits on "
+    f"(relative depth {r.rel_depth:.2f}) in {r.share:.0%} of {n_resamples} fits on "
     f"resampled sequences; 90% of them put it between layers {r.layer_lo} and {r.layer_hi}."
     for r in boundaries.itertuples()
 ) + ("The fit assumes four stages; where the 90% range is wide, the signals do not place that "

@@ -48,14 +48,17 @@ from stages.engine.sweep import sweep_table
 from stages.plots.robustness import component_figure, robustness_figure, swap_vs_drop_zoom
 from stages.plots.schematics import intervention_schematic
 
+# %% [markdown]
+# ## Figure 2: what a drop and a swap do
+
 # %%
 intervention_schematic()
 
 # %% [markdown]
 # **Figure 2** (the paper's Figure 2). The two interventions, drawn on four consecutive blocks of
 # the residual stream (bottom: the token embedding; top: the unembedding). Each block (attention
-# and MLP, with their norms) reads the stream and adds its output back. *Drop*: block ℓ is
-# removed and the stream skips it (a zero ablation of the whole block). *Swap*: blocks ℓ and ℓ+1
+# and MLP, with their norms) reads the stream and adds its output back. *Drop*: block i is
+# removed and the stream skips it (a zero ablation of the whole block). *Swap*: blocks i and i+1
 # run in exchanged order, each with its own weights. This page applies a drop at every layer and
 # a swap at every adjacent pair, plus drops of only the attention or only the MLP of a block.
 

@@ -45,12 +45,15 @@ from stages.claims.appendix import appendix_claims
 from stages.plots.book import swap_similarity_figure
 from stages.plots.schematics import similarity_schematic
 
+# %% [markdown]
+# ## Figure 11: what the three similarities compare
+
 # %%
 similarity_schematic()
 
 # %% [markdown]
 # **Figure 11** (the paper's Figure 11). What the three similarities compare, for a swap of
-# layers ℓ and ℓ+1: *index* similarity, the output now at a position against the output the
+# layers i and i+1: *index* similarity, the output now at a position against the output the
 # unperturbed model had there (does the moved layer take over its new place's role?); *self*
 # similarity, a layer's output at its new position against its own unperturbed output (does it
 # keep writing what it wrote, "stubborn"?); *adjacent* similarity, the unperturbed outputs of the

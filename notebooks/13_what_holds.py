@@ -102,15 +102,17 @@ def cell(row: pd.Series) -> str:
     return f"**{row.verdict}**<br>{row.value:.3g} ({interval}), n = {row.n}"
 
 
-wide = claims.pivot_table(index=["group", "claim", "figure", "page"], columns="model",
-                          values="verdict", aggfunc="first", sort=False)
 lines = ["| claim | paper | " + " | ".join(names) + " | tested on |",
          "|---|---|" + "---|" * len(names) + "---|"]
-for (group, claim, figure, tested_on), _ in wide.iterrows():
-    rows = claims[(claims.claim == claim) & (claims.group == group)].set_index("model")
-    lines.append(f"| {claim} | {figure} | "
+for (group, number), rows in claims.groupby(["group", "number"], sort=False):
+    rows = rows.set_index("model")
+    first = rows.iloc[0]
+    wording = list(dict.fromkeys(rows["claim"]))  # a claim may name each model's own layers
+    claim = first.claim if len(wording) == 1 else "; ".join(
+        f"{text} ({', '.join(rows.index[rows.claim == text])})" for text in wording)
+    lines.append(f"| {claim} | {first.figure} | "
                  + " | ".join(cell(rows.loc[n]) if n in rows.index else "" for n in names)
-                 + f" | [{group}]({tested_on}.ipynb) |")
+                 + f" | [{group}]({first.page}.ipynb) |")
 display(Markdown("\n".join(lines)))
 
 # %% [markdown]
@@ -169,7 +171,7 @@ display(claims[columns].round(4).style.hide(axis="index"))
 
 # %% tags=["hide-cell"]
 # Solution 1
-pivot = claims.pivot_table(index=["group", "claim"], columns="model", values="verdict", aggfunc="first")
+pivot = claims.pivot_table(index=["group", "number"], columns="model", values="verdict", aggfunc="first")
 differ = pivot[pivot.nunique(axis=1) > 1].reset_index().groupby("group").size().sort_values()
 display(Markdown("The verdicts differ in " + (", ".join(f"{g} ({k} claims)" for g, k in differ.items())
                                              if len(differ) else "no section") + "."))

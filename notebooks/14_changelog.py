@@ -34,7 +34,12 @@ from IPython.display import Markdown, display
 from stages.book.page import open_page
 from stages.claims import verdict_summary
 from stages.plots.book import pack_history_figure
-from stages.results.changelog import NoHistoryError, current_holdings, pack_history
+from stages.results.changelog import (
+    NoHistoryError,
+    current_holdings,
+    pack_history,
+    uncommitted,
+)
 from stages.results.pack import git_commit
 from stages.store import data_dir
 
@@ -46,25 +51,32 @@ page = open_page("changelog", globals())
 packs = data_dir() / "results"
 try:
     history, no_history = pack_history(packs), ""
-except NoHistoryError as exc:  # not a git clone, or a shallow one
+except NoHistoryError as exc:  # no git, not a clone, a shallow clone, nothing committed
     history = current_holdings(packs)
     no_history = (f"**No history of the packs here** ({exc}): listed below is what each pack "
                   "holds now, with the date and commit its manifest records for each part. A "
-                  "full `git clone` shows every build.\n\n")
+                  "full `git clone` shows every build.")
 if model != "all":
     history = history[history["model"] == model]
 recomputed = history[history["change"] == "recomputed"]
-builds = history.groupby(["commit", "model"], sort=False).size()
+rows_changed = history[history["change"].isin(["added", "grown", "recomputed", "removed"])]
+builds = rows_changed.groupby(["commit", "model"], sort=False).size()
+metadata_only = history.loc[~history["commit"].isin(rows_changed["commit"]), "commit"].nunique()
+pending = uncommitted(packs)
 answer = no_history or (
-    f"**{len(builds)} builds** of {history['model'].nunique()} packs changed their parts, from "
-    f"{history['date'].min()} to {history['date'].max()} (UTC), in {history['commit'].nunique()} "
-    "commits. "
-    + ("**No build changed a row that an earlier build had published**: every change added rows "
-       "or parts, or only recorded metadata." if recomputed.empty else
+    f"**{len(builds)} builds** of {history['model'].nunique()} packs changed their rows, from "
+    f"{rows_changed['date'].min()} to {rows_changed['date'].max()} (UTC), in "
+    f"{rows_changed['commit'].nunique()} commits ({metadata_only} more changed only what a "
+    "manifest records, such as dates). "
+    + ("**No build changed a row that an earlier build had published**: every build added rows "
+       "or parts." if recomputed.empty else
        f"**{len(recomputed)} changes recomputed rows already published**: "
        + "; ".join(f"{r.model} `{r.part}` at commit `{r.commit}` ({r.detail})"
                    for r in recomputed.itertuples()) + ".")
 )
+if pending:
+    answer += (f" **Not committed yet**: {', '.join(f'`{p}`' for p in pending)} differ from the "
+               "last commit; the builds listed here are the committed ones.")
 display(Markdown(answer))
 
 # %% [markdown]
@@ -121,7 +133,7 @@ display(Markdown("; ".join(
 # %%
 display(Markdown(verdict_summary([], findings=(
     "No git history here: the builds cannot be compared." if no_history else
-    f"{len(builds)} builds in {history['commit'].nunique()} commits; "
+    f"{len(builds)} builds in {rows_changed['commit'].nunique()} commits; "
     f"{(history['change'] == 'added').sum()} parts added, {(history['change'] == 'grown').sum()} "
     f"grown, **{len(recomputed)} recomputed** (rows already published that changed).",
     "Each pack now holds: " + "; ".join(

@@ -91,6 +91,8 @@ def make_demo_book(root: Path, *, intro: str | None = None) -> Path:
     (root / "notebooks").mkdir(parents=True)
     (root / "book").mkdir()
     shutil.copy(REPO / "_config.yml", root / "_config.yml")
+    (root / "_static").mkdir()
+    shutil.copy(REPO / "_static" / "stages.css", root / "_static" / "stages.css")
     (root / "notebooks" / "01_demo.py").write_text(DEMO_NOTEBOOK)
     (root / "book" / "intro.md").write_text(
         intro
@@ -306,7 +308,7 @@ def test_vega_bundle_is_wrapped_and_declares_versions(tmp_path):
 
 
 def test_reader_mode_folds_code_and_show_code_unfolds_it(tmp_path):
-    from stages.book.reader import set_code_visibility
+    from stages.book.reader import in_reader_mode, set_code_visibility
 
     nb = nbformat.v4.new_notebook()
     nb.cells = [
@@ -323,11 +325,14 @@ def test_reader_mode_folds_code_and_show_code_unfolds_it(tmp_path):
         cells = nbformat.read(path, as_version=4).cells
         return [c.metadata.get("tags", []) for c in cells]
 
+    assert not in_reader_mode(path)
     assert set_code_visibility([path], show_code=False) == [path]
     assert tags() == [[], ["hide-input"], ["parameters"], ["other", "hide-input"], ["hide-cell"]]
+    assert in_reader_mode(path)
     assert set_code_visibility([path], show_code=False) == []  # already folded: not rewritten
     assert set_code_visibility([path], show_code=True) == [path]
     assert tags() == [[], [], ["parameters"], ["other"], ["hide-cell"]]
+    assert not in_reader_mode(path)
 
 
 GLUE_NOTEBOOK = """\
@@ -351,7 +356,7 @@ def test_the_introduction_states_what_the_what_holds_page_glued(tmp_path):
 
     (tmp_path / "notebooks").mkdir()
     (tmp_path / "notebooks" / "07_what_holds.py").write_text(GLUE_NOTEBOOK)
-    assert "has not executed" in write_conclusions(tmp_path).read_text()
+    assert "this build holds none" in write_conclusions(tmp_path).read_text()
     book.execute_notebook("what_holds", {"held": 5}, root=tmp_path, progress_bar=False)
     assert write_conclusions(tmp_path) == tmp_path / CONCLUSIONS
     assert (tmp_path / CONCLUSIONS).read_text() == "**5 claims** hold.\n"
@@ -426,7 +431,8 @@ def test_demo_page_works_in_a_browser(demo_build):
 @pytest.mark.book
 def test_the_print_edition_holds_every_page_and_chart(demo_build):
     require_browser()
-    pypdf = pytest.importorskip("pypdf")
+    import pypdf
+
     root, _ = demo_build
     pdf = book.build_pdf(root, echo=False)
     assert pdf == root / "_build" / "pdf" / "book.pdf"
@@ -435,8 +441,8 @@ def test_the_print_edition_holds_every_page_and_chart(demo_build):
     for expected in ("Demo book", "Demo section", "Nothing here.", "A demo",  # every page
                      "Demo squares"):  # the chart, drawn (its title is SVG text)
         assert expected in text, expected
-    assert "import altair" not in text  # folded code stays out of print
-    assert "n = 5" in text  # the parameters cell does not
+    assert "import altair" not in text and "Show code cell" not in text  # folded code: out
+    assert "n = 5" in text  # the parameters cell stays
 
 
 @pytest.mark.book

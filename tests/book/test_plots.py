@@ -76,7 +76,8 @@ def test_the_verdict_figure_has_a_cell_per_claim_and_model():
     from stages.stats import VERDICTS
 
     claims = pd.DataFrame(
-        {"model": ["a", "a", "b", "b"], "group": ["Robustness"] * 4, "claim": ["x", "y"] * 2,
+        {"model": ["a", "a", "b", "b"], "group": ["Robustness"] * 4, "number": [0, 1] * 2,
+         "claim": ["x", "y", "x", "y on b's layers"],
          "verdict": ["holds", "unclear", "does not hold", "not enough data"],
          "statistic": ["mean"] * 4, "value": [1.0, 0.5, -1.0, np.nan],
          "lo": [0.5, -0.1, -2.0, np.nan], "hi": [1.5, 1.1, -0.5, np.nan], "n": [256, 256, 256, 6],
@@ -87,4 +88,5 @@ def test_the_verdict_figure_has_a_cell_per_claim_and_model():
     assert len(data) == 4 and [d["interval"] for d in data][3] == ""
     assert spec["encoding"]["color"]["scale"]["domain"] == list(VERDICTS)
     assert list(VERDICT_COLORS) == list(VERDICTS)
-    assert spec["encoding"]["y"]["sort"] == ["Robustness: x", "Robustness: y"]
+    assert spec["encoding"]["y"]["sort"] == ["Robustness: x", "Robustness: y"]  # one row a claim
+    assert [d["label"] for d in data] == ["Robustness: x", "Robustness: y"] * 2

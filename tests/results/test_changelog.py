@@ -14,6 +14,7 @@ from stages.results.changelog import (
     current_holdings,
     pack_history,
     rows_held,
+    uncommitted,
 )
 
 
@@ -91,6 +92,9 @@ def test_the_history_follows_every_commit_of_every_pack(tmp_path):
         ("m1", "recomputed", 34, "m1: code changed"),
     ]  # fmt: skip
     assert history["commit"].str.len().eq(12).all()
+    assert uncommitted(repo / "data" / "results") == []
+    (repo / "data" / "results" / "m2" / "manifest.json").write_text("{}")  # built, not committed
+    assert uncommitted(repo / "data" / "results") == ["data/results/m2/manifest.json"]
 
     shallow = tmp_path / "shallow"
     subprocess.run(["git", "clone", "-q", "--depth", "1", f"file://{repo}", str(shallow)],
@@ -99,6 +103,14 @@ def test_the_history_follows_every_commit_of_every_pack(tmp_path):
         pack_history(shallow / "data" / "results")
     with pytest.raises(NoHistoryError):
         pack_history(tmp_path)  # not a git checkout
+    empty = tmp_path / "empty"
+    (empty / "data" / "results").mkdir(parents=True)
+    _git(empty, "init", "-q")
+    (empty / "x").write_text("x")
+    _git(empty, "add", "-A")
+    _git(empty, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "no packs")
+    with pytest.raises(NoHistoryError, match="no commit"):
+        pack_history(empty / "data" / "results")
 
 
 def test_without_history_the_packs_are_listed_as_they_are(tmp_path):
@@ -108,9 +120,10 @@ def test_without_history_the_packs_are_listed_as_they_are(tmp_path):
     m["git_commit"] = "p" * 40
     path = tmp_path / "data" / "results" / "m1" / "manifest.json"
     path.parent.mkdir(parents=True)
+    m["parts"]["neurons"]["git_commit"] = "d" * 40 + "+dirty"
     path.write_text(json.dumps(m))
     held = current_holdings(tmp_path / "data" / "results").set_index("part")
     assert held.loc["sweep", ["date", "commit", "rows_after"]].tolist() == [
-        "2026-12-01 10:00", "c" * 12, 34]
+        "2026-12-01", "c" * 12, 34]
     assert held.loc["neurons", ["date", "commit", "change"]].tolist() == [
-        "2026-11-29 15:07", "p" * 12, "held"]
+        "not recorded", "d" * 12 + "+dirty", "held"]

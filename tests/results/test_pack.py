@@ -147,7 +147,8 @@ def test_a_pack_built_in_rounds_serves_pages_meanwhile(setup, tmp_path):
     assert "still being built" in report and "Live slice check: passed" in report
     for part in ("lens", "ing"):  # when and by which code each part read was computed
         when, commit, _ = first.computed(part)
-        assert len(when) == 10 and f"| {part} | {when} | `{commit[:12]}` |" in report
+        assert len(when) == 10 and f"| {part} | {when} | `{packs.short_commit(commit)}` |" in report
+    assert first.computed("neurons")[1] is None  # the manifest records no commit for it
     assert first.manifest["parts"]["lens"]["updated"][:10] == first.computed("lens")[0]
     with pytest.raises(PackError, match="holds 2 rows"):
         first.frame("sweep", 3)
@@ -197,6 +198,8 @@ def test_extension_parts_are_built_on_their_own_and_sliced_by_start_groups(setup
         "cloze": ("cloze",),
     }
     assert "beyond single layers" not in set(claims.group)
+    for _, numbers in claims.groupby("group")["number"]:  # a claim's place in its group
+        assert list(numbers) == list(range(len(numbers)))
     partial = tmp_path / "partial"  # the grown pack without its reorderings
     shutil.copytree(out, partial)
     manifest = json.loads((partial / "manifest.json").read_text())

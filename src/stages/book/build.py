@@ -82,6 +82,21 @@ def _run_logged(cmd: list[str], log_path: Path, cwd: Path, echo: bool) -> tuple[
     return code, first_problem
 
 
+def toc_of_executed(root: Path, sections: list[Any]) -> list[str]:
+    """The ``--toc`` arguments of a build of the sections executed so far ([] when all are).
+
+    A section never executed is left out (named on stderr) through a partial TOC,
+    ``_build/_toc.partial.yml``; ``_toc.yml`` always lists every section.
+    """
+    available = [s for s in sections if (root / f"{s.docname}.ipynb").exists()]
+    missing = [s.name for s in sections if s not in available]
+    if not missing:
+        return []
+    print(f"[stages] not executed yet, left out of this build: {', '.join(missing)}",
+          file=sys.stderr, flush=True)  # fmt: skip
+    return ["--toc", str(write_toc(root, available, root / "_build" / "_toc.partial.yml"))]
+
+
 def build_book(
     root: Path,
     parameters: Mapping[str, Any] | None = None,
@@ -153,20 +168,11 @@ def build_book(
         set_code_visibility([p for p in executed if not p.name.endswith(".failed.ipynb")],
                             show_code=show_code)  # fmt: skip
         write_conclusions(root)
-        toc_path = write_toc(root, all_sections)
-        available = [s for s in all_sections if (root / f"{s.docname}.ipynb").exists()]
-        missing = [s.name for s in all_sections if s not in available]
+        write_toc(root, all_sections)
         cmd = [*_jupyter_book_command(), "build", str(root), "-n", "--keep-going"]
         if warnings_as_errors:
             cmd.append("-W")
-        if missing:
-            print(
-                f"[stages] not executed yet, left out of this build: {', '.join(missing)}",
-                file=sys.stderr,
-                flush=True,
-            )
-            toc_path = write_toc(root, available, root / "_build" / "_toc.partial.yml")
-            cmd += ["--toc", str(toc_path)]
+        cmd += toc_of_executed(root, all_sections)
         log_path = root / BUILD_LOG
         code, excerpt = _run_logged(cmd, log_path, cwd=root, echo=echo)
         if code != 0:

@@ -57,8 +57,9 @@ def write_conclusions(root: Path) -> Path:
     text = read_glued(executed, KEY) if executed is not None and executed.exists() else None
     if text is None:
         text = (
-            "*The conclusions are computed by the What holds page, which this build has not "
-            f"executed: `stages book --sections {SECTION}` executes it.*"
+            "*The conclusions are computed by the What holds page, and this build holds none "
+            "from it (the page was not executed, or was executed by older code): "
+            f"`stages book --sections {SECTION}` executes it.*"
         )
     out = root / CONCLUSIONS
     out.parent.mkdir(parents=True, exist_ok=True)

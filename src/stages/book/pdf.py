@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import http.server
 import json
+import shutil
 import threading
 import urllib.parse
 from collections.abc import Iterator
@@ -36,7 +37,16 @@ SINGLEHTML = Path("_build") / "singlehtml"
 """Where the one-page HTML edition is rendered, relative to the book's root."""
 
 CHARTS = "[id^='altair-viz-'], .vega-embed"
-DRAWN = "svg.marks, .vega-embed canvas"
+DRAWN_COUNT = f"""() => [...document.querySelectorAll("{CHARTS}")].filter(
+  chart => chart.querySelector("svg.marks g[class*='mark-'], canvas")).length"""
+"""JavaScript: how many charts Vega has drawn (marks in their SVG, or a canvas)."""
+
+MATH_TYPESET = """async (ms) => {
+  const mj = window.MathJax;
+  if (!mj || !mj.startup || !mj.startup.promise) { return; }
+  await Promise.race([mj.startup.promise, new Promise((_, no) => setTimeout(no, ms))]);
+}"""
+"""Waits for MathJax 3 to typeset the page (pages without math have no MathJax)."""
 
 FOOTER = (
     '<div style="font-size:8px; width:100%; text-align:center; color:#666;">'
@@ -76,11 +86,13 @@ def print_to_pdf(html: Path, out: Path, *, timeout_ms: int = 120_000) -> dict[st
         timeout_ms: how long to wait for the page and for its charts to draw.
 
     Returns:
-        ``{"charts": n, "drawn": n, "schematics": n, "blocked": n}``: the Altair charts on the
-        page, those drawn, the schematic SVG figures, and the requests to other hosts refused.
+        ``{"charts": n, "drawn": n, "schematics": n, "blocked": 0}``: the Altair charts on the
+        page, those drawn, the schematic SVG figures, and the requests to other hosts refused
+        (always 0: any stops the print).
 
     Raises:
-        PdfBuildError: a chart did not draw within ``timeout_ms``, or no chromium is installed.
+        PdfBuildError: a chart did not draw within ``timeout_ms``, the page asked for anything
+            from the network, or no chromium is installed.
     """
     try:
         return _print(Path(html), Path(out), timeout_ms)
@@ -106,20 +118,21 @@ def _print(html: Path, out: Path, timeout_ms: int) -> dict[str, int]:
         page.goto(base + html.name, wait_until="load", timeout=timeout_ms)
         n_charts = page.locator(CHARTS).count()
         try:
-            page.wait_for_function(
-                f"n => document.querySelectorAll({DRAWN!r}).length >= n",
-                arg=n_charts,
-                timeout=timeout_ms,
-            )
+            page.wait_for_function(f"() => ({DRAWN_COUNT})() === {n_charts}", timeout=timeout_ms)
         except Exception as exc:  # playwright's TimeoutError
-            drawn = page.locator(DRAWN).count()
             raise PdfBuildError(
-                f"only {drawn} of the {n_charts} charts of {html} drew within "
-                f"{timeout_ms / 1000:.0f} s: no PDF is printed with a figure missing"
+                f"only {page.evaluate(DRAWN_COUNT)} of the {n_charts} charts of {html} drew "
+                f"within {timeout_ms / 1000:.0f} s: no PDF is printed with a figure missing"
             ) from exc
+        page.evaluate(MATH_TYPESET, timeout_ms)  # MathJax typesets the formulas first
+        if blocked:
+            raise PdfBuildError(
+                f"{html} asked for {len(blocked)} resources from the network (the first: "
+                f"{blocked[0]}); an offline print would miss them"
+            )
         counts = {
             "charts": n_charts,
-            "drawn": page.locator(DRAWN).count(),
+            "drawn": page.evaluate(DRAWN_COUNT),
             "schematics": page.locator("svg.stages-schematic").count(),
             "blocked": len(blocked),
         }
@@ -148,8 +161,10 @@ def _root_doc(root: Path) -> str:
 def build_pdf(root: Path, *, echo: bool = True, warnings_as_errors: bool = True) -> Path:
     """Render the book's one-page HTML edition and print it to ``<root>/_build/pdf/book.pdf``.
 
-    Uses the executed notebooks already in ``book/_executed`` (run ``stages book`` first); the
-    Vega bundle and the introduction's conclusions are those the HTML build wrote.
+    Uses the executed notebooks already in ``book/_executed`` (run ``stages book`` first; a
+    section never executed is left out, as in the HTML build); the Vega bundle, the folded code
+    and the introduction's conclusions are those the HTML build wrote. MathJax typesets the
+    formulas before the page is printed.
 
     Args:
         root: the book's root folder.
@@ -162,15 +177,27 @@ def build_pdf(root: Path, *, echo: bool = True, warnings_as_errors: bool = True)
 
     Raises:
         BookBuildError: the one-page HTML build failed (names its log).
-        PdfBuildError: a chart did not draw, or no chromium is installed.
+        PdfBuildError: no chromium is installed (checked first), a chart did not draw, or the
+            page asked for anything from the network.
     """
-    from stages.book.build import BookBuildError, _jupyter_book_command, _run_logged
+    from stages.book.build import (
+        BookBuildError,
+        _jupyter_book_command,
+        _run_logged,
+        toc_of_executed,
+    )
+    from stages.book.sections import discover_sections
 
+    if shutil.which("chromium") is None:  # before the minute of the one-page build
+        raise PdfBuildError(
+            "no chromium on PATH: install Debian's package (apt-get install -y chromium)"
+        )
     root = Path(root).resolve()
     cmd = [*_jupyter_book_command(), "build", str(root), "--builder", "singlehtml", "-n",
            "--keep-going"]  # fmt: skip
     if warnings_as_errors:
         cmd.append("-W")
+    cmd += toc_of_executed(root, discover_sections(root))
     log = root / "_build" / "singlehtml.log"
     code, excerpt = _run_logged(cmd, log, cwd=root, echo=echo)
     single = root / SINGLEHTML / f"{_root_doc(root)}.html"  # index.html only redirects there

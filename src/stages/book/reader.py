@@ -24,6 +24,23 @@ KEEP_AS_IS = frozenset({"parameters", "hide-cell", "remove-cell", "remove-input"
 """Tags of cells whose visibility the author chose: never folded or unfolded here."""
 
 
+def _fold(nb: object, show_code: bool) -> bool:
+    """Fold (or unfold) ``nb``'s code cells in place; whether anything changed."""
+    dirty = False
+    for cell in nb.cells:
+        tags = list(cell.metadata.get("tags", []))
+        if cell.cell_type != "code" or KEEP_AS_IS.intersection(tags):
+            continue
+        if show_code == (FOLD in tags):  # to unfold and folded, or to fold and not folded
+            tags = [t for t in tags if t != FOLD] if show_code else [*tags, FOLD]
+            if tags:
+                cell.metadata["tags"] = tags
+            else:
+                cell.metadata.pop("tags", None)
+            dirty = True
+    return dirty
+
+
 def set_code_visibility(notebooks: Iterable[Path], *, show_code: bool) -> list[Path]:
     """Fold (or unfold) the source of every code cell of ``notebooks``.
 
@@ -40,24 +57,14 @@ def set_code_visibility(notebooks: Iterable[Path], *, show_code: bool) -> list[P
     changed = []
     for path in notebooks:
         nb = nbformat.read(path, as_version=4)
-        dirty = False
-        for cell in nb.cells:
-            tags = list(cell.metadata.get("tags", []))
-            if cell.cell_type != "code" or KEEP_AS_IS.intersection(tags):
-                continue
-            folded = FOLD in tags
-            if show_code and folded:
-                tags.remove(FOLD)
-            elif not show_code and not folded:
-                tags.append(FOLD)
-            else:
-                continue
-            if tags:
-                cell.metadata["tags"] = tags
-            else:
-                cell.metadata.pop("tags", None)
-            dirty = True
-        if dirty:
+        if _fold(nb, show_code):
             nbformat.write(nb, path)
             changed.append(Path(path))
     return changed
+
+
+def in_reader_mode(notebook: Path) -> bool:
+    """Whether an executed notebook's code is folded as the default book folds it."""
+    import nbformat
+
+    return not _fold(nbformat.read(notebook, as_version=4), show_code=False)

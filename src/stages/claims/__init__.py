@@ -64,11 +64,9 @@ def verdict_text(verdicts: list[Verdict]) -> str:
     """One Markdown sentence per verdict, with its numbers."""
     parts = []
     for v in verdicts:
-        numbers = (
-            "" if np.isnan(v.value) else f": {v.value:.3g} ({_interval(v)}), n = {v.n} {v.unit}"
-        )
+        numbers = _numbers(v).replace("95% interval ", "")
         detail = f"; {v.detail}" if v.detail else ""
-        parts.append(f"*{v.claim}*: **{v.verdict}**{numbers}{detail}.")
+        parts.append(f"*{v.claim}*: **{v.verdict}**{': ' + numbers if numbers else ''}{detail}.")
     return " ".join(parts)
 
 
@@ -79,6 +77,21 @@ _PLURAL = {
     "not enough data": ("has not enough data", "have not enough data"),
 }
 """Each verdict as the verb of one claim, and of several."""
+
+
+def _numbers(v: Verdict) -> str:
+    """A verdict's value, interval and n in words (empty when it has no value)."""
+    if np.isnan(v.value):
+        return ""
+    interval = _interval(v)
+    bounds = "exact" if interval == "exact" else f"95% interval {interval}"
+    return f"{v.value:.3g} ({bounds}), n = {v.n} {v.unit}"
+
+
+def _counted(counts: Counter) -> str:
+    """``**3** hold, **1** is unclear``: counts of verdicts, in :data:`VERDICTS` order."""
+    return ", ".join(f"**{counts[v]}** {_PLURAL[v][counts[v] != 1]}" for v in VERDICTS
+                     if counts[v])  # fmt: skip
 
 
 def verdict_summary(verdicts: list[Verdict], *, findings: tuple[str, ...] = ()) -> str:
@@ -92,64 +105,78 @@ def verdict_summary(verdicts: list[Verdict], *, findings: tuple[str, ...] = ()) 
     lines = []
     if verdicts:
         counts = Counter(v.verdict for v in verdicts)
-        lines.append(
-            f"Of the **{len(verdicts)}** claims this page tests, "
-            + ", ".join(f"**{counts[verdict]}** {_PLURAL[verdict][counts[verdict] > 1]}"
-                        for verdict in VERDICTS if verdict in counts)  # fmt: skip
-            + ":"
-        )
-        lines.append("")
+        lines += [f"Of the **{len(verdicts)}** claims tested here, {_counted(counts)}:", ""]
     for v in verdicts:
-        interval = _interval(v)
-        numbers = (
-            "" if np.isnan(v.value)
-            else f"; {v.statistic} {v.value:.3g} ("
-            + ("exact" if interval == "exact" else f"95% interval {interval}")
-            + f"), n = {v.n} {v.unit}"
-        )  # fmt: skip
-        lines.append(f"- {v.claim.rstrip('.')}: **{v.verdict}**{numbers}.")
+        numbers = _numbers(v)
+        lines.append(f"- {v.claim.rstrip('.')}: **{v.verdict}**"
+                     + (f"; {v.statistic} {numbers}" if numbers else "") + ".")  # fmt: skip
     lines += [f"- {finding}" for finding in findings]
     return "\n".join(lines)
+
+
+AGREEMENT = {
+    "hold": "hold on every model",
+    "fail": "hold on none",
+    "differ": "hold on one model and not on another",
+    "undecided": "are unclear, or lack data, on at least one model",
+}
+"""How the claims decided for every model are grouped (see :func:`conclusions`)."""
+
+
+def agreement(verdicts: pd.Series) -> str:
+    """One claim's verdicts across models (one value per model) as a key of :data:`AGREEMENT`.
+
+    ``hold``: every model holds; ``fail``: none does (every verdict "does not hold");
+    ``differ``: at least one holds and at least one does not; otherwise ``undecided`` (some
+    model is unclear or lacks data, and no two models decide it opposite ways).
+    """
+    values = set(verdicts)
+    if values == {"holds"}:
+        return "hold"
+    if values == {"does not hold"}:
+        return "fail"
+    return "differ" if {"holds", "does not hold"} <= values else "undecided"
 
 
 def conclusions(claims: pd.DataFrame) -> str:
     """The book's conclusions in a few Markdown sentences, from the What holds table.
 
     Args:
-        claims: :func:`all_claims` of each model, concatenated, with a ``model`` column.
+        claims: :func:`all_claims` of each model, concatenated, with a ``model`` column. A
+            claim is the same across models by its ``group`` and ``number`` (its wording may
+            name model-specific layers).
 
     Returns:
-        One sentence with each model's counts of each verdict; then, over the claims decided
-        for every model, how many hold on all of them, fail on all of them, or differ (or are
-        unclear somewhere), each with the page groups they come from.
+        Each model's counts of each verdict; over the claims decided for every model, how many
+        fall in each :data:`AGREEMENT` class, with the page groups they come from; and the
+        range of n behind the verdicts, per unit.
     """
     models = list(dict.fromkeys(claims["model"]))
     counts = "; ".join(
-        f"on **{m}**, " + ", ".join(f"{k} {verdict}" for verdict, k in
-                                   claims.loc[claims.model == m, "verdict"].value_counts().items())
+        f"on **{m}**, " + _counted(Counter(claims.loc[claims.model == m, "verdict"]))
         + f" (of {int((claims.model == m).sum())})"
         for m in models
     )  # fmt: skip
     text = [f"Of the claims this book tests, {counts}."]
-    wide = claims.pivot_table(index=["group", "claim"], columns="model", values="verdict",
+    wide = claims.pivot_table(index=["group", "number"], columns="model", values="verdict",
                               aggfunc="first", sort=False).dropna()  # fmt: skip
     if len(models) > 1 and len(wide):
-        status = np.where((wide == "holds").all(axis=1), "hold",
-                          np.where((wide == "does not hold").all(axis=1), "fail", "differ"))
-
-        def groups(which: str) -> str:
-            chosen = wide.index[status == which].get_level_values("group")
-            per = pd.Series(chosen).value_counts(sort=False)
-            return ", ".join(f"{g} ({k})" for g, k in per.items()) or "none"
-
-        n = dict(zip(*np.unique(status, return_counts=True), strict=True))
-        every = "both" if len(models) == 2 else f"all {len(models)}"
-        text.append(
-            f"Of the {len(wide)} claims decided for every model, **{n.get('hold', 0)} hold on "
-            f"{every}**: {groups('hold')}; **{n.get('fail', 0)} hold on none**: "
-            f"{groups('fail')}; and **{n.get('differ', 0)} differ** between the models or are "
-            f"unclear on one: {groups('differ')} (claims per page group)."
-        )
+        status = wide.apply(agreement, axis=1)
+        parts = []
+        for key, words in AGREEMENT.items():
+            chosen = status[status == key]
+            groups = pd.Series(chosen.index.get_level_values("group")).value_counts(sort=False)
+            where = ", ".join(f"{g} ({k})" for g, k in groups.items())
+            parts.append(f"**{len(chosen)} {words}**" + (f": {where}" if where else ""))
+        text.append(f"Of the {len(wide)} claims decided for every model, " + "; ".join(parts)
+                    + " (claims per page group).")  # fmt: skip
+    sampled = claims[claims["n"] > 0]
+    sampled = sampled[~sampled["rule"].str.contains("weights only")]
+    spans = sampled.groupby("unit")["n"].agg(["min", "max"])
+    text.append("Each verdict rests on its own n of independent units: " + ", ".join(
+        f"{lo:,} to {hi:,} {unit}" if lo != hi else f"{lo:,} {unit}"
+        for unit, lo, hi in spans.itertuples()
+    ) + " (the claims about the weights alone are exact).")  # fmt: skip
     return " ".join(text)
 
 
@@ -161,9 +188,11 @@ def all_claims(results: Any, *, seed: int = 0) -> pd.DataFrame:
         seed: the bootstrap and split seed.
 
     Returns:
-        :func:`stages.stats.table` of every verdict, with ``group`` (the paper's section) and
-        ``page`` (the notebook that tests it). ``attrs["missing"]`` maps each extension group
-        the results pack cannot decide yet (left out) to the parts it does not hold.
+        :func:`stages.stats.table` of every verdict, with ``group`` (the paper's section),
+        ``number`` (the claim's place in its group: the same claim on every model, even where
+        its wording names model-specific layers) and ``page`` (the notebook that tests it).
+        ``attrs["missing"]`` maps each extension group the results pack cannot decide yet
+        (left out) to the parts it does not hold.
     """
     from stages.analyses.probes import probe_accuracies
     from stages.claims.appendix import appendix_claims
@@ -205,7 +234,8 @@ def all_claims(results: Any, *, seed: int = 0) -> pd.DataFrame:
             groups[group] = decide[group](*[results.sums(p) for p in parts])
         except PackError:  # the pack does not hold every part of this group yet
             missing[group] = tuple(p for p in parts if not results.pack.rows_done(p))
-    frames = [table(v).assign(group=g, page=PAGES[g]) for g, v in groups.items()]
+    frames = [table(v).assign(group=g, number=range(len(v)), page=PAGES[g])
+              for g, v in groups.items()]  # fmt: skip
     out = pd.concat(frames, ignore_index=True)
     out.attrs["missing"] = missing
     return out

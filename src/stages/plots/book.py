@@ -17,9 +17,18 @@ SIMILARITY_TITLES = {
 }
 
 
+SIMILARITY_COLORS = {
+    "self": ("#6a3d9a", "#cab2d6"),
+    "index": ("#1b9e77", "#99d8c9"),
+    "adjacent": ("#999999",),
+}
+"""Figure 12's colours of each similarity (two shades: the two directions of a swap); Figure 11
+(:mod:`stages.plots.schematics`) draws each kind in its first."""
+
+
 def swap_similarity_figure(table: pd.DataFrame, *, title: str) -> alt.HConcatChart:
     """Figure 12: cosine similarity of component outputs after each adjacent swap."""
-    palette = ["#6a3d9a", "#cab2d6", "#1b9e77", "#99d8c9", "#999999"]
+    palette = [c for shades in SIMILARITY_COLORS.values() for c in shades]
     colors = dict(zip(SIMILARITY_TITLES.values(), palette, strict=True))
     panels = []
     for component, name in (("attn", "attention"), ("mlp", "MLP")):
@@ -101,12 +110,14 @@ def verdict_figure(claims: pd.DataFrame, *, title: str) -> alt.Chart:
 
     Args:
         claims: :func:`stages.claims.all_claims` of several models, with a ``model`` column. The
-            rows keep the table's order (grouped by page); the tooltip gives the statistic, its
-            95% interval, n and the rule.
+            rows keep the table's order (grouped by page), one per claim (``group``,
+            ``number``), labelled with the first model's wording (the tooltip gives each
+            model's, with the statistic, its 95% interval, n and the rule).
         title: the chart title.
     """
+    first = claims.groupby(["group", "number"], sort=False)["claim"].transform("first")
     data = claims.assign(
-        label=claims["group"] + ": " + claims["claim"],
+        label=claims["group"] + ": " + first,
         interval=[f"{lo:.3g} to {hi:.3g}" if lo == lo else "" for lo, hi in
                   zip(claims["lo"], claims["hi"], strict=True)],
         n_units=[f"{n} {u}" for n, u in zip(claims["n"], claims["unit"], strict=True)],

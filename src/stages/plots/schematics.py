@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from html import escape
 
 from stages.plots import CATEGORY_COLORS, FONT
+from stages.plots.book import SIMILARITY_COLORS
 
 BLUE, ORANGE = CATEGORY_COLORS[0], CATEGORY_COLORS[3]
-SELF, INDEX = "#6a3d9a", "#1b9e77"  # Figure 12's colours (stages.plots.book)
-GREY, INK = "#999999", "#333333"
+SELF, INDEX, GREY = (SIMILARITY_COLORS[m][0] for m in ("self", "index", "adjacent"))
+INK = "#333333"
 STREAM = "#c9d6e3"  # the residual stream
 
 
@@ -36,13 +37,14 @@ class Schematic:
         return self.svg
 
 
-def _svg(width: int, height: int, title: str, body: list[str]) -> Schematic:
+def _svg(name: str, width: int, height: int, title: str, body: list[str]) -> Schematic:
+    """The ``<svg>`` element; ``name`` keeps its arrowhead's id unique in a one-page book."""
     head = (
         f'<svg class="stages-schematic" xmlns="http://www.w3.org/2000/svg" role="img" '
         f'viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
         f'font-family="{FONT}" font-size="13" fill="{INK}">'
         f"<title>{escape(title)}</title>"
-        '<defs><marker id="stages-arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
+        f'<defs><marker id="arrow-{name}" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
         f'markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" '
         f'fill="{INK}"/></marker></defs>'
     )
@@ -55,10 +57,10 @@ def _text(x: float, y: float, text: str, **attrs: str | float) -> str:
 
 
 def _arrow(x1: float, y1: float, x2: float, y2: float, *, color: str = INK,
-           dash: str = "", width: float = 1.5) -> str:  # fmt: skip
-    dashed = f' stroke-dasharray="{dash}"' if dash else ""
+           width: float = 1.5) -> str:  # fmt: skip
+    """A line with Figure 2's arrowhead (the only figure with arrows)."""
     return (f'<line x1="{x1}" y1="{y1}" x2="{x2}" y2="{y2}" stroke="{color}" '
-            f'stroke-width="{width}"{dashed} marker-end="url(#stages-arrow)"/>')  # fmt: skip
+            f'stroke-width="{width}" marker-end="url(#arrow-figure-2)"/>')  # fmt: skip
 
 
 def _block(x: float, y: float, label: str, *, fill: str, dashed: bool = False,
@@ -77,18 +79,18 @@ def intervention_schematic() -> Schematic:
     """Figure 2: the model, a dropped layer and a swap of two adjacent layers.
 
     Each panel is four consecutive blocks on the residual stream (bottom: embedding; top:
-    unembedding). A block reads the stream and adds its output back. Dropping layer ℓ removes
-    it: the stream skips it. Swapping layers ℓ and ℓ+1 runs block ℓ+1 first, each with its own
+    unembedding). A block reads the stream and adds its output back. Dropping layer i removes
+    it: the stream skips it. Swapping layers i and i+1 runs block i+1 first, each with its own
     weights.
     """
     panels = (
-        ("The model", [("layer ℓ−1", BLUE), ("layer ℓ", BLUE), ("layer ℓ+1", BLUE),
-                       ("layer ℓ+2", BLUE)], None),
-        ("Drop layer ℓ", [("layer ℓ−1", BLUE), ("dropped", None), ("layer ℓ+1", BLUE),
-                          ("layer ℓ+2", BLUE)], "the stream skips layer ℓ"),
-        ("Swap layers ℓ and ℓ+1", [("layer ℓ−1", BLUE), ("layer ℓ+1", ORANGE),
-                                   ("layer ℓ", ORANGE), ("layer ℓ+2", BLUE)],
-         "ℓ+1 runs first, then ℓ"),
+        ("The model", [("layer i−1", BLUE), ("layer i", BLUE), ("layer i+1", BLUE),
+                       ("layer i+2", BLUE)], None),
+        ("Drop layer i", [("layer i−1", BLUE), ("dropped", None), ("layer i+1", BLUE),
+                          ("layer i+2", BLUE)], "the stream skips layer i"),
+        ("Swap layers i and i+1", [("layer i−1", BLUE), ("layer i+1", ORANGE),
+                                   ("layer i", ORANGE), ("layer i+2", BLUE)],
+         "i+1 runs first, then i"),
     )  # fmt: skip
     width, height, panel_w = 750, 330, 250
     body = []
@@ -117,34 +119,34 @@ def intervention_schematic() -> Schematic:
         if note:
             body.append(_text(x0 + panel_w / 2 - 10, bottom + 44 + 18, note, text_anchor="middle",
                               font_style="italic", font_size=12))  # fmt: skip
-    title = ("Figure 2: the residual stream with four blocks; dropping layer ℓ removes its "
-             "block; swapping layers ℓ and ℓ+1 runs block ℓ+1 before block ℓ")  # fmt: skip
-    return _svg(width, height + 10, title, body)
+    title = ("Figure 2: the residual stream with four blocks; dropping layer i removes its "
+             "block; swapping layers i and i+1 runs block i+1 before block i")  # fmt: skip
+    return _svg("figure-2", width, height + 10, title, body)
 
 
 def similarity_schematic() -> Schematic:
     """Figure 11: what the self, index and adjacent similarities compare after a swap.
 
-    Left, the unperturbed model; right, the model with layers ℓ and ℓ+1 swapped. Each block's
+    Left, the unperturbed model; right, the model with layers i and i+1 swapped. Each block's
     output (of one component, attention or MLP) is a dot; a line between two dots is one cosine
     similarity (:mod:`stages.analyses.swap_similarity`): *self*, the same weights at their new
     position against their own baseline output; *index*, the output at a position against the
-    baseline output at that position; *adjacent*, the baseline outputs of layers ℓ and ℓ+1.
+    baseline output at that position; *adjacent*, the baseline outputs of layers i and i+1.
     """
     width, height = 720, 330
     left_x, right_x, w = 110, 470, 140
-    rows = {"ℓ+1": 56, "ℓ": 176}  # position -> y of its block (top of the box)
+    rows = {"i+1": 56, "i": 176}  # position -> y of its block (top of the box)
     body = [
         _text(left_x + w / 2, 24, "Unperturbed model", text_anchor="middle", font_weight="bold",
               font_size=14),
-        _text(right_x + w / 2, 24, "Layers ℓ and ℓ+1 swapped", text_anchor="middle",
+        _text(right_x + w / 2, 24, "Layers i and i+1 swapped", text_anchor="middle",
               font_weight="bold", font_size=14),
     ]  # fmt: skip
     dots = {}
-    for side, x, weights in (("base", left_x, {"ℓ": "ℓ", "ℓ+1": "ℓ+1"}),
-                             ("swap", right_x, {"ℓ": "ℓ+1", "ℓ+1": "ℓ"})):  # fmt: skip
+    for side, x, weights in (("base", left_x, {"i": "i", "i+1": "i+1"}),
+                             ("swap", right_x, {"i": "i+1", "i+1": "i"})):  # fmt: skip
         for position, y in rows.items():
-            colour = BLUE if weights[position] == "ℓ" else ORANGE
+            colour = BLUE if weights[position] == "i" else ORANGE
             body.append(_block(x, y, f"layer {weights[position]}", fill=colour, w=w, h=36))
             body.append(_text(x - 12 if side == "base" else x + w + 12, y + 23,
                               f"position {position}",
@@ -158,11 +160,11 @@ def similarity_schematic() -> Schematic:
 
     kinds = (
         ("index", INDEX, "", "the output now at a position against the output the "
-         "unperturbed model had there", [(("base", "ℓ"), ("swap", "ℓ+1")),
-                                         (("base", "ℓ+1"), ("swap", "ℓ"))]),
+         "unperturbed model had there", [(("base", "i"), ("swap", "i+1")),
+                                         (("base", "i+1"), ("swap", "i"))]),
         ("self", SELF, "7 4", "a layer's output at its new position against its own "
-         "output in the unperturbed model", [(("base", "ℓ"), ("swap", "ℓ")),
-                                             (("base", "ℓ+1"), ("swap", "ℓ+1"))]),
+         "output in the unperturbed model", [(("base", "i"), ("swap", "i")),
+                                             (("base", "i+1"), ("swap", "i+1"))]),
     )  # fmt: skip
     for k, (name, colour, dash, meaning, pairs) in enumerate(kinds):
         for a, b in pairs:
@@ -171,13 +173,13 @@ def similarity_schematic() -> Schematic:
         body.append(line(120, y - 4, 160, y - 4, colour, dash))
         body.append(_text(170, y, name, fill=colour, font_weight="bold")
                     + _text(230, y, meaning, font_size=12))  # fmt: skip
-    (ax, ay1), (_, ay2) = dots[("base", "ℓ")], dots[("base", "ℓ+1")]
+    (ax, ay1), (_, ay2) = dots[("base", "i")], dots[("base", "i+1")]
     body.append(f'<path d="M{ax},{ay1} C{ax + 45},{ay1 - 25} {ax + 45},{ay2 + 25} {ax},{ay2}" '
                 f'fill="none" stroke="{GREY}" stroke-width="2.4"/>')  # fmt: skip
     body.append(f'<path d="M120,294 C135,288 145,288 160,294" fill="none" stroke="{GREY}" '
                 'stroke-width="2.4"/>')  # fmt: skip
     body.append(_text(170, 298, "adjacent", fill=GREY, font_weight="bold")
-                + _text(230, 298, "the outputs of layers ℓ and ℓ+1 in the unperturbed model",
+                + _text(230, 298, "the outputs of layers i and i+1 in the unperturbed model",
                         font_size=12))  # fmt: skip
     for cx, cy in dots.values():
         body.append(f'<circle cx="{cx}" cy="{cy}" r="5" fill="{INK}"/>')
@@ -185,5 +187,5 @@ def similarity_schematic() -> Schematic:
                       "one component (attention or MLP), per token", text_anchor="middle",
                       font_style="italic", font_size=12))  # fmt: skip
     title = ("Figure 11: the self, index and adjacent similarities between the outputs of the "
-             "unperturbed model and of the model with layers ℓ and ℓ+1 swapped")  # fmt: skip
-    return _svg(width, height, title, body)
+             "unperturbed model and of the model with layers i and i+1 swapped")  # fmt: skip
+    return _svg("figure-11", width, height, title, body)

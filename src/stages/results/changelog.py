@@ -28,6 +28,8 @@ from typing import Any
 
 import pandas as pd
 
+from stages.results.pack import part_computed, short_commit
+
 MANIFESTS = "*/manifest.json"
 """The packs' manifests, relative to the folder of packs (``data/results``)."""
 
@@ -42,7 +44,10 @@ class NoHistoryError(RuntimeError):
 
 
 def _git(root: Path, *args: str) -> str:
-    out = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True)
+    try:
+        out = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True)
+    except OSError as exc:  # no git installed
+        raise NoHistoryError(f"git cannot run here ({exc})") from exc
     if out.returncode != 0:
         raise NoHistoryError(f"git {' '.join(args[:2])} failed in {root}: {out.stderr.strip()}")
     return out.stdout
@@ -110,7 +115,8 @@ def pack_history(results: str | Path) -> pd.DataFrame:
         UTC date, ``commit`` its first 12 hex digits, ``subject`` its message's first line.
 
     Raises:
-        NoHistoryError: ``results`` is not in a git checkout, or in a shallow one.
+        NoHistoryError: ``results`` is not in a git checkout, or in a shallow one, or git
+            holds no commit of its manifests (the packs were never committed), or no git.
     """
     results = Path(results).resolve()
     top = Path(_git(results, "rev-parse", "--show-toplevel").strip())
@@ -135,15 +141,33 @@ def pack_history(results: str | Path) -> pd.DataFrame:
             rows.append({"date": pd.Timestamp(date).tz_convert("UTC").strftime("%Y-%m-%d %H:%M"),
                          "commit": commit[:12], "model": model, **row,
                          "subject": subject})  # fmt: skip
+    if not rows:
+        raise NoHistoryError(f"git holds no commit of {spec} in {top}")
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def uncommitted(results: str | Path) -> list[str]:
+    """The packs' manifests that differ from the last commit (a build not committed yet).
+
+    Returns:
+        Their paths relative to the repository; empty without git.
+    """
+    results = Path(results).resolve()
+    try:
+        top = Path(_git(results, "rev-parse", "--show-toplevel").strip())
+        spec = f"{results.relative_to(top).as_posix()}/{MANIFESTS}"
+        status = _git(top, "status", "--porcelain", "--", spec)
+    except NoHistoryError:
+        return []
+    return [line[3:] for line in status.splitlines() if line.strip()]
 
 
 def current_holdings(results: str | Path) -> pd.DataFrame:
     """What each committed pack holds now, one row per part, from the manifests on disk.
 
     For a checkout without git history. ``results``: the folder of packs. ``change`` is
-    ``"held"``; ``date`` and ``commit`` are those the manifest records for the part (its
-    finish, or its last chunk for a part still growing; the pack's own where it has none).
+    ``"held"``; ``date`` (a day) and ``commit`` are those the manifest records for the part
+    (:func:`stages.results.pack.part_computed`; "not recorded" where it has none).
 
     Returns:
         :data:`COLUMNS`, one row per (pack, part).
@@ -152,11 +176,9 @@ def current_holdings(results: str | Path) -> pd.DataFrame:
     for path in sorted(Path(results).glob(MANIFESTS)):
         manifest = json.loads(path.read_text())
         for part, entry in manifest.get("parts", {}).items():
-            when = (entry.get("finished") or entry.get("updated") or manifest.get("finished")
-                    or manifest.get("started", ""))  # fmt: skip
+            when, commit, _ = part_computed(manifest, part)
             rows.append({
-                "date": pd.Timestamp(when).tz_convert("UTC").strftime("%Y-%m-%d %H:%M"),
-                "commit": entry.get("git_commit", manifest.get("git_commit", ""))[:12],
+                "date": when or "not recorded", "commit": short_commit(commit),
                 "model": path.parent.name, "part": part, "change": "held", "rows_before": 0,
                 "rows_after": rows_held(entry), "detail": "",
                 "subject": "(no git history here: what the pack holds now)",

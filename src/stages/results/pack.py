@@ -189,6 +189,28 @@ def _chunk_rows(name: str) -> tuple[int, int] | None:
     return int(a), int(b)
 
 
+def part_computed(manifest: dict[str, Any], part: str) -> tuple[str | None, str | None, float]:
+    """``(date, commit, seconds)`` of one part of a pack's manifest.
+
+    ``date`` is the UTC date (``YYYY-MM-DD``) the part was finished or, for a part still
+    growing, its last chunk written (``"updated"``); ``commit`` is the git commit of the code
+    of the part's last round (a round first checks that this code still gives the part's
+    first chunk: :func:`stages.results.build.build_pack`), ``+dirty`` kept; None where the
+    manifest records nothing (parts built before it did). ``seconds``: the computation time.
+    """
+    entry = manifest["parts"][part]
+    when = entry.get("finished") or entry.get("updated")
+    return (when[:10] if when else None), entry.get("git_commit"), entry.get("seconds", 0.0)
+
+
+def short_commit(commit: str | None) -> str:
+    """A commit as a page shows it: 12 hex digits, ``+dirty`` kept; "not recorded" for None."""
+    if not commit:
+        return "not recorded"
+    head, dirty, _ = commit.partition("+dirty")
+    return head[:12] + dirty
+
+
 def git_commit(root: Path | None = None) -> str:
     """The checkout's commit (``+dirty`` when ``src/`` differs from it); ``unknown`` outside git."""
     root = root or repo_root()
@@ -344,18 +366,14 @@ class Pack:
             "git_commit": m["git_commit"],
         }
 
-    def computed(self, part: str) -> tuple[str, str, float]:
-        """When, at which commit and in how many seconds the pack's rows of ``part`` were computed.
+    def computed(self, part: str) -> tuple[str | None, str | None, float]:
+        """When, by which code and in how many seconds the pack's rows of ``part`` were computed.
 
         Returns:
-            ``(date, commit, seconds)``: the UTC date (``YYYY-MM-DD``) the part was finished, or
-            its last chunk written for a part still growing (``"updated"``); the git commit of
-            the code that computed it; the seconds of computation its manifest records.
+            ``(date, commit, seconds)`` as the manifest records them for the part (None where
+            it records nothing; see :func:`part_computed`).
         """
-        m = self.manifest
-        entry = m["parts"][part]
-        when = entry.get("finished") or entry.get("updated") or m.get("finished") or m["started"]
-        return when[:10], entry.get("git_commit", m["git_commit"]), entry.get("seconds", 0.0)
+        return part_computed(self.manifest, part)
 
     def describe(self) -> str:
         """One sentence for a page: the pack's size, date and commit."""

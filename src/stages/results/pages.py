@@ -35,6 +35,7 @@ from stages.results.pack import (
     Recipe,
     matches,
     shipped_pack,
+    short_commit,
 )
 
 
@@ -232,13 +233,16 @@ class Results:
         ok = bool(check["ok"].all())
         lines = [
             f"**Read from the {self.pack.describe()}.** Every file's sha256 was checked against "
-            "its manifest. When and by which code each part this page reads was computed (from "
-            "the pack's manifest):",
+            "its manifest. When and by which code each part this page reads was computed, as "
+            "the pack's manifest records it (a part built in rounds records its last round's "
+            "commit: each round first checks that this code still gives the part's first "
+            "rows):",
             "",
-            "| part | computed (UTC) | at commit | computation |",
+            "| part | computed (UTC) | code at commit | computation |",
             "|---|---|---|---|",
             *(
-                f"| {part} | {when} | `{commit[:12]}` | {seconds:,.0f} s |"
+                f"| {part} | {when or 'not recorded'} | `{short_commit(commit)}` | "
+                f"{seconds:,.0f} s |"
                 for part in self.used
                 for when, commit, seconds in [self.pack.computed(part)]
             ),

@@ -24,8 +24,8 @@
 # already shown changed). Each page of the book states when and at which commit the parts it
 # reads were computed; this page is their history.
 #
-# **Time to run.** A few seconds (`git log` and `git show` of the manifests); it needs a git
-# clone with its history (not a shallow one).
+# **Time to run.** A few seconds (`git log` and `git show` of the manifests). It needs a git
+# clone with its history; in a shallow clone, or without git, it lists what each pack holds now.
 
 # %%
 

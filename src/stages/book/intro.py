@@ -23,12 +23,11 @@ SECTION = "what_holds"
 CONCLUSIONS = Path("book") / "_generated" / "conclusions.md"
 """Where the introduction finds them, relative to the book's root (git-ignored)."""
 
-GLUE_PREFIX = "application/papermill.record/"
-
 
 def read_glued(notebook: Path, key: str) -> str | None:
     """The Markdown glued under ``key`` in an executed notebook (``myst_nb.glue``), or None."""
     import nbformat
+    from myst_nb.ext.glue import GLUE_PREFIX  # glue(..., display=False) prefixes its types
 
     nb = nbformat.read(notebook, as_version=4)
     for cell in nb.cells:

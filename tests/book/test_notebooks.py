@@ -168,9 +168,12 @@ def test_the_papers_schematics_are_drawn_and_the_code_is_folded(section, built_b
     assert report["parameters_shown"], report
 
 
+_STRAIGHT = str.maketrans({"“": '"', "”": '"', "‘": "'", "’": "'"})
+
+
 def _plain(text: str) -> str:
-    """Text compared as words: ligatures undone (NFKC), whitespace collapsed."""
-    return " ".join(unicodedata.normalize("NFKC", text).split())
+    """Text compared as words: ligatures undone, curly quotes straightened, spaces collapsed."""
+    return " ".join(unicodedata.normalize("NFKC", text).translate(_STRAIGHT).split())
 
 
 def test_the_print_edition_holds_every_page_and_figure(built_book):

@@ -165,6 +165,7 @@ def build_pack(
             complete=True,
             finished=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             seconds=round(entry.get("seconds", 0.0) + seconds, 1),
+            git_commit=entry.get("git_commit", commit),  # the neuron moments had none
         )
 
     for part in wanted:

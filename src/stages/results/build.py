@@ -222,8 +222,12 @@ def build_pack(
             atomic_write(out / name, data)
             manifest["files"][name] = sha256_bytes(data)
             entry["files"] = sorted({*entry["files"], name})
-            entry["seconds"] = round(entry.get("seconds", 0.0) + time.time() - t1, 1)
+            seconds = round(time.time() - t1, 1)
+            entry["seconds"] = round(entry.get("seconds", 0.0) + seconds, 1)
             entry["updated"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+            entry.setdefault("chunks", {})[name] = {
+                "git_commit": commit, "updated": entry["updated"], "seconds": seconds,
+            }  # fmt: skip
             _save_manifest(out, manifest)
             log(f"{part}: rows {a}-{b - 1} of {n_rows} done in {time.time() - t1:.0f} s")
         if len(files) == len(every_chunk):

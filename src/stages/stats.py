@@ -12,9 +12,21 @@ differences, ratios and maxima over quantities are *paired*: computed on the sam
 - :func:`simultaneous`: a sup-t band over ``k`` quantities (every layer at once): with 95%
   confidence *all* ``k`` intervals hold together.
 
-A verdict (:class:`Verdict`) is one of ``holds``, ``does not hold``, ``unclear`` (the interval
-straddles the threshold) or ``not enough data`` (fewer units than :data:`MIN_UNITS`), decided
-by :func:`decide` from an interval and a threshold.
+- :func:`gap`: "the largest of one group minus the largest of another" (where over the layers
+  a curve peaks) with an interval from a sup-t band over every pairwise difference, instead of a
+  percentile bootstrap of a maximum (biased, and decided by whichever layer happens to be top).
+- :func:`lowest` / :func:`highest`: the least (greatest) of ``k`` quantities with the
+  simultaneous band: a claim about *every* layer is decided layer by layer.
+- :func:`clopper_pearson`, :func:`mcnemar`, :func:`holm`: exact bounds for counts and paired
+  per-layer tests on binary outcomes.
+
+A verdict (:class:`Verdict`) is one of :data:`VERDICTS`: ``holds``, ``does not hold`` (the data
+are evidence *against* the claim), ``unclear`` (the interval straddles the threshold: more data
+could decide), ``no evidence`` (a test against a null found nothing: not evidence against the
+claim) or ``not enough data`` (fewer units than the rule needs). :func:`decide` decides from an
+interval and a threshold; :func:`decide_against_null` from an interval, a null's 95th percentile
+and, where the claim has one, a margin below which the data count against it. Every verdict says
+where its claim comes from (:data:`SOURCES`).
 """
 
 from __future__ import annotations
@@ -37,7 +49,13 @@ A percentile bootstrap from fewer than about 30 units gives intervals that are t
 
 _BATCH_ELEMENTS = 2e7  # resampled values per vectorised call (bounds memory at ~320 MB)
 
-VERDICTS = ("holds", "does not hold", "unclear", "not enough data")
+VERDICTS = ("holds", "does not hold", "unclear", "no evidence", "not enough data")
+"""Every verdict, in the order pages list them."""
+
+SOURCES = ("paper v1", "paper v3", "related work", "this book")
+"""Where a claim comes from: the paper as published (v1, 2024), its later version (v3, 2025:
+its abstract and the co-author's public code), the related work the book reproduces, or a claim
+this book adds (a baseline, a direction the paper does not state)."""
 
 Statistic = Callable[[np.ndarray], np.ndarray]
 """Maps means ``[k, ...]`` (quantities first) to the statistic ``[...]`` (or ``[m, ...]``)."""
@@ -217,27 +235,166 @@ def decide(lo: float, hi: float, threshold: float, *, above: bool = True) -> str
     return "unclear"
 
 
-def rule_text(
-    statistic: str, threshold: float, *, above: bool = True, unit: str = "", null: bool = False
-) -> str:
-    """The decision rule of :func:`decide` in words, as a page states it.
+def decide_within(lo: float, hi: float, low: float, high: float) -> str:
+    """``holds`` / ``does not hold`` / ``unclear`` for "the statistic lies in ``[low, high]``".
 
-    With ``null=True`` the threshold is a null distribution's 95th percentile, and the text
-    says what "does not hold" then means.
+    Holds when the whole interval lies inside the range (an equivalence test when the range is
+    a margin around 0), does not hold when it lies entirely outside (entirely below ``low`` or
+    entirely above ``high``), unclear otherwise.
+    """
+    if low < lo and hi < high:
+        return "holds"
+    if hi < low or lo > high:
+        return "does not hold"
+    return "unclear"
+
+
+def decide_against_null(
+    lo: float, hi: float, critical: float, *, against: float | None = None
+) -> str:
+    """A verdict for "the statistic is larger than chance", from its interval and a null.
+
+    ``critical`` is the null distribution's 95th percentile (what the statistic reaches by
+    chance). Holds when ``lo > critical``; *no evidence* when ``hi <= critical`` (the data show
+    no more than chance: not evidence against the claim); *does not hold* only when the claim
+    has a margin ``against`` and ``hi < against`` (the data contradict it, e.g. two curves that
+    move in opposite directions); unclear otherwise.
+    """
+    if against is not None and hi < against:
+        return "does not hold"
+    if lo > critical:
+        return "holds"
+    if hi <= critical:
+        return "no evidence"
+    return "unclear"
+
+
+def rule_text(
+    statistic: str, threshold: float, *, above: bool = True, unit: str = "", null: bool = False,
+    against: float | None = None,
+) -> str:  # fmt: skip
+    """The decision rule of :func:`decide` (or :func:`decide_against_null`) in words.
+
+    With ``null=True`` the threshold is a null distribution's 95th percentile; an interval
+    below it is *no evidence*, and *does not hold* needs the interval below ``against``.
     """
     sign, other = (">", "<") if above else ("<", ">")
     t = f"{threshold:.3g}{unit}"
-    name = f"{t} (the null's 95th percentile)" if null else t
-    fails = (
-        "does not hold if it is entirely below it (no more association than shuffled layers "
-        "give: not evidence against the claim, only no evidence for it)"
-        if null
-        else f"does not hold if it is entirely {other} {t}"
-    )
+    if null:
+        fails = (
+            f"does not hold if it is entirely below {against:.3g}{unit} (evidence against the "
+            "claim); " if against is not None else ""
+        )
+        return (
+            f"holds if the whole 95% interval of {statistic} is > {t} (the null's 95th "
+            f"percentile: what chance gives); {fails}no evidence if it lies entirely at or "
+            f"below {t} (no more than chance: not evidence against the claim); unclear "
+            f"otherwise; not enough data below {MIN_UNITS} units"
+        )
     return (
-        f"holds if the whole 95% interval of {statistic} is {sign} {name}; {fails}; unclear if "
-        f"it contains {t}; not enough data below {MIN_UNITS} units"
+        f"holds if the whole 95% interval of {statistic} is {sign} {t}; does not hold if it is "
+        f"entirely {other} {t}; unclear if it contains {t}; not enough data below {MIN_UNITS} "
+        "units"
     )
+
+
+def _pairwise_band(
+    estimate: np.ndarray, distribution: np.ndarray, first: list[int], second: list[int],
+    level: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """``[len(first), len(second)]`` differences ``v[a] - v[b]`` with their simultaneous band."""
+    a, b = np.asarray(first), np.asarray(second)
+    diff = estimate[a][:, None] - estimate[b][None, :]
+    dist = distribution[a][:, None, :] - distribution[b][None, :, :]
+    lo, hi = simultaneous(diff.reshape(-1), dist.reshape(-1, dist.shape[-1]), level)
+    return diff, lo.reshape(diff.shape), hi.reshape(diff.shape)
+
+
+def gap(
+    estimate: np.ndarray, distribution: np.ndarray, first: list[int], second: list[int], *,
+    level: float = LEVEL,
+) -> tuple[float, float, float]:  # fmt: skip
+    """The largest of ``first`` minus the largest of ``second``, with a simultaneous interval.
+
+    For per-item values ``v`` (layers, usually), the gap ``max_{a in first} v_a - max_{b in
+    second} v_b`` equals ``max_a min_b (v_a - v_b)``. A sup-t band (:func:`simultaneous`) over
+    every pairwise difference ``v_a - v_b`` holds for all pairs at once with ``level``; then the
+    gap lies between ``max_a min_b lo_ab`` and ``max_a min_b hi_ab``. So the gap is above 0 only
+    when some item of ``first`` is above *every* item of ``second`` (layer by layer), and below
+    0 only when every item of ``first`` is below some item of ``second``. (A percentile bootstrap
+    of a maximum is biased upward and is decided by whichever item happens to be largest.)
+
+    Args:
+        estimate: ``[k]`` per-item values.
+        distribution: ``[k, n_boot]`` their paired bootstrap distribution (:func:`bootstrap`).
+        first, second: disjoint item indices.
+        level: joint coverage of the pairwise band.
+
+    Returns:
+        ``(gap, lo, hi)``.
+    """
+    diff, lo, hi = _pairwise_band(estimate, distribution, first, second, level)
+    return float(diff.min(1).max()), float(lo.min(1).max()), float(hi.min(1).max())
+
+
+def lowest(
+    estimate: np.ndarray, distribution: np.ndarray, *, level: float = LEVEL
+) -> tuple[float, float, float, np.ndarray, np.ndarray]:
+    """The least of ``k`` quantities, with the bounds a simultaneous band gives it.
+
+    Under the band (:func:`simultaneous`) every quantity lies in its interval at once, so the
+    least lies in ``[min lo, min hi]``: above a threshold only when *every* quantity is, below
+    it when *some* quantity is. This is how a claim about every layer is decided layer by layer.
+
+    Returns:
+        ``(least, lo, hi, band_lo, band_hi)``: the last two are the per-quantity band ``[k]``.
+    """
+    lo, hi = simultaneous(estimate, distribution, level)
+    return float(estimate.min()), float(lo.min()), float(hi.min()), lo, hi
+
+
+def highest(
+    estimate: np.ndarray, distribution: np.ndarray, *, level: float = LEVEL
+) -> tuple[float, float, float, np.ndarray, np.ndarray]:
+    """The greatest of ``k`` quantities with its simultaneous bounds (see :func:`lowest`)."""
+    lo, hi = simultaneous(estimate, distribution, level)
+    return float(estimate.max()), float(lo.max()), float(hi.max()), lo, hi
+
+
+def clopper_pearson(k: int, n: int, level: float = LEVEL) -> tuple[float, float]:
+    """Exact (Clopper-Pearson) interval of a proportion ``k / n`` (never of zero width)."""
+    if n <= 0:
+        return float("nan"), float("nan")
+    ci = sps.binomtest(int(k), int(n)).proportion_ci(level, method="exact")
+    return float(ci.low), float(ci.high)
+
+
+def mcnemar(a: np.ndarray, b: np.ndarray) -> tuple[float, int, int]:
+    """Exact McNemar test of two paired binary outcomes (the same units under two conditions).
+
+    Args:
+        a, b: ``[n]`` bool (e.g. a window answered correctly with and without an intervention).
+
+    Returns:
+        ``(p, a_only, b_only)``: the two-sided exact p (a binomial test of the discordant pairs
+        at 1/2; 1.0 when there are none), and how many units only ``a`` (only ``b``) got.
+    """
+    a, b = np.asarray(a, dtype=bool), np.asarray(b, dtype=bool)
+    a_only, b_only = int((a & ~b).sum()), int((~a & b).sum())
+    if a_only + b_only == 0:
+        return 1.0, 0, 0
+    return float(sps.binomtest(a_only, a_only + b_only, 0.5).pvalue), a_only, b_only
+
+
+def holm(pvalues: np.ndarray) -> np.ndarray:
+    """Holm's step-down adjustment of ``[m]`` p-values (family-wise error, any dependence)."""
+    p = np.asarray(pvalues, dtype=np.float64)
+    order = np.argsort(p)
+    m = len(p)
+    adjusted = np.maximum.accumulate((m - np.arange(m)) * p[order])
+    out = np.empty(m)
+    out[order] = np.minimum(adjusted, 1.0)
+    return out
 
 
 @dataclass(frozen=True)
@@ -252,10 +409,11 @@ class Verdict:
         lo: lower end of its 95% interval (equal to ``value`` when exact, e.g. weights only).
         hi: upper end.
         rule: the decision rule exactly as applied.
-        n: independent units the interval rests on.
-        unit: what ``n`` counts (``sequences``, ``windows``, ``neurons``, ...).
+        n: independent units the interval rests on (the units resampled).
+        unit: what ``n`` counts (``sequences``, ``windows``, ``neurons``, ``layers``, ...).
         verdict: one of :data:`VERDICTS`.
         detail: the numbers behind it, in a sentence.
+        source: where the claim comes from, one of :data:`SOURCES`.
     """
 
     claim: str
@@ -269,10 +427,13 @@ class Verdict:
     unit: str
     verdict: str
     detail: str = ""
+    source: str = "paper v1"
 
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:
             raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
+        if self.source not in SOURCES:
+            raise ValueError(f"source must be one of {SOURCES}, got {self.source!r}")
 
 
 def verdict(
@@ -291,30 +452,40 @@ def verdict(
     detail: str = "",
     threshold_unit: str = "",
     null: bool = False,
+    against: float | None = None,
+    source: str = "paper v1",
 ) -> Verdict:
     """A :class:`Verdict` decided by :func:`decide`, or ``not enough data`` below ``min_units``.
 
-    ``null=True``: the threshold is a null distribution's 95th percentile (see
-    :func:`rule_text`).
+    ``null=True``: the threshold is a null distribution's 95th percentile, decided by
+    :func:`decide_against_null` with the margin ``against`` (see :func:`rule_text`).
     """
-    decided = (
-        "not enough data" if n < min_units else decide(lo, hi, threshold, above=above)
-    )  # fmt: skip
-    rule = rule_text(statistic, threshold, above=above, unit=threshold_unit, null=null)
+    if n < min_units:
+        decided = "not enough data"
+    elif null:
+        decided = decide_against_null(lo, hi, threshold, against=against)
+    else:
+        decided = decide(lo, hi, threshold, above=above)
+    rule = rule_text(
+        statistic, threshold, above=above, unit=threshold_unit, null=null, against=against
+    )
     if min_units != MIN_UNITS:
         rule = rule.replace(f"{MIN_UNITS} units", f"{min_units} {unit}")
     else:
         rule = rule.replace("units", unit)
     return Verdict(
         claim, figure, statistic, float(value), float(lo), float(hi), rule, int(n), unit,
-        decided, detail,
+        decided, detail, source,
     )  # fmt: skip
 
 
-def missing(claim: str, figure: str, why: str, unit: str = "sequences") -> Verdict:
+def missing(
+    claim: str, figure: str, why: str, unit: str = "sequences", *, source: str = "paper v1"
+) -> Verdict:
     """``not enough data`` for a claim the data cannot reach (``why`` says what is missing)."""
     nan = float("nan")
-    return Verdict(claim, figure, why, nan, nan, nan, why, 0, unit, "not enough data", why)
+    return Verdict(claim, figure, why, nan, nan, nan, why, 0, unit, "not enough data", why,
+                   source)  # fmt: skip
 
 
 def table(verdicts: list[Verdict]) -> pd.DataFrame:

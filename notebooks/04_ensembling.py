@@ -19,8 +19,12 @@
 # finds *prediction neurons*, MLP neurons whose output raises the logits of a small set of
 # tokens, rising after the midpoint, peaking near 85% depth and declining in the last layers,
 # while the logit lens falls towards the final prediction in a phase transition that they drive.
-# Does this model do the same? The last claim is tested against a null: is the logit-lens KL's
-# fall largest in the blocks that hold prediction neurons, more than chance would give?
+# Does this model do the same? The last claim is tested against a null, with depth held
+# fixed: does the logit-lens KL fall more in the blocks that hold prediction neurons than depth
+# alone predicts? (A fall that only follows depth would agree with any curve that rises with
+# depth.) A null that finds nothing is reported as *no evidence*, not as a refutation. The
+# claims about neuron counts treat the neurons as the units: a share gets an exact binomial
+# interval, a comparison of layers a bootstrap over each layer's neurons.
 #
 # **What this page measures.** For every MLP neuron, the cosine similarity of the direction it
 # writes into the residual stream with every token's unembedding vector: across the vocabulary

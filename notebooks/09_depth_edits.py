@@ -127,9 +127,11 @@ duplication_figure(duplication, title=f"Layer duplication ({name}): each layer o
 # ## Do the claims hold for this model?
 #
 # Each verdict is a statistic of the per-sequence sums with its 95% bootstrap interval over
-# sequences, comparing plans on the same resampled sequences. *Holds* when the whole interval is
-# on the claim's side of its threshold, *does not hold* when it is entirely on the other side,
-# *unclear* when it contains the threshold, *not enough data* below 30 sequences.
+# sequences, comparing plans on the same resampled sequences. A claim about every span, range or
+# block is decided one by one: each gets an interval from a simultaneous band over all of them,
+# and the claim holds only when every one does (the detail counts them). *Holds* when the whole
+# interval is on the claim's side of its threshold, *does not hold* when it is entirely on the
+# other side, *unclear* when it contains the threshold, *not enough data* below 30 sequences.
 
 # %%
 verdicts = depth_edit_claims(sums["blocks"], sums["reorder"], sums["duplication"], n_layers, seed=seed)

@@ -21,9 +21,15 @@
 # the other pages (by default the book's results packs), with the same functions.
 #
 # **How to read a verdict.** *holds*: the whole 95% interval is on the claim's side of its
-# threshold; *does not hold*: entirely on the other side; *unclear*: the interval contains the
-# threshold (more data could decide it); *not enough data*: fewer units than the rule needs (30
-# sequences or windows; 10 neurons). Each page states every rule exactly as the code applies it.
+# threshold; *does not hold*: the data are evidence against the claim (the interval entirely on
+# the other side, or below a stated margin); *unclear*: the interval contains the threshold
+# (more data could decide it); *no evidence*: a test against chance (a null) found nothing,
+# which is not evidence against the claim; *not enough data*: fewer units than the rule needs
+# (30 sequences, windows or held-out words; 10 neurons; 30 baseline hits of the cloze task).
+# Each page states every rule exactly as the code applies it. Each claim names its **source**:
+# the paper as published (v1), its later version (v3), the related work the book reproduces, or
+# this book (a baseline or a direction the paper does not state); the conclusions count the
+# paper's claims apart from the others.
 # The models are 4-bit quantized stand-ins dequantized to float32 (gemma-3-270m from Q4_K_M,
 # SmolLM2-135M-Instruct from Q4_1), not the paper's GPT-2, Pythia and Phi models: a verdict here
 # is about these models.
@@ -43,7 +49,9 @@ from stages.book.page import open_page
 from stages.claims import all_claims, conclusions, verdict_summary
 from stages.claims.cross_model import Sample, cross_model_claims
 from stages.plots.book import verdict_figure
+from stages.results.ledger import write_ledger
 from stages.results.pages import open_results, packs_for
+from stages.store import data_dir
 from stages.stats import table as verdict_frame
 
 # %% tags=["parameters"]
@@ -61,7 +69,7 @@ pack = "default"  # "default": each model's shipped results pack when these are 
 
 # %%
 page = open_page("what_holds", globals())
-tables, samples, reports, records, missing = [], [], {}, {}, {}
+tables, samples, reports, records, missing, shipped = [], [], {}, {}, {}, {}
 for model, its_pack in zip(models, packs_for(models, pack)):
     res = open_results(model, n_tokens=n_tokens, seq_len=seq_len, seed=seed, corpus=corpus,
                        device=device, dtype=dtype, batch_size=batch_size,
@@ -72,11 +80,18 @@ for model, its_pack in zip(models, packs_for(models, pack)):
     frames = {part: res.sums(part) for part in ("sweep", "attention", "norms", "lens")}
     samples.append(Sample(res.name, frames, res.classes(), res.n_layers))
     reports[res.name] = res.report()
+    shipped[res.name] = res.pack is not None and its_pack == "default"
     records[res.name] = res.provenance({})
     del res
 claims = pd.concat(tables, ignore_index=True)
 across_verdicts = cross_model_claims(samples, seed=seed)
 across = verdict_frame(across_verdicts)
+if all(shipped.values()):
+    # the shipped packs decided every verdict: keep the committed ledger in step (unchanged
+    # bytes when no verdict moved; the changelog page lists the moves)
+    ledger = pd.concat([claims, across.assign(model="across models", group="cross-model",
+                                              number=range(len(across)))], ignore_index=True)
+    write_ledger(ledger, data_dir() / "results")
 elapsed = page.elapsed
 names = list(dict.fromkeys(claims["model"]))
 for name, report in reports.items():
@@ -96,30 +111,29 @@ for name, groups in missing.items():
 # %%
 def cell(row: pd.Series) -> str:
     """A verdict with its numbers, for the table."""
-    if row.verdict == "not enough data" and row.value != row.value:
+    if row.value != row.value:
         return f"**{row.verdict}**"
-    interval = "exact" if "weights only" in row.rule else f"{row.lo:.3g} to {row.hi:.3g}"
-    return f"**{row.verdict}**<br>{row.value:.3g} ({interval}), n = {row.n}"
+    return f"**{row.verdict}**<br>{row.value:.3g} ({row.lo:.3g} to {row.hi:.3g}), n = {row.n}"
 
 
-lines = ["| claim | paper | " + " | ".join(names) + " | tested on |",
-         "|---|---|" + "---|" * len(names) + "---|"]
+lines = ["| claim | source | paper | " + " | ".join(names) + " | tested on |",
+         "|---|---|---|" + "---|" * len(names) + "---|"]
 for (group, number), rows in claims.groupby(["group", "number"], sort=False):
     rows = rows.set_index("model")
     first = rows.iloc[0]
     wording = list(dict.fromkeys(rows["claim"]))  # a claim may name each model's own layers
     claim = first.claim if len(wording) == 1 else "; ".join(
         f"{text} ({', '.join(rows.index[rows.claim == text])})" for text in wording)
-    lines.append(f"| {claim} | {first.figure} | "
+    lines.append(f"| {claim} | {first.source} | {first.figure} | "
                  + " | ".join(cell(rows.loc[n]) if n in rows.index else "" for n in names)
                  + f" | [{group}]({first.page}.ipynb) |")
 display(Markdown("\n".join(lines)))
 
 # %% [markdown]
-# Each cell: the verdict; the statistic's value with its 95% interval ("exact" for claims about
-# the weights alone, which have no sampling error); n, the independent units (sequences,
-# test windows, or neurons). The statistic and the rule of every row are on its page, and in
-# the full table at the end of this page.
+# Each cell: the verdict; the statistic's value with its 95% interval; n, the independent units
+# the interval resamples (sequences, test windows, held-out words, neurons, or layers for the
+# shape of a curve). The statistic and the rule of every row are on its page, and in the full
+# table at the end of this page.
 
 # %%
 verdict_figure(claims, title="Every claim's verdict, per model")
@@ -147,9 +161,10 @@ display(Markdown(
 
 # %%
 display(Markdown("\n".join(
-    ["| claim | verdict | statistic | 95% interval | n |", "|---|---|---|---|---|"]
-    + [f"| {r.claim} | **{r.verdict}** | {r.value:.3g} | {r.lo:.3g} to {r.hi:.3g} | {r.n} {r.unit} |"
-       if r.value == r.value else f"| {r.claim} | **{r.verdict}** | | | |"
+    ["| claim | source | verdict | statistic | 95% interval | n |", "|---|---|---|---|---|---|"]
+    + [f"| {r.claim} | {r.source} | **{r.verdict}** | {r.value:.3g} | {r.lo:.3g} to {r.hi:.3g} | "
+       f"{r.n} {r.unit} |" if r.value == r.value else
+       f"| {r.claim} | {r.source} | **{r.verdict}** | | | {r.n} {r.unit} |"
        for r in across.itertuples()]
 )))
 
@@ -157,8 +172,8 @@ display(Markdown("\n".join(
 # ## Every statistic and rule
 
 # %%
-columns = ["model", "group", "claim", "verdict", "statistic", "value", "lo", "hi", "n", "unit",
-           "rule", "detail"]
+columns = ["model", "group", "source", "claim", "verdict", "statistic", "value", "lo", "hi", "n",
+           "unit", "rule", "detail"]
 display(claims[columns].round(4).style.hide(axis="index"))
 
 # %% [markdown]

@@ -15,14 +15,18 @@
 #
 # **The question.** The book's default numbers come from committed results packs
 # (`data/results/<model>/`), built in rounds and extended part by part. Did any build change a
-# number that an earlier build had already published, and what did each build add?
+# number that an earlier build had already published, what did each build add, and which
+# verdicts moved when the packs grew or the tests changed?
 #
 # **What this page does.** It reads every committed version of each pack's manifest from the
 # repository's git history (`stages.results.changelog`): a manifest lists each part's files
 # with their sha256, so comparing two versions tells rows *added* or *grown* (every row held
 # before unchanged) from rows *recomputed* (a file held before now has other contents: numbers
 # already shown changed). Each page of the book states when and at which commit the parts it
-# reads were computed; this page is their history.
+# reads were computed; this page is their history. The verdicts have a history too: the
+# [What holds](13_what_holds.ipynb) page keeps a ledger of every verdict it decides from the
+# shipped packs (`data/results/verdicts.csv`, `stages.results.ledger`), committed with the
+# change that moved them; the last section lists every move.
 #
 # **Time to run.** A few seconds (`git log` and `git show` of the manifests). It needs a git
 # clone with its history; in a shallow clone, or without git, it lists what each pack holds now.
@@ -40,6 +44,7 @@ from stages.results.changelog import (
     pack_history,
     uncommitted,
 )
+from stages.results.ledger import ledger_history, pending_moves
 from stages.results.pack import git_commit
 from stages.store import data_dir
 
@@ -108,6 +113,44 @@ display(Markdown("\n".join(
     + [f"| {r.date} | `{r.commit}` | {r.model} | {r.what} | {r.subject.replace('|', '/')} |"
        for r in per_build.itertuples()]
 )))
+
+# %% [markdown]
+# ## Which verdicts moved
+#
+# Each row: a claim whose verdict differs from the ledger's previous committed version (a claim
+# new to the book counts as moved from "(new)"), with its value, 95% interval and n before and
+# after; newest first. A move comes from more data (a pack grown), from a changed test (the
+# commit message says which), or from a changed computation.
+
+# %%
+try:
+    moves, no_ledger = ledger_history(packs), ""
+except NoHistoryError as exc:
+    moves, no_ledger = None, f"No committed history of the verdict ledger here ({exc})."
+if moves is not None and model != "all":
+    moves = moves[moves["model"].isin([model, "across models"])]
+if moves is not None:
+    counts = moves.groupby(["date", "commit", "subject"], sort=False).size()
+    display(Markdown(
+        f"The ledger was committed in {len(counts)} versions; "
+        + "; ".join(f"`{commit}` ({date}) moved **{k}** verdicts" for (date, commit, _), k in
+                    counts.items())
+        + "." if len(counts) else "No verdict has moved since the ledger was first committed."
+    ))
+    shown = moves[moves["before"] != "(new)"].iloc[::-1]
+    display(Markdown("\n".join(
+        ["| commit | model | claim | before | after |", "|---|---|---|---|---|"]
+        + [f"| `{r.commit}` | {r.model} | {r.claim} | {r.before}<br>{r.interval_before} | "
+           f"{r.after}<br>{r.interval_after} |" for r in shown.itertuples()]
+    )) if len(shown) else Markdown("No verdict moved between committed versions."))
+else:
+    display(Markdown(no_ledger))
+pending_verdicts = pending_moves(packs)
+if pending_verdicts is not None and len(pending_verdicts):
+    display(Markdown(f"**Not committed yet**: the ledger this build wrote moves "
+                     f"{len(pending_verdicts)} verdicts against its last committed version: "
+                     + "; ".join(f"{r.model}, *{r.claim}*: {r.before} → {r.after}"
+                                 for r in pending_verdicts.itertuples()) + "."))
 
 # %% [markdown]
 # ## Exercises

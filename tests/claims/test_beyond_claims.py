@@ -194,10 +194,29 @@ def test_cloze_claims(index, accuracy, expected):
     assert beyond.cloze_claims(_cloze(20, accuracy), N)[index].verdict == "not enough data"
 
 
-def test_a_sparse_cloze_baseline_still_decides_the_share_kept():
-    # 5 baseline hits in 34 windows: about 9 of 2000 resamples have none, which once made the
-    # whole interval NaN; every middle drop keeps all of them here
-    sparse = lambda lb: 5 / 34 if _kind(lb) in ("none", "drop") else 0.5  # noqa: E731
-    v = beyond.cloze_claims(_cloze(34, sparse), N)[0]
-    assert v.value == pytest.approx(1.0) and v.verdict == "holds", (v.lo, v.hi)
-    assert "resamples had no baseline hit and count against the claim" in v.detail
+def test_a_cloze_baseline_with_few_hits_decides_nothing():
+    # 20 baseline hits of 400 windows: a share of them kept says nothing yet
+    few = lambda lb: 20 / 400 if _kind(lb) in ("none", "drop") else 0.5  # noqa: E731
+    for v in beyond.cloze_claims(_cloze(400, few), N):
+        assert v.verdict == "not enough data", v
+        assert "30 baseline hits" in v.rule
+
+
+def test_a_drop_with_no_hit_gets_an_exact_bound_not_a_zero_width_interval():
+    none_right = lambda lb: {"none": 0.5, "drop 5": 0.0}.get(lb, 0.5)  # noqa: E731
+    v = beyond.cloze_claims(_cloze(400, none_right), N)[0]
+    assert v.value == 0.0 and v.lo == 0.0 and v.hi > 0.0 and v.verdict == "does not hold", v
+    # the Clopper-Pearson upper bound of 0 of 400 over the baseline accuracy
+    assert v.hi == pytest.approx(beyond.stats.clopper_pearson(0, 400)[1] / 0.5)
+
+
+def test_each_middle_layer_is_tested_with_holm():
+    # the swap keeps more at every middle layer but one, where it keeps less: does not hold
+    def acc(lb):
+        if lb == "swap 5-6":
+            return 0.3
+        return {"swap": 0.6, "drop": 0.45}.get(_kind(lb), 0.7)
+
+    v = beyond.cloze_claims(_cloze(400, acc), N)[2]
+    assert v.verdict == "does not hold" and "against it: layer 5" in v.detail, v.detail
+    assert "McNemar" in v.rule and "Holm" in v.rule

@@ -131,3 +131,84 @@ def test_a_verdict_needs_enough_units():
     assert v.verdict == "holds" and "30 sequences" in v.rule and "> 0" in v.rule
     with pytest.raises(ValueError, match="verdict"):
         stats.Verdict("c", "f", "s", 1, 1, 1, "r", 1, "u", "maybe")
+
+
+@pytest.mark.parametrize(
+    ("lo", "hi", "against", "want"),
+    [
+        (0.6, 0.9, None, "holds"),  # above the null's 95th percentile (0.5)
+        (0.1, 0.4, None, "no evidence"),  # below it: no more than chance, not evidence against
+        (0.1, 0.4, 0.0, "no evidence"),
+        (-0.6, -0.2, 0.0, "does not hold"),  # below the margin against the claim
+        (-0.6, -0.2, None, "no evidence"),  # no margin: never "does not hold"
+        (0.3, 0.7, 0.0, "unclear"),
+    ],
+)
+def test_a_null_test_never_calls_no_evidence_a_refutation(lo, hi, against, want):
+    assert stats.decide_against_null(lo, hi, 0.5, against=against) == want
+    v = stats.verdict("c", "f", "s", (lo + hi) / 2, lo, hi, threshold=0.5, null=True,
+                      against=against, n=40)  # fmt: skip
+    assert v.verdict == want and "no evidence if" in v.rule
+
+
+@pytest.mark.parametrize(
+    ("lo", "hi", "want"),
+    [(-0.05, 0.05, "holds"), (0.15, 0.3, "does not hold"), (-0.3, -0.12, "does not hold"),
+     (0.05, 0.2, "unclear")],
+)  # fmt: skip
+def test_decide_within_a_margin(lo, hi, want):
+    assert stats.decide_within(lo, hi, -0.1, 0.1) == want
+
+
+def _layers(means: list[float], n: int = 200, sd: float = 1.0, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    x = np.array(means)[:, None] + rng.normal(0, sd, (len(means), n))
+    return stats.bootstrap(x, n_boot=1000, seed=seed)
+
+
+def test_a_gap_is_decided_pair_by_pair():
+    est, dist = _layers([1.0, 0.0, 0.0, 0.0])
+    value, lo, hi = stats.gap(est, dist, [0], [1, 2, 3])
+    assert lo > 0 and lo <= value <= hi
+    # two groups with equal peaks: the gap's interval contains 0
+    est, dist = _layers([1.0, 0.0, 1.0, 0.0])
+    value, lo, hi = stats.gap(est, dist, [0, 1], [2, 3])
+    assert lo < 0 < hi
+    # the band is simultaneous: wider than the percentile interval of the one best pair
+    diff = dist[0] - dist[2]
+    plo, phi = stats.percentile(diff)
+    assert hi - lo > phi - plo
+
+
+def test_lowest_and_highest_bound_every_item_at_once():
+    est, dist = _layers([0.5, 0.5, 0.05])
+    least, lo, hi, band_lo, band_hi = stats.lowest(est, dist)
+    assert least == est.min() and lo == band_lo.min() and hi == band_hi.min()
+    assert lo < 0.05 < hi  # the weakest item decides "every item above ..."
+    most, lo, hi, _, _ = stats.highest(est, dist)
+    assert most == est.max() and lo > 0
+
+
+def test_clopper_pearson_is_exact_and_never_of_zero_width():
+    lo, hi = stats.clopper_pearson(0, 100)
+    assert lo == 0.0 and hi == pytest.approx(1 - 0.025 ** (1 / 100))
+    lo, hi = stats.clopper_pearson(100, 100)
+    assert hi == 1.0 and lo == pytest.approx(0.025 ** (1 / 100))
+
+
+def test_mcnemar_uses_the_discordant_pairs_only():
+    a = np.array([1] * 50 + [1] * 10 + [0] * 40, bool)
+    b = np.array([1] * 50 + [0] * 10 + [0] * 40, bool)
+    p, a_only, b_only = stats.mcnemar(a, b)
+    assert (a_only, b_only) == (10, 0) and p == pytest.approx(2 * 0.5**10)
+    assert stats.mcnemar(a, a)[0] == 1.0
+
+
+def test_holm_controls_the_family():
+    p = np.array([0.01, 0.04, 0.03, 0.5])
+    np.testing.assert_allclose(stats.holm(p), [0.04, 0.09, 0.09, 0.5])
+
+
+def test_every_verdict_names_a_known_source():
+    with pytest.raises(ValueError, match="source"):
+        stats.Verdict("c", "f", "s", 1.0, 0.0, 2.0, "r", 40, "sequences", "holds", "", "a blog")

@@ -37,8 +37,6 @@ PAGES = {
 def _interval(v: Verdict) -> str:
     if np.isnan(v.value):
         return ""
-    if "weights only" in v.rule:
-        return "exact"
     return f"{v.lo:.3g} to {v.hi:.3g}"
 
 
@@ -74,6 +72,7 @@ _PLURAL = {
     "holds": ("holds", "hold"),
     "does not hold": ("does not hold", "do not hold"),
     "unclear": ("is unclear", "are unclear"),
+    "no evidence": ("finds no evidence", "find no evidence"),
     "not enough data": ("has not enough data", "have not enough data"),
 }
 """Each verdict as the verb of one claim, and of several."""
@@ -83,9 +82,7 @@ def _numbers(v: Verdict) -> str:
     """A verdict's value, interval and n in words (empty when it has no value)."""
     if np.isnan(v.value):
         return ""
-    interval = _interval(v)
-    bounds = "exact" if interval == "exact" else f"95% interval {interval}"
-    return f"{v.value:.3g} ({bounds}), n = {v.n} {v.unit}"
+    return f"{v.value:.3g} (95% interval {_interval(v)}), n = {v.n} {v.unit}"
 
 
 def _counted(counts: Counter) -> str:
@@ -118,7 +115,7 @@ AGREEMENT = {
     "hold": "hold on every model",
     "fail": "hold on none",
     "differ": "hold on one model and not on another",
-    "undecided": "are unclear, or lack data, on at least one model",
+    "undecided": "are unclear, find no evidence, or lack data, on at least one model",
 }
 """How the claims decided for every model are grouped (see :func:`conclusions`)."""
 
@@ -128,7 +125,8 @@ def agreement(verdicts: pd.Series) -> str:
 
     ``hold``: every model holds; ``fail``: none does (every verdict "does not hold");
     ``differ``: at least one holds and at least one does not; otherwise ``undecided`` (some
-    model is unclear or lacks data, and no two models decide it opposite ways).
+    model is unclear, finds no evidence or lacks data, and no two models decide it opposite
+    ways).
     """
     values = set(verdicts)
     if values == {"holds"}:
@@ -136,6 +134,15 @@ def agreement(verdicts: pd.Series) -> str:
     if values == {"does not hold"}:
         return "fail"
     return "differ" if {"holds", "does not hold"} <= values else "undecided"
+
+
+SOURCE_NAMES = {
+    "paper v1": "the paper's claims (v1)",
+    "paper v3": "the later version's (v3)",
+    "related work": "the related work's",
+    "this book": "this book's own",
+}
+"""How :func:`conclusions` names the claims of each source (:data:`stages.stats.SOURCES`)."""
 
 
 def conclusions(claims: pd.DataFrame) -> str:
@@ -147,19 +154,27 @@ def conclusions(claims: pd.DataFrame) -> str:
             name model-specific layers).
 
     Returns:
-        Each model's counts of each verdict; over the claims decided for every model, how many
-        fall in each :data:`AGREEMENT` class, with the page groups they come from; and the
-        range of n behind the verdicts, per unit.
+        For each source (:data:`SOURCE_NAMES`: the paper's own claims first, counted apart from
+        the related work's and this book's), each model's counts of each verdict; over the
+        paper's claims decided for every model, how many fall in each :data:`AGREEMENT` class,
+        with the page groups they come from; and the range of n behind the verdicts, per unit.
     """
     models = list(dict.fromkeys(claims["model"]))
-    counts = "; ".join(
-        f"on **{m}**, " + _counted(Counter(claims.loc[claims.model == m, "verdict"]))
-        + f" (of {int((claims.model == m).sum())})"
-        for m in models
-    )  # fmt: skip
-    text = [f"Of the claims this book tests, {counts}."]
-    wide = claims.pivot_table(index=["group", "number"], columns="model", values="verdict",
-                              aggfunc="first", sort=False).dropna()  # fmt: skip
+    text = []
+    for source, name in SOURCE_NAMES.items():
+        mine = claims[claims["source"] == source]
+        if mine.empty:
+            continue
+        counts = "; ".join(
+            f"on **{m}**, " + _counted(Counter(mine.loc[mine.model == m, "verdict"]))
+            + f" (of {int((mine.model == m).sum())})"
+            for m in models if (mine.model == m).any()
+        )  # fmt: skip
+        text.append(f"Of {name}: {counts}." if source != "paper v1"
+                    else f"Of the paper's claims (v1) this book tests: {counts}.")  # fmt: skip
+    paper = claims[claims["source"].isin(["paper v1", "paper v3"])]
+    wide = paper.pivot_table(index=["group", "number"], columns="model", values="verdict",
+                             aggfunc="first", sort=False).dropna()  # fmt: skip
     if len(models) > 1 and len(wide):
         status = wide.apply(agreement, axis=1)
         parts = []
@@ -168,15 +183,14 @@ def conclusions(claims: pd.DataFrame) -> str:
             groups = pd.Series(chosen.index.get_level_values("group")).value_counts(sort=False)
             where = ", ".join(f"{g} ({k})" for g, k in groups.items())
             parts.append(f"**{len(chosen)} {words}**" + (f": {where}" if where else ""))
-        text.append(f"Of the {len(wide)} claims decided for every model, " + "; ".join(parts)
-                    + " (claims per page group).")  # fmt: skip
+        text.append(f"Of the {len(wide)} claims of the paper (v1 and v3) decided for every "
+                    "model, " + "; ".join(parts) + " (claims per page group).")  # fmt: skip
     sampled = claims[claims["n"] > 0]
-    sampled = sampled[~sampled["rule"].str.contains("weights only")]
     spans = sampled.groupby("unit")["n"].agg(["min", "max"])
     text.append("Each verdict rests on its own n of independent units: " + ", ".join(
         f"{lo:,} to {hi:,} {unit}" if lo != hi else f"{lo:,} {unit}"
         for unit, lo, hi in spans.itertuples()
-    ) + " (the claims about the weights alone are exact).")  # fmt: skip
+    ) + ".")  # fmt: skip
     return " ".join(text)
 
 
@@ -188,7 +202,7 @@ def all_claims(results: Any, *, seed: int = 0) -> pd.DataFrame:
         seed: the bootstrap and split seed.
 
     Returns:
-        :func:`stages.stats.table` of every verdict, with ``group`` (the paper's section),
+        :func:`stages.stats.table` of every verdict (with its ``source``), with ``group`` (the paper's section),
         ``number`` (the claim's place in its group: the same claim on every model, even where
         its wording names model-specific layers) and ``page`` (the notebook that tests it).
         ``attrs["missing"]`` maps each extension group the results pack cannot decide yet

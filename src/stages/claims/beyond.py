@@ -8,6 +8,7 @@ resampled sequences (:mod:`stages.stats`). KL is in nats; entropy change in bits
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -23,12 +24,37 @@ from stages.stats import Verdict
 def _decide(
     claim: str, figure: str, statistic: str, sums: pd.DataFrame, columns: list[str],
     f: Callable[[np.ndarray], np.ndarray], *, above: bool, unit: str, detail: str, seed: int,
+    source: str,
 ) -> Verdict:  # fmt: skip
     """A verdict on ``f`` (of the means of ``columns``) against 0, with its paired interval."""
     estimate, lo, hi = stats.interval(stack(sums, columns), scored(sums), f, seed=seed)
     return stats.verdict(
         claim, figure, statistic, estimate, lo, hi, threshold=0.0, above=above, n=len(sums),
-        threshold_unit=unit, detail=detail,
+        threshold_unit=unit, detail=detail, source=source,
+    )  # fmt: skip
+
+
+def _per_item(
+    claim: str, figure: str, statistic: str, sums: pd.DataFrame, columns: list[str],
+    f: Callable[[np.ndarray], np.ndarray], *, above: bool, unit: str, detail: str, seed: int,
+    source: str,
+) -> Verdict:  # fmt: skip
+    """A claim about *every* item of ``f`` (``[k]`` per-item differences), decided item by item.
+
+    ``above=True``: every item above 0 (the least item, :func:`stages.stats.lowest`);
+    ``above=False``: every item below 0 (the greatest, :func:`stages.stats.highest`); each with
+    the bounds of a simultaneous 95% band over the items.
+    """
+    estimate, dist = stats.bootstrap(stack(sums, columns), scored(sums), f, seed=seed)
+    pick = stats.lowest if above else stats.highest
+    value, lo, hi, band_lo, band_hi = pick(estimate, dist)
+    good = int((band_lo > 0).sum() if above else (band_hi < 0).sum())
+    bad = int((band_hi < 0).sum() if above else (band_lo > 0).sum())
+    return stats.verdict(
+        claim, figure, statistic, value, lo, hi, threshold=0.0, above=above, n=len(sums),
+        threshold_unit=unit, source=source,
+        detail=f"{detail}; with simultaneous 95% confidence {good} of {len(estimate)} agree "
+        f"with the claim and {bad} contradict it",
     )  # fmt: skip
 
 
@@ -39,7 +65,9 @@ def deeper_blocks_are_safer(sums: pd.DataFrame, n_layers: int, *, seed: int = 0)
     """Gromov et al.: the best block of a quarter of the depth to delete lies in the deeper half.
 
     Blocks wholly inside the first half are compared with blocks wholly inside the second (the
-    blocks across the middle belong to neither).
+    blocks across the middle belong to neither): the smallest KL in the first half minus the
+    smallest in the second, decided block by block (:func:`stages.stats.gap` of the negated
+    KL: a sup-t band over every pair of blocks).
     """
     k = max(2, n_layers // 4)
     half = n_layers / 2
@@ -47,25 +75,22 @@ def deeper_blocks_are_safer(sums: pd.DataFrame, n_layers: int, *, seed: int = 0)
     second = [s for s in range(n_layers - k + 1) if s >= half]
     labels = [f"drop_range {s}-{s + k - 1}" for s in first + second]
     columns = [f"{label}:kl" for label in labels]
-
-    def margin(m: np.ndarray) -> np.ndarray:
-        return m[: len(first)].min(axis=0) - m[len(first) :].min(axis=0)
-
-    means = stats.means(stack(sums, columns), scored(sums))
-    best_first, best_second = (
-        int(np.argmin(means[: len(first)])),
-        int(np.argmin(means[len(first) :])),
-    )
-    return _decide(
+    means, dist = stats.bootstrap(stack(sums, columns), scored(sums), seed=seed)
+    a = list(range(len(first)))
+    b = list(range(len(first), len(labels)))
+    # min(first) - min(second) = max(-second) - max(-first)
+    value, lo, hi = stats.gap(-means, -dist, b, a)
+    best_first, best_second = int(np.argmin(means[a])), len(first) + int(np.argmin(means[b]))
+    return stats.verdict(
         f"deleting {k} consecutive layers hurts less in the deeper half than in the first half "
         "(the best block wholly inside each half)",
         "Gromov et al. 2024 (block deletion)",
         f"smallest KL over blocks of {k} layers in the first half minus smallest in the second "
-        "half (nats, paired)",
-        sums, columns, margin, above=True, unit=" nats", seed=seed,
+        "half (nats, paired; simultaneous 95% band over every pair of blocks)",
+        value, lo, hi, threshold=0.0, n=len(sums), threshold_unit=" nats",
+        source="related work",
         detail=f"best in the first half: {labels[best_first]} (KL {means[best_first]:.3g}); in "
-        f"the second half: {labels[len(first) + best_second]} (KL "
-        f"{means[len(first) + best_second]:.3g})",
+        f"the second half: {labels[best_second]} (KL {means[best_second]:.3g})",
     )  # fmt: skip
 
 
@@ -86,30 +111,35 @@ def _reordered(sums: pd.DataFrame, i: int, j: int) -> list[str]:
 def reordering_gentler_than_dropping(
     sums: pd.DataFrame, n_layers: int, kind: str = "reorder", *, seed: int = 0
 ) -> Verdict:
-    """Painters: reordering (or running in parallel) a middle span hurts less than dropping it."""
+    """Painters: reordering (or running in parallel) each middle span hurts less than dropping it.
+
+    Per middle span: the mean KL of its reorderings (or its parallel run) minus the KL of
+    dropping it; decided span by span with a simultaneous band (every span below 0: holds).
+    """
     s = span_length(n_layers)
     middle = _spans(n_layers, "middle")
     what = "reordering" if kind == "reorder" else "running in parallel"
     claim = f"{what} a middle span of {s} layers hurts less than dropping it"
+    source = "related work"
     if not middle:
-        return stats.missing(claim, "Painters", f"no middle span of {s} layers")
+        return stats.missing(claim, "Painters", f"no middle span of {s} layers", source=source)
     columns, groups = [], []
     for i in middle:
         plans = _reordered(sums, i, i + s) if kind == "reorder" else [parallel(i, i + s).label]
         groups.append((len(columns), len(columns) + len(plans)))
         columns += [f"drop_range {i}-{i + s - 1}:kl"] + [f"{p}:kl" for p in plans]
 
-    def margin(m: np.ndarray) -> np.ndarray:
-        return np.mean([m[a + 1 : b + 1].mean(axis=0) - m[a] for a, b in groups], axis=0)
+    def excess(m: np.ndarray) -> np.ndarray:  # [spans, ...]
+        return np.stack([m[a + 1 : b + 1].mean(axis=0) - m[a] for a, b in groups])
 
     kl = dict(zip(columns, stats.means(stack(sums, columns), scored(sums)), strict=True))
     kinds = [k for k in ("drop_range", "reverse", "shuffle", "parallel") if k in " ".join(kl)]
     by_kind = {k: np.mean([v for c, v in kl.items() if c.startswith(k)]) for k in kinds}
-    return _decide(
+    return _per_item(
         claim, "Sun et al. 2024, Painters (Figures 2-4)",
-        f"mean over the middle spans of [mean KL of {what} minus KL of dropping the span] "
-        "(nats, paired)",
-        sums, columns, margin, above=False, unit=" nats", seed=seed,
+        f"per middle span, the mean KL of {what} minus the KL of dropping the span; the largest "
+        "over the spans (nats, paired; simultaneous 95% band over the spans)",
+        sums, columns, excess, above=False, unit=" nats", seed=seed, source=source,
         detail=f"middle spans starting at layers {', '.join(map(str, middle))}; mean KL "
         + ", ".join(f"{k} {v:.3g}" for k, v in by_kind.items()),
     )  # fmt: skip
@@ -118,28 +148,35 @@ def reordering_gentler_than_dropping(
 def order_matters_less_in_the_middle(
     sums: pd.DataFrame, n_layers: int, *, seed: int = 0
 ) -> Verdict:
-    """Reordering a middle span hurts less than reordering one holding the first or last layer."""
+    """Reordering each middle span hurts less than reordering the first or the last span.
+
+    Per (end span, middle span) pair: the end's mean reordering KL minus the middle span's;
+    decided pair by pair with a simultaneous band (every pair above 0: holds).
+    """
     s = span_length(n_layers)
     middle, edge = _spans(n_layers, "middle"), _spans(n_layers, "edge")
     claim = f"the order of a middle span of {s} layers matters less than near either end"
     if not middle or not edge:
-        return stats.missing(claim, "Painters", "no middle or no edge span")
-    mids = [c for i in middle for c in _reordered(sums, i, i + s)]
-    first = _reordered(sums, 0, s)
-    last = _reordered(sums, n_layers - s, n_layers)
-    columns = [f"{p}:kl" for p in mids + first + last]
-    a, b = len(mids), len(mids) + len(first)
+        return stats.missing(claim, "Painters", "no middle or no edge span", source="related work")
+    groups = [_reordered(sums, i, i + s) for i in middle]
+    ends = [_reordered(sums, 0, s), _reordered(sums, n_layers - s, n_layers)]
+    every = [p for g in groups + ends for p in g]
+    columns = [f"{p}:kl" for p in every]
+    where = np.cumsum([0] + [len(g) for g in groups + ends])
+    n_mid = len(groups)
 
-    def margin(m: np.ndarray) -> np.ndarray:  # the gentler end against the middle
-        return np.minimum(m[a:b].mean(axis=0), m[b:].mean(axis=0)) - m[:a].mean(axis=0)
+    def excess(m: np.ndarray) -> np.ndarray:  # [ends x middle spans, ...]
+        means = [m[a:b].mean(axis=0) for a, b in zip(where[:-1], where[1:], strict=True)]
+        return np.stack([means[n_mid + e] - means[j] for e in range(2) for j in range(n_mid)])
 
-    return _decide(
+    return _per_item(
         claim, "Sun et al. 2024, Painters; the paper's section 4",
-        "mean KL of reordering (reverse, shuffles) the first or the last span, whichever is "
-        "smaller, minus that of the middle spans (nats, paired)",
-        sums, columns, margin, above=True, unit=" nats", seed=seed,
-        detail=f"{len(mids)} middle reorderings; {len(first)} of the first and {len(last)} of "
-        "the last span",
+        "mean KL of reordering (reverse, shuffles) the first or the last span minus that of "
+        "each middle span; the smallest over every (end, middle span) pair (nats, paired; "
+        "simultaneous 95% band over the pairs)",
+        sums, columns, excess, above=True, unit=" nats", seed=seed, source="related work",
+        detail=f"{len(middle)} middle spans ({sum(map(len, groups))} reorderings); "
+        f"{len(ends[0])} reorderings of the first and {len(ends[1])} of the last span",
     )  # fmt: skip
 
 
@@ -147,19 +184,17 @@ def order_matters_less_in_the_middle(
 
 
 def more_copies_more_damage(sums: pd.DataFrame, n_layers: int, *, seed: int = 0) -> Verdict:
-    """KL grows with the number of copies, for every duplicated range (the least margin of all)."""
+    """KL grows with the number of copies, for every duplicated range (decided range by range)."""
     ranges = duplication_ranges(n_layers)
     lo_n, hi_n = TIMES[0], TIMES[-1]
     columns = [f"{duplicate(i, j, n).label}:kl" for i, j in ranges for n in (lo_n, hi_n)]
-
-    def margin(m: np.ndarray) -> np.ndarray:
-        return (m[1::2] - m[0::2]).min(axis=0)
-
-    return _decide(
+    return _per_item(
         f"running each layer of a range {hi_n} times hurts more than {lo_n} times, for every range",
         "the later version (layer duplication)",
-        f"smallest over the {len(ranges)} ranges of KL(x{hi_n}) minus KL(x{lo_n}) (nats, paired)",
-        sums, columns, margin, above=True, unit=" nats", seed=seed,
+        f"KL(x{hi_n}) minus KL(x{lo_n}) per range, the smallest over the {len(ranges)} ranges "
+        "(nats, paired; simultaneous 95% band over the ranges)",
+        sums, columns, lambda m: m[1::2] - m[0::2], above=True, unit=" nats", seed=seed,
+        source="paper v3",
         detail="ranges " + ", ".join(f"{i}-{j - 1}" for i, j in ranges),
     )  # fmt: skip
 
@@ -174,6 +209,7 @@ def duplication_raises_entropy(sums: pd.DataFrame, n_layers: int, *, seed: int =
         "the later version (layer duplication, entropy)",
         f"mean entropy change H(Q) - H(P) under {label} (bits)",
         sums, [f"{label}:entropy_delta"], lambda m: m[0], above=True, unit=" bits", seed=seed,
+        source="this book",
         detail="the direction is ours to test: the later version reports the entropy, not a sign",
     )  # fmt: skip
 
@@ -203,7 +239,7 @@ def score_predicts_drop(
         f"Spearman's rho across layers 1..L-1 between {score.replace('_', ' ')} and the drop's "
         "KL (paired bootstrap)",
         r["rho_without_first"], r["lo_without_first"], r["hi_without_first"], threshold=0.0,
-        n=n, detail=f"with layer 0 rho = {r['rho']:.2f} ({r['lo']:.2f} to {r['hi']:.2f})",
+        n=n, source="related work", detail=f"with layer 0 rho = {r['rho']:.2f} ({r['lo']:.2f} to {r['hi']:.2f})",
     )  # fmt: skip
 
 
@@ -220,7 +256,7 @@ def early_skips_change_more(skips: pd.DataFrame, n_layers: int, *, seed: int = 0
         "Csordás et al. 2025 (Figure 2)",
         "mean relative change of every later layer's attention and MLP output, drops of layers "
         "1.. in the first half minus drops in the second half (paired)",
-        estimate, lo, hi, threshold=0.0, n=len(skips),
+        estimate, lo, hi, threshold=0.0, n=len(skips), source="related work",
         detail=f"layer 0, whose drop is catastrophic, is left out; with it {with_first[0]:.3g} "
         f"({with_first[1]:.3g} to {with_first[2]:.3g})",
     )  # fmt: skip
@@ -243,6 +279,9 @@ def similarity_claims(
 CLOZE_KEPT = 0.72
 """The paper's lower bound on the share of top-1 predictions a middle-layer drop keeps, asked of
 cloze accuracy."""
+MIN_HITS = 30
+"""Fewest windows the unperturbed model must answer right before a cloze claim is decided (a
+share of accuracy kept from a handful of hits says nothing)."""
 
 
 def _cloze(sums: pd.DataFrame, labels: list[str]) -> np.ndarray:
@@ -250,54 +289,132 @@ def _cloze(sums: pd.DataFrame, labels: list[str]) -> np.ndarray:
     return stack(sums, [f"{label}:correct" for label in labels])
 
 
+def _paired_tests(
+    better: np.ndarray, worse: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Exact McNemar tests of ``better[k]`` against ``worse[k]`` per row, Holm-adjusted.
+
+    Returns:
+        ``(adjusted p [k], sign [k])``: sign +1 where ``better`` was right more often, -1 less.
+    """
+    tests = [stats.mcnemar(a > 0, b > 0) for a, b in zip(better, worse, strict=True)]
+    sign = np.sign([a_only - b_only for _, a_only, b_only in tests])
+    return stats.holm(np.array([p for p, _, _ in tests])), sign
+
+
+def _tested(
+    claim: str, statistic: str, better: np.ndarray, worse: np.ndarray, names: list[str], *,
+    n: int, hits: int, seed: int,
+) -> Verdict:  # fmt: skip
+    """"``better`` keeps more cloze accuracy than ``worse`` at every layer", tested per layer.
+
+    Decided by exact McNemar tests per layer with Holm's correction over the layers: holds when
+    every layer's test rejects in the claim's direction, does not hold when some layer's test
+    rejects in the other, unclear otherwise. The interval shown is the simultaneous 95%
+    bootstrap band of the smallest accuracy difference.
+    """
+    estimate, dist = stats.bootstrap(better - worse, seed=seed)
+    least, lo, hi, _, _ = stats.lowest(estimate, dist)
+    adjusted, sign = _paired_tests(better, worse)
+    significant = adjusted < 0.05
+    if n < stats.MIN_UNITS or hits < MIN_HITS:
+        decided = "not enough data"
+    elif (significant & (sign < 0)).any():
+        decided = "does not hold"
+    elif (significant & (sign > 0)).all():
+        decided = "holds"
+    else:
+        decided = "unclear"
+    against = [names[k] for k in np.flatnonzero(significant & (sign < 0))]
+    return Verdict(
+        claim, CLOZE_FIGURE, statistic, least, lo, hi,
+        "exact McNemar test per layer, Holm-adjusted over the layers: holds if every layer's "
+        "adjusted p < 0.05 in the claim's direction; does not hold if some layer's is in the "
+        "other; unclear otherwise (the interval: simultaneous 95% bootstrap band of the "
+        f"smallest difference); not enough data below {stats.MIN_UNITS} windows or "
+        f"{MIN_HITS} baseline hits",
+        n, "windows", decided,
+        f"{int((significant & (sign > 0)).sum())} of {len(names)} layers significant in the "
+        "claim's direction"
+        + (f"; against it: {', '.join(against)}" if against else ""),
+        "paper v3",
+    )  # fmt: skip
+
+
+CLOZE_FIGURE = "the later version (downstream accuracy); the paper's Figure 3"
+
+
+def cloze_kept(sums: pd.DataFrame, n_layers: int, *, seed: int = 0) -> Verdict:
+    """Every middle-layer drop keeps at least 72% of the cloze accuracy, decided per layer.
+
+    Per middle layer ``l``, the share kept ``acc(drop l) / acc(none)`` with a simultaneous
+    band over the layers; a layer no window survives (a count of 0) gets the exact
+    (Clopper-Pearson) upper bound of its accuracy over the baseline's instead of a band of
+    zero width.
+    """
+    from stages.claims.depth import MIDDLE, layers_where
+
+    middle = layers_where(n_layers, *MIDDLE)
+    labels = ["none", *[f"drop {i}" for i in middle]]
+    m = _cloze(sums, labels)
+    n, hits = m.shape[1], int(m[0].sum())
+    claim = f"every single middle-layer drop keeps at least {CLOZE_KEPT:.0%} of the cloze accuracy"
+    base_lo, base_hi = stats.clopper_pearson(hits, n)
+    detail = (f"baseline accuracy {hits / n:.1%} ({hits} of {n} windows; exact 95% interval "
+              f"{base_lo:.1%} to {base_hi:.1%})")  # fmt: skip
+    if hits == 0:
+        return Verdict(claim, CLOZE_FIGURE, "the worst middle-layer drop's cloze accuracy "
+                       "divided by the baseline's", np.nan, np.nan, np.nan,
+                       f"needs {MIN_HITS} baseline hits and {stats.MIN_UNITS} windows", n,
+                       "windows", "not enough data", detail, "paper v3")  # fmt: skip
+    estimate, dist = stats.bootstrap(m, statistic=lambda x: x[1:] / x[0], seed=seed)
+    band_lo, band_hi = stats.simultaneous(estimate, dist)
+    zero = m[1:].sum(axis=1) == 0
+    band_lo[zero] = 0.0
+    band_hi[zero] = stats.clopper_pearson(0, n)[1] / (hits / n)
+    worst = int(np.argmin(estimate))
+    decided = stats.verdict(
+        claim, CLOZE_FIGURE,
+        "the worst middle-layer drop's cloze accuracy divided by the baseline's (simultaneous "
+        "95% band over the middle layers; exact bounds where a drop has no hit)",
+        float(estimate.min()), float(band_lo.min()), float(band_hi.min()),
+        threshold=CLOZE_KEPT, n=n, unit="windows", source="paper v3",
+        detail=f"{detail}; worst: drop {middle[worst]} ({int(m[1 + worst].sum())} hits); "
+        f"{int((band_lo > CLOZE_KEPT).sum())} of {len(middle)} layers keep more than "
+        f"{CLOZE_KEPT:.0%} and {int((band_hi < CLOZE_KEPT).sum())} less with simultaneous "
+        "confidence",
+    )  # fmt: skip
+    rule = decided.rule.replace("windows", f"windows or {MIN_HITS} baseline hits")
+    gated = "not enough data" if hits < MIN_HITS else decided.verdict
+    return replace(decided, rule=rule, verdict=gated)
+
+
 def cloze_claims(sums: pd.DataFrame, n_layers: int, *, seed: int = 0) -> list[Verdict]:
     """The paper's robustness claims asked of the cloze task (per-window correctness)."""
     from stages.claims.depth import MIDDLE, layers_where
 
     middle = layers_where(n_layers, *MIDDLE)
-    drops = ["none", *[f"drop {i}" for i in middle]]
-    swaps = [f"swap {i}-{i + 1}" for i in middle if i + 1 < n_layers]
-    n = len(sums)
-    figure = "the later version (downstream accuracy); the paper's Figure 3"
-
-    def kept(m: np.ndarray) -> np.ndarray:
-        base = np.where(m[0] > 0, m[0], np.nan)  # undefined without a baseline hit
-        return m[1:].min(axis=0) / base
-
-    est, dist = stats.bootstrap(_cloze(sums, drops), statistic=kept, seed=seed)
-    lo, hi, undefined = stats.defined_percentile(dist)
-    share = stats.verdict(
-        f"every single middle-layer drop keeps at least {CLOZE_KEPT:.0%} of the cloze accuracy",
-        figure, "the worst middle-layer drop's cloze accuracy divided by the baseline's",
-        est, lo, hi, threshold=CLOZE_KEPT, n=n, unit="windows",
-        detail=f"baseline accuracy {sums['none:correct'].mean():.1%}"
-        + (f"; {undefined} of {stats.N_BOOT} resamples had no baseline hit and count against "
-           "the claim at both ends of the interval" if undefined else ""),
-    )  # fmt: skip
-
-    def first(m: np.ndarray) -> np.ndarray:
-        return m[1:].min(axis=0) - m[0]
-
-    est, lo, hi = stats.interval(_cloze(sums, ["drop 0", *drops[1:]]), statistic=first, seed=seed)
-    catastrophic = stats.verdict(
-        "dropping the first layer hurts cloze accuracy more than any middle-layer drop",
-        figure, "worst middle-layer drop's accuracy minus the first layer's drop's (paired)",
-        est, lo, hi, threshold=0.0, n=n, unit="windows",
-    )  # fmt: skip
-
-    def gentler(m: np.ndarray) -> np.ndarray:
-        k = len(swaps)
-        return (m[:k] - m[k:]).mean(axis=0)
-
-    labels = swaps + [f"drop {i}" for i in middle if i + 1 < n_layers]
-    est, lo, hi = stats.interval(_cloze(sums, labels), statistic=gentler, seed=seed)
-    swap = stats.verdict(
-        "in the middle layers, swapping keeps more cloze accuracy than dropping",
-        figure, "mean over middle layers i of accuracy(swap i, i+1) minus accuracy(drop i) "
-        "(paired)",
-        est, lo, hi, threshold=0.0, n=n, unit="windows",
-    )  # fmt: skip
-    return [share, catastrophic, swap]
+    n, hits = len(sums), int(sums["none:correct"].sum())
+    drops = _cloze(sums, [f"drop {i}" for i in middle])
+    first = np.broadcast_to(_cloze(sums, ["drop 0"]), drops.shape)
+    paired = [i for i in middle if i + 1 < n_layers]
+    swaps = _cloze(sums, [f"swap {i}-{i + 1}" for i in paired])
+    dropped = _cloze(sums, [f"drop {i}" for i in paired])
+    return [
+        cloze_kept(sums, n_layers, seed=seed),
+        _tested(
+            "dropping the first layer hurts cloze accuracy more than any middle-layer drop",
+            "accuracy of each middle-layer drop minus the first layer's drop's, the smallest "
+            "(paired)",
+            drops, first, [f"drop {i}" for i in middle], n=n, hits=hits, seed=seed,
+        ),
+        _tested(
+            "in the middle layers, swapping keeps more cloze accuracy than dropping",
+            "accuracy(swap i, i+1) minus accuracy(drop i) per middle layer, the smallest "
+            "(paired)",
+            swaps, dropped, [f"layer {i}" for i in paired], n=n, hits=hits, seed=seed,
+        ),
+    ]  # fmt: skip
 
 
 def depth_edit_claims(

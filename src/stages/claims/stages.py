@@ -2,8 +2,9 @@
 
 Inputs are the analyses' per-sequence sums (:func:`stages.analyses.attention.attention_sums`,
 :func:`stages.analyses.norms.norms_sums`, :func:`stages.analyses.lens.lens_sums`) and the neuron
-classes (:func:`stages.analyses.neurons.neuron_classes`, weights only: claims about neuron counts
-are exact, with no sampling interval, and need :data:`MIN_NEURONS` classed neurons). Depth ranges
+classes (:func:`stages.analyses.neurons.neuron_classes`, weights only: a claim about neuron counts
+treats the neurons as the units, with an exact binomial interval for a share or a bootstrap over
+each layer's neurons for a comparison of layers, and needs :data:`MIN_NEURONS` neurons of the class). Depth ranges
 are relative depth ``layer / (n_layers - 1)``: *early* is at most 0.25, the *first half* at most
 0.5, the
 *last layers* at least 0.85.
@@ -34,15 +35,69 @@ AGREEMENT = 0.2
 N_PERMUTATIONS = 9999
 
 
-def _exact(
-    claim: str, figure: str, statistic: str, value: float, holds: bool, rule: str, n: int,
-    unit: str, detail: str,
+def _share(
+    claim: str, statistic: str, k: int, n: int, threshold: float, unit: str, detail: str,
 ) -> Verdict:  # fmt: skip
-    """A verdict on a quantity of the weights (no sampling): exact, its interval a point."""
-    decided = "not enough data" if n < MIN_NEURONS else ("holds" if holds else "does not hold")
-    rule = f"{rule} (weights only: exact, no interval); not enough data below {MIN_NEURONS} {unit}"
-    return Verdict(claim, figure, statistic, float(value), float(value), float(value), rule, n,
-                   unit, decided, detail)  # fmt: skip
+    """A verdict on a share of neurons ``k / n`` above ``threshold``, with its exact interval.
+
+    The interval is Clopper-Pearson's (:func:`stages.stats.clopper_pearson`): the neurons of
+    the class are the units, as if the model had been trained again and grown another sample
+    of them.
+    """
+    share = k / n if n else np.nan
+    lo, hi = stats.clopper_pearson(k, n)
+    decided = "not enough data" if n < MIN_NEURONS else stats.decide(lo, hi, threshold)
+    rule = (
+        f"holds if the whole exact (Clopper-Pearson) 95% interval of the share is above "
+        f"{threshold:.0%}; does not hold if it is entirely below; unclear otherwise; not enough "
+        f"data below {MIN_NEURONS} {unit}"
+    )
+    return Verdict(claim, "Figure 6", statistic, float(share), lo, hi, rule, n, unit, decided,
+                   detail)  # fmt: skip
+
+
+def fraction_bootstrap(
+    classes: pd.DataFrame, cls: str, *, n_boot: int = stats.N_BOOT, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each layer's fraction of ``cls`` neurons, and its bootstrap over the layer's neurons.
+
+    Resampling a layer's ``d_mlp`` neurons with replacement draws its count of ``cls`` neurons
+    from a binomial with the observed fraction, so the distribution is drawn directly.
+
+    Returns:
+        ``(fractions, distribution)``: ``[n_layers]`` and ``[n_layers, n_boot]``.
+    """
+    counts = class_counts(classes).sort_values("layer")
+    k, size = counts[cls].to_numpy(), counts["d_mlp"].to_numpy()
+    rng = np.random.default_rng(seed)
+    draws = rng.binomial(size[:, None], (k / size)[:, None], size=(len(k), n_boot))
+    return k / size, draws / size[:, None]
+
+
+def _fraction_gap(
+    claim: str, classes: pd.DataFrame, cls: str, first: list[int], second: list[int],
+    statistic: str, detail: str, n_layers: int, seed: int, *, scale_second: float = 1.0,
+) -> Verdict:  # fmt: skip
+    """The largest ``cls`` fraction among ``first`` layers minus the largest among ``second``.
+
+    ``scale_second`` multiplies the ``second`` layers' fractions first (2: "at most half").
+    Decided layer by layer from a sup-t band over every pairwise difference
+    (:func:`stages.stats.gap`), resampling neurons within layers (:func:`fraction_bootstrap`).
+    """
+    estimate, dist = fraction_bootstrap(classes, cls, seed=seed)
+    scale = np.ones(n_layers)
+    scale[second] = scale_second
+    value, lo, hi = stats.gap(estimate * scale, dist * scale[:, None], first, second)
+    n = int((classes["cls"] == cls).sum())
+    decided = "not enough data" if n < MIN_NEURONS else stats.decide(lo, hi, 0.0)
+    rule = (
+        "holds if the whole 95% interval is above 0 (some layer of the first group above every "
+        "layer of the second, with simultaneous confidence over all pairs); does not hold if it "
+        f"is entirely below 0; unclear otherwise; not enough data below {MIN_NEURONS} {cls} "
+        "neurons (neurons resampled within each layer)"
+    )
+    return Verdict(claim, "Figure 6", statistic, value, lo, hi, rule, n, f"{cls} neurons",
+                   decided, detail)  # fmt: skip
 
 
 # --------------------------------------------------------------------------- stage 1
@@ -59,34 +114,36 @@ def _head_summed(sums: pd.DataFrame, layers: list[int], quantity: str) -> np.nda
 def local_attention_early(
     attention: pd.DataFrame, n_layers: int, *, offsets: int = 5, seed: int = 0
 ) -> Verdict:
-    """Attention to the previous five tokens is higher in the first quarter than later."""
+    """Attention to the previous five tokens peaks in the first quarter.
+
+    Decided layer by layer: the largest early layer mean minus the largest later one, with an
+    interval from a sup-t band over every (early, later) pair (:func:`stages.stats.gap`).
+    """
     layers = list(range(n_layers))
     early = layers_where(n_layers, 0.0, EARLY)
+    later = [x for x in layers if x not in early]
     n_heads = len({c.split(":")[0] for c in attention.columns if ":" in c}) // n_layers
     values = _head_summed(attention, layers, "attn_prev5")
     counts = np.array(
         [locality_counts(int(t), offsets)["attn_prev5"] for t in attention["seq_len"]]
     )
-    k = len(early)
-
-    def gap(m: np.ndarray) -> np.ndarray:
-        return m[:k].max(axis=0) - m[k:].max(axis=0)
-
-    estimate, lo, hi = stats.interval(values, counts * n_heads, gap, seed=seed)
-    per_layer = stats.means(values, counts * n_heads)
+    per_layer, dist = stats.bootstrap(values, counts * n_heads, seed=seed)
+    estimate, lo, hi = stats.gap(per_layer, dist, early, later)
     peak = int(np.argmax(per_layer))
     return stats.verdict(
         "attention to the previous five tokens is highest in the early layers",
         "Figure 4",
         f"the largest layer mean of attention per previous-5 entry (the paper's quantity) in "
-        f"{span(early)} minus the largest in the later layers (paired)",
+        f"{span(early)} minus the largest in the later layers (paired; simultaneous 95% band "
+        "over every pair of layers)",
         estimate,
         lo,
         hi,
         threshold=0.0,
         n=len(attention),
-        detail=f"{per_layer[:k].mean():.3f} in the first quarter vs {per_layer[k:].mean():.3f} "
-        f"later; highest at layer {peak} (relative depth {rel_depth(peak, n_layers):.2f})",
+        detail=f"{per_layer[early].mean():.3f} in the first quarter vs "
+        f"{per_layer[later].mean():.3f} later; highest at layer {peak} (relative depth "
+        f"{rel_depth(peak, n_layers):.2f})",
     )
 
 
@@ -176,55 +233,57 @@ def prediction_after_midpoint(classes: pd.DataFrame, n_layers: int) -> Verdict:
     """At least 90% of prediction neurons lie past the midpoint."""
     pred = classes[classes["cls"] == "prediction"]
     after = int((rel_depth(pred["layer"], n_layers) > HALF).sum())
-    share = after / len(pred) if len(pred) else np.nan
-    return _exact(
+    return _share(
         "prediction neurons appear after the midpoint",
-        "Figure 6",
         "share of prediction neurons past relative depth 0.5",
-        share,
-        share >= AFTER_MIDPOINT,
-        f"holds if the share is at least {AFTER_MIDPOINT:.0%}",
+        after,
         len(pred),
+        AFTER_MIDPOINT,
         "prediction neurons",
         f"{after} of {len(pred)} prediction neurons",
     )
 
 
-def prediction_peak_depth(classes: pd.DataFrame, n_layers: int) -> Verdict:
+def prediction_peak_depth(classes: pd.DataFrame, n_layers: int, *, seed: int = 0) -> Verdict:
     """The prediction-neuron fraction peaks at 75-95% depth."""
+    inside = layers_where(n_layers, *PEAK_RANGE)
+    outside = [x for x in range(n_layers) if x not in inside]
     counts = class_counts(classes)
     peak = counts.loc[counts["prediction_frac"].idxmax()]
-    depth = rel_depth(int(peak["layer"]), n_layers)
-    return _exact(
+    return _fraction_gap(
         "the prediction-neuron fraction peaks near 85% depth",
-        "Figure 6",
-        "relative depth of the layer with the largest fraction of prediction neurons",
-        depth,
-        PEAK_RANGE[0] <= depth <= PEAK_RANGE[1],
-        f"holds if it lies in {PEAK_RANGE[0]}-{PEAK_RANGE[1]}",
-        int(counts["prediction"].sum()),
-        "prediction neurons",
-        f"layer {int(peak['layer'])}: {int(peak['prediction'])} neurons, "
+        classes,
+        "prediction",
+        inside,
+        outside,
+        f"the largest prediction-neuron fraction in {span(inside)} (relative depth "
+        f"{PEAK_RANGE[0]}-{PEAK_RANGE[1]}) minus the largest elsewhere",
+        f"the largest fraction is at layer {int(peak['layer'])} (relative depth "
+        f"{rel_depth(int(peak['layer']), n_layers):.2f}): {int(peak['prediction'])} neurons, "
         f"{peak['prediction_frac']:.1%} of the layer",
+        n_layers,
+        seed,
     )
 
 
-def prediction_declines_at_end(classes: pd.DataFrame, n_layers: int) -> Verdict:
-    """The last layer has at most half the peak fraction of prediction neurons."""
+def prediction_declines_at_end(classes: pd.DataFrame, n_layers: int, *, seed: int = 0) -> Verdict:
+    """The last layer has at most half the prediction-neuron fraction of some earlier layer."""
     counts = class_counts(classes).sort_values("layer")
     peak = counts["prediction_frac"].max()
     last = counts["prediction_frac"].iloc[-1]
-    ratio = last / peak if peak > 0 else np.nan
-    return _exact(
+    return _fraction_gap(
         "prediction neurons decline in the last layers",
-        "Figure 6",
-        "the last layer's prediction-neuron fraction as a share of the peak layer's",
-        ratio,
-        bool(ratio <= DECLINE),
-        f"holds if it is at most {DECLINE:.0%}",
-        int(counts["prediction"].sum()),
-        "prediction neurons",
+        classes,
+        "prediction",
+        list(range(n_layers - 1)),
+        [n_layers - 1],
+        f"the largest prediction-neuron fraction of layers 0-{n_layers - 2} minus "
+        f"{1 / DECLINE:.0f}x the last layer's (above 0: the last layer has at most "
+        f"{DECLINE:.0%} of the peak's)",
         f"last layer {last:.2%} of its neurons vs {peak:.2%} at the peak",
+        n_layers,
+        seed,
+        scale_second=1 / DECLINE,
     )
 
 
@@ -298,40 +357,57 @@ def suppression_dominates_last(classes: pd.DataFrame, n_layers: int) -> Verdict:
     last = classes[rel_depth(classes["layer"], n_layers) >= LAST]
     pred = int((last["cls"] == "prediction").sum())
     supp = int((last["cls"] == "suppression").sum())
-    share = supp / (pred + supp) if pred + supp else np.nan
     layers = sorted(last["layer"].unique().tolist())
-    return _exact(
+    return _share(
         "suppression neurons outnumber prediction neurons in the last layers",
-        "Figure 6",
         f"share of suppression among the classed neurons of {span(layers)}",
-        share,
-        bool(share > 0.5),
-        "holds if above 50%",
+        supp,
         pred + supp,
+        0.5,
         "classed neurons",
         f"{supp} suppression vs {pred} prediction neurons",
     )
 
 
-def mlp_norm_peaks_last(norms: pd.DataFrame, n_layers: int, *, seed: int = 0) -> Verdict:
-    """The largest MLP output norm is in the last layers."""
+def suppression_peaks_last(classes: pd.DataFrame, n_layers: int, *, seed: int = 0) -> Verdict:
+    """The last layers hold the highest density of suppression neurons."""
     last = layers_where(n_layers, LAST, 1.0)
     rest = [x for x in range(n_layers) if x not in last]
-    values = stack(norms, [f"{x}:hook_mlp_out" for x in last + rest])
-    counts = (norms["seq_len"] - 1).to_numpy(dtype=np.float64)
-    k = len(last)
-    estimate, lo, hi = stats.interval(
-        values, counts, lambda m: m[:k].max(axis=0) / m[k:].max(axis=0), seed=seed
+    counts = class_counts(classes)
+    peak = counts.loc[counts["suppression_frac"].idxmax()]
+    return _fraction_gap(
+        "the final layers hold the highest density of suppression neurons",
+        classes,
+        "suppression",
+        last,
+        rest,
+        f"the largest suppression-neuron fraction in {span(last)} minus the largest elsewhere",
+        f"the largest fraction is at layer {int(peak['layer'])} (relative depth "
+        f"{rel_depth(int(peak['layer']), n_layers):.2f}): {peak['suppression_frac']:.1%}",
+        n_layers,
+        seed,
     )
-    per_layer = stats.means(values, counts)
-    peak = (last + rest)[int(np.argmax(per_layer))]
+
+
+def mlp_norm_peaks_last(norms: pd.DataFrame, n_layers: int, *, seed: int = 0) -> Verdict:
+    """The largest MLP output norm is in the last layers (decided layer by layer)."""
+    last = layers_where(n_layers, LAST, 1.0)
+    rest = [x for x in range(n_layers) if x not in last]
+    order = last + rest
+    values = stack(norms, [f"{x}:hook_mlp_out" for x in order])
+    counts = (norms["seq_len"] - 1).to_numpy(dtype=np.float64)
+    log_means, dist = stats.bootstrap(values, counts, np.log, seed=seed)
+    k = len(last)
+    estimate, lo, hi = stats.gap(log_means, dist, list(range(k)), list(range(k, len(order))))
+    peak = order[int(np.argmax(log_means))]
     return stats.verdict(
         "the MLP output norm peaks in the last layers",
         "Figure 7",
-        f"largest mean MLP output norm in {span(last)} over the largest elsewhere",
-        estimate,
-        lo,
-        hi,
+        f"the largest mean MLP output norm in {span(last)} over the largest elsewhere (a ratio; "
+        "simultaneous 95% band over every pair of layers)",
+        float(np.exp(estimate)),
+        float(np.exp(lo)),
+        float(np.exp(hi)),
         threshold=1.0,
         n=len(norms),
         detail=f"largest at layer {peak} (relative depth {rel_depth(peak, n_layers):.2f})",
@@ -384,8 +460,8 @@ def ensembling_claims(
     """Stage 3: prediction neurons after the midpoint, peaking late; the KL falls with them."""
     return [
         prediction_after_midpoint(classes, n_layers),
-        prediction_peak_depth(classes, n_layers),
-        prediction_declines_at_end(classes, n_layers),
+        prediction_peak_depth(classes, n_layers, seed=seed),
+        prediction_declines_at_end(classes, n_layers, seed=seed),
         kl_fall_tracks_prediction_neurons(lens, classes, n_layers, seed=seed),
     ]
 
@@ -399,4 +475,5 @@ def sharpening_claims(
         suppression_dominates_last(classes, n_layers),
         mlp_norm_peaks_last(norms, n_layers, seed=seed),
         last_layer_raises_entropy(lens, n_layers, seed=seed),
+        suppression_peaks_last(classes, n_layers, seed=seed),
     ]

@@ -101,7 +101,9 @@ def cross_model_figure(
     )
 
 
-VERDICT_COLORS = dict(zip(VERDICTS, ("#59a14f", "#e15759", "#edc948", "#d3d3d3"), strict=True))
+VERDICT_COLORS = dict(
+    zip(VERDICTS, ("#59a14f", "#e15759", "#edc948", "#a0cbe8", "#d3d3d3"), strict=True)
+)
 """One colour per verdict (:data:`stages.stats.VERDICTS`), in that order."""
 
 

@@ -35,10 +35,37 @@
 #
 # **How agreement is tested.** Two curves can look alike for free: the first-layer catastrophe
 # dominates a drop curve and the logit lens's KL is 0 at the last layer by construction, so a
-# correlation over all layers is high for almost any two models. Here only the middle layers
-# (relative depth 0.25-0.75) are compared: the second model's curve is interpolated at the first
-# model's middle layers, and the statistic is Spearman's rank correlation, with a 95% bootstrap
-# interval (each model's sequences resampled on their own) set against a null of shuffled layers.
+# correlation over all layers is high for almost any two models. So the ends are left out: both
+# models' curves are interpolated onto one grid of relative depths spread evenly over 0.1-0.9 (as
+# many points as the shallower model has layers there), each curve is z-scored over the grid, and
+# the statistic is Pearson's correlation between them. A shape is a property of layers, not of
+# sequences: resampling sequences barely moves a curve of means over hundreds of sequences, and
+# never moves the ranks of a handful of points. So the 95% interval resamples the *grid points*,
+# in runs of adjacent ones (a circular block bootstrap, blocks of about the cube root of the
+# number of points), and *n* counts grid points, not sequences. Chance is what the correlation
+# reaches when the second model's curve is shifted circularly or reversed (every such
+# arrangement, the observed one among them; each keeps the curve as smooth as it is, which a
+# shuffle of layers would not). A shape *holds* when the whole interval lies above the 95th
+# percentile of those arrangements, and *does not hold* only when the whole interval lies below
+# 0: the curves move in opposite directions. An interval at or below the chance level is *no
+# evidence*: the data show no more agreement than chance, which is not evidence that the shapes
+# differ. With a dozen or so points per curve, the intervals are wide: that is what two models
+# can say about a shape.
+#
+# **Where features sit.** Two features are located in each model on relative depth: where
+# attention to the previous tokens peaks (between layers: the vertex of the parabola through the
+# top layer and its two neighbours) and where the logit lens's KL first falls to half its value
+# after layer 0 (interpolated between layers). A location is a property of the model, estimated
+# from its sequences, so here the interval resamples each model's sequences on its own and *n*
+# counts sequences. "At the same relative depth" holds when the whole 95% interval of the
+# difference lies within 0.1 of relative depth either way, and does not hold when it lies
+# entirely beyond.
+#
+# **Depth and robustness.** Two models that differ in family, data, tokenizer and tuning cannot
+# tell whether more layers make a model more robust: with fewer than three models the verdict is
+# *not enough data*, and the two numbers are given. With three or more it is the rank correlation
+# across models between the number of layers and the share of predictions kept under
+# middle-layer drops.
 #
 # **Time to run.** With the defaults, on a CPU (a GPU computes everything now), both models are read from the book's results packs and
 # checked by recomputing two sequences of each: about 3 minutes on a 2-core CPU. Other
@@ -92,7 +119,7 @@ cross_model_figure(table, SIGNALS, title="The paper's signals on relative depth,
 # over sequences.
 
 # %% [markdown]
-# ## Do the shapes agree?
+# ## Do the shapes agree, and do the features sit at the same depth?
 
 # %%
 verdicts = cross_model_claims(samples, seed=seed)
@@ -116,14 +143,15 @@ display(table.pivot_table(index=["signal", "model"], columns="layer", values="va
 # Answer before you open a solution; each solution is computed from this page's numbers.
 
 # %% [markdown]
-# **1. Same shape, different models?** Which signal do you expect to agree best between the two models over their middle layers, and which worst?
+# **1. Same shape, different models?** Which signal do you expect to agree best between the two models over relative depth 0.1-0.9, and which worst?
 
 # %% tags=["hide-cell"]
 # Solution 1
 shapes = [v for v in verdicts if v.claim.endswith("the same shape in both models") and v.value == v.value]
 ranked = sorted(shapes, key=lambda v: v.value)
-display(Markdown(f"Best: {ranked[-1].claim.split(':')[0]} (rho = {ranked[-1].value:.2f}); worst: "
-                 f"{ranked[0].claim.split(':')[0]} (rho = {ranked[0].value:.2f})."))
+display(Markdown(f"Best: {ranked[-1].claim.split(':')[0]} (r = {ranked[-1].value:.2f}, "
+                 f"{ranked[-1].verdict}); worst: {ranked[0].claim.split(':')[0]} "
+                 f"(r = {ranked[0].value:.2f}, {ranked[0].verdict})."))
 
 # %% [markdown]
 # ## Summary

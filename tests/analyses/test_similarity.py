@@ -5,16 +5,13 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
-from scipy import stats as sps
 
 from stages.analyses.similarity import (
     angular_table,
     cka_table,
     layer_scores,
-    predicts_drop_kl,
     similarity_sums,
     unbiased_hsic,
 )
@@ -193,53 +190,3 @@ def test_sums_need_four_positions_after_bos(tiny_models, tiny_tokens):
     bridge, _ = tiny_models("gpt2")
     with pytest.raises(ValueError, match="at least 5"):
         similarity_sums(bridge, tiny_tokens[:, :4], progress=False, cache=False)
-
-
-def synthetic(sign: float, *, n_layers: int = 6, n_seq: int = 40, seq_len: int = 32):
-    """Frames where every sequence orders the layers alike: KL = exp(sign * 3 * score)."""
-    rng = np.random.default_rng(5)
-    base = rng.permutation(n_layers) / n_layers  # per-layer score, distinct values
-    score = base[:, None] + 0.05 * rng.normal(size=n_seq)[None, :]  # [L, n_seq], same order
-    kl = np.exp(sign * 3 * score)
-    sim = pd.DataFrame({f"bi:{j}": (seq_len - 1) * score[j] for j in range(n_layers)})
-    for layer in range(n_layers):
-        sim[f"angular:{layer}+1"] = (seq_len - 1) * score[layer] / 2
-    sweep = pd.DataFrame({f"drop {j}:kl": (seq_len - 2) * kl[j] for j in range(n_layers)})
-    sim["seq_len"] = sweep["seq_len"] = seq_len
-    return sim, sweep
-
-
-@pytest.mark.parametrize("score", ["block_influence", "angular"])
-@pytest.mark.parametrize("sign", [1.0, -1.0])
-def test_a_monotone_kl_gives_rho_of_plus_or_minus_one(sign, score):
-    sim, sweep = synthetic(sign)
-    result = predicts_drop_kl(sim, sweep, score, n_boot=500)
-    for key in ("rho", "lo", "hi", "rho_without_first", "lo_without_first", "hi_without_first"):
-        assert result[key] == pytest.approx(sign, abs=1e-12), key
-    assert result["n_seq"] == 40 and result["n_layers"] == 6
-
-
-def test_rho_is_spearman_of_the_layer_means_with_a_paired_interval():
-    sim, sweep = synthetic(1.0)
-    rng = np.random.default_rng(6)
-    noisy = sweep.copy()
-    for layer in range(6):
-        noisy[f"drop {layer}:kl"] *= rng.lognormal(0, 0.8, size=len(sweep))
-    result = predicts_drop_kl(sim, noisy, n_boot=500)
-    bi = sim[[f"bi:{j}" for j in range(6)]].mean()
-    kl = noisy[[f"drop {j}:kl" for j in range(6)]].mean()
-    assert result["rho"] == pytest.approx(sps.spearmanr(bi, kl).statistic, abs=1e-12)
-    rest = sps.spearmanr(bi.iloc[1:], kl.iloc[1:]).statistic
-    assert result["rho_without_first"] == pytest.approx(rest, abs=1e-12)
-    assert result["lo"] < result["hi"]  # the noise shows in the interval
-    assert result["lo"] <= result["rho"] <= result["hi"]
-
-
-def test_predicts_drop_kl_checks_its_inputs():
-    sim, sweep = synthetic(1.0)
-    with pytest.raises(ValueError, match="score must be"):
-        predicts_drop_kl(sim, sweep, "cka")
-    with pytest.raises(ValueError, match="same sequences"):
-        predicts_drop_kl(sim, sweep.iloc[:-1])
-    with pytest.raises(ValueError, match="layer 0"):
-        predicts_drop_kl(sim, sweep.drop(columns=["drop 0:kl"]))

@@ -87,37 +87,6 @@ def test_duplication_entropy(entropy, n_seq, expected):
     assert beyond.duplication_raises_entropy(sums, N).verdict == expected
 
 
-def _similarity_and_sweep(n_seq: int, kl_of_score) -> tuple:
-    """Similarity sums with BI = angular = l / N per layer, and sweep sums with KL = f(score)."""
-    rng = np.random.default_rng(1)
-    seq_len = synthetic.SEQ_LEN
-    sim, sweep = {}, {}
-    for layer in range(N):
-        score = 0.1 + layer / N
-        for name in (f"bi:{layer}", f"angular:{layer}+1"):
-            sim[name] = synthetic._noisy(rng, score, n_seq, 0.02, seq_len - 1)
-        sweep[f"drop {layer}:kl"] = synthetic._noisy(
-            rng, kl_of_score(score), n_seq, 0.02, seq_len - 2
-        )
-    frames = pd.DataFrame(sim), pd.DataFrame(sweep)
-    for frame in frames:
-        frame["seq_len"] = seq_len
-    return frames
-
-
-@pytest.mark.parametrize("score", ["block_influence", "angular"])
-@pytest.mark.parametrize(
-    ("kl_of_score", "n_seq", "expected"),
-    [(lambda s: 2 * s, 60, "holds"), (lambda s: 2 - s, 60, "does not hold"),
-     (lambda s: 1.0, 60, "unclear"), (lambda s: 2 * s, 6, "not enough data")],
-)  # fmt: skip
-def test_a_one_pass_score_predicts_the_drop(score, kl_of_score, n_seq, expected):
-    sim, sweep = _similarity_and_sweep(n_seq, kl_of_score)
-    v = beyond.score_predicts_drop(sim, sweep, score)
-    assert v.verdict == expected, (v.value, v.lo, v.hi)
-    assert v.n == n_seq
-
-
 def _skips(n_seq: int, change) -> pd.DataFrame:
     """Skip sums whose relative change after dropping i is ``change(i)`` in every later cell."""
     from stages.analyses.skip_effects import column

@@ -91,18 +91,6 @@ def _lens_entropy(e, n):
     return stage_claims.lens_entropy_high_first_half(sums, L)
 
 
-def _kl_fall(e, n):
-    neurons = [10 if 6 <= x <= 9 else 0 for x in range(L)]
-    weak = [0.5 if 6 <= x <= 7 else (0.3 if x in (2, 3, 8, 9) else 0.2) for x in range(L)]
-    falls = {1: [1.0 if 6 <= x <= 9 else 0.05 for x in range(L)],
-             -1: [1.0 if 1 <= x <= 4 else 0.05 for x in range(L)],
-             0: weak}[e]  # no clear effect: rho near the null's 95th percentile  # fmt: skip
-    log_kl = 3.0 - np.cumsum(falls)
-    sums = syn.lens(n if e else min(n, 40), kl=lambda layer: float(np.exp(log_kl[layer])),
-                    sd=0.02 if e else 0.05)  # fmt: skip
-    return stage_claims.kl_fall_tracks_prediction_neurons(sums, syn.classes(neurons, [0] * L), L)
-
-
 def _norm_peak(e, n):
     sums = syn.norms(n, lambda layer: 5.0, lambda layer: 10.0 + 5 * e if layer >= 10 else 10.0)
     return stage_claims.mlp_norm_peaks_last(sums, L)
@@ -227,7 +215,6 @@ SAMPLED = {
     "attention outweighs MLP early": _ratio,
     "lens far at the midpoint": _far,
     "lens entropy high in the first half": _lens_entropy,
-    "KL falls where prediction neurons are": _kl_fall,
     "MLP norm peaks last": _norm_peak,
     "last layer raises entropy": _last_entropy,
     "subjoiner head early": _subjoiner,

@@ -26,18 +26,17 @@ reduced with 95% percentile bootstrap intervals over sequences (the independent 
   use the last token only; here the main value is the mean over positions ``1..seq_len-1`` and
   the last-token value is kept too (``angular_last``).
 
-:func:`predicts_drop_kl` asks whether these one-pass scores predict what dropping a layer costs
-(the sweep's KL, :func:`stages.engine.sweep.sweep_sums`).
+:func:`stages.claims.association.score_tracks_drop` asks whether these one-pass scores rank the
+layers as dropping them does (the sweep's KL, :func:`stages.engine.sweep.sweep_sums`).
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
-from scipy import stats as sps
 from torch import Tensor
 
 from stages import stats
@@ -52,7 +51,7 @@ from stages.engine.runs import (
 )
 
 SCORES: dict[str, str] = {"block_influence": "bi:{l}", "angular": "angular:{l}+1"}
-"""Per-layer scores :func:`predicts_drop_kl` accepts, and their column in the sums."""
+"""Per-layer scores, and their column in the sums."""
 
 
 def lengths(n_layers: int) -> range:
@@ -311,87 +310,3 @@ def angular_table(
     table["angular"], table["angular_lo"], table["angular_hi"] = estimate, lo, hi
     table["n_seq"] = len(sums)
     return with_provenance(table, sums, n_boot=n_boot, seed=seed, last_token=last_token)
-
-
-def _spearman(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Spearman's rho between ``x`` and ``y`` along axis 0 (``[k, ...]`` each, ties averaged)."""
-    rx, ry = sps.rankdata(x, axis=0), sps.rankdata(y, axis=0)
-    rx, ry = rx - rx.mean(axis=0), ry - ry.mean(axis=0)
-    return (rx * ry).sum(axis=0) / np.sqrt((rx**2).sum(axis=0) * (ry**2).sum(axis=0))
-
-
-def _rank_interval(
-    score: np.ndarray, kl: np.ndarray, seq_len: np.ndarray, *, n_boot: int, seed: int
-) -> tuple[float, float, float]:
-    """``(rho, lo, hi)``: Spearman between the layers' mean score and mean KL, paired bootstrap.
-
-    ``score`` and ``kl`` are ``[k, n_seq]`` sums over ``seq_len - 1`` and ``seq_len - 2``
-    positions of each sequence (``seq_len``: ``[n_seq]``).
-    """
-    k = len(score)
-    counts = np.concatenate([np.tile(seq_len - 1, (k, 1)), np.tile(seq_len - 2, (k, 1))])
-    estimate, lo, hi = stats.interval(
-        np.concatenate([score, kl]), counts, lambda m: _spearman(m[:k], m[k:]),
-        n_boot=n_boot, seed=seed,
-    )  # fmt: skip
-    return float(estimate), float(lo), float(hi)
-
-
-def predicts_drop_kl(
-    similarity_sums: pd.DataFrame,
-    sweep_sums: pd.DataFrame,
-    score: Literal["block_influence", "angular"] = "block_influence",
-    *,
-    n_boot: int = 2000,
-    seed: int = 0,
-) -> dict[str, Any]:
-    """Does a one-pass layer score rank the layers as dropping them does?
-
-    Spearman's rho, across the layers ``l`` the sweep dropped, between the layer's mean
-    ``score`` (:func:`layer_scores`: Block Influence or the one-block angular distance, token
-    means over positions ``1..seq_len-1``) and the mean KL(baseline || dropped) of the sweep's
-    ``drop l`` (nats, token mean over its scored positions ``1..seq_len-2``). A positive rho
-    says: the more a block changes the residual, the more removing it costs. The interval is a
-    paired percentile bootstrap over sequences: each resample draws the sequence indices once
-    and recomputes both per-layer means and rho. Dropping layer 0 is catastrophic in every
-    model and is trivially the largest KL (and usually the largest score), so ``rho`` is
-    dominated by it; ``rho_without_first`` leaves layer 0 out.
-
-    Args:
-        similarity_sums: :func:`similarity_sums`.
-        sweep_sums: :func:`stages.engine.sweep.sweep_sums` of the same sequences, in the same
-            order, with ``"drop {l}:kl"`` columns.
-        score: ``"block_influence"`` or ``"angular"``.
-        n_boot: bootstrap resamples.
-        seed: bootstrap seed.
-
-    Returns:
-        ``{"rho", "lo", "hi", "rho_without_first", "lo_without_first", "hi_without_first",
-        "score", "n_seq", "n_layers"}`` (``n_layers``: layers compared, with layer 0).
-
-    Raises:
-        ValueError: an unknown ``score``, frames of different sequences, or fewer than three
-            dropped layers.
-    """
-    if score not in SCORES:
-        raise ValueError(f"score must be one of {list(SCORES)}, got {score!r}")
-    if len(similarity_sums) != len(sweep_sums) or not np.array_equal(
-        similarity_sums["seq_len"].to_numpy(), sweep_sums["seq_len"].to_numpy()
-    ):
-        raise ValueError("similarity_sums and sweep_sums must hold the same sequences")
-    layers = [
-        layer for layer in range(n_layers_of(similarity_sums))
-        if f"drop {layer}:kl" in sweep_sums.columns
-    ]  # fmt: skip
-    if len(layers) < 3 or 0 not in layers:
-        raise ValueError(f"need drops of layer 0 and at least two more layers, got {layers}")
-    values = _stack(similarity_sums, [SCORES[score].format(l=layer) for layer in layers])
-    kl = _stack(sweep_sums, [f"drop {layer}:kl" for layer in layers])
-    seq_len = similarity_sums["seq_len"].to_numpy(dtype=np.float64)
-    rho, lo, hi = _rank_interval(values, kl, seq_len, n_boot=n_boot, seed=seed)
-    rho1, lo1, hi1 = _rank_interval(values[1:], kl[1:], seq_len, n_boot=n_boot, seed=seed)
-    return {
-        "rho": rho, "lo": lo, "hi": hi,
-        "rho_without_first": rho1, "lo_without_first": lo1, "hi_without_first": hi1,
-        "score": score, "n_seq": len(similarity_sums), "n_layers": len(layers),
-    }  # fmt: skip

@@ -202,9 +202,10 @@ def all_claims(results: Any, *, seed: int = 0) -> pd.DataFrame:
         seed: the bootstrap and split seed.
 
     Returns:
-        :func:`stages.stats.table` of every verdict (with its ``source``), with ``group`` (the paper's section),
-        ``number`` (the claim's place in its group: the same claim on every model, even where
-        its wording names model-specific layers) and ``page`` (the notebook that tests it).
+        :func:`stages.stats.table` of every verdict (with its ``source``), with ``group`` (the
+        paper's section), ``number`` (the claim's place in its group: the same claim on every
+        model, even where its wording names model-specific layers) and ``page`` (the notebook
+        that tests it).
         ``attrs["missing"]`` maps each extension group the results pack cannot decide yet
         (left out) to the parts it does not hold.
     """

@@ -16,6 +16,7 @@ import pandas as pd
 from stages import stats
 from stages.analyses.duplication import TIMES, duplication_ranges
 from stages.analyses.reorder import REORDERINGS, span_length, span_starts, where
+from stages.claims.association import score_tracks_drop
 from stages.claims.depth import scored, stack
 from stages.engine.plans import duplicate, parallel
 from stages.stats import Verdict
@@ -217,32 +218,6 @@ def duplication_raises_entropy(sums: pd.DataFrame, n_layers: int, *, seed: int =
 # --------------------------------------------------------------------------- similarity, skips
 
 
-def score_predicts_drop(
-    similarity: pd.DataFrame, sweep: pd.DataFrame, score: str = "block_influence",
-    *, seed: int = 0,
-) -> Verdict:  # fmt: skip
-    """ShortGPT / Gromov: a one-pass layer score ranks the layers as dropping them does.
-
-    Layer 0 is left out (dropping it is catastrophic in every model and would decide alone).
-    The two frames may hold different numbers of the same sequences: the first common rows
-    are used.
-    """
-    from stages.analyses.similarity import predicts_drop_kl
-
-    n = min(len(similarity), len(sweep))
-    r = predicts_drop_kl(similarity.head(n), sweep.head(n), score, seed=seed)
-    title = {"block_influence": "Block Influence 1 - cos(h_in, h_out)",
-             "angular": "the angular distance across one block"}[score]  # fmt: skip
-    return stats.verdict(
-        f"{title} predicts which layer is safe to drop",
-        "Men et al. 2024 (ShortGPT)" if score == "block_influence" else "Gromov et al. 2024",
-        f"Spearman's rho across layers 1..L-1 between {score.replace('_', ' ')} and the drop's "
-        "KL (paired bootstrap)",
-        r["rho_without_first"], r["lo_without_first"], r["hi_without_first"], threshold=0.0,
-        n=n, source="related work", detail=f"with layer 0 rho = {r['rho']:.2f} ({r['lo']:.2f} to {r['hi']:.2f})",
-    )  # fmt: skip
-
-
 def early_skips_change_more(skips: pd.DataFrame, n_layers: int, *, seed: int = 0) -> Verdict:
     """Csordás et al.: skipping a first-half layer changes later layers more than a late one."""
     from stages.analyses.skip_effects import first_half_vs_second_half
@@ -268,8 +243,8 @@ def similarity_claims(
 ) -> list[Verdict]:  # fmt: skip
     """The layer-similarity and skip-effect claims."""
     return [
-        score_predicts_drop(similarity, sweep, "block_influence", seed=seed),
-        score_predicts_drop(similarity, sweep, "angular", seed=seed),
+        score_tracks_drop(similarity, sweep, "block_influence", seed=seed),
+        score_tracks_drop(similarity, sweep, "angular", seed=seed),
         early_skips_change_more(skips, n_layers, seed=seed),
     ]
 

@@ -249,7 +249,7 @@ def mlp_drops_peak_late(sums: pd.DataFrame, n_layers: int, *, seed: int = 0) -> 
         threshold_unit=" nats",
         detail=f"middle median {np.median(kl[k:]):.3g} nats; final layers "
         + ", ".join(f"{x}: {v:.3g}" for x, v in zip(late, kl[:k], strict=True))
-        + f"; above the median with simultaneous confidence: "
+        + "; above the median with simultaneous confidence: "
         + (", ".join(f"layer {x}" for x in above) if above else "none"),
     )  # fmt: skip
 

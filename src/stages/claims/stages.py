@@ -2,23 +2,22 @@
 
 Inputs are the analyses' per-sequence sums (:func:`stages.analyses.attention.attention_sums`,
 :func:`stages.analyses.norms.norms_sums`, :func:`stages.analyses.lens.lens_sums`) and the neuron
-classes (:func:`stages.analyses.neurons.neuron_classes`, weights only: a claim about neuron counts
-treats the neurons as the units, with an exact binomial interval for a share or a bootstrap over
-each layer's neurons for a comparison of layers, and needs :data:`MIN_NEURONS` neurons of the class). Depth ranges
-are relative depth ``layer / (n_layers - 1)``: *early* is at most 0.25, the *first half* at most
-0.5, the
-*last layers* at least 0.85.
+classes (:func:`stages.analyses.neurons.neuron_classes`, weights only: a claim about neuron
+counts treats the neurons as the units, with an exact binomial interval for a share or a
+bootstrap over each layer's neurons for a comparison of layers, and needs :data:`MIN_NEURONS`
+neurons of the class). Depth ranges are relative depth ``layer / (n_layers - 1)``: *early* is at
+most 0.25, the *first half* at most 0.5, the *last layers* at least 0.85.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
 from stages import stats
 from stages.analyses.attention import locality_counts
 from stages.analyses.neurons import class_counts
+from stages.claims.association import fall_tracks_neurons
 from stages.claims.depth import EARLY, HALF, LAST, layers_where, rel_depth, span, stack
 from stages.stats import Verdict
 
@@ -32,7 +31,6 @@ MIN_NEURONS = 10
 """Fewest classed neurons a neuron-count claim needs."""
 AGREEMENT = 0.2
 """Top-1 agreement of the logit lens at the midpoint below which it is "far from final"."""
-N_PERMUTATIONS = 9999
 
 
 def _share(
@@ -287,68 +285,6 @@ def prediction_declines_at_end(classes: pd.DataFrame, n_layers: int, *, seed: in
     )
 
 
-def kl_fall_tracks_prediction_neurons(
-    lens: pd.DataFrame, classes: pd.DataFrame, n_layers: int, *, seed: int = 0
-) -> Verdict:
-    """The layers where the logit-lens KL falls most are those with the most prediction neurons.
-
-    For each block ``l`` in ``1..L-2``, its fall ``log KL_{l-1} - log KL_l`` (KL of the lens
-    after a block to the final distribution); the last block is left out, its KL being 0 by
-    construction. Statistic: Spearman's rho between the falls and the blocks' prediction-neuron
-    counts. Null: the same rho with the counts shuffled over those blocks (a permutation test,
-    ``scipy.stats.permutation_test``); the claim holds when the 95% bootstrap interval of rho
-    lies above the null's 95th percentile.
-    """
-    blocks = list(range(1, n_layers - 1))
-    counts = class_counts(classes).set_index("layer")["prediction"].reindex(range(n_layers))
-    neurons = counts.fillna(0).to_numpy(dtype=np.float64)[blocks]
-    claim = "the logit-lens KL falls where prediction neurons are (a phase transition they drive)"
-    values = stack(lens, [f"{x}:kl" for x in range(n_layers - 1)])
-    ranks_n = sps.rankdata(neurons)
-
-    def rho(m: np.ndarray) -> np.ndarray:
-        log_kl = np.log(np.maximum(m, 1e-300))
-        fall = log_kl[:-1] - log_kl[1:]  # entering blocks 1..L-2: [L-2, ...]
-        ranks = sps.rankdata(fall, axis=0)
-        ranks = ranks - ranks.mean(axis=0)
-        centred = ranks_n - ranks_n.mean()
-        denom = np.sqrt((ranks**2).sum(axis=0) * (centred**2).sum())
-        return np.einsum("k...,k->...", ranks, centred) / denom
-
-    if np.ptp(neurons) == 0 or len(blocks) < 4:
-        return Verdict(claim, "Figure 6", "Spearman's rho", np.nan, np.nan, np.nan,
-                       "needs prediction neurons in some but not all blocks", len(lens),
-                       "sequences", "not enough data", "")  # fmt: skip
-    estimate, lo, hi = stats.interval(values, _lens_counts(lens), rho, seed=seed)
-    fall = -np.diff(np.log(stats.means(values, _lens_counts(lens))))
-    null = sps.permutation_test(
-        (fall, neurons),
-        lambda a, b: sps.spearmanr(a, b).statistic,
-        permutation_type="pairings",
-        n_resamples=N_PERMUTATIONS,
-        alternative="greater",
-        rng=np.random.default_rng(seed),
-    )
-    critical = float(np.quantile(null.null_distribution, 0.95))
-    steepest = blocks[int(np.argmax(fall))]
-    v = stats.verdict(
-        claim,
-        "Figure 6",
-        "Spearman's rho between each block's fall of log KL and its prediction-neuron count, "
-        f"blocks 1-{n_layers - 2}",
-        estimate,
-        lo,
-        hi,
-        threshold=critical,
-        n=len(lens),
-        null=True,
-        detail=f"the null of shuffled blocks puts 95% of rho below {critical:.2f} (one-sided "
-        f"permutation p = {null.pvalue:.3f}); the steepest fall enters block {steepest} "
-        f"(relative depth {rel_depth(steepest, n_layers):.2f})",
-    )
-    return v
-
-
 # --------------------------------------------------------------------------- stage 4
 
 
@@ -462,7 +398,7 @@ def ensembling_claims(
         prediction_after_midpoint(classes, n_layers),
         prediction_peak_depth(classes, n_layers, seed=seed),
         prediction_declines_at_end(classes, n_layers, seed=seed),
-        kl_fall_tracks_prediction_neurons(lens, classes, n_layers, seed=seed),
+        fall_tracks_neurons(lens, classes, n_layers, seed=seed),
     ]
 
 

@@ -1,0 +1,402 @@
+"""Layer-level association between per-layer curves.
+
+A claim about the *shape* of curves across layers ("the two models' curves have the same
+shape", "the KL falls where prediction neurons are", "a score ranks the layers as dropping them
+does") is a claim about layers, so the unit that varies is a layer, not a sequence: resampling
+sequences leaves the ranks of a handful of per-layer means where they are (a zero-width
+interval), and it counts sequences where the claim has only a few layers to rest on. Here:
+
+- the interval of a layer-level statistic is a **circular block bootstrap over layers**
+  (:func:`circular_block_indices`, Politis and Romano 1992): runs of ``b = ceil(m ** (1/3))``
+  adjacent layers, so that neighbouring layers, which resemble each other, stay together;
+- its null keeps each curve's autocorrelation where the claim compares two curves
+  (:func:`shifts_and_reversals`: every circular shift and reversed shift of one curve), and
+  controls for depth where depth alone could explain the association (:func:`partial_spearman`
+  with :func:`freedman_lane` permutations);
+- the verdict (:func:`layer_verdict`) is :func:`stages.stats.verdict` with ``null=True`` and the
+  margin ``against=0``: *holds* above the null's 95th percentile, *does not hold* only when the
+  whole interval is below 0 (the association runs the other way), *no evidence* when it is at or
+  below chance.
+
+Every null here contains the observed arrangement (the identity shift, the identity
+permutation), so its one-sided p ``mean(null >= observed)`` is never below ``1 / len(null)``.
+
+:func:`fall_tracks_neurons` and :func:`score_tracks_drop` decide two of the book's per-layer
+claims this way; :mod:`stages.claims.cross_model` decides the cross-model shapes with the same
+helpers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+from stages import stats
+from stages.analyses.neurons import class_counts
+from stages.claims.depth import rel_depth, stack
+from stages.stats import Verdict
+
+MIN_LAYERS = 10
+"""Fewest layers (grid points, blocks) a layer-level verdict needs; below it: not enough data.
+
+With ``m`` layers the shift null has ``2 m`` arrangements, the observed one among them, so a
+one-sided p below 0.05 needs ``m >= 10``; and a bootstrap over fewer layers says little."""
+
+N_PERMUTATIONS = 9999
+"""Random permutations of a permutation null (the identity is added: ``N_PERMUTATIONS + 1``)."""
+
+FREEDMAN_LANE = "Freedman–Lane permutations of the neuron ranks' residuals on the depth ranks"
+
+
+# --------------------------------------------------------------------------- resampling
+
+
+def block_length(m: int) -> int:
+    """The circular block bootstrap's block length over ``m`` layers: ``ceil(m ** (1/3))``."""
+    return max(1, math.ceil(m ** (1 / 3) - 1e-9))
+
+
+def circular_block_indices(
+    m: int, n_boot: int = stats.N_BOOT, *, block: int | None = None, seed: int = 0
+) -> np.ndarray:
+    """Layer indices of a circular block bootstrap.
+
+    Each resample joins ``ceil(m / b)`` blocks of ``b`` consecutive layers, each starting at a
+    uniformly drawn layer and wrapping past the last layer to the first, cut to ``m`` layers.
+
+    Args:
+        m: layers (points) of the curve.
+        n_boot: resamples.
+        block: block length ``b``; None: :func:`block_length`.
+        seed: the resampling seed.
+
+    Returns:
+        ``[n_boot, m]`` integer indices into the layers.
+    """
+    b = block_length(m) if block is None else block
+    starts = np.random.default_rng(seed).integers(0, m, size=(n_boot, -(-m // b)))
+    runs = (starts[:, :, None] + np.arange(b)) % m  # [n_boot, n_blocks, b]
+    return runs.reshape(n_boot, -1)[:, :m]
+
+
+def shifts_and_reversals(y: np.ndarray) -> np.ndarray:
+    """Every circular shift of ``y`` and of ``y`` reversed: the null arrangements of a curve.
+
+    Shifting (and reversing) a curve keeps its autocorrelation (how smooth it is) and breaks
+    only its alignment with another curve, which shuffling layers would break too but at the
+    cost of making a smooth curve rough.
+
+    Args:
+        y: ``[m]`` a curve over layers.
+
+    Returns:
+        ``[2 m, m]``: row ``s < m`` is ``np.roll(y, s)`` (row 0: ``y`` itself), row ``m + s``
+        is ``np.roll(y[::-1], s)``.
+    """
+    y = np.asarray(y)
+    m = len(y)
+    rolled = (np.arange(m)[None, :] - np.arange(m)[:, None]) % m  # row s: np.roll by s
+    return np.concatenate([y[rolled], y[::-1][rolled]])
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def _flat(x: np.ndarray) -> np.ndarray:
+    """``[...]`` bool: the values along the last axis span less than ``1e-9`` of their scale."""
+    return np.ptp(x, axis=-1) <= 1e-9 * (1 + np.abs(x).max(axis=-1))
+
+
+def pearson(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Pearson's r along the last axis (``[..., m]`` each, broadcast).
+
+    NaN where ``x`` or ``y`` is flat (:func:`_flat`: a resample of layers that all hold the same
+    value, whose r rounding error would otherwise decide).
+    """
+    x, y = np.broadcast_arrays(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64))
+    xc = x - x.mean(axis=-1, keepdims=True)
+    yc = y - y.mean(axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = (xc * yc).sum(axis=-1) / np.sqrt((xc**2).sum(axis=-1) * (yc**2).sum(axis=-1))
+    return np.where(_flat(x) | _flat(y), np.nan, r)
+
+
+def spearman(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Spearman's rho along the last axis (ties get average ranks); NaN where one is flat."""
+    return pearson(sps.rankdata(x, axis=-1), sps.rankdata(y, axis=-1))
+
+
+def _residuals(y: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Residuals of ``y`` regressed on ``z`` with an intercept, along the last axis."""
+    yc = y - y.mean(axis=-1, keepdims=True)
+    zc = z - z.mean(axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        beta = (yc * zc).sum(axis=-1, keepdims=True) / (zc**2).sum(axis=-1, keepdims=True)
+    return yc - np.nan_to_num(beta) * zc
+
+
+def partial_spearman(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Spearman's rho of ``x`` and ``y`` controlling for ``z``, along the last axis.
+
+    The Pearson correlation of the ranks of ``x`` and of ``y``, each with the linear trend on
+    the ranks of ``z`` removed: how far ``y`` tracks ``x`` beyond what ``z`` explains in both.
+
+    Args:
+        x, y, z: ``[..., k]`` (broadcast), e.g. a per-block fall, neuron count and depth.
+
+    Returns:
+        ``[...]``; NaN where a residual is flat.
+    """
+    rx, ry, rz = (sps.rankdata(v, axis=-1) for v in np.broadcast_arrays(x, y, z))
+    return pearson(_residuals(rx, rz), _residuals(ry, rz))
+
+
+def freedman_lane(
+    x: np.ndarray, y: np.ndarray, z: np.ndarray, *, n_perm: int = N_PERMUTATIONS, seed: int = 0
+) -> np.ndarray:
+    """The Freedman–Lane permutation null of :func:`partial_spearman` ``(x, y | z)``.
+
+    Under the null ``y`` depends on ``z`` alone. The ranks of ``y`` are regressed on the ranks
+    of ``z``; each arrangement adds a permutation of the residuals back to the fitted values
+    and recomputes the partial correlation with ``x`` (Freedman and Lane 1983; Anderson and
+    Legendre 1999). Whatever depth explains stays in place, only the rest is shuffled.
+
+    Args:
+        x, y, z: ``[k]`` each.
+        n_perm: random permutations; the identity is added first.
+        seed: the permutations' seed.
+
+    Returns:
+        ``[n_perm + 1]``: element 0 is the observed statistic (the identity permutation).
+    """
+    rx, ry, rz = (sps.rankdata(v) for v in (x, y, z))
+    resid_x, resid_y = _residuals(rx, rz), _residuals(ry, rz)
+    k = len(ry)
+    shuffled = np.random.default_rng(seed).permuted(np.tile(np.arange(k), (n_perm, 1)), axis=1)
+    order = np.vstack([np.arange(k), shuffled])  # [n_perm + 1, k]
+    y_star = (ry - resid_y) + resid_y[order]  # [n_perm + 1, k]
+    return pearson(resid_x, _residuals(y_star, rz))
+
+
+# --------------------------------------------------------------------------- verdicts
+
+
+@dataclass(frozen=True)
+class Association:
+    """A layer-level statistic, its bootstrap distribution over layers and its null.
+
+    Attributes:
+        estimate: the statistic on the observed layers.
+        distribution: ``[n_boot]`` over circular block resamples of the layers (NaN where a
+            resample leaves it undefined).
+        null: ``[n_null]`` the statistic under the null's arrangements, the observed one among
+            them.
+        n: layers (points) resampled.
+        block: the block length of the bootstrap.
+    """
+
+    estimate: float
+    distribution: np.ndarray
+    null: np.ndarray
+    n: int
+    block: int
+
+    @property
+    def critical(self) -> float:
+        """The null's 95th percentile: what the statistic reaches by chance."""
+        return float(np.quantile(self.null, 0.95))
+
+    @property
+    def pvalue(self) -> float:
+        """One-sided p: the share of the null's arrangements at or above the estimate."""
+        return float(np.mean(self.null >= self.estimate - 1e-12))
+
+    def interval(self) -> tuple[float, float]:
+        """The 95% percentile interval (undefined resamples count against the claim)."""
+        lo, hi, _ = stats.defined_percentile(self.distribution)
+        return lo, hi
+
+    def describe(self, null: str, points: str = "layers") -> str:
+        """The interval's resampling and the null, in a sentence.
+
+        Args:
+            null: the null's arrangements, in words.
+            points: what the resampled points are (``layers``, ``blocks``, ``grid points``).
+        """
+        undefined = int(np.isnan(self.distribution).sum())
+        return (
+            f"95% interval from {len(self.distribution)} circular block resamples of the "
+            f"{self.n} {points} (blocks of {self.block})"
+            + (f", {undefined} of them undefined (a flat resample; counted against the claim "
+               "at both ends)" if undefined else "")
+            + f"; null: {null} ({len(self.null)} arrangements, the observed one among them): "
+            f"95% at or below {self.critical:.2f}, one-sided p = {self.pvalue:.3f}"
+        )  # fmt: skip
+
+
+def shape_correlation(
+    x: np.ndarray, y: np.ndarray, *, n_boot: int = stats.N_BOOT, seed: int = 0
+) -> Association:
+    """Pearson's r of two z-scored curves on the same layers, with its layer bootstrap and null.
+
+    Args:
+        x, y: ``[m]`` two curves at the same ``m`` points (e.g. a common relative-depth grid).
+        n_boot: circular block resamples of the points (pairs ``(x_i, y_i)`` move together).
+        seed: the resampling seed.
+
+    Returns:
+        An :class:`Association` whose null is r with every :func:`shifts_and_reversals` of
+        ``y`` (``2 m`` arrangements).
+    """
+    zx, zy = sps.zscore(x), sps.zscore(y)
+    m = len(zx)
+    idx = circular_block_indices(m, n_boot, seed=seed)
+    return Association(
+        float(pearson(zx, zy)), pearson(zx[idx], zy[idx]), pearson(zx, shifts_and_reversals(zy)),
+        m, block_length(m),
+    )  # fmt: skip
+
+
+def layer_verdict(
+    claim: str, figure: str, statistic: str, association: Association, *, unit: str,
+    n_seq: int | None, detail: str, source: str = "paper v1",
+) -> Verdict:  # fmt: skip
+    """A verdict on a layer-level association: :func:`stages.stats.verdict` against its null.
+
+    ``null=True, against=0``: holds if the whole 95% interval is above the null's 95th
+    percentile; does not hold if it is entirely below 0; no evidence if it lies at or below the
+    95th percentile; unclear otherwise. Not enough data below :data:`MIN_LAYERS` layers, or
+    below :data:`stages.stats.MIN_UNITS` sequences behind the curves' means (``n_seq``; None
+    for curves of the weights alone).
+    """
+    lo, hi = association.interval()
+    v = stats.verdict(
+        claim, figure, statistic, association.estimate, lo, hi,
+        threshold=association.critical, n=association.n, unit=unit, min_units=MIN_LAYERS,
+        null=True, against=0.0, detail=detail, source=source,
+    )  # fmt: skip
+    if n_seq is None:
+        return v
+    few = n_seq < stats.MIN_UNITS
+    return replace(
+        v,
+        rule=f"{v.rule}, or below {stats.MIN_UNITS} sequences behind the curves",
+        verdict="not enough data" if few else v.verdict,
+    )
+
+
+def _lens_kl(lens: pd.DataFrame, n_layers: int) -> np.ndarray:
+    """``[n_layers - 1]``: token-mean KL of the lens after blocks ``0..L-2`` to the final output."""
+    values = stack(lens, [f"{x}:kl" for x in range(n_layers - 1)])
+    return stats.means(values, (lens["seq_len"] - 2).to_numpy(dtype=np.float64))
+
+
+def fall_tracks_neurons(
+    lens: pd.DataFrame, classes: pd.DataFrame, n_layers: int, *, seed: int = 0
+) -> Verdict:
+    """Whether the logit-lens KL falls where prediction neurons are, beyond what depth explains.
+
+    For each block ``l`` in ``1..L-2``, its fall ``log KL_{l-1} - log KL_l`` (token-mean KL of
+    the lens after a block to the final distribution; the last block, KL 0 by construction, is
+    left out) and its prediction-neuron count. Both grow with depth in most models, so their
+    plain rank correlation is high by construction; the statistic is their partial Spearman
+    correlation controlling for depth (:func:`partial_spearman`), its interval a circular block
+    bootstrap over blocks, its null Freedman–Lane permutations (:func:`freedman_lane`).
+
+    Args:
+        lens: :func:`stages.analyses.lens.lens_sums` (``"{l}:kl"`` per sequence, ``seq_len``).
+        classes: a neuron-class table (:func:`stages.analyses.neurons.classify_table`).
+        n_layers: the model's blocks ``L``.
+        seed: bootstrap and permutation seed.
+    """
+    claim = "the logit-lens KL falls where prediction neurons are (a phase transition they drive)"
+    figure = "Figure 6"
+    counts = class_counts(classes).set_index("layer")["prediction"].reindex(range(n_layers))
+    blocks = np.arange(1, n_layers - 1)
+    neurons = counts.fillna(0).to_numpy(dtype=np.float64)[blocks]
+    if len(blocks) < 3 or np.ptp(neurons) == 0:
+        return stats.missing(claim, figure, "needs prediction neurons in some but not all of at "
+                             "least 3 blocks", "blocks")  # fmt: skip
+    fall = -np.diff(np.log(np.maximum(_lens_kl(lens, n_layers), 1e-300)))  # [L-2]
+    depth = blocks.astype(np.float64)
+    idx = circular_block_indices(len(blocks), seed=seed)
+    association = Association(
+        float(partial_spearman(fall, neurons, depth)),
+        partial_spearman(fall[idx], neurons[idx], depth[idx]),
+        freedman_lane(fall, neurons, depth, seed=seed), len(blocks), block_length(len(blocks)),
+    )  # fmt: skip
+    steepest = int(blocks[np.argmax(fall)])
+    detail = (
+        f"{association.describe(FREEDMAN_LANE, 'blocks')}; without the control, Spearman's rho "
+        f"of the fall with depth {float(spearman(fall, depth)):.2f}, with the neuron counts "
+        f"{float(spearman(fall, neurons)):.2f}; the steepest fall enters block {steepest} "
+        f"(relative depth {rel_depth(steepest, n_layers):.2f}); {len(lens)} sequences"
+    )
+    return layer_verdict(
+        claim, figure,
+        f"partial Spearman correlation, controlling for depth, between each block's fall of log "
+        f"KL and its prediction-neuron count, blocks 1-{n_layers - 2}",
+        association, unit="blocks", n_seq=len(lens), detail=detail,
+    )  # fmt: skip
+
+
+def score_tracks_drop(
+    similarity: pd.DataFrame, sweep: pd.DataFrame, score: str = "block_influence",
+    *, seed: int = 0,
+) -> Verdict:  # fmt: skip
+    """ShortGPT / Gromov: a one-pass layer score ranks the layers as dropping them does.
+
+    Spearman's rho across layers ``1..L-1`` between the layer's token-mean ``score`` (over
+    positions ``1..seq_len-1``) and the token-mean KL of the sweep's ``drop l`` (positions
+    ``1..seq_len-2``), the means of :func:`stages.analyses.similarity.predicts_drop_kl`. Layer 0
+    is left out (dropping it is catastrophic in every model and would decide alone). Interval: a
+    circular block bootstrap over the layers; null: every layer's score exchangeable
+    (``scipy.stats.permutation_test``, pairings). The two frames may hold different numbers of
+    the same sequences: the first common rows are used.
+
+    Args:
+        similarity: :func:`stages.analyses.similarity.similarity_sums`.
+        sweep: :func:`stages.engine.sweep.sweep_sums` of the same sequences.
+        score: ``"block_influence"`` or ``"angular"``.
+        seed: bootstrap and permutation seed.
+    """
+    from stages.analyses.similarity import SCORES, n_layers_of
+
+    n_seq = min(len(similarity), len(sweep))
+    sim, drops = similarity.head(n_seq), sweep.head(n_seq)
+    title = {"block_influence": "Block Influence 1 - cos(h_in, h_out)",
+             "angular": "the angular distance across one block"}[score]  # fmt: skip
+    claim = f"{title} predicts which layer is safe to drop"
+    figure = "Men et al. 2024 (ShortGPT)" if score == "block_influence" else "Gromov et al. 2024"
+    layers = [x for x in range(n_layers_of(sim)) if f"drop {x}:kl" in drops.columns]
+    if len(layers) < 4 or layers[0] != 0:
+        return stats.missing(claim, figure, "needs drops of layer 0 and at least 3 more layers",
+                             "layers", source="related work")  # fmt: skip
+    seq_len = sim["seq_len"].to_numpy(dtype=np.float64)
+    x_all = stats.means(stack(sim, [SCORES[score].format(l=x) for x in layers]), seq_len - 1)
+    y_all = stats.means(stack(drops, [f"drop {x}:kl" for x in layers]), seq_len - 2)
+    x, y, layers = x_all[1:], y_all[1:], layers[1:]
+    idx = circular_block_indices(len(layers), seed=seed)
+    null = sps.permutation_test(
+        (x, y), lambda u, v, axis=-1: spearman(u, v), permutation_type="pairings",
+        n_resamples=N_PERMUTATIONS, alternative="greater", vectorized=True,
+        rng=np.random.default_rng(seed),
+    )  # fmt: skip
+    association = Association(
+        float(spearman(x, y)), spearman(x[idx], y[idx]),
+        np.concatenate([[spearman(x, y)], null.null_distribution]), len(layers),
+        block_length(len(layers)),
+    )  # fmt: skip
+    return layer_verdict(
+        claim, figure,
+        f"Spearman's rho across layers {layers[0]}-{layers[-1]} between each layer's mean "
+        f"{score.replace('_', ' ')} and the mean KL of dropping it",
+        association, unit="layers", n_seq=n_seq,
+        detail=f"{association.describe('layers exchangeable (permutations of the scores)')}; "
+        f"with layer 0, rho = {float(spearman(x_all, y_all)):.2f}; means over {n_seq} sequences",
+        source="related work",
+    )  # fmt: skip

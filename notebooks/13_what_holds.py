@@ -156,8 +156,10 @@ display(Markdown(
 # %% [markdown]
 # ## Across the models
 #
-# Whether the two models' curves have the same shape over their middle layers (details on the
-# [cross-model page](08_cross_model.ipynb)), and whether the deeper model is the more robust.
+# Whether the two models' curves have the same shape over relative depth (compared over layers:
+# n counts the points of a common depth grid), whether two features sit at the same relative
+# depth, and whether the deeper model is the more robust (details on the
+# [cross-model page](08_cross_model.ipynb)).
 
 # %%
 display(Markdown("\n".join(

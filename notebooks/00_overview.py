@@ -25,17 +25,18 @@
 # own range) and, beyond the paper, *fits* the boundaries: an exact Bayesian change-point
 # segmentation into four stages, piecewise constant in every (standardised) signal at once, with
 # every possible segmentation enumerated ([Methods](../methods.md)). Each boundary is placed where
-# the jointly most probable segmentation puts it. How sure that placement is comes from the data, not from the fit's own
-# posterior (which treats the weight-only neuron fractions and the smooth depth curves as
-# independent noise, and so overstates certainty): the fit is repeated on bootstrap resamples of
-# the sequences, and the page reports how often each boundary lands on each layer. The fit assumes
-# four stages exist; a stable boundary says where the signals change most, not that the stages
-# are real.
+# the jointly most probable segmentation puts it. How sure that placement is has more than one
+# answer, and the page reports four, because each covers something the others hold fixed: the
+# fit's own posterior (a credible interval, given four piecewise-constant stages and these
+# signals), the *sequence noise* (refits on bootstrap resamples of the sequences), refits with
+# each signal left out, and refits with three and five stages. None of them shows that the
+# stages are real: the fit finds where the signals change most, however many stages it is asked
+# for.
 #
 # **Time to run.** With the defaults, on a CPU (a GPU computes everything now), the signals are read from the book's results pack and the
-# pack is checked by recomputing two sequences (about a minute and a half), plus half a minute
-# of refits. Other parameters compute the sweep and the attention patterns now (their times are
-# on the [robustness](01_robustness.ipynb) and [stage 1](02_detokenization.ipynb) pages).
+# pack is checked by recomputing two sequences (about a minute and a half), plus under half a
+# minute of refits. Other parameters compute the sweep and the attention patterns now (their
+# times are on the [robustness](01_robustness.ipynb) and [stage 1](02_detokenization.ipynb) pages).
 #
 # **Where each stage is tested.** [Robustness](01_robustness.ipynb) (the interventions),
 # [detokenization](02_detokenization.ipynb), [feature engineering](03_feature_engineering.ipynb),
@@ -52,10 +53,19 @@
 from IPython.display import Markdown, display
 
 from stages.analyses.boundaries import stage_boundaries
-from stages.analyses.signals import OVERVIEW, boundary_ranges, boundary_stability, overview_signals
+from stages.analyses.signals import (
+    OVERVIEW,
+    boundary_summary,
+    leave_one_signal_out,
+    overview_signals,
+    sequence_noise,
+    sequence_noise_ranges,
+    stage_count_evidence,
+    stage_count_sensitivity,
+)
 from stages.book.page import open_page
 from stages.claims import verdict_summary
-from stages.plots.stages import overview_figure, stability_figure
+from stages.plots.stages import overview_figure
 
 # %% tags=["parameters"]
 model = "gemma-3-270m"  # the embedded default, or a Hugging Face name / local folder
@@ -67,7 +77,7 @@ dtype = "float32"  # "float32", "bfloat16", "float64"
 corpus = "default"  # the shipped public-domain prose, a local file, or a hub dataset
 seed = 0  # which sequences are sampled, and the bootstrap
 pack = "default"  # "default": the shipped results pack when these are its parameters; "none"; or a pack's folder
-n_resamples = 500  # bootstrap resamples of the sequences for the boundaries' uncertainty
+n_resamples = 500  # bootstrap resamples of the sequences, for the boundaries' sequence noise
 
 # %%
 page = open_page("overview", globals())
@@ -75,9 +85,13 @@ res = page.results()
 frames = {"sweep": res.sums("sweep"), "attention": res.sums("attention")}
 signals, resampled = overview_signals(frames, res.classes(), res.n_layers, n_boot=n_resamples,
                                       seed=seed)
-fitted = stage_boundaries(signals, list(OVERVIEW), n_stages=4, min_size=2)
-stability = boundary_stability(resampled, res.n_layers)
-boundaries = boundary_ranges(fitted, stability, res.n_layers)
+names, min_size = list(OVERVIEW), 2  # every stage at least two layers
+fitted = stage_boundaries(signals, names, n_stages=4, min_size=min_size)
+noise = sequence_noise(resampled, res.n_layers, n_stages=4, min_size=min_size)
+left_out = leave_one_signal_out(signals, names, n_stages=4, min_size=min_size)
+by_k = stage_count_sensitivity(signals, names, (3, 4, 5), min_size=min_size)
+k_choice = stage_count_evidence(signals, names, (3, 4, 5), min_size=min_size)
+summary = boundary_summary(fitted, sequence_noise_ranges(fitted, noise), left_out, by_k)
 elapsed = page.elapsed
 name, n_layers = res.name, res.n_layers
 display(Markdown(f"**{name}**, {n_layers} layers, {len(res.tokens)} sequences. "
@@ -88,50 +102,132 @@ display(Markdown(res.report()))
 # ## Figure 1: the stage signals and the fitted boundaries
 
 # %%
-overview_figure(signals, OVERVIEW, boundaries, title=f"Figure 1 ({name}): stages of inference")
+overview_figure(signals, OVERVIEW, fitted, title=f"Figure 1 ({name}): stages of inference")
 
 # %% [markdown]
 # **Figure 1** (the paper's Figure 1). Per layer, against relative depth, each signal scaled to
 # 0..1 by its own range (hover for the values): the KL of dropping the layer, attention on the
 # previous five tokens, and the fractions of prediction and suppression neurons. Dashed lines: the
-# fitted stage boundaries; grey bands: where 90% of the fits on resampled sequences put them.
-# Stage 1 is left of the first line, stage 4 right of the last.
+# fitted stage boundaries; grey bands: the central 90% credible interval of each boundary under
+# the fit's model (hover a line for its posterior probability). A boundary without a band has
+# 90% of its posterior on one layer. Stage 1 is left of the first line, stage 4 right of the last.
 
 # %% [markdown]
-# ## How stable are the boundaries?
+# ## How sure are the boundaries?
 #
-# Each bar is the share of the bootstrap resamples whose fit starts a stage at that layer.
+# Each measure below answers a different question, and none covers everything.
+#
+# - **90% credible interval** (the fit's posterior). Given four stages, piecewise constant in
+#   every signal, with independent Gaussian noise of one variance, where the data allow each
+#   boundary to be. Every departure of a curve from a step counts as noise here, smooth trends
+#   and single-layer spikes included, so it widens where the curves are not step-like. It holds
+#   the number of stages and the choice of signals fixed.
+# - **Sequence noise** (where 90% of the fits on bootstrap resamples of the sequences put it).
+#   How far a boundary moves if other sequences had been sampled. It covers the sampling of text
+#   and nothing else: the neuron fractions depend on the weights alone and are the same in every
+#   resample, and the model and the signals are fixed. A narrow range says the sample is large
+#   enough, not that the boundary is well determined.
+# - **Without one signal.** Where the boundary lands when the fit uses the other three signals
+#   (still four stages, boundary *j* of the refit). This covers the choice of signals.
+# - **K = 3 and K = 5.** The boundary of a three- or five-stage fit nearest to it (matched one to
+#   one by least total distance; with three stages one boundary has no counterpart). This covers
+#   the assumption of four stages.
+#
+# The last two are refits, not probabilities. Every layer is the first layer of the next stage.
 
 # %%
-stability_figure(stability, boundaries, title=f"Stage boundaries of {name} over {n_resamples} resamples of the sequences")
+def span(lo: int, hi: int) -> str:
+    """A range of layers as text: ``"6"`` or ``"3–8"``."""
+    return f"{lo}" if lo == hi else f"{lo}–{hi}"
+
+
+def layers(lo: int, hi: int) -> str:
+    """A range of layers in words: ``"layer 6"`` or ``"layers 3–8"``."""
+    return f"layer{'' if lo == hi else 's'} {span(lo, hi)}"
+
+
+table = summary.assign(
+    credible=[span(a, b) for a, b in zip(summary.credible_lo, summary.credible_hi, strict=True)],
+    noise=[span(a, b) for a, b in zip(summary.noise_lo, summary.noise_hi, strict=True)],
+)
+shown = {"boundary": "boundary", "layer": "fitted layer", "credible": "90% credible",
+         "noise": "sequence noise (90%)"}
+shown |= {f"without_{n}": f"without {OVERVIEW[n]}" for n in names}
+shown |= {"k3": "K = 3", "k5": "K = 5"}
+display(table[list(shown)].rename(columns=shown).style.hide(axis="index").format(na_rep="none"))
+
+# %%
+credible_w = summary.credible_hi - summary.credible_lo
+noise_w = summary.noise_hi - summary.noise_lo
+wider = summary.boundary[credible_w > noise_w].tolist()
+moves = [f"leaving out {OVERVIEW[n]} moves boundary {r.boundary} from layer {r.layer} to "
+         f"{getattr(r, f'without_{n}')}" for n in names for r in summary.itertuples()
+         if getattr(r, f"without_{n}") != r.layer]  # fmt: skip
+fixed_neurons = all((resampled[n] == resampled[n][:, :1]).all()
+                    for n in ("prediction_frac", "suppression_frac"))
+k5 = by_k[by_k.n_stages == 5].layer
+extra = sorted(set(k5) - set(summary.k5.dropna()))
+missing = summary.boundary[summary.k3.isna()].tolist()
+best = k_choice[k_choice.preferred].iloc[0]
+four = k_choice[k_choice.n_stages == 4].iloc[0]
+display(Markdown(
+    f"On {name} the 90% credible interval is wider than the sequence-noise range for "
+    f"{len(wider)} of the {len(summary)} boundaries"
+    + (f" (boundar{'y' if len(wider) == 1 else 'ies'} {', '.join(map(str, wider))}): for "
+       f"{'it' if len(wider) == 1 else 'these'} the fit is less sure than resampling the text "
+       "suggests, because resampling changes only the drop KL and attention curves"
+       + (" (the neuron fractions are identical in every resample)" if fixed_neurons else "")
+       + " and never the model. " if wider else ". ")
+    + ("With one signal left out, " + "; ".join(moves) + ". " if moves
+       else "No boundary moves when any one signal is left out. ")
+    + "With three stages the fit keeps boundaries at layers "
+    f"{', '.join(map(str, summary.k3.dropna()))}"
+    + (f" and boundary {', '.join(map(str, missing))} has no counterpart" if missing else "")
+    + f"; with five it puts its extra boundary at layer {', '.join(map(str, extra))}. "
+    "Which number of stages do the signals support? The fit's log evidence cannot say (its flat"
+    " priors on the stage means make it comparable only between fits with the same number of"
+    " stages), so the page compares K by the Schwarz criterion (BIC) of the least-squares"
+    " segmentation, which adds to the fit's assumptions a large-sample approximation and counts"
+    " one parameter per stage mean, per boundary and for the noise. Among three, four and five"
+    f" stages it prefers **{int(best.n_stages)}**"
+    + ("." if best.n_stages == 4 else
+       f"; four stages have a BIC {four.delta_bic:.1f} higher (approximate probability "
+       f"{f'{four.weight:.0%}' if four.weight >= 0.01 else 'under 1%'} among the three, with"
+       " equal prior odds).")
+    + " BIC treats the residuals as independent; residuals correlated along depth, as those of"
+    " smooth curves are, make more stages look better supported than they are."
+))
 
 # %%
 stage_names = ["detokenization", "feature engineering", "prediction ensembling",
                "residual sharpening"]
-starts = [0, *boundaries["layer"], n_layers]
+starts = [0, *fitted["layer"], n_layers]
 spans = [f"**{stage}**: layers {a}-{b - 1} (relative depth {a / (n_layers - 1):.2f}-"
          f"{(b - 1) / (n_layers - 1):.2f})"
-         for stage, a, b in zip(stage_names, starts[:-1], starts[1:])]
+         for stage, a, b in zip(stage_names, starts[:-1], starts[1:], strict=True)]
 display(Markdown(
-    f"The fitted stages of **{name}**: " + "; ".join(spans) + ". "
-    + " ".join(f"Boundary {r.boundary} starts at layer {r.layer} in {r.share:.0%} of the "
-               f"{n_resamples} resampled fits (90% of them between layers {r.layer_lo} and "
-               f"{r.layer_hi})." for r in boundaries.itertuples())
+    f"The fitted stages of **{name}**: " + "; ".join(spans) + "."
     + " The paper gives no numbers for its boundaries; in words, stage 3 begins the second half"
     + " of the model (here boundary 2 is at relative depth "
-    + f"{boundaries.rel_depth.iloc[1]:.2f}) and stage 4 is the last layers (here from relative"
-    + f" depth {boundaries.rel_depth.iloc[2]:.2f}). " + fitted.attrs["method"].split(";")[0]
-    + "; the ranges come from refitting on resampled sequences (the neuron fractions, which"
-    " depend on the weights alone, do not vary)."
+    + f"{fitted.rel_depth.iloc[1]:.2f}, 90% credible {fitted.rel_depth_lo.iloc[1]:.2f}-"
+    + f"{fitted.rel_depth_hi.iloc[1]:.2f}) and stage 4 is the last layers (here from relative"
+    + f" depth {fitted.rel_depth.iloc[2]:.2f}). " + fitted.attrs["method"]
 ))
 
 # %% [markdown]
 # ## The numbers
+#
+# The signals; the boundaries with their credible intervals in layers and relative depth; each
+# boundary's uncertainty side by side; the fits with 3, 4 and 5 stages and their BIC; and the
+# sequence noise: the share of resampled fits that start a stage at each layer.
 
 # %%
 display(signals.round(4).style.hide(axis="index"))
-display(boundaries.round(3).style.hide(axis="index"))
-display(stability.pivot_table(index="layer", columns="boundary", values="share", fill_value=0)
+display(fitted.round(3).style.hide(axis="index"))
+display(summary.round(3).style.hide(axis="index").format(na_rep="none"))
+display(by_k.round(3).style.hide(axis="index"))
+display(k_choice.round(3).style.hide(axis="index"))
+display(noise.pivot_table(index="layer", columns="boundary", values="share", fill_value=0)
         .round(3))
 
 # %% [markdown]
@@ -149,26 +245,54 @@ display(Markdown(f"The first layer with prediction neurons is layer {int(first.l
                  f"{first.rel_depth:.2f} ({first.prediction_frac:.2%} of its neurons)."))
 
 # %% [markdown]
-# **2. How sure is the fit?** Which of the three fitted boundaries is the least stable under resampling, and what on the page tells you?
+# **2. Two kinds of uncertainty.** Take the boundary with the widest credible interval. Is its
+# sequence-noise range wider or narrower, and why can the two differ?
 
 # %% tags=["hide-cell"]
 # Solution 2
-widest = boundaries.assign(width=boundaries.layer_hi - boundaries.layer_lo).sort_values(["width", "share"], ascending=[True, False]).iloc[-1]
-display(Markdown(f"Boundary {int(widest.boundary)} (at layer {int(widest.layer)}): 90% of the resampled fits put it "
-                 f"between layers {int(widest.layer_lo)} and {int(widest.layer_hi)}, and only {widest.share:.0%} "
-                 "exactly where the full data put it. Re-run with `-p seed 1` to see it move."))
+r = next(summary.loc[[credible_w.idxmax()]].itertuples())
+display(Markdown(
+    f"Boundary {r.boundary} (at layer {r.layer}): 90% credible "
+    f"{layers(r.credible_lo, r.credible_hi)}, sequence noise {layers(r.noise_lo, r.noise_hi)}, so "
+    "the sequence-noise range is "
+    f"{'narrower' if r.noise_hi - r.noise_lo < r.credible_hi - r.credible_lo else 'not narrower'}."
+    " The credible interval counts every departure of the curves from four flat steps as noise;"
+    " resampling the sequences changes only how the text-dependent curves wiggle, never the"
+    " weights' neuron fractions nor the step model."
+))
+
+# %% [markdown]
+# **3. Which signal decides?** Which signal, left out, moves the boundaries most (in layers,
+# summed over the three boundaries)?
+
+# %% tags=["hide-cell"]
+# Solution 3
+shift = {n: int((summary[f"without_{n}"] - summary.layer).abs().sum()) for n in names}
+top = max(shift, key=shift.get)
+display(Markdown(
+    f"Leaving out {OVERVIEW[top]} moves the boundaries by {shift[top]} layers in all; "
+    + ", ".join(f"{OVERVIEW[n]}: {v}" for n, v in shift.items() if n != top) + ". "
+    "A signal whose removal moves nothing agrees with the others; one whose removal moves a "
+    "boundary is the one that places it."
+))
 
 # %% [markdown]
 # ## Summary
 
 # %%
+landing = {r.boundary: sorted({getattr(r, f"without_{n}") for n in names})
+           for r in summary.itertuples()}  # fmt: skip
 display(Markdown(verdict_summary([], findings=tuple(
-    f"Boundary {r.boundary} (the start of stage {r.boundary + 1}) is at layer {r.layer} of {n_layers} "
-    f"(relative depth {r.rel_depth:.2f}) in {r.share:.0%} of {n_resamples} fits on "
-    f"resampled sequences; 90% of them put it between layers {r.layer_lo} and {r.layer_hi}."
-    for r in boundaries.itertuples()
-) + ("The fit assumes four stages; where the 90% range is wide, the signals do not place that "
-     "boundary.",))))
+    f"Boundary {r.boundary} (the start of stage {r.boundary + 1}) is at layer {r.layer} of "
+    f"{n_layers} (relative depth {r.rel_depth:.2f}); 90% credible "
+    f"{layers(r.credible_lo, r.credible_hi)}, sequence noise {layers(r.noise_lo, r.noise_hi)}; "
+    f"with one signal left out at layer{'s' if len(landing[r.boundary]) > 1 else ''} "
+    f"{', '.join(map(str, landing[r.boundary]))}."
+    for r in summary.itertuples()
+) + (f"Among three, four and five stages, BIC prefers {int(best.n_stages)}"
+     + ("." if best.n_stages == 4 else f" (four stages: BIC {four.delta_bic:.1f} higher).")
+     + " The fit assumes its number of stages; where a boundary's ranges are wide, or it moves "
+     "when a signal is left out, the signals do not place it.",))))
 
 # %% [markdown]
 # ## What's next

@@ -44,7 +44,15 @@ def naive_log_marginal(x: np.ndarray, starts: tuple[int, ...]) -> float:
     return -d / 2 * log_len - (n * d - k * d) / 2 * math.log(sse)
 
 
-def naive_fit(df: pd.DataFrame, k: int, min_size: int) -> tuple[tuple, np.ndarray, float]:
+def naive_sse(x: np.ndarray, starts: tuple[int, ...]) -> float:
+    """Within-segment sum of squares of one segmentation, by a loop."""
+    edges = (0, *starts, len(x))
+    pairs = itertools.pairwise(edges)
+    return sum(float(((x[a:b] - x[a:b].mean(axis=0)) ** 2).sum()) for a, b in pairs)
+
+
+def naive_fit(df: pd.DataFrame, k: int, min_size: int) -> tuple[tuple, np.ndarray, float, float]:
+    """``(MAP starts, posterior, log evidence, least-squares SSE)`` by enumerating every cut."""
     x = df.to_numpy(float)
     x = (x - x.mean(axis=0)) / x.std(axis=0)
     n = len(x)
@@ -59,7 +67,9 @@ def naive_fit(df: pd.DataFrame, k: int, min_size: int) -> tuple[tuple, np.ndarra
     for cut, w in zip(segs, weights, strict=True):
         for j, t in enumerate(cut):
             post[j, t] += w
-    return segs[int(np.argmax(lls))], post / weights.sum(), lls.max() + math.log(weights.sum())
+    least = min(naive_sse(x, cut) for cut in segs)
+    return (segs[int(np.argmax(lls))], post / weights.sum(),
+            lls.max() + math.log(weights.sum()), least)  # fmt: skip
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -95,10 +105,15 @@ def test_matches_brute_force(seed: int, k: int, min_size: int) -> None:
     x = steps(n, (3, 7), np.array([[0.0, 2.0, -1.0], [1.0, 0.0, 2.0]])) + rng.normal(size=(n, 2))
     df = pd.DataFrame(x, columns=["u", "v"])
     fit = fit_boundaries(df, k, min_size=min_size)
-    starts, post, log_ev = naive_fit(df, k, min_size)
+    starts, post, log_ev, least = naive_fit(df, k, min_size)
     assert fit.starts == starts
     np.testing.assert_allclose(fit.posterior, post, atol=1e-10)
     assert fit.log_evidence == pytest.approx(log_ev, abs=1e-9)
+    assert fit.sse == pytest.approx(least, rel=1e-9)
+    n_values = n * 2
+    assert fit.bic == pytest.approx(
+        n_values * math.log(least / n_values) + (2 * k + k) * math.log(n_values), rel=1e-9
+    )
     assert fit.posterior.shape == (k - 1, n)
     assert (fit.posterior >= 0).all()
     np.testing.assert_allclose(fit.posterior.sum(axis=1), 1.0, atol=1e-12)
@@ -135,6 +150,37 @@ def test_pure_noise_posterior_is_spread_out() -> None:
     assert np.max(maxima) < 0.9
     assert np.mean(maxima) < 0.6
     assert np.mean(widths) >= 8  # against <= 2 layers for the planted steps
+
+
+def test_credible_interval_holds_the_truth_and_widens_with_noise() -> None:
+    """Clean steps: every 90% interval holds its planted boundary and is narrow.
+
+    As the noise grows (same steps, same draws, scaled) the intervals widen.
+    """
+    widths = []
+    for scale in (0.1, 1.0, 2.0, 4.0):
+        per_seed = []
+        for seed in range(4):
+            noise = np.random.default_rng(seed).standard_normal((N, LEVELS.shape[0]))
+            fit = fit_boundaries(pd.DataFrame(steps() + scale * noise, columns=list("abc")))
+            table = boundary_table(fit, np.arange(N), N, level=0.9)
+            if scale == 0.1:
+                assert table["layer_lo"].le(STARTS).all() and table["layer_hi"].ge(STARTS).all()
+            per_seed.append((table["layer_hi"] - table["layer_lo"]).mean())
+        widths.append(np.mean(per_seed))
+    assert widths[0] <= 0.5
+    assert all(b > a for a, b in itertools.pairwise(widths)), widths
+    assert widths[-1] >= 5
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_bic_prefers_the_planted_number_of_stages(seed: int) -> None:
+    df = pd.DataFrame(steps() + 0.5 * np.random.default_rng(seed).standard_normal((N, 3)))
+    bic = {k: fit_boundaries(df, k, min_size=2).bic for k in (2, 3, 4, 5, 6)}
+    assert min(bic, key=bic.get) == 4, bic
+    # The fit's own evidence (flat priors on the means) keeps rising with K: it cannot choose K.
+    evidence = [fit_boundaries(df, k, min_size=2).log_evidence for k in (4, 5, 6)]
+    assert evidence[0] < evidence[1] < evidence[2]
 
 
 def test_scale_and_offset_invariance() -> None:

@@ -40,7 +40,7 @@ def test_case_study_and_appendix_figures(tiny_models, tiny_tokens):
         probe_figure,
         subjoiner_figure,
     )
-    from stages.plots.stages import stability_figure
+    from stages.plots.stages import overview_figure
 
     bridge, _ = tiny_models("gpt2")
     labels = np.array([True, False] * 3)
@@ -57,15 +57,20 @@ def test_case_study_and_appendix_figures(tiny_models, tiny_tokens):
          "contrast": [0.2, -0.1]}
     )  # fmt: skip
     probes = probe_accuracies(acts, truth, neurons)
-    stability = pd.DataFrame({"boundary": [1, 1, 2], "layer": [1, 2, 3], "share": [0.7, 0.3, 1.0]})
-    fitted = pd.DataFrame({"boundary": [1, 2], "layer": [1, 3]})
+    signals = pd.DataFrame({"layer": range(4), "rel_depth": np.arange(4) / 3,
+                            "log_drop_kl": [3.0, 1.0, 0.5, 2.0],
+                            "prev_attention": [0.3, 0.2, 0.1, 0.1]})  # fmt: skip
+    fitted = pd.DataFrame({"boundary": [1], "layer": [2], "rel_depth": [0.5], "probability": [0.8],
+                           "layer_lo": [1], "layer_hi": [2], "rel_depth_lo": [1 / 6],
+                           "rel_depth_hi": [0.5]})  # fmt: skip
     similarity = swap_similarity(bridge, tiny_tokens, progress=False, cache=False, n_boot=20)
     for chart in (
         subjoiner_figure(profile, title="Figure 9"),
         head_effects_figure(ranking, title="heads"),
         probe_figure(probes.table, title="Figure 10a"),
         ing_neuron_figure(neurons, title="Figure 10b"),
-        stability_figure(stability, fitted, title="boundaries"),
+        overview_figure(signals, {"log_drop_kl": "drop KL (log)", "prev_attention": "attention"},
+                        fitted, title="Figure 1"),
         swap_similarity_figure(similarity, title="Figure 12"),
     ):
         assert chart.to_dict()["title"]

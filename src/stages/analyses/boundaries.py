@@ -25,7 +25,8 @@ at ``1e-12`` times the total sum of squares so a noise-free step signal still gi
 sharply peaked posterior. Segment sums of squares come from cumulative sums, the
 segmentations from :func:`itertools.combinations` (in chunks, vectorised with numpy), and the
 normalisation uses log-sum-exp. Because the priors on the means are improper, ``log_evidence``
-is only comparable between fits with the same data and the same K.
+is only comparable between fits with the same data and the same K: it carries an arbitrary
+factor per segment mean, so it cannot choose K. :attr:`BoundaryFit.bic` can (see there).
 
 Conventions. A boundary is reported as the row (or layer) at which a new segment *starts*: a
 boundary at ``t`` sits between ``t - 1`` and ``t``; for consecutive layers its relative depth is
@@ -68,12 +69,16 @@ class BoundaryFit:
             the constant shared by all segmentations (add ``-log(n_segmentations)`` for the
             prior-weighted average).
         columns: the columns actually used, in input order, after dropping constant ones.
+        sse: the smallest within-segment sum of squares over all allowed segmentations (that of
+            the least-squares segmentation, which need not be the MAP one), in standardised
+            units, floored like the fit's.
     """
 
     starts: tuple[int, ...]
     posterior: np.ndarray
     log_evidence: float
     columns: tuple[str, ...]
+    sse: float
 
     @property
     def n_segments(self) -> int:
@@ -84,6 +89,25 @@ class BoundaryFit:
     def n_rows(self) -> int:
         """Number of layer rows N the fit was made on."""
         return int(self.posterior.shape[1])
+
+    @property
+    def bic(self) -> float:
+        """Schwarz criterion of the K-segment model; lower is better, comparable across K.
+
+        ``n log(SSE / n) + p log n`` with ``n = N d`` standardised values, ``SSE`` = :attr:`sse`
+        (maximum likelihood over means, noise variance and segmentation) and
+        ``p = K d + (K - 1) + 1`` free parameters: the segment means, the boundaries (one each,
+        as in Yao 1988) and the noise variance. ``-bic / 2`` approximates the log evidence under a
+        unit-information prior on the parameters (Kass and Wasserman 1995), so differences
+        between K are comparable where :attr:`log_evidence` is not. It keeps the fit's
+        assumptions (iid Gaussian noise of one variance around piecewise-constant means) and
+        adds a large-sample one; residuals that are correlated along depth make extra segments
+        look better than they are.
+        """
+        n = self.n_rows * len(self.columns)
+        k = self.n_segments
+        n_params = k * len(self.columns) + k
+        return n * math.log(self.sse / n) + n_params * math.log(n)
 
 
 def _standardise(signals: pd.DataFrame) -> tuple[np.ndarray, tuple[str, ...]]:
@@ -179,11 +203,13 @@ def fit_boundaries(signals: pd.DataFrame, n_segments: int = 4, *, min_size: int 
     total = 0.0
     ref = -np.inf
     best_ll, best = -np.inf, ()
+    least_sse = np.inf
     for edges in _segmentation_chunks(n_rows, n_segments, min_size):
         lo, hi = edges[:, :-1], edges[:, 1:]
         length = hi - lo
         means_sq = ((csum[hi] - csum[lo]) ** 2).sum(axis=-1) / length  # [n, K]
         sse = (csq[hi] - csq[lo] - means_sq).sum(axis=1)
+        least_sse = min(least_sse, float(sse.min()))
         ll = -0.5 * d * np.log(length).sum(axis=1) - exponent * np.log(np.maximum(sse, floor))
         i = int(np.argmax(ll))
         if ll[i] > best_ll:
@@ -203,6 +229,7 @@ def fit_boundaries(signals: pd.DataFrame, n_segments: int = 4, *, min_size: int 
         posterior=posterior,
         log_evidence=ref + math.log(total),
         columns=columns,
+        sse=max(least_sse, floor),
     )
 
 
@@ -289,8 +316,9 @@ def stage_boundaries(
 
     Returns:
         :func:`boundary_table` of the fit, with ``attrs['columns']`` (the curves used, constant
-        ones dropped), ``attrs['starts']`` (MAP start layers), ``attrs['log_evidence']`` and
-        ``attrs['method']`` (one sentence for captions).
+        ones dropped), ``attrs['starts']`` (MAP start layers), ``attrs['log_evidence']`` (only
+        comparable between fits with the same K), ``attrs['bic']`` (:attr:`BoundaryFit.bic`,
+        comparable across K) and ``attrs['method']`` (one sentence for captions).
     """
     if curves[layer].duplicated().any():
         raise ValueError(f"duplicate values in column {layer!r}")
@@ -302,6 +330,7 @@ def stage_boundaries(
     table.attrs["columns"] = list(fit.columns)
     table.attrs["starts"] = [int(layers[t]) for t in fit.starts]
     table.attrs["log_evidence"] = fit.log_evidence
+    table.attrs["bic"] = fit.bic
     table.attrs["method"] = METHOD.format(level=level)
     return table
 

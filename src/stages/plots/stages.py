@@ -111,8 +111,9 @@ def overview_figure(
         signals: one row per layer with ``layer``, ``rel_depth`` and the columns of ``titles``;
             each is drawn scaled to 0..1 by its own min and max (the tooltip shows the value).
         titles: column to legend title.
-        boundaries: a :func:`stages.analyses.signals.boundary_ranges` table: a dashed rule at each
-            fitted boundary, a grey band over the range where resampled fits put it.
+        boundaries: a :func:`stages.analyses.boundaries.stage_boundaries` table: a dashed rule at
+            each fitted boundary (joint MAP), a grey band over its central credible interval
+            (``rel_depth_lo`` to ``rel_depth_hi``).
         title: the chart title.
     """
     parts = []
@@ -160,43 +161,10 @@ def overview_figure(
             tooltip=[
                 alt.Tooltip("boundary:Q"),
                 alt.Tooltip("layer:Q", title="first layer of the next stage"),
-                alt.Tooltip("share:Q", format=".0%", title="resamples putting it here"),
-                alt.Tooltip("layer_lo:Q", title="90% of resamples from layer"),
-                alt.Tooltip("layer_hi:Q", title="90% of resamples to layer"),
+                alt.Tooltip("probability:Q", format=".0%", title="posterior probability here"),
+                alt.Tooltip("layer_lo:Q", title="credible interval from layer"),
+                alt.Tooltip("layer_hi:Q", title="credible interval to layer"),
             ],
         )
     )
     return alt.layer(band, rules, lines).properties(width=520, height=260, title=title)
-
-
-def stability_figure(
-    stability: pd.DataFrame, boundaries: pd.DataFrame, *, title: str
-) -> alt.LayerChart:
-    """Where each stage boundary lands across bootstrap resamples: one bar per (boundary, layer).
-
-    Args:
-        stability: a :func:`stages.analyses.signals.boundary_stability` table.
-        boundaries: a :func:`stages.analyses.signals.boundary_ranges` table (its fitted layers
-            are marked).
-        title: the chart title.
-    """
-    data = stability.assign(boundary=stability["boundary"].map(lambda b: f"boundary {b}"))
-    marks = boundaries.assign(boundary=boundaries["boundary"].map(lambda b: f"boundary {b}"))
-    bars = (
-        alt.Chart(data)
-        .mark_bar(opacity=0.8)
-        .encode(
-            x=alt.X("layer:O", title="first layer of the next stage"),
-            y=alt.Y("share:Q", title="share of resampled fits", scale=alt.Scale(domain=[0, 1])),
-            color=alt.Color("boundary:N", title=None, legend=alt.Legend(orient="top")),
-            xOffset="boundary:N",
-            tooltip=["boundary:N", "layer:O", alt.Tooltip("share:Q", format=".0%")],
-        )
-    )
-    fitted = (
-        alt.Chart(marks)
-        .mark_point(shape="triangle-down", size=90, filled=True, color="#333333")
-        .encode(x="layer:O", xOffset="boundary:N", y=alt.datum(1.0),
-                tooltip=["boundary:N", alt.Tooltip("layer:O", title="fitted on all sequences")])
-    )  # fmt: skip
-    return alt.layer(bars, fitted).properties(width=520, height=200, title=title)

@@ -7,12 +7,9 @@ and too few units ``not enough data``. The tables come from ``tests/synthetic.py
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
 import pytest
 
-from stages.analyses.probes import Probes, probe_accuracies
-from stages.claims import appendix, case_studies, robustness
+from stages.claims import appendix, robustness
 from stages.claims import stages as stage_claims
 from tests import synthetic as syn
 
@@ -101,57 +98,6 @@ def _last_entropy(e, n):
     return stage_claims.last_layer_raises_entropy(sums, L)
 
 
-def _subjoiner(e, n):
-    rng = np.random.default_rng(0)
-    labels = np.r_[np.ones(n // 2, bool), np.zeros(n - n // 2, bool)]
-    strong = {1: (1, 0), -1: (9, 0), 0: None}[e]
-    layers = range(3) if e == 0 else range(L)  # no effect: every head early, none stronger
-    columns = {}
-    for layer in layers:
-        for head in range(2):
-            mean = np.where(labels, 0.5, 0.1) if (layer, head) == strong else 0.1
-            columns[f"{layer}.{head}.3"] = np.clip(mean + 0.05 * rng.standard_normal(n), 0, 1)
-    frame = pd.DataFrame(columns)
-    words = np.array([f"w{i}" for i in range(n)], dtype=object)  # every window its own word
-    return case_studies.subjoiner_head_early(frame, labels, words, L)
-
-
-def test_a_repeated_word_counts_once():
-    n = 256
-    labels = np.r_[np.ones(n // 2, bool), np.zeros(n // 2, bool)]
-    rng = np.random.default_rng(0)
-    frame = pd.DataFrame({"1.0.3": np.where(labels, 0.5, 0.1) + 0.01 * rng.standard_normal(n)})
-    words = np.array(["harpooneer"] * (n // 2) + [f"w{i}" for i in range(n // 2)], dtype=object)
-    v = case_studies.subjoiner_head_early(frame, labels, words, L)
-    assert v.verdict == "not enough data" and "1 distinct four-token" in v.detail, v
-
-
-def _probes(accuracies: dict[str, float], n: int, seed: int = 0) -> Probes:
-    """Probes whose chosen rows are right on a share ``accuracies[row]`` of ``n`` test windows."""
-    rng = np.random.default_rng(seed)
-    rows = [("single", "all"), ("top-k", "all"), ("model", "model"),
-            ("single", "suppression"), ("single", "prediction")]  # fmt: skip
-    base = rng.random(n)  # one shared difficulty per window: equal accuracies, equal answers
-    correct = np.stack([base < accuracies[f"{p}/{g}"] for p, g in rows], axis=1)
-    table = pd.DataFrame(
-        [{"probe": p, "group": g, "k": 1, "neuron": "1.2", "chosen": True,
-          "accuracy": correct[:, i].mean()} for i, (p, g) in enumerate(rows)]
-    )  # fmt: skip
-    return Probes(table, correct)
-
-
-def _probe_claim(index):
-    def make(e, n):
-        acc = {"single/all": 0.7, "top-k/all": 0.7, "model/model": 0.7,
-               "single/suppression": 0.7, "single/prediction": 0.7}  # fmt: skip
-        winner = ["top-k/all", "top-k/all", "single/suppression"][index]
-        if e:
-            acc[winner] = 0.7 + 0.2 * e
-        return case_studies.probe_claims(_probes(acc, n))[index]
-
-    return make
-
-
 def _stage2_index(e, n):
     def value(i, c, metric, which):
         stage2 = c == "mlp" and 3 <= i <= 5
@@ -217,10 +163,6 @@ SAMPLED = {
     "lens entropy high in the first half": _lens_entropy,
     "MLP norm peaks last": _norm_peak,
     "last layer raises entropy": _last_entropy,
-    "subjoiner head early": _subjoiner,
-    "ensemble beats single neuron": _probe_claim(0),
-    "ensemble beats the model": _probe_claim(1),
-    "suppression probes best": _probe_claim(2),
     "MLP index beats self in stage 2": _stage2_index,
     "index similarity drops": _index_drop,
     "MLPs stubborn in stage 3": _stubborn,
@@ -319,27 +261,3 @@ def test_swaps_are_decided_layer_by_layer_not_by_their_mean():
     v = robustness.swaps_gentler_than_drops(syn.sweep(N, kl=kl), L)
     assert v.verdict == "does not hold" and "harsher at 5 of 6" in v.detail, v.detail
     assert "averaged over the layers the difference is -0.0" in v.detail
-
-
-def test_probes_are_chosen_on_validation_and_scored_on_test():
-    rng = np.random.default_rng(0)
-    n = 2000
-    labels = rng.random(n) < 0.5
-    signal = labels.astype(float)
-    names = [f"5.{j}" for j in range(6)]
-    acts = pd.DataFrame({name: signal * (0.4 if j < 4 else 0.0) + rng.standard_normal(n)
-                         for j, name in enumerate(names)})  # fmt: skip
-    acts["model_yes"] = (rng.random(n) < 0.6).astype(float)
-    neurons = pd.DataFrame({"layer": 5, "neuron": range(6),
-                            "cls": ["prediction"] * 3 + ["suppression"] * 3})  # fmt: skip
-    probes = probe_accuracies(acts, labels, neurons, seed=0)
-    t = probes.table
-    assert set(t["group"]) == {"prediction", "suppression", "all", "model"}
-    assert (t.groupby(["probe", "group"])["chosen"].sum() == 1).all()
-    assert t["n_test"].eq(n // 4).all() and probes.correct.shape == (n // 4, len(t))
-    ensemble = probes.chosen("top-k", "all")
-    assert ensemble.k >= 2  # four weak neurons beat one
-    single = probes.chosen("single", "all")
-    assert single.val_accuracy == t[(t.probe == "single") & (t.group == "all")].val_accuracy.max()
-    v = case_studies.probe_claims(probes)[0]
-    assert v.verdict == "holds", v

@@ -17,7 +17,10 @@ On a :func:`stages.text.words.ing_dataset` (does the next token end in "ing"?):
    with 95% Wilson intervals.
 4. **The model itself** ("model accuracy"): on the same test windows, the model "says -ing"
    when its top-1 next-token prediction at the window's last position is an "-ing" token; its
-   accuracy is the share of windows where that answer is the true class.
+   accuracy is the share of windows where that answer is the true class. A fairer baseline
+   than that top-1 answer (which says "-ing" only when an "-ing" token is the single most likely
+   one): a one-feature probe on the model's own log-probability of an "-ing" next token (the
+   log of the total probability of the "-ing" tokens), fitted and scored on the same splits.
 """
 
 from __future__ import annotations
@@ -141,6 +144,18 @@ def ing_neurons(
     return table.loc[order[:k], columns].reset_index(drop=True)
 
 
+LOGP_COLUMN = "model_logp"
+"""The :func:`neuron_activations` column of the model's log-probability of an "-ing" token."""
+LOGP_PROBE = "model logp"
+"""The :class:`Probes` row (``probe``; its ``group`` is ``"model"``) of the probe on it."""
+
+
+def _log_mass(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``[b]`` float64: ``log sum_{t in mask} softmax(logits)_t`` (nats) of ``[b, d_vocab]``."""
+    logp = logits.double().log_softmax(-1)
+    return torch.logsumexp(logp[:, mask.to(logp.device)], dim=-1)
+
+
 def neuron_activations(
     model: Any,
     tokens: torch.Tensor,
@@ -164,8 +179,10 @@ def neuron_activations(
 
     Returns:
         One row per window: a column ``"{layer}.{neuron}"`` per neuron (float64 activations, in
-        the order of ``neurons``) and ``model_yes`` (1.0 when the model's top-1 next token is in
-        ``token_mask``).
+        the order of ``neurons``), ``model_yes`` (1.0 when the model's top-1 next token is in
+        ``token_mask``) and ``model_logp`` (:data:`LOGP_COLUMN`: the natural log of the model's
+        total next-token probability on ``token_mask``, nats, computed in float64 from the same
+        logits).
     """
     pairs = [(int(r.layer), int(r.neuron)) for r in neurons.itertuples()]
     mask = torch.as_tensor(np.asarray(token_mask, dtype=bool))
@@ -183,9 +200,13 @@ def neuron_activations(
         hooks = [(f"blocks.{la}.mlp.out.hook_in", hook) for la in layers]
         with checked_hooks(model, hooks):
             final = run_to_last_block(model, batch)[:, -1]
-        top1 = unembed(model, final).argmax(-1).cpu()
+        logits = unembed(model, final)  # [b, d_vocab]
+        top1 = logits.argmax(-1).cpu()
         ordered = {f"{la}.{n}": columns[f"{la}.{n}"] for la, n in pairs}
-        return ordered | {"model_yes": mask[top1].double().numpy()}
+        return ordered | {
+            "model_yes": mask[top1].double().numpy(),
+            LOGP_COLUMN: _log_mass(logits, mask).cpu().numpy(),
+        }
 
     return per_sequence(
         "neuron_activations",
@@ -252,9 +273,10 @@ class Probes:
     """Held-out results of the "-ing" probes.
 
     Attributes:
-        table: one row per probe: ``probe`` (``"single"``, ``"top-k"``, ``"model"``), ``group``
-            (``"prediction"``, ``"suppression"``, ``"all"``; the model: ``"model"``), ``k``
-            (neurons used; a single probe's rank by validation accuracy within its group),
+        table: one row per probe: ``probe`` (``"single"``, ``"top-k"``, ``"model"``: the model's
+            top-1 answer, ``"model logp"``: a probe on its log P(-ing), :data:`LOGP_PROBE`),
+            ``group`` (``"prediction"``, ``"suppression"``, ``"all"``; the model: ``"model"``),
+            ``k`` (neurons used; a single probe's rank by validation accuracy within its group),
             ``neuron`` (``"layer.neuron"``, single probes), ``val_accuracy`` (on the
             validation split, where choices are made), ``accuracy`` with ``accuracy_lo`` /
             ``accuracy_hi`` (on the test split, 95% Wilson), ``n_test``, ``chosen`` (the probe
@@ -299,7 +321,7 @@ def split_windows(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray
 def probe_accuracies(
     activations: pd.DataFrame, labels: np.ndarray, neurons: pd.DataFrame, *, seed: int = 0
 ) -> Probes:
-    """Single-neuron probes, top-``k`` probes and the model itself, chosen on validation data.
+    """Single-neuron probes, top-``k`` probes and the model's own answer, chosen on validation data.
 
     The windows are split into train / validation / test (:data:`SPLIT`, stratified). Every
     probe is a logistic regression (scikit-learn, standardised inputs) fitted on the train
@@ -307,11 +329,15 @@ def probe_accuracies(
     single probes are ranked by their validation accuracy, and top-``k`` probes use the ``k``
     best-ranked neurons together (the authors: ensembles of the most accurate single probes).
     The best single neuron and the best ``k`` are chosen on the validation split; every
-    accuracy reported is on the test split, which no choice has seen.
+    accuracy reported is on the test split, which no choice has seen. The model enters twice:
+    its top-1 answer (``model_yes``, no fitting) and a one-feature logistic probe on its
+    log-probability of the positive class (:data:`LOGP_COLUMN`), fitted on the same train split
+    and scored on the same test split (left out when ``activations`` lack the column: a
+    results pack built before it).
 
     Args:
         activations: a :func:`neuron_activations` table (a column ``"layer.neuron"`` per
-            neuron, and ``model_yes``).
+            neuron, ``model_yes`` and, where computed, ``model_logp``).
         labels: ``[n]`` bool, the true classes.
         neurons: ``layer``, ``neuron``, ``cls`` of the neurons to probe (:func:`ing_neurons`).
         seed: the split and the solver's seed.
@@ -325,13 +351,14 @@ def probe_accuracies(
     x = activations[names].to_numpy(dtype=np.float64)
     train, val, test = split_windows(labels, seed)
 
-    def fit(columns: list[int]) -> tuple[float, np.ndarray]:
+    def fit(features: np.ndarray) -> tuple[float, np.ndarray]:
+        """Validation accuracy and ``[n_test]`` test correctness of a probe on ``[n, f]``."""
         probe = make_pipeline(
             StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed)
         )
-        probe.fit(x[np.ix_(train, columns)], labels[train])
-        val_acc = float((probe.predict(x[np.ix_(val, columns)]) == labels[val]).mean())
-        return val_acc, probe.predict(x[np.ix_(test, columns)]) == labels[test]
+        probe.fit(features[train], labels[train])
+        val_acc = float((probe.predict(features[val]) == labels[val]).mean())
+        return val_acc, probe.predict(features[test]) == labels[test]
 
     rows, correct = [], []
 
@@ -341,7 +368,7 @@ def probe_accuracies(
                            "accuracy_hi": hi, "n_test": len(right)})  # fmt: skip
         correct.append(right)
 
-    singles = {name: fit([j]) for j, name in enumerate(names)}
+    singles = {name: fit(x[:, [j]]) for j, name in enumerate(names)}
     for group in ("prediction", "suppression", "all"):
         members = [n for n in names if group == "all" or group_of[n] == group]
         ranked = sorted(members, key=lambda n: -singles[n][0])  # stable: ties keep relevance
@@ -349,7 +376,7 @@ def probe_accuracies(
             val_acc, right = singles[name]
             add({"probe": "single", "group": group, "k": rank, "neuron": name,
                  "val_accuracy": val_acc, "chosen": rank == 1}, right)  # fmt: skip
-        curve = [fit([names.index(n) for n in ranked[:k]]) for k in range(1, len(ranked) + 1)]
+        curve = [fit(x[:, [names.index(n) for n in ranked[:k]]]) for k in range(1, len(ranked) + 1)]
         best = int(np.argmax([v for v, _ in curve])) if curve else -1
         for k, (val_acc, right) in enumerate(curve, start=1):
             add({"probe": "top-k", "group": group, "k": k, "neuron": "",
@@ -358,4 +385,8 @@ def probe_accuracies(
     model_val = float(((said[val] > 0.5) == labels[val]).mean())
     add({"probe": "model", "group": "model", "k": 0, "neuron": "", "val_accuracy": model_val,
          "chosen": True}, (said[test] > 0.5) == labels[test])  # fmt: skip
+    if LOGP_COLUMN in activations:
+        val_acc, right = fit(activations[[LOGP_COLUMN]].to_numpy(dtype=np.float64))
+        add({"probe": LOGP_PROBE, "group": "model", "k": 0, "neuron": "",
+             "val_accuracy": val_acc, "chosen": True}, right)  # fmt: skip
     return Probes(pd.DataFrame(rows), np.stack(correct, axis=1))

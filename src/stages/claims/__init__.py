@@ -211,7 +211,7 @@ def all_claims(results: Any, *, seed: int = 0) -> pd.DataFrame:
     """
     from stages.analyses.probes import probe_accuracies
     from stages.claims.appendix import appendix_claims
-    from stages.claims.case_studies import probe_claims, subjoiner_head_early
+    from stages.claims.case_studies import probe_claims, subjoiner_claims
     from stages.claims.robustness import robustness_claims
     from stages.claims.stages import (
         detokenization_claims,
@@ -235,8 +235,9 @@ def all_claims(results: Any, *, seed: int = 0) -> pd.DataFrame:
         "prediction ensembling": ensembling_claims(classes, lens, n, seed=seed),
         "residual sharpening": sharpening_claims(classes, norms, lens, n, seed=seed),
         "case studies": [
-            subjoiner_head_early(
-                sub, sub["label"].to_numpy(bool), results.windows("subjoiner").words, n, seed=seed
+            *subjoiner_claims(
+                sub, results.window_rows("subjoiner_profile"), sub["label"].to_numpy(bool),
+                results.windows("subjoiner").words, n, seed=seed,
             ),
             *probe_claims(probes, seed=seed),
         ],

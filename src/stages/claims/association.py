@@ -146,7 +146,9 @@ def partial_spearman(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
     the ranks of ``z`` removed: how far ``y`` tracks ``x`` beyond what ``z`` explains in both.
 
     Args:
-        x, y, z: ``[..., k]`` (broadcast), e.g. a per-block fall, neuron count and depth.
+        x: ``[..., k]`` (broadcast with ``y`` and ``z``), e.g. a per-block fall.
+        y: ``[..., k]``, e.g. the blocks' neuron counts.
+        z: ``[..., k]``, the control, e.g. depth.
 
     Returns:
         ``[...]``; NaN where a residual is flat.
@@ -166,7 +168,9 @@ def freedman_lane(
     Legendre 1999). Whatever depth explains stays in place, only the rest is shuffled.
 
     Args:
-        x, y, z: ``[k]`` each.
+        x: ``[k]`` the first variable (its ranks' residuals on ``z`` stay in place).
+        y: ``[k]`` the variable whose residuals are permuted.
+        z: ``[k]`` the control.
         n_perm: random permutations; the identity is added first.
         seed: the permutations' seed.
 
@@ -244,7 +248,8 @@ def shape_correlation(
     """Pearson's r of two z-scored curves on the same layers, with its layer bootstrap and null.
 
     Args:
-        x, y: ``[m]`` two curves at the same ``m`` points (e.g. a common relative-depth grid).
+        x: ``[m]`` a curve at ``m`` points (e.g. a common relative-depth grid).
+        y: ``[m]`` the other curve at the same points (its shifts make the null).
         n_boot: circular block resamples of the points (pairs ``(x_i, y_i)`` move together).
         seed: the resampling seed.
 

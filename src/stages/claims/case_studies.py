@@ -1,10 +1,17 @@
 """The case studies' claims (paper section 6): subjoiner heads and "-ing" neuron ensembles.
 
-Both are decided on data the choice never saw. Subjoiner heads: the strongest head is chosen on
-a random half of each class's words and its effect is measured on the other half, resampling
-words (a word's windows are not independent of each other).
-Probes: the best single neuron and the best ensemble size are chosen on a validation split and
-compared on a test split, paired window by window (:func:`stages.analyses.probes.probe_accuracies`).
+Subjoiner heads (Figure 9) are decided on *words*: the corpus repeats some words many times (in
+gemma-3-270m's windows 291 four-token words are 118 distinct words), so a word's windows are not
+independent of each other. Every mean is over distinct words, each weighted once (the mean of its
+windows), and every interval resamples words, each class's words on their own. Where a head is
+chosen (the best head of each half of the model, the head whose attention profile is tested),
+it is chosen on a random half of each class's words (:func:`selection_half`) and measured on the
+other half, which the choice never saw.
+
+Probes (Figure 10a): the best single neuron and the best ensemble size are chosen on a
+validation split and compared on a test split, paired window by window
+(:func:`stages.analyses.probes.probe_accuracies`), with the model's own top-1 answer (the
+paper's comparison) and with a probe on the model's own log-probability of an "-ing" token.
 """
 
 from __future__ import annotations
@@ -13,10 +20,20 @@ import numpy as np
 import pandas as pd
 
 from stages import stats
-from stages.analyses.probes import Probes
+from stages.analyses.probes import LOGP_COLUMN, LOGP_PROBE, Probes
 from stages.analyses.subjoiner import OFFSET, effect_of_heads
-from stages.claims.depth import EARLY, rel_depth
+from stages.claims.depth import HALF, rel_depth
 from stages.stats import Verdict
+
+FIGURE = "Figure 9"
+MIN_CLASS = stats.MIN_UNITS // 2
+"""Fewest distinct words of either class a subjoiner interval rests on (two classes, each
+resampled on its own: together at least :data:`stages.stats.MIN_UNITS`)."""
+
+EFFECT = (
+    "effect: mean attention from a word's last token to its first (3 back), four-token words "
+    "minus one-token words"
+)
 
 
 def selection_half(labels: np.ndarray, words: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -36,9 +53,126 @@ def selection_half(labels: np.ndarray, words: np.ndarray, seed: int = 0) -> np.n
 
 
 def _by_word(values: np.ndarray, words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per distinct word: the sum of ``values`` over its windows, and their number."""
-    kinds, index = np.unique(words.astype(str), return_inverse=True)
-    return np.bincount(index, weights=values), np.bincount(index).astype(float)
+    """Per distinct word: the sums of ``values`` over its windows, and their number.
+
+    Args:
+        values: ``[n, k]`` per-window values of ``k`` quantities.
+        words: ``[n]`` the word of each window.
+
+    Returns:
+        ``(sums, counts)``: ``[k, n_words]`` and ``[n_words]`` (words in sorted order).
+    """
+    _, index = np.unique(np.asarray(words).astype(str), return_inverse=True)
+    sums = np.stack([np.bincount(index, weights=column) for column in values.T])
+    return sums, np.bincount(index).astype(float)
+
+
+def _word_means(
+    values: np.ndarray, words: np.ndarray, seed: int
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Means over words of ``k`` quantities, each word weighted once, with their bootstrap.
+
+    Each distinct word contributes the mean over its windows, whatever their number: the
+    corpus repeats some words dozens of times (gemma-3-270m's held-out four-token windows: one
+    word, "harpooneers", in 54 of 128), and weighting windows would let them decide.
+
+    Args:
+        values: ``[n, k]`` per-window values (attention weights).
+        words: ``[n]`` the word of each window.
+        seed: the bootstrap seed.
+
+    Returns:
+        ``(means, distribution, n_words)``: ``[k]``, ``[k, n_boot]`` (paired over the ``k``
+        quantities: one resample of words serves all) and the distinct words resampled.
+    """
+    sums, counts = _by_word(np.asarray(values, dtype=np.float64), words)
+    means, dist = stats.bootstrap(sums / counts, seed=seed)
+    return means, dist, len(counts)
+
+
+def _class_effects(
+    values: np.ndarray, labels: np.ndarray, words: np.ndarray, seed: int
+) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+    """Four-token minus one-token window means of ``k`` quantities, resampling each class's words.
+
+    Args:
+        values: ``[n, k]`` per-window values (attention weights).
+        labels: ``[n]`` bool, True for four-token words.
+        words: ``[n]`` the word of each window.
+        seed: the bootstrap seed (``seed`` for four-token words, ``seed + 1`` for one-token).
+
+    Returns:
+        ``(effects, distribution, (words4, words1))``: ``[k]``, ``[k, n_boot]`` and the distinct
+        words of each class.
+    """
+    values, words = np.asarray(values, dtype=np.float64), np.asarray(words, dtype=object)
+    parts = [_word_means(values[labels == cls], words[labels == cls], seed + k)
+             for k, cls in enumerate((True, False))]  # fmt: skip
+    (m4, d4, n4), (m1, d1, n1) = parts
+    return m4 - m1, d4 - d1, (n4, n1)
+
+
+def _too_few(claim: str, labels: np.ndarray, words: np.ndarray, unit: str) -> Verdict | None:
+    """``not enough data`` when a class has fewer than ``2 * MIN_CLASS`` distinct words."""
+    distinct = [len(set(words[labels == cls])) for cls in (True, False)]
+    if min(distinct) >= 2 * MIN_CLASS:
+        return None
+    why = (
+        f"{distinct[0]} distinct four-token and {distinct[1]} one-token words: halves of fewer "
+        f"than {MIN_CLASS} words decide nothing"
+    )
+    return stats.missing(claim, FIGURE, why, unit)
+
+
+def _word_verdict(
+    claim: str, statistic: str, value: float, lo: float, hi: float, kinds: tuple[int, ...], *,
+    unit: str, procedure: str, detail: str,
+) -> Verdict:  # fmt: skip
+    """A verdict on "``value`` > 0" from its interval over words, with the word-count gates.
+
+    The verdict is ``not enough data`` below :data:`stages.stats.MIN_UNITS` words in all, or
+    (two classes) below :data:`MIN_CLASS` of either; otherwise :func:`stages.stats.decide`.
+
+    Args:
+        claim: the claim, as tested.
+        statistic: what was computed (attention weight).
+        value: its estimate.
+        lo: lower end of its 95% interval.
+        hi: upper end.
+        kinds: distinct words resampled, per class (one entry when one class is used).
+        unit: what the words are (``"held-out words"``, ``"words"``).
+        procedure: how the statistic was computed (what was chosen on which words), the
+            opening of the rule.
+        detail: the numbers behind it.
+    """
+    n = sum(kinds)
+    few = n < stats.MIN_UNITS or (len(kinds) == 2 and min(kinds) < MIN_CLASS)
+    decided = "not enough data" if few else stats.decide(lo, hi, 0.0)
+    gate = f"below {stats.MIN_UNITS} {unit}" + (
+        f" or {MIN_CLASS} of either class" if len(kinds) == 2 else ""
+    )
+    gate += f" (or fewer than {2 * MIN_CLASS} distinct words of a class in all)"
+    rule = f"{procedure}; " + stats.rule_text("the difference", 0.0).replace(
+        f"below {stats.MIN_UNITS} units", gate
+    )
+    return Verdict(claim, FIGURE, statistic, float(value), float(lo), float(hi), rule, n, unit,
+                   decided, detail, "paper v1")  # fmt: skip
+
+
+def _head(layer: int, head: int) -> str:
+    return f"L{layer}H{head}"
+
+
+def _windows(labels: np.ndarray, kinds: tuple[int, int]) -> str:
+    return (
+        f"{kinds[0]} four-token words ({int(labels.sum())} windows) and {kinds[1]} one-token "
+        f"words ({int((~labels).sum())} windows)"
+    )
+
+
+def _offset_columns(attention: pd.DataFrame) -> list[str]:
+    """The columns ``"layer.head.3"`` of a subjoiner table (attention at :data:`OFFSET`)."""
+    return [c for c in attention.columns if c.endswith(f".{OFFSET}") and c.count(".") == 2]
 
 
 def subjoiner_head_early(
@@ -49,85 +183,232 @@ def subjoiner_head_early(
     *,
     seed: int = 0,
 ) -> Verdict:
-    """The strongest subjoiner head (chosen on half the words) is early, with a held-out effect.
+    """The best first-half subjoiner head beats the best later one on words neither choice saw.
 
-    The independent unit is the *word*: the corpus repeats some words many times (in
-    gemma-3-270m's windows 291 four-token words are 118 distinct words), so the windows are
-    split by word and the interval resamples words, each with all its windows.
+    The paper: "specific heads in the early layers". Heads at relative depth
+    ``layer / (n_layers - 1) <= 0.5`` are first-half heads, the rest later heads. On a random
+    half of each class's words (:func:`selection_half`) the head with the largest effect is
+    chosen in each group; on the other half the statistic is the first's effect minus the
+    second's, with a percentile interval from a bootstrap over words (each class's words
+    resampled on their own, each word with all its windows; the two heads paired).
 
     Args:
         attention: per-window attention at :data:`stages.analyses.subjoiner.OFFSET` of every head
             (columns ``"layer.head.3"``; a :func:`stages.analyses.subjoiner.final_token_attention`
-            table or the pack's ``subjoiner`` part).
+            table or the pack's ``subjoiner`` part), ``[n]`` rows.
+        labels: ``[n]`` bool, True for four-token words.
+        words: ``[n]`` the word each window ends on.
+        n_layers: the model's number of blocks.
+        seed: the split and the bootstrap.
+
+    Returns:
+        A verdict on "the held-out difference > 0" (attention weight); ``n``: held-out words of
+        both classes.
+    """
+    claim, unit = "subjoiner heads sit in the early layers", "held-out words"
+    labels, words = np.asarray(labels, dtype=bool), np.asarray(words, dtype=object)
+    if (few := _too_few(claim, labels, words, unit)) is not None:
+        return few
+    pick = selection_half(labels, words, seed)
+    ranked = effect_of_heads(attention.loc[pick, _offset_columns(attention)], labels[pick])
+    first = rel_depth(ranked["layer"].to_numpy(), n_layers) <= HALF
+    if first.all() or not first.any():
+        why = "the attention table holds heads of only one half of the layers"
+        return stats.missing(claim, FIGURE, why, unit)
+    best = [ranked[first].iloc[0], ranked[~first].iloc[0]]  # ranked: largest effect first
+    names = [_head(int(r.layer), int(r["head"])) for r in best]
+    columns = [f"{int(r.layer)}.{int(r['head'])}.{OFFSET}" for r in best]
+    held = ~pick
+    effects, dist, kinds = _class_effects(
+        attention.loc[held, columns].to_numpy(), labels[held], words[held], seed
+    )
+    lo, hi = stats.percentile(dist[0] - dist[1])
+    depths = [rel_depth(int(r.layer), n_layers) for r in best]
+    return _word_verdict(
+        claim,
+        f"held-out effect of the best first-half head ({names[0]}) minus that of the best later "
+        f"head ({names[1]}), both chosen on the other half of the words ({EFFECT}; attention "
+        "weight; resampling words)",
+        effects[0] - effects[1], lo, hi, kinds,
+        unit=unit,
+        procedure=(
+            "heads at relative depth layer / (n_layers - 1) <= 0.5 are first-half heads, the "
+            "rest later heads; on a random half of each class's words the head with the largest "
+            "effect is chosen in each group; on the other half the difference of their effects "
+            "gets a 95% percentile interval resampling words"
+        ),
+        detail=(
+            f"first-half head {names[0]} (relative depth {depths[0]:.2f}): held-out effect "
+            f"{effects[0]:.4f}; later head {names[1]} (relative depth {depths[1]:.2f}): "
+            f"{effects[1]:.4f}; held out: {_windows(labels[held], kinds)}"
+        ),
+    )  # fmt: skip
+
+
+def subjoiner_density(
+    attention: pd.DataFrame,
+    labels: np.ndarray,
+    words: np.ndarray,
+    n_layers: int,
+    *,
+    seed: int = 0,
+) -> Verdict:
+    """First-half heads have a larger mean subjoiner effect than later heads.
+
+    The paper: subjoiner heads occur "at higher density in the first half of the models". The
+    statistic is the mean effect over every first-half head (relative depth <= 0.5) minus the
+    mean over every later head, with a percentile interval from a bootstrap over words (each
+    class's words on their own, each word with all its windows). No head is chosen, so nothing
+    needs holding out: every word is used (twice the units of a held-out half).
+
+    Args:
+        attention: as :func:`subjoiner_head_early`, ``[n]`` rows.
+        labels: ``[n]`` bool, True for four-token words.
+        words: ``[n]`` the word each window ends on.
+        n_layers: the model's number of blocks.
+        seed: the bootstrap.
+
+    Returns:
+        A verdict on "the difference > 0" (attention weight); ``n``: words of both classes.
+    """
+    claim, unit = "subjoiner heads occur at higher density in the first half of the layers", "words"
+    labels, words = np.asarray(labels, dtype=bool), np.asarray(words, dtype=object)
+    if (few := _too_few(claim, labels, words, unit)) is not None:
+        return few
+    columns = _offset_columns(attention)
+    first = rel_depth(np.array([int(c.split(".")[0]) for c in columns]), n_layers) <= HALF
+    if first.all() or not first.any():
+        why = "the attention table holds heads of only one half of the layers"
+        return stats.missing(claim, FIGURE, why, unit)
+    values = attention[columns].to_numpy(dtype=np.float64)
+    halves = np.stack([values[:, first].mean(1), values[:, ~first].mean(1)], axis=1)  # [n, 2]
+    effects, dist, kinds = _class_effects(halves, labels, words, seed)
+    lo, hi = stats.percentile(dist[0] - dist[1])
+    return _word_verdict(
+        claim,
+        f"mean effect of the {int(first.sum())} first-half heads minus that of the "
+        f"{int((~first).sum())} later heads ({EFFECT}; attention weight; all words, resampling "
+        "words)",
+        effects[0] - effects[1], lo, hi, kinds,
+        unit=unit,
+        procedure=(
+            "heads at relative depth layer / (n_layers - 1) <= 0.5 are first-half heads, the "
+            "rest later heads; no head is chosen, so every word is used; a 95% percentile "
+            "interval resampling words"
+        ),
+        detail=(
+            f"mean effect of the first-half heads {effects[0]:.4f}, of the later heads "
+            f"{effects[1]:.4f}; {_windows(labels, kinds)}"
+        ),
+    )  # fmt: skip
+
+
+def subjoiner_profile_peaks_first(
+    profiles: pd.DataFrame, labels: np.ndarray, words: np.ndarray, *, seed: int = 0
+) -> Verdict:
+    """A four-token word's last token attends more to the word's first token than anywhere else.
+
+    The paper (Figure 9): "the final token of the word attends most strongly to the first
+    token". Of the profile heads (the pack's few heads whose attention is kept at every
+    offset), the one with the largest effect on a random half of each class's words
+    (:func:`selection_half`) is chosen. On the other half's four-token windows, the statistic
+    is its mean attention at offset 3 (the word's first token) minus the largest mean at any
+    other offset of the window's last 16 positions (offsets 0-15: the last token itself
+    included; BOS, 16 back, is not among them). Its interval comes from
+    :func:`stages.stats.gap`: a sup-t band over every difference between offset 3 and another
+    offset, from a bootstrap over words (each word with all its windows), not a percentile
+    bootstrap of a maximum.
+
+    Args:
+        profiles: per-window attention of the profile heads at every offset (columns
+            ``"layer.head.offset"``: the pack's ``subjoiner_profile`` part), ``[n]`` rows in the
+            order of ``labels``.
+        labels: ``[n]`` bool, True for four-token words.
+        words: ``[n]`` the word each window ends on.
+        seed: the split and the bootstrap.
+
+    Returns:
+        A verdict on "the gap > 0" (attention weight); ``n``: held-out four-token words.
+    """
+    claim = "the final token of a four-token word attends most to the word's first token"
+    unit = "held-out four-token words"
+    labels, words = np.asarray(labels, dtype=bool), np.asarray(words, dtype=object)
+    if (few := _too_few(claim, labels, words, unit)) is not None:
+        return few
+    pick = selection_half(labels, words, seed)
+    best = effect_of_heads(profiles.loc[pick, _offset_columns(profiles)], labels[pick]).iloc[0]
+    layer, head = int(best.layer), int(best["head"])
+    columns = sorted(
+        (c for c in profiles.columns if c.startswith(f"{layer}.{head}.") and c.count(".") == 2),
+        key=lambda c: int(c.rsplit(".", 1)[1]),
+    )
+    offsets = [int(c.rsplit(".", 1)[1]) for c in columns]
+    held = ~pick & labels
+    means, dist, n4 = _word_means(profiles.loc[held, columns].to_numpy(), words[held], seed)
+    at = offsets.index(OFFSET)
+    others = [i for i in range(len(offsets)) if i != at]
+    value, lo, hi = stats.gap(means, dist, [at], others)
+    runner = others[int(np.argmax(means[others]))]
+    heads = sorted({c.rsplit(".", 1)[0] for c in _offset_columns(profiles)})
+    return _word_verdict(
+        claim,
+        f"held-out mean attention of head {_head(layer, head)} from a four-token word's last "
+        f"token to its first ({OFFSET} back) minus the largest mean attention at any other of "
+        f"offsets {offsets[0]}-{offsets[-1]} (attention weight; resampling words)",
+        value, lo, hi, (n4,),
+        unit=unit,
+        procedure=(
+            "of the profile heads, the one with the largest effect on a random half of each "
+            "class's words is chosen; on the other half's four-token windows its mean "
+            f"attention at offset {OFFSET} minus the largest at any other offset gets the "
+            "interval of a 95% sup-t band over every difference between offset "
+            f"{OFFSET} and another offset (resampling words)"
+        ),
+        detail=(
+            f"profile heads {', '.join(_head(*map(int, h.split('.'))) for h in heads)}: "
+            "pre-selected on all windows, the held-out ones included, by their effect at "
+            f"offset {OFFSET} (not by the shape of their profile); chosen on the selection "
+            f"half: {_head(layer, head)}; held out: {n4} four-token words ({int(held.sum())} "
+            f"windows), mean attention {means[at]:.4f} at offset {OFFSET}, next highest "
+            f"{means[runner]:.4f} at offset {offsets[runner]}"
+        ),
+    )  # fmt: skip
+
+
+def subjoiner_claims(
+    attention: pd.DataFrame,
+    profiles: pd.DataFrame,
+    labels: np.ndarray,
+    words: np.ndarray,
+    n_layers: int,
+    *,
+    seed: int = 0,
+) -> list[Verdict]:
+    """Case study 1's claims, in this order: early heads, density, the attention profile.
+
+    :func:`subjoiner_head_early`, :func:`subjoiner_density`, :func:`subjoiner_profile_peaks_first`.
+
+    Args:
+        attention: the pack's ``subjoiner`` part (attention at offset 3, every head), ``[n]``.
+        profiles: the pack's ``subjoiner_profile`` part (the profile heads, every offset), the
+            same ``[n]`` windows in the same order.
         labels: ``[n]`` bool, True for four-token words.
         words: ``[n]`` the word each window ends on.
         n_layers: the model's number of blocks.
         seed: the split and the bootstrap.
     """
-    labels, words = np.asarray(labels, dtype=bool), np.asarray(words, dtype=object)
-    distinct = [len(set(words[labels == cls])) for cls in (True, False)]
-    if min(distinct) < 2 * (stats.MIN_UNITS // 2):
-        why = (
-            f"{distinct[0]} distinct four-token and {distinct[1]} one-token words: halves of "
-            f"fewer than {stats.MIN_UNITS // 2} words decide nothing"
-        )
-        claim = "subjoiner heads sit in the early layers"
-        nan = float("nan")
-        return Verdict(claim, "Figure 9", why, nan, nan, nan, why, min(distinct), "words",
-                       "not enough data", why)  # fmt: skip
-    pick = selection_half(labels, words, seed)
-    best = effect_of_heads(attention[pick], labels[pick], offset=OFFSET).iloc[0]
-    column = f"{int(best.layer)}.{int(best['head'])}.{OFFSET}"
-    held = attention.loc[~pick, column].to_numpy()
-    dists, means, kinds = [], [], []
-    for k, cls in enumerate((True, False)):
-        mask = labels[~pick] == cls
-        sums, counts = _by_word(held[mask], words[~pick][mask])
-        estimate, dist = stats.bootstrap(sums[None], counts, seed=seed + k)
-        means.append(float(estimate[0]))
-        dists.append(dist[0])
-        kinds.append(len(counts))
-    effect = means[0] - means[1]
-    lo, hi = stats.percentile(dists[0] - dists[1])
-    depth = rel_depth(int(best.layer), n_layers)
-    early = depth <= EARLY
-    n = sum(kinds)
-    claim = "subjoiner heads sit in the early layers"
-    if min(kinds) < stats.MIN_UNITS // 2 or n < stats.MIN_UNITS:
-        decided = "not enough data"
-    elif early and lo > 0:
-        decided = "holds"
-    elif not early or hi < 0:
-        decided = "does not hold"
-    else:
-        decided = "unclear"
-    return Verdict(
-        claim,
-        "Figure 9",
-        f"held-out attention of head L{int(best.layer)}H{int(best['head'])} from a word's last "
-        "token to its first, four-token words minus one-token words (attention weight; "
-        "resampling words)",
-        effect,
-        float(lo),
-        float(hi),
-        "the head with the largest effect on a random half of the words must lie in the first "
-        "quarter of the layers (relative depth <= 0.25) and its effect on the other half must "
-        "have a 95% interval above 0 (holds); a later head or an interval below 0: does not "
-        f"hold; otherwise unclear; not enough data below {stats.MIN_UNITS} held-out words or "
-        f"{stats.MIN_UNITS // 2} of either class",
-        n,
-        "held-out words",
-        decided,
-        f"chosen head at relative depth {depth:.2f}; held out: {kinds[0]} four-token words "
-        f"({int(labels[~pick].sum())} windows) and {kinds[1]} one-token words "
-        f"({int((~labels[~pick]).sum())} windows)",
-    )
+    return [
+        subjoiner_head_early(attention, labels, words, n_layers, seed=seed),
+        subjoiner_density(attention, labels, words, n_layers, seed=seed),
+        subjoiner_profile_peaks_first(profiles, labels, words, seed=seed),
+    ]
 
 
 def _paired(
     probes: Probes, a: pd.Series, b: pd.Series, claim: str, statistic: str, detail: str,
-    seed: int,
+    seed: int, source: str = "paper v1",
 ) -> Verdict:  # fmt: skip
+    """Whether ``a`` is right more often than ``b`` on the same test windows (paired bootstrap)."""
     diff = probes.correct_of(a).astype(float) - probes.correct_of(b).astype(float)
     estimate, lo, hi = stats.interval(diff[None], None, seed=seed)
     return stats.verdict(
@@ -141,6 +422,7 @@ def _paired(
         n=len(diff),
         unit="test windows",
         detail=detail,
+        source=source,
     )
 
 
@@ -149,11 +431,47 @@ def _name(row: pd.Series) -> str:
         return f"neuron L{row['neuron'].replace('.', ' N')} ({row['accuracy']:.1%})"
     if row["probe"] == "top-k":
         return f"the top-{int(row['k'])} ensemble ({row['accuracy']:.1%})"
-    return f"the model ({row['accuracy']:.1%})"
+    if row["probe"] == LOGP_PROBE:
+        return f"the probe on the model's log P(-ing) ({row['accuracy']:.1%})"
+    return f"the model's top-1 ({row['accuracy']:.1%})"
+
+
+LOGP_CLAIM = (
+    "an ensemble of neurons predicts '-ing' better than a probe on the model's own log P(-ing)"
+)
+
+
+def _beats_logp(probes: Probes, ensemble: pd.Series, seed: int) -> Verdict:
+    """The ensemble against a probe on the model's log-probability of an "-ing" token.
+
+    ``not enough data`` (saying what to rebuild) when the probes were fitted on rows without
+    ``model_logp`` (a results pack built before it).
+    """
+    try:
+        logp = probes.chosen(LOGP_PROBE, "model")
+    except KeyError:
+        why = (
+            f"the '-ing' rows lack the column {LOGP_COLUMN} (a results pack built before it): "
+            "rebuild the pack's ing part (stages pack build MODEL --parts ing)"
+        )
+        return stats.missing(LOGP_CLAIM, "Figure 10a", why, "test windows", source="this book")
+    return _paired(
+        probes, ensemble, logp, LOGP_CLAIM,
+        "test accuracy of the ensemble minus that of a one-feature logistic probe on the "
+        "model's log-probability of an '-ing' next token (fitted on the same train split; "
+        "paired)",
+        f"{_name(ensemble)} vs {_name(logp)}",
+        seed, "this book",
+    )  # fmt: skip
 
 
 def probe_claims(probes: Probes, *, seed: int = 0) -> list[Verdict]:
-    """Ensembles beat single neurons and the model; suppression neurons make the best singles."""
+    """Case study 2's claims: ensembles beat single neurons and the model; suppression wins.
+
+    In this order: the ensemble beats the best single neuron, the model's own top-1 (the
+    paper's comparison) and a probe on the model's log P(-ing) (this book's); suppression
+    neurons make the best single probes.
+    """
     single = probes.chosen("single", "all")
     ensemble = probes.chosen("top-k", "all")
     model = probes.chosen("model", "model")
@@ -169,10 +487,12 @@ def probe_claims(probes: Probes, *, seed: int = 0) -> list[Verdict]:
         _paired(
             probes, ensemble, model,
             "an ensemble of neurons predicts '-ing' better than the model's own top-1",
-            "test accuracy of the ensemble minus the model's (paired)",
+            "test accuracy of the ensemble minus that of the model's own top-1 answer (the "
+            "model says '-ing' when its most likely next token is an '-ing' token; paired)",
             f"{_name(ensemble)} vs {_name(model)}",
             seed,
         ),
+        _beats_logp(probes, ensemble, seed),
     ]  # fmt: skip
     groups = set(probes.table["group"])
     if {"prediction", "suppression"} <= groups:

@@ -77,7 +77,7 @@ def probe_figure(table: pd.DataFrame, *, title: str) -> alt.LayerChart:
         table: :attr:`stages.analyses.probes.Probes.table`. Single probes of the ``all`` group are
         points
             at their rank (by validation accuracy), coloured by class; the top-k probes of each
-            group are lines; the model is a dashed rule.
+            group are lines; the model's top-1 and the probe on its log P(-ing) are dashed rules.
         title: the chart title.
     """
     classes = {n: g for n, g in zip(table["neuron"], table["group"], strict=True)
@@ -86,7 +86,7 @@ def probe_figure(table: pd.DataFrame, *, title: str) -> alt.LayerChart:
     singles = singles.assign(kind=singles["neuron"].map(lambda n: f"one {classes[n]} neuron"))
     curves = table[table["probe"] == "top-k"]
     curves = curves.assign(kind=curves["group"].map(lambda g: f"top-k, {g} neurons"))
-    model = table[table["probe"] == "model"]
+    model = table[table["probe"].isin(["model", "model logp"])]
     kinds = ["one prediction neuron", "one suppression neuron", "top-k, prediction neurons",
              "top-k, suppression neurons", "top-k, all neurons"]  # fmt: skip
     colors = alt.Scale(domain=kinds, range=["#a6cee3", "#fdbf6f", "#1f78b4", "#ff7f00", "#33a02c"])
@@ -104,11 +104,18 @@ def probe_figure(table: pd.DataFrame, *, title: str) -> alt.LayerChart:
     lines = alt.Chart(curves).mark_line(point=alt.OverlayMarkDef(size=20)).encode(
         x=x, y=y, color=color, tooltip=tooltip
     )  # fmt: skip
+    model = model.assign(baseline=model["probe"].map(
+        {"model": "the model's top-1", "model logp": "a probe on the model's log P(-ing)"}
+    ))  # fmt: skip
     rule = (
         alt.Chart(model)
-        .mark_rule(color="#e31a1c", strokeDash=[6, 3])
+        .mark_rule(strokeDash=[6, 3])
         .encode(
-            y="accuracy:Q", tooltip=[alt.Tooltip("accuracy:Q", format=".3f", title="model top-1")]
+            y="accuracy:Q",
+            strokeDash=alt.StrokeDash("baseline:N", title=None,
+                                      legend=alt.Legend(orient="bottom")),  # fmt: skip
+            color=alt.value("#e31a1c"),
+            tooltip=["baseline:N", alt.Tooltip("accuracy:Q", format=".3f")],
         )
     )
     return alt.layer(points, lines, rule).properties(width=480, height=260, title=title)

@@ -132,6 +132,33 @@ def test_an_interrupted_build_resumes_where_it_stopped(setup, monkeypatch, tmp_p
                    progress=False, log=_quiet)  # fmt: skip
 
 
+def test_each_chunk_records_its_commit_and_a_rebuilt_part_only_its_own_time(
+    setup, monkeypatch, tmp_path
+):
+    import stages.results.build as build
+
+    recipe, _, _ = setup
+    out = tmp_path / "p"
+    monkeypatch.setattr(build, "git_commit", lambda: "a" * 40)
+    build_pack(recipe, out, up_to=2, device="cpu", progress=False, log=_quiet)
+    original = Parts.rows
+
+    def changed(self, part, a, b, **kw):  # today's code adds a column to the attention rows
+        rows = original(self, part, a, b, **kw)
+        return rows.assign(extra=1.0) if part == "attention" else rows
+
+    monkeypatch.setattr(Parts, "rows", changed)
+    monkeypatch.setattr(build, "git_commit", lambda: "b" * 40)
+    parts = build_pack(recipe, out, device="cpu", progress=False, log=_quiet).manifest["parts"]
+    sweep, attention = parts["sweep"]["chunks"], parts["attention"]["chunks"]
+    assert sweep["sweep/rows-00000-00002.parquet"]["git_commit"] == "a" * 40  # kept: it matches
+    assert sweep["sweep/rows-00002-00006.parquet"]["git_commit"] == "b" * 40
+    assert {c["git_commit"] for c in attention.values()} == {"b" * 40}  # rebuilt whole
+    assert set(attention) == set(parts["attention"]["files"])
+    seconds = sum(c["seconds"] for c in attention.values())
+    assert parts["attention"]["seconds"] == pytest.approx(seconds, abs=0.2)
+
+
 def test_a_pack_built_in_rounds_serves_pages_meanwhile(setup, tmp_path):
     recipe, pack, _ = setup
     out = tmp_path / "rounds"

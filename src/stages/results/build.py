@@ -206,6 +206,7 @@ def build_pack(
             if not compare_rows(live, stored)["ok"].all():
                 log(f"{part}: today's code gives other numbers; rebuilding this part")
                 done = set()
+                entry.update(seconds=0.0, chunks={})  # the part's time is the rebuild's
         entry["git_commit"] = commit
         files = []
         every_chunk = chunks(n_rows, size)

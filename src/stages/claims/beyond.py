@@ -344,6 +344,7 @@ def cloze_kept(sums: pd.DataFrame, n_layers: int, *, seed: int = 0) -> Verdict:
                        "windows", "not enough data", detail, "paper v3")  # fmt: skip
     estimate, dist = stats.bootstrap(m, statistic=lambda x: x[1:] / x[0], seed=seed)
     band_lo, band_hi = stats.simultaneous(estimate, dist)
+    band_lo = np.maximum(band_lo, 0.0)  # a share kept is never negative
     zero = m[1:].sum(axis=1) == 0
     band_lo[zero] = 0.0
     band_hi[zero] = stats.clopper_pearson(0, n)[1] / (hits / n)

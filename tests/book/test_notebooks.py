@@ -152,8 +152,33 @@ def test_hand_written_pages_work_offline(doc, built_book):
 def test_the_introduction_states_the_books_conclusions(built_book):
     _, html = built_book
     intro = (html / "book" / "intro.html").read_text()
-    assert "Of the claims this book tests, on <strong>gemma-3-270m</strong>" in intro
+    assert "Of the paper’s claims (v1) this book tests: on <strong>gemma-3-270m</strong>" in intro
     assert "hold on every model" in intro and "this build holds none" not in intro
+
+
+def test_the_committed_verdict_ledger_is_the_one_the_book_decides(built_book):
+    """The What holds page rewrote ``data/results/verdicts.csv``: it must equal the commit's.
+
+    A change that moves a verdict commits the ledger with it (the changelog page lists the
+    moves); with packs grown but not committed yet, the comparison waits for their commit.
+    """
+    import subprocess
+
+    from stages.results.ledger import pending_moves
+
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True)
+
+    if git("rev-parse", "HEAD").returncode != 0:
+        pytest.skip("not a git checkout: no committed ledger to compare")
+    if git("status", "--porcelain", "--", "data/results/*/manifest.json").stdout.strip():
+        pytest.skip("the results packs differ from the commit: their verdicts too, until committed")
+    moves = pending_moves(ROOT / "data" / "results")
+    assert moves is not None and moves.empty, (
+        "the book decides other verdicts than data/results/verdicts.csv records; commit it:\n"
+        + moves.to_string()
+    )
+    assert not git("status", "--porcelain", "--", "data/results/verdicts.csv").stdout.strip()
 
 
 @pytest.mark.parametrize("section", ["01_robustness", "07_appendix_cosine_similarity"])

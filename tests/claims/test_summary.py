@@ -16,29 +16,26 @@ def _verdict(claim: str, verdict: str, value: float = 0.5, rule: str = "lo > 0")
                    verdict=verdict)  # fmt: skip
 
 
-def test_summary_counts_verdicts_and_states_each_with_interval_and_n():
+def test_summary_states_the_findings_then_the_counts():
     verdicts = [_verdict("swaps hurt less", "holds"), _verdict("first layer worst", "holds"),
                 _verdict("last layer worst.", "unclear", -0.25),
                 _verdict("weights", "does not hold", 0.125, rule="x < 1"),
                 _verdict("null", "no evidence", 0.25, rule="above the null")]  # fmt: skip
-    text = verdict_summary(verdicts, findings=("A finding (1 to 2).",))
+    text = verdict_summary(verdicts, findings=("A finding (1 to 2).", "Another."))
     lines = text.splitlines()
-    assert lines[0] == ("Of the **5** claims tested here, **2** hold, **1** does not hold, "
-                        "**1** is unclear, **1** finds no evidence:")  # fmt: skip
-    assert lines[2] == ("- swaps hurt less: **holds**; KL ratio 0.5 (95% interval 0.4 to 0.7), "
-                        "n = 64 sequences.")  # fmt: skip
-    assert lines[4].startswith("- last layer worst: **unclear**; KL ratio -0.25 (95% interval")
-    assert "KL ratio 0.125 (95% interval 0.025 to 0.325)" in lines[5]
-    assert lines[6].startswith("- null: **no evidence**; KL ratio 0.25")
-    assert lines[-1] == "- A finding (1 to 2)."
+    assert lines[:2] == ["- A finding (1 to 2).", "- Another."]
+    assert lines[-1] == ("Of the **5** claims tested here, **2** hold, **1** does not hold, "
+                         "**1** is unclear, **1** finds no evidence (each with its statistic, "
+                         "interval and rule in the table above).")  # fmt: skip
+    assert "swaps hurt less" not in text  # the verdicts are in the table, not repeated
     assert verdict_text(verdicts[:1]) == (
         "*swaps hurt less*: **holds**: 0.5 (0.4 to 0.7), n = 64 sequences.")  # fmt: skip
 
 
-def test_summary_without_a_value_says_the_verdict_only():
-    missing = _verdict("too few", "not enough data", math.nan)
-    assert verdict_summary([missing]).splitlines()[-1] == "- too few: **not enough data**."
+def test_summary_without_verdicts_is_its_findings():
     assert verdict_summary([], findings=("Only this.",)) == "- Only this."
+    assert verdict_summary([_verdict("too few", "not enough data", math.nan)]).startswith(
+        "Of the **1** claim tested here, **1** has not enough data")
 
 
 def test_agreement_across_models():

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from stages.book.assets import write_vega_bundle
+from stages.book.downloads import publish
 from stages.book.execute import execute_notebook
 from stages.book.intro import write_conclusions
 from stages.book.lock import book_lock
@@ -180,4 +181,5 @@ def build_book(
         html = root / "_build" / "html"
         if not (html / "index.html").exists():
             raise BookBuildError(code, log_path, "no _build/html/index.html was written")
+        publish(root)
         return html

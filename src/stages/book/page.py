@@ -24,6 +24,10 @@ from typing import Any
 
 from stages.book.parameters import read_parameters
 from stages.book.sections import find_root
+from stages.results.pack import EXTENSION_PARTS, ROW_PARTS
+
+ROW_OR_EXTENSION = (*ROW_PARTS, *EXTENSION_PARTS)
+"""Parts read with :meth:`stages.results.pages.Results.sums` (the others are window rows)."""
 
 
 @dataclass
@@ -63,14 +67,68 @@ class Page:
             source: a :class:`stages.results.pages.Results` (its record for this page's parameters
                 and time is shown) or a ready provenance record (a dict).
         """
-        from IPython.display import Markdown, display
+        from IPython.display import HTML, display
 
+        from stages.book.present import fold, markdown
         from stages.provenance import provenance_markdown
 
         record = source if isinstance(source, Mapping) else source.provenance(
             self.parameters, seconds=self.elapsed
         )  # fmt: skip
-        display(Markdown(provenance_markdown(dict(record))))
+        table = provenance_markdown(dict(record)).split("\n", 2)[2]  # the table, no heading
+        display(HTML(fold("Provenance: the model, data, parameters, versions and machine "
+                          "that produced this page", markdown(table))))  # fmt: skip
+
+    def download(self, frame: Any, name: str, label: str) -> str:
+        """Write ``frame`` for the reader to download; return the HTML link.
+
+        Args:
+            frame: a DataFrame (a figure's data, a pack part's rows).
+            name: the file name (``figure-3.csv``, ``sweep.parquet``).
+            label: the link's text.
+        """
+        from stages.book.downloads import link, write_download
+
+        href = write_download(find_root(), self.section, name, frame)
+        return link(href, label)
+
+    def chart(self, chart: Any, data: Any, name: str) -> None:
+        """Display a chart with a link to its data as CSV under it.
+
+        Args:
+            chart: the Altair chart.
+            data: the DataFrame it draws (the figure's numbers).
+            name: the figure's file name without extension (``figure-3``).
+        """
+        from IPython.display import HTML, display
+
+        display(chart)
+        link = self.download(data, f"{name}.csv", "the figure's data (CSV)")
+        display(HTML(f'<p class="stages-downloads">Download {link}.</p>'))
+
+    def source(self, results: Any) -> None:
+        """Display under the title where the page's numbers come from, in one sentence.
+
+        The parts read, their dates and commits, and the live slice check behind a fold.
+
+        Args:
+            results: the page's :class:`stages.results.pages.Results`, after every part the
+                page reads was asked for (the check covers those parts).
+        """
+        from IPython.display import HTML, display
+
+        from stages.book.present import fold, markdown
+
+        parts = [p for p in results.used if p != "neurons"]
+        links = ", ".join(
+            self.download(results.sums(p, progress=False) if p in ROW_OR_EXTENSION
+                          else results.window_rows(p, progress=False), f"{p}.parquet", p)
+            for p in parts
+        )  # fmt: skip
+        rows = (f"<p>The rows this page read, one per sequence (or window), as parquet: {links}."
+                "</p>" if links else "")  # fmt: skip
+        display(HTML(f'<p class="stages-source">{results.headline()}</p>'
+                     + fold("Where these numbers come from", markdown(results.report()) + rows)))
 
     def footer_for_models(self, records: Mapping[str, Mapping[str, Any]]) -> None:
         """Display one provenance footer for a page over several models.

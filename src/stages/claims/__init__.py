@@ -92,23 +92,23 @@ def _counted(counts: Counter) -> str:
 
 
 def verdict_summary(verdicts: list[Verdict], *, findings: tuple[str, ...] = ()) -> str:
-    """A page's Summary in Markdown: how many claims hold, then one line per verdict.
+    """A page's Summary in Markdown: its findings in words, then how many claims hold.
+
+    The verdicts themselves are in the page's table (:func:`stages.book.present.verdict_table`);
+    the Summary says what they add up to.
 
     Args:
-        verdicts: the page's verdicts, in the page's order.
-        findings: further results of the page, each a computed Markdown sentence (with its
-            interval), listed after the verdicts.
+        verdicts: the page's verdicts.
+        findings: the page's findings, each a Markdown sentence computed from its numbers
+            (with its interval, and the paper's figure beside it where the paper gives one).
     """
-    lines = []
+    lines = [f"- {finding}" for finding in findings]
     if verdicts:
         counts = Counter(v.verdict for v in verdicts)
-        lines += [f"Of the **{len(verdicts)}** claims tested here, {_counted(counts)}:", ""]
-    for v in verdicts:
-        numbers = _numbers(v)
-        lines.append(f"- {v.claim.rstrip('.')}: **{v.verdict}**"
-                     + (f"; {v.statistic} {numbers}" if numbers else "") + ".")  # fmt: skip
-    lines += [f"- {finding}" for finding in findings]
-    return "\n".join(lines)
+        claims = "claim" if len(verdicts) == 1 else "claims"
+        lines += ["", f"Of the **{len(verdicts)}** {claims} tested here, {_counted(counts)} "
+                  "(each with its statistic, interval and rule in the table above)."]  # fmt: skip
+    return "\n".join(lines).strip()
 
 
 AGREEMENT = {

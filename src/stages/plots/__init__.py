@@ -22,6 +22,32 @@ import pandas as pd
 from stages.engine.plans import FAMILIES
 
 FONT = "Helvetica Neue, Helvetica, Arial, sans-serif"
+
+COLUMN = 680
+"""The widest a chart may be, in pixels, axes, titles and legends included: the text column of
+a book page in a 1280-pixel window (688 px; narrower screens scale the chart down, see
+``_static/stages.css``)."""
+
+Y_AXIS = 75
+"""Room a panel's y axis (labels and title) takes beside its plot area, in pixels."""
+
+GAP = 20
+"""Space between panels side by side, in pixels."""
+
+MIN_FONT = 11
+"""The smallest text a chart draws, in pixels."""
+
+
+def panel_width(columns: int = 1, *, axes: int | None = None) -> int:
+    """The plot-area width of each of ``columns`` panels in a row that fits :data:`COLUMN`.
+
+    Args:
+        columns: panels side by side (a facet's ``columns``, or an ``hconcat``'s panels).
+        axes: how many of them draw a y axis (default: every one, as with independent scales).
+    """
+    axes = columns if axes is None else axes
+    return int((COLUMN - axes * Y_AXIS - (columns - 1) * GAP) / columns)
+
 # The theme's colours for categories (Tableau 10), in order; charts that pick their own take these.
 
 CATEGORY_COLORS = ("#4e79a7", "#e15759", "#59a14f", "#f28e2b", "#76b7b2",
@@ -42,7 +68,9 @@ def _theme() -> alt.theme.ThemeConfig:
             "axis": axis,
             "header": {"labelFont": FONT, "titleFont": FONT, "labelFontSize": 12},
             "legend": {"labelFont": FONT, "titleFont": FONT, "labelFontSize": 11,
-                       "titleFontSize": 12, "symbolStrokeWidth": 2},  # fmt: skip
+                       "titleFontSize": 12, "symbolStrokeWidth": 2, "orient": "bottom",
+                       "labelLimit": 300},  # fmt: skip
+            "text": {"fontSize": MIN_FONT},
             "line": {"strokeWidth": 2},
             "point": {"size": 30, "filled": True},
             "range": {"category": list(CATEGORY_COLORS)},
@@ -73,6 +101,8 @@ def use_book_style() -> None:
         interactive = alt.renderers.get()  # Altair's default: vegaEmbed in HTML
         alt.renderers.register("stages", partial(_interactive_with_static_fallback, interactive))
         alt.renderers.enable("stages")
+    # SVG, not canvas: crisp at any zoom and in print, and its text can be measured by the tests
+    alt.renderers.set_embed_options(renderer="svg")
 
 
 METRIC_TITLES = {

@@ -211,6 +211,36 @@ class Results:
         )
         return record | {"numbers": self.source()}
 
+    def check(self) -> pd.DataFrame | None:
+        """The live slice check of every part used so far (None when computed now); cached."""
+        if self.pack is None:
+            return None
+        key = ("check", tuple(self.used))
+        if key not in self._live:
+            self._live[key] = slice_check(self.pack, self.model, tuple(self.used))
+        return self._live[key]
+
+    def headline(self) -> str:
+        """One sentence for under a page's title: where the numbers come from, and the check."""
+        r = self.recipe
+        if self.pack is None:
+            return (f"Numbers computed now for these parameters: {len(self.tokens)} sequences x "
+                    f"{r.seq_len} tokens (seed {r.seed}).")  # fmt: skip
+        m = self.pack.manifest
+        when = m["finished"][:10] if self.pack.complete else "in progress"
+        extensions = [p for p in self.used if p in EXTENSION_PARTS]
+        held = "; ".join(
+            f"{p}: {self.rows_of(p):,} of {r.n_cloze if p == 'cloze' else r.n_seq:,} "
+            + ("windows" if p == "cloze" else "sequences")
+            for p in extensions
+        )  # fmt: skip
+        ok = bool(self.check()["ok"].all())
+        return (
+            f"Numbers from the results pack of {self.name} ({when}; {len(self.tokens)} sequences "
+            f"x {r.seq_len} tokens" + (f"; {held}" if held else "") + "), checked against "
+            f"today's code: {'passed' if ok else 'FAILED'}."
+        )
+
     def report(self) -> str:
         """Markdown: where this page's numbers come from; for a pack, the live slice check."""
         if self.pack is None:
@@ -229,7 +259,7 @@ class Results:
                     f"{'passed' if check.ok else '**FAILED**'})."
                 )
             return text
-        check = slice_check(self.pack, self.model, tuple(self.used))
+        check = self.check()
         ok = bool(check["ok"].all())
         lines = [
             f"**Read from the {self.pack.describe()}.** Every file's sha256 was checked against "

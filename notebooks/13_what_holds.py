@@ -47,6 +47,7 @@ from myst_nb import glue
 
 from stages.book.page import open_page
 from stages.claims import all_claims, conclusions, verdict_summary
+from stages.claims.headlines import headline_findings
 from stages.claims.cross_model import Sample, cross_model_claims
 from stages.plots.book import verdict_figure
 from stages.results.ledger import write_ledger
@@ -197,10 +198,11 @@ display(Markdown("The verdicts differ in " + (", ".join(f"{g} ({k} claims)" for 
 # ## Summary
 
 # %%
-book_conclusions = conclusions(claims)  # the introduction shows them too (stages.book.intro)
-glue("conclusions", Markdown(book_conclusions), display=False)
-display(Markdown(book_conclusions + "\n\n**Across the models**, the verdicts of the section "
-                 "above. " + verdict_summary(across_verdicts)))
+findings = headline_findings(claims)
+book_conclusions = "\n\n".join([*findings, conclusions(claims)])
+glue("conclusions", Markdown(book_conclusions), display=False)  # the introduction's (stages.book.intro)
+display(Markdown(book_conclusions + "\n\n**Across the models**: "
+                 + verdict_summary(across_verdicts).replace("- ", "", 1)))
 
 # %% [markdown]
 # ## What's next

@@ -158,6 +158,7 @@ def defined_percentile(distribution: np.ndarray, level: float = LEVEL) -> tuple[
 
     Args:
         distribution: ``[n_boot]``, from :func:`bootstrap`.
+        level: the interval's coverage.
 
     Returns:
         ``(lo, hi, undefined)``: ``undefined`` counts the resamples that are not finite.
@@ -327,7 +328,8 @@ def gap(
     Args:
         estimate: ``[k]`` per-item values.
         distribution: ``[k, n_boot]`` their paired bootstrap distribution (:func:`bootstrap`).
-        first, second: disjoint item indices.
+        first: item indices of the group whose largest is taken first.
+        second: item indices of the other group (disjoint from ``first``).
         level: joint coverage of the pairwise band.
 
     Returns:
@@ -373,7 +375,9 @@ def mcnemar(a: np.ndarray, b: np.ndarray) -> tuple[float, int, int]:
     """Exact McNemar test of two paired binary outcomes (the same units under two conditions).
 
     Args:
-        a, b: ``[n]`` bool (e.g. a window answered correctly with and without an intervention).
+        a: ``[n]`` bool, each unit's outcome under one condition (e.g. a window answered right
+            with an intervention).
+        b: ``[n]`` bool, the same units under the other condition.
 
     Returns:
         ``(p, a_only, b_only)``: the two-sided exact p (a binomial test of the discordant pairs

@@ -17,8 +17,16 @@ from stages.analyses.neurons import neuron_classes
 from stages.analyses.norms import norms_sums
 from stages.analyses.signals import CURVES
 from stages.claims.cross_model import (
-    EQUIVALENCE, LOCATIONS, Sample, common_grid, cross_model_claims, deeper_is_more_robust,
-    half_fall_depth, peak_depth, same_depth, shape_agreement,
+    EQUIVALENCE,
+    LOCATIONS,
+    Sample,
+    common_grid,
+    cross_model_claims,
+    deeper_is_more_robust,
+    half_fall_depth,
+    peak_depth,
+    same_depth,
+    shape_agreement,
 )  # fmt: skip
 from stages.engine.sweep import sweep_sums, sweep_table
 from tests import synthetic as syn
@@ -147,8 +155,10 @@ def test_sub_layer_locations_move_continuously():
 
 
 def _located(name: str, peak: float, half: float, *, n_seq: int = 64, seed: int = 0) -> Sample:
-    """A 12-layer model whose previous-token attention peaks at ``peak`` and whose lens KL
-    falls to half its value at layer 2 at layer ``half + 1``."""
+    """A 12-layer model: its previous-token attention peaks at ``peak``.
+
+    Its lens KL falls to half its value at layer 2 at layer ``half + 1``.
+    """
     n = syn.N_LAYERS
     frames = {
         "sweep": syn.sweep(n_seq, seed=seed),

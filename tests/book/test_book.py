@@ -105,6 +105,7 @@ def make_demo_book(root: Path, *, intro: str | None = None) -> Path:
         )
     )
     (root / "book" / "methods.md").write_text("# Methods\n\nNothing here.\n")
+    (root / "book" / "deviations.md").write_text("# Deviations\n\nNone here.\n")
     (root / "book" / "references.md").write_text("# References\n\n```{bibliography}\n```\n")
     (root / "book" / "references.bib").write_text(
         "@misc{demo2024,\n  title = {A demo},\n  author = {Doe, Jane},\n  year = {2024}\n}\n"
@@ -175,6 +176,7 @@ def test_toc_structure(tmp_path):
     ]
     assert [c["file"] for c in toc["parts"][1]["chapters"]] == [
         "book/methods",
+        "book/deviations",
         "book/references",
     ]
     path = book.write_toc(tmp_path)

@@ -1,4 +1,4 @@
-"""The verdict ledger: written only when a verdict moved, and its moves read from real git history."""
+"""The verdict ledger: rewritten only when a verdict moves; its moves read from real git history."""
 
 from __future__ import annotations
 

@@ -362,3 +362,62 @@ def folded_code_report(url: str, *, timeout_ms: int = 20_000) -> dict[str, Any]:
             "schematics": [b for b in (schematics.nth(i).bounding_box()
                                        for i in range(schematics.count())) if b],  # fmt: skip
         }
+
+
+_LAYOUT_JS = """
+() => {
+  const column = document.querySelector('article.bd-article') || document.querySelector('main');
+  const col = column.getBoundingClientRect();
+  const folded = el => {
+    for (let d = el.closest('details'); d; d = d.parentElement.closest('details')) {
+      if (!d.open) return true;
+    }
+    return false;
+  };
+  const charts = [...document.querySelectorAll('.vega-embed')].filter(e => !folded(e)).map(e => {
+    const svg = e.querySelector('svg.marks');
+    const box = (svg || e).getBoundingClientRect();
+    const intrinsic = svg ? svg.width.baseVal.value : box.width;
+    const scale = intrinsic ? box.width / intrinsic : 1;
+    const sizes = svg ? [...svg.querySelectorAll('text')].filter(t => t.textContent.trim())
+      .map(t => parseFloat(getComputedStyle(t).fontSize) * scale) : [];
+    return {left: box.left, right: box.right, width: box.width, intrinsic: intrinsic,
+            min_font: sizes.length ? Math.min(...sizes) : null,
+            small_text: svg ? [...svg.querySelectorAll('text')].filter(t => t.textContent.trim()
+              && parseFloat(getComputedStyle(t).fontSize) * scale < 11).slice(0, 3)
+              .map(t => t.textContent.trim()) : []};
+  });
+  const tables = [...column.querySelectorAll('table')].filter(t => !folded(t)
+    && t.getBoundingClientRect().height > window.innerHeight)
+    .map(t => ({rows: t.rows.length, height: t.getBoundingClientRect().height,
+                text: (t.caption ? t.caption.textContent : t.textContent).slice(0, 80)}));
+  const wide = [...column.querySelectorAll('*')].filter(e => !folded(e) && e.offsetParent !== null
+    && e.getBoundingClientRect().right > col.right + 2 && !e.closest('.highlight, pre, .MathJax'))
+    .slice(0, 5).map(e => e.tagName + '.' + (e.className.baseVal ?? e.className));
+  return {column: {left: col.left, right: col.right, width: col.width}, charts, tables, wide,
+          page_width: document.documentElement.scrollWidth, viewport: window.innerWidth};
+}
+"""
+
+
+def layout_report(url: str, *, width: int = 1280, timeout_ms: int = 20_000) -> dict[str, Any]:
+    """Open a page at a window ``width`` and measure what a reader would find cut or too small.
+
+    Returns:
+        ``column`` (the text column's box), ``charts`` (each visible chart's box, its drawn
+        width against its own, the smallest font it draws in px as drawn, and up to three texts
+        under 11 px), ``tables`` (visible tables taller than the window, not folded), ``wide``
+        (visible elements reaching past the column's right edge, code and math aside),
+        ``page_width`` against ``viewport`` (a page wider than the window scrolls sideways).
+    """
+    with _browser() as browser:
+        page = browser.new_context(viewport={"width": width, "height": 900}).new_page()
+        page.goto(url, wait_until="load", timeout=timeout_ms)
+        n = page.locator(".vega-embed").count()
+        if n:
+            with contextlib.suppress(Exception):
+                page.wait_for_function(
+                    "n => document.querySelectorAll('.vega-embed svg.marks').length >= n",
+                    arg=n, timeout=timeout_ms,
+                )  # fmt: skip
+        return page.evaluate(_LAYOUT_JS)

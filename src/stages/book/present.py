@@ -2,9 +2,8 @@
 
 Every page uses these, so a verdict, an interval or a table looks the same everywhere:
 
-- :func:`number` and :func:`estimate`: three significant digits, an interval as
-  ``a (b to c)`` (more digits only where three would make its ends look equal), ``-inf``/``inf``
-  spelled out, a value that is zero up to rounding error shown as 0;
+- :func:`number` and :func:`estimate` (from :mod:`stages.formats`): three significant digits, an
+  interval as ``a (b to c)``;
 - :func:`verdict_table`: a page's verdicts in four columns (claim, verdict, estimate with its 95%
   interval, n), the statistic, rule and numbers of each behind a fold under its claim;
 - :func:`data_table`: a table of numbers with a caption, ``x`` / ``x_lo`` / ``x_hi`` columns
@@ -18,18 +17,17 @@ read as syntax (``|attention out| / |MLP out|``), and HTML shows them as they ar
 from __future__ import annotations
 
 import html
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from markdown_it import MarkdownIt
 
+from stages.formats import estimate, number
 from stages.stats import Verdict
 
-DIGITS = 3
-"""Significant digits of every number a page shows."""
+__all__ = ["badge", "data_table", "estimate", "fold", "markdown", "number", "verdict_matrix",
+           "verdict_table"]  # fmt: skip
 
 LONG_TABLE = 12
 """Rows above which :func:`data_table` folds a table."""
@@ -40,45 +38,6 @@ _MARKDOWN = MarkdownIt("commonmark").enable("table")
 def markdown(text: str) -> str:
     """CommonMark (with tables) to HTML, for prose inside a fold."""
     return _MARKDOWN.render(text)
-
-
-def number(x: float, digits: int = DIGITS, *, scale: float | None = None) -> str:
-    """``x`` with ``digits`` significant digits, plainly (no exponent between 1e-4 and 1e6).
-
-    Args:
-        x: the value.
-        digits: significant digits.
-        scale: a typical size of the quantity (e.g. the width of its interval): a value below
-            ``1e-9`` of it is rounding error around 0 and is shown as ``0``.
-    """
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return ""
-    if math.isinf(x):
-        return "∞" if x > 0 else "−∞"
-    if x == 0 or (scale is not None and abs(x) < 1e-9 * abs(scale)):
-        return "0"
-    text = f"{x:.{digits}g}"
-    if "e" in text and 1e-4 <= abs(x) < 1e6:
-        decimals = max(0, digits - 1 - math.floor(math.log10(abs(x))))
-        text = f"{x:.{decimals}f}"
-    return text.replace("-", "−")
-
-
-def estimate(value: float, lo: float, hi: float, digits: int = DIGITS) -> str:
-    """``"value (lo to hi)"``, with more digits where ``digits`` would make ``lo`` and ``hi`` equal.
-
-    An interval of true zero width is shown as such (``"0.5 (0.5 to 0.5)"``); the book's
-    verdicts have none, and a narrow one is never printed as if it had.
-    """
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    scale = max(abs(lo), abs(hi), abs(value)) if np.isfinite([lo, hi]).all() else abs(value)
-    for extra in range(0, 5):
-        d = digits + extra
-        a, b = number(lo, d, scale=scale), number(hi, d, scale=scale)
-        if a != b or lo == hi:
-            break
-    return f"{number(value, d, scale=scale)} ({a} to {b})"
 
 
 VERDICT_CLASS = {

@@ -1,5 +1,6 @@
-"""The paper's two schematic figures, drawn as SVG: what the interventions do (Figure 2) and
-what the swap similarities compare (Figure 11).
+"""The paper's two schematic figures, drawn as SVG.
+
+What the interventions do (Figure 2) and what the swap similarities compare (Figure 11).
 
 They are diagrams, not data: each function returns a :class:`Schematic`, which a notebook
 displays inline (an ``<svg class="stages-schematic">`` in the page, so it prints as vectors and

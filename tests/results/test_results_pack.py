@@ -32,7 +32,9 @@ def test_each_shipped_model_has_an_intact_pack_that_can_decide(model):
     assert recipe.n_seq >= 256 and recipe.seq_len == 128 and recipe.model == model
     assert "+dirty" not in pack.manifest["git_commit"]
     sizes = sum((pack.path / name).stat().st_size for name in pack.manifest["files"])
-    assert sizes < 20e6, f"{model}: {sizes / 1e6:.1f} MB"
+    # a guard on the repository's size: smollm2-135m-instruct's pack is the larger, about 26 MB
+    # once every extension part holds its 256 sequences (21 MB with them at 34 to 256)
+    assert sizes < 40e6, f"{model}: {sizes / 1e6:.1f} MB"
 
 
 def test_the_notebooks_defaults_are_the_packs():

@@ -98,7 +98,7 @@ __all__ = [
     "swaps",
     "top_neurons",
 ]
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 def __getattr__(name: str) -> Any:

@@ -576,3 +576,15 @@ def test_a_page_takes_its_parameters_from_the_notebook_namespace():
     del namespace["pack"]
     with pytest.raises(NameError, match="pack not defined"):
         open_page("detokenization", namespace)
+
+
+def test_the_book_the_package_and_the_citation_state_one_version():
+    import importlib.metadata
+
+    import stages
+
+    version = stages.__version__
+    assert importlib.metadata.version("stages") == version
+    assert f'version: "{version}"' in (REPO / "CITATION.cff").read_text()
+    intro = (REPO / "book" / "intro.md").read_text()
+    assert f"This is version {version} of the book" in intro and f"version = {{{version}}}" in intro

@@ -1,4 +1,7 @@
-"""The Sphinx extension of the book (``stages.book.sphinx`` in ``_config.yml``): offline MathJax."""
+"""The Sphinx extension of the book (``stages.book.sphinx`` in ``_config.yml``).
+
+Offline MathJax, and one of each script per page.
+"""
 
 from __future__ import annotations
 
@@ -49,6 +52,26 @@ def _copy_local_mathjax(app, exception) -> None:
     shutil.copytree(source / extensions, dest / extensions, dirs_exist_ok=True)
 
 
+def _one_of_each_script(app, pagename, templatename, context, doctree) -> None:
+    """Drop a page's repeated ``<script>`` entries (same file, same attributes and body).
+
+    Jupyter Book 1.0.4 registers sphinx-thebe's inline configuration twice, so every page
+    declared ``const THEBE_JS_URL`` twice and its browser console logged an error.
+    """
+    scripts = context.get("script_files")
+    if not scripts:
+        return
+    seen, kept = set(), []
+    for js in scripts:
+        # the same inline script is registered once with filename "" and once with None
+        key = (getattr(js, "filename", None) or None,
+               repr(sorted(getattr(js, "attributes", {}).items())))  # fmt: skip
+        if key not in seen:
+            seen.add(key)
+            kept.append(js)
+    scripts[:] = kept
+
+
 def setup(app) -> dict[str, Any]:
     """Sphinx extension (``sphinx: extra_extensions: [stages.book.sphinx]`` in ``_config.yml``).
 
@@ -57,7 +80,9 @@ def setup(app) -> dict[str, Any]:
     built book's ``_static/mathjax/`` (SVG output: no web fonts to fetch). The copy is made
     after the build, outside the source ``_static/``, because Jupyter Book adds every
     ``_static/**.js`` of the source to every page. Without a local MathJax nothing changes.
+    It also keeps one of each ``<script>`` a page would load twice (:func:`_one_of_each_script`).
     """
     app.connect("config-inited", _use_local_mathjax)
+    app.connect("html-page-context", _one_of_each_script, priority=900)  # after the others
     app.connect("build-finished", _copy_local_mathjax)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

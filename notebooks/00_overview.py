@@ -332,7 +332,7 @@ display(Markdown(verdict_summary([], findings=tuple(
     f"{n_layers} (relative depth {number(r.rel_depth)}); 90% credible "
     f"{layers(r.credible_lo, r.credible_hi)}, sequence noise {noisy(r.noise_lo, r.noise_hi)}; "
     f"with one signal left out at layer{'s' if len(landing[r.boundary]) > 1 else ''} "
-    f"{' or '.join(map(str, landing[r.boundary]))}."
+    f"{' or '.join(', '.join(map(str, landing[r.boundary])).rsplit(', ', 1))}."
     for r in summary.itertuples()
 ) + (f"Among three, four and five stages, BIC prefers {int(best.n_stages)}"
      + (" (the paper: four)." if best.n_stages == 4 else

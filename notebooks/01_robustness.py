@@ -158,12 +158,15 @@ worst = {kind: most_damaging(table, kind, k=1).iloc[0] for kind in ("drop", "swa
 first = drops.loc[0]
 middle = [layer for layer in layers_where(n_layers, *MIDDLE) if layer in swaps.index]
 above = [layer for layer in middle if drops.kl[layer] > first.kl]
+first_worst = worst["drop"].layer == 0
 display(Markdown(
     f"The paper finds the first layer the most fragile. Here dropping layer 0 costs "
-    f"{ci(first, 'kl')} nats of KL, while the most damaging drop, of layer "
-    f"{worst['drop'].layers}, costs {ci(worst['drop'], 'kl')} and keeps "
-    f"{ci(worst['drop'], 'rel_acc')} of top-1 predictions; the most damaging swap is of layers "
-    f"{worst['swap'].layers} ({ci(worst['swap'], 'kl')} nats). Of the "
+    f"{ci(first, 'kl')} nats of KL and keeps {ci(first, 'rel_acc')} of top-1 predictions"
+    + (", the most damaging drop" if first_worst else
+       f", while the most damaging drop, of layer {worst['drop'].layers}, costs "
+       f"{ci(worst['drop'], 'kl')} and keeps {ci(worst['drop'], 'rel_acc')}")
+    + f"; the most damaging swap is of layers {worst['swap'].layers} ({ci(worst['swap'], 'kl')} "
+    "nats). Of the "
     f"{len(middle)} middle layers ({span(middle)}), "
     + (f"only layer{'s' * (len(above) > 1)} {', '.join(map(str, above))} "
        f"{'hurts' if len(above) == 1 else 'hurt'} more than "
@@ -332,9 +335,11 @@ findings = [
     f"Dropping a single middle layer ({span(middle)}) keeps {kept_range('drop')} of top-1 "
     f"predictions on {name}; swapping two adjacent ones keeps {kept_range('swap')} (the paper: "
     "72-95%).",
-    f"The first layer is not the most fragile: dropping it costs {ci(first, 'kl')} nats of KL, "
-    f"dropping layer {worst['drop'].layers} costs {ci(worst['drop'], 'kl')} (the paper: the "
-    "first layer is catastrophic in every model). "
+    (f"The first layer is the most fragile: dropping it costs {ci(first, 'kl')} nats of KL "
+     if first_worst else
+     f"The first layer is not the most fragile: dropping it costs {ci(first, 'kl')} nats of KL, "
+     f"dropping layer {worst['drop'].layers} costs {ci(worst['drop'], 'kl')} ")
+    + "(the paper: the first layer is catastrophic in every model). "
     f"Dropping the first layer does raise the entropy, by {ci(first, 'entropy_delta')} bits, as "
     "the paper finds.",
     f"Layer by layer, a swap of layers i and i+1 is clearly harsher than dropping layer i at "

@@ -175,13 +175,15 @@ top_ratio = norms.loc[norms.ratio.idxmax()]
 display(Markdown(verdict_summary(verdicts, findings=(
     f"Attention to the previous five tokens (the paper's quantity) is highest at layer "
     f"{int(peak.layer)} (relative depth {number(peak.rel_depth)}), {ci(peak, 'attn_prev5')} per "
-    f"entry; the first quarter's highest layer exceeds the highest later one by "
+    f"entry; the highest layer of the first quarter minus the highest later one is "
     f"{estimate(local.value, local.lo, local.hi)} (the paper: attention is most local in the "
     "first layers).",
     f"Among the real tokens (BOS removed), the five previous tokens get at most "
     f"{ci(nobos, 'prev_sum_nobos', True)} of a layer's attention, at layer {int(nobos.layer)}; "
     f"BOS takes up to {ci(sink_top, 'bos', True)} (layer {int(sink_top.layer)}).",
-    f"In the early layers attention writes more into the residual stream than the MLP: "
+    "In the early layers attention writes "
+    + ("more" if ratio.lo > 1 else "less" if ratio.hi < 1 else "about as much")
+    + " into the residual stream than the MLP: "
     f"|attention out| / |MLP out| is {estimate(ratio.value, ratio.lo, ratio.hi)} over "
     f"{span(layers_where(n_layers, 0.0, EARLY))} and highest at layer {int(top_ratio.layer)}, "
     f"{ci(top_ratio, 'ratio')} (the paper: above 1 in the first layers, falling with depth).",

@@ -41,6 +41,7 @@
 
 # %%
 
+import numpy as np
 import pandas as pd
 from IPython.display import HTML, Markdown, display
 
@@ -188,7 +189,10 @@ findings = (
     f"(layer {int(mid.layer)}) to {kl(lens.loc[n_layers - 2])} after layer {n_layers - 2}; "
     "whether it falls more where the prediction neurons are than depth alone predicts is "
     f"{fall.verdict}: partial rank correlation "
-    f"{estimate(fall.value, fall.lo, fall.hi)} over {fall.n} blocks (the paper: a phase "
+    + (estimate(fall.value, fall.lo, fall.hi) if np.isfinite([fall.lo, fall.hi]).all() else
+       f"{number(fall.value)} (no finite 95% interval: resamples that leave it undefined count "
+       "against the claim at both ends)")
+    + f" over {fall.n} blocks (the paper: a phase "
     "transition the prediction neurons drive).",
 )
 display(Markdown(verdict_summary(verdicts, findings=findings)))

@@ -171,23 +171,22 @@ def refit(value: object) -> str:
     return "none" if pd.isna(value) else str(int(value))
 
 
-short = {"log_drop_kl": "drop KL", "prev_attention": "attention", "prediction_frac":
-         "prediction", "suppression_frac": "suppression"}
 table = pd.DataFrame({
     "boundary": summary.boundary, "layer": summary.layer,
     "credible": [span(a, b) for a, b in zip(summary.credible_lo, summary.credible_hi, strict=True)],
     "noise": [span(a, b) for a, b in zip(summary.noise_lo, summary.noise_hi, strict=True)],
-    **{f"without_{n}": summary[f"without_{n}"].map(refit) for n in names},
+    "without": [", ".join(map(str, sorted({int(getattr(r, f"without_{n}")) for n in names})))
+                for r in summary.itertuples()],
     "k3": summary.k3.map(refit), "k5": summary.k5.map(refit),
 })
 display(HTML(data_table(
     table, caption=f"Each boundary of {name} (the layer that starts the next stage): as fitted, "
     "its 90% credible interval, its sequence noise (90% of the refits on resampled sequences), "
-    "its layer when the fit leaves out one signal (− drop KL: without the drop-layer KL, and so "
-    "on), and the nearest boundary of the fits with three and five stages (none: no counterpart).",
+    "the layers where the refits that leave out one signal put it (which signal moves it: below), "
+    "and the nearest boundary of the fits with three and five stages (none: no counterpart).",
     columns={"boundary": "boundary", "layer": "fitted", "credible": "90% credible",
-             "noise": "sequence noise", **{f"without_{n}": f"− {short[n]}" for n in names},
-             "k3": "K = 3", "k5": "K = 5"},
+             "noise": "sequence noise", "without": "without one signal", "k3": "K = 3",
+             "k5": "K = 5"},
 )))
 
 # %%

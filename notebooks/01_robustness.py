@@ -150,8 +150,11 @@ page.chart(component_figure(table, title=f"Figures 13-15 ({name}): dropping only
 
 # %%
 verdicts = robustness_claims(sums, n_layers, seed=seed)
-display(HTML(verdict_table(verdicts, caption=f"The paper's robustness claims on {name} "
-                           f"({int(baseline.n_seq)} sequences)")))
+ends = [v for v in verdicts if v.claim.startswith(("the first", "the last", "swapping the last"))]
+display(HTML(verdict_table([v for v in verdicts if v not in ends], caption="The paper's claims "
+                           f"about the middle layers and the MLP, on {name}")))
+display(HTML(verdict_table(ends, caption=f"The paper's claims about the first and last layers, "
+                           f"on {name}")))
 drops = table[table.kind == "drop"].set_index("layer")
 swaps = table[table.kind == "swap"].set_index("layer")
 worst = {kind: most_damaging(table, kind, k=1).iloc[0] for kind in ("drop", "swap")}
@@ -165,8 +168,8 @@ display(Markdown(
     + (", the most damaging drop" if first_worst else
        f", while the most damaging drop, of layer {worst['drop'].layers}, costs "
        f"{ci(worst['drop'], 'kl')} and keeps {ci(worst['drop'], 'rel_acc')}")
-    + f"; the most damaging swap is of layers {worst['swap'].layers} ({ci(worst['swap'], 'kl')} "
-    "nats). Of the "
+    + f"; the most damaging swap is of layers {worst['swap'].layers}, {ci(worst['swap'], 'kl')} "
+    "nats. Of the "
     f"{len(middle)} middle layers ({span(middle)}), "
     + (f"only layer{'s' * (len(above) > 1)} {', '.join(map(str, above))} "
        f"{'hurts' if len(above) == 1 else 'hurt'} more than "
@@ -237,9 +240,9 @@ if typed:
         + f"Dropping it gives a KL of {estimate(*t_full)} nats; dropping only its attention "
         f"{estimate(*t_attn)}, only its MLP {estimate(*t_mlp)}: the damage comes through its "
         f"{'attention' if t_attn[0] > t_mlp[0] else 'MLP'}. "
-        + (f"The other global layer{'s' if len(rest) > 1 else ''} "
-           + ", ".join(f"{layer} ({said('drop', layer)})" for layer in rest)
-           + (" lie within" if benign else " do not all lie within")
+        + (f"The other global layer{'s' if len(rest) > 1 else ''}, "
+           + " and ".join(f"{layer} at {said('drop', layer)}" for layer in rest)
+           + (", lie within" if benign else ", do not all lie within")
            + f" the range of the other local layers ({number(low)} to {number(high)} nats)"
            + (", so global attention alone does not make a layer catastrophic. " if benign
               else ". ") if rest else "")
@@ -314,8 +317,8 @@ def kept_range(kind: str) -> str:
     rows = (drops if kind == "drop" else swaps).loc[middle]
     lo, hi = rows.loc[rows.rel_acc.idxmin()], rows.loc[rows.rel_acc.idxmax()]
     word = "layers" if kind == "swap" else "layer"
-    return (f"between {ci(lo, 'rel_acc')} ({word} {lo.layers}) and {ci(hi, 'rel_acc')} ({word} "
-            f"{hi.layers})")
+    return (f"between {ci(lo, 'rel_acc')} at {word} {lo.layers} and {ci(hi, 'rel_acc')} at "
+            f"{word} {hi.layers}")
 
 
 k = len(middle)
@@ -345,19 +348,19 @@ findings = [
     f"Layer by layer, a swap of layers i and i+1 is clearly harsher than dropping layer i at "
     f"{int((gap_lo > 0).sum())} of the {k} middle layers and clearly gentler at "
     f"{int((gap_hi < 0).sum())} (simultaneous 95% band; the paper: gentler in the middle). "
-    f"Leaving out layer {middle[extreme]}, where the difference is largest "
-    f"({estimate(gap[extreme], gap_lo[extreme], gap_hi[extreme])} nats), KL(swap) − KL(drop) "
+    f"Leaving out layer {middle[extreme]}, where the difference is largest at "
+    f"{estimate(gap[extreme], gap_lo[extreme], gap_hi[extreme])} nats, KL(swap) − KL(drop) "
     f"averages {estimate(*rest_mean)} nats.",
-    f"Dropping only an MLP hurts most at layer {mlp_top.layers} ({ci(mlp_top, 'kl')} nats); "
-    f"among the final layers most at layer {final_top.layers} ({ci(final_top, 'kl')}), against "
+    f"Dropping only an MLP hurts most at layer {mlp_top.layers}, {ci(mlp_top, 'kl')} nats; "
+    f"among the final layers most at layer {final_top.layers}, {ci(final_top, 'kl')}, against "
     f"a median of {number(mlp_mid)} over the middle layers (the paper: MLP drops hurt most in "
     "the final layers).",
 ]
 if typed:
     findings.append(
         f"Layer {target}'s drop fails through its "
-        f"{'attention' if t_attn[0] > t_mlp[0] else 'MLP'} (attention-only drop "
-        f"{estimate(*t_attn)} nats, MLP-only {estimate(*t_mlp)})"
+        f"{'attention' if t_attn[0] > t_mlp[0] else 'MLP'}: dropping only its attention costs "
+        f"{estimate(*t_attn)} nats, only its MLP {estimate(*t_mlp)}"
         + (f"; the other global-attention layers ({', '.join(map(str, rest))}) cost no more "
            "than local ones, so being global does not explain it." if benign else ".")
     )

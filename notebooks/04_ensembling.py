@@ -112,12 +112,15 @@ page.chart(ensembling_figure(counts, plain, title=f"Figure 6 ({name}): predictio
 # ## The strongest prediction neurons and the tokens they promote
 
 # %%
+strongest = top_neurons(lm, classes, "prediction")
+strongest["cosine"] = [f"{c.split()[0]} to {c.split()[-1]}" for c in strongest.cosines]
 display(HTML(data_table(
-    top_neurons(lm, classes, "prediction"),
+    strongest,
     caption=f"The prediction neurons of {name} with the highest kurtosis, and the six tokens "
-    "whose unembedding is most aligned with what each neuron writes (cosine similarity).",
-    columns={"layer": "layer", "neuron": "neuron", "kurtosis": "kurtosis", "skew": "skew",
-             "tokens": "tokens promoted", "cosines": "cosines"},
+    "whose unembedding is most aligned with what each neuron writes (their cosine similarities "
+    "with it, from the first to the sixth).",
+    columns={"layer": "layer", "neuron": "neuron", "kurtosis": "kurtosis",
+             "tokens": "tokens", "cosine": "cosines"},
 )))
 
 # %% [markdown]

@@ -44,7 +44,7 @@ from stages.analyses.norms import norms_table
 from stages.book.page import open_page
 from stages.book.present import data_table, verdict_table
 from stages.claims import verdict_summary
-from stages.claims.depth import HALF, LAST, layers_where, span
+from stages.claims.depth import HALF, LAST, MIDDLE, layers_where, span
 from stages.claims.stages import sharpening_claims
 from stages.formats import estimate, percent
 from stages.plots.stages import lens_figure
@@ -91,20 +91,17 @@ display(Markdown(f"**{name}**: {n_layers} layers; the last layers (relative dept
 #
 # Figure 6 (neurons) is drawn on the [stage 3](04_ensembling.ipynb) page and Figure 7 (the
 # MLP's output norm) on the [stage 1](02_detokenization.ipynb) page; here are their numbers for
-# the layers from the midpoint on, with the logit lens's entropy after each.
+# the final layers.
 
 # %%
-late = (counts.merge(norms, on="layer")
-        .merge(lens.drop(columns=["rel_depth", "n_tokens", "n_seq"]), on="layer"))
-late = late[late.rel_depth > HALF]
+late = counts.merge(norms, on="layer")
+late = late[late.rel_depth >= MIDDLE[1]]
 display(HTML(data_table(
-    late, caption=f"Layers of {name} past the midpoint: prediction and suppression neurons "
-    "(counts), the mean L2 norm of what the MLP and attention add to the residual stream, and "
-    "the entropy of the logit lens after the layer in bits (after the last layer: the model's "
-    "own), with 95% bootstrap intervals over sequences.",
-    columns={"layer": "layer", "prediction": "prediction neurons",
-             "suppression": "suppression neurons", "mlp_norm": "|MLP out|",
-             "attn_norm": "|attention out|", "entropy": "entropy (bits)"},
+    late, caption=f"The final layers of {name} (relative depth {MIDDLE[1]} and beyond): "
+    "prediction and suppression neurons (counts) and the mean L2 norm of what the MLP adds to "
+    "the residual stream, with its 95% bootstrap interval over sequences.",
+    columns={"layer": "layer", "prediction": "prediction", "suppression": "suppression",
+             "mlp_norm": "|MLP out|"},
 )))
 
 # %% [markdown]
@@ -123,12 +120,15 @@ page.chart(lens_figure(lens, title=f"Figure 8 ({name}): logit lens, second half"
 # ## The strongest suppression neurons and the tokens they suppress
 
 # %%
+strongest = top_neurons(lm, classes, "suppression")
+strongest["cosine"] = [f"{c.split()[0]} to {c.split()[-1]}" for c in strongest.cosines]
 display(HTML(data_table(
-    top_neurons(lm, classes, "suppression"),
+    strongest,
     caption=f"The suppression neurons of {name} with the highest kurtosis, and the six tokens "
-    "whose unembedding is most opposed to what each neuron writes (cosine similarity).",
-    columns={"layer": "layer", "neuron": "neuron", "kurtosis": "kurtosis", "skew": "skew",
-             "tokens": "tokens suppressed", "cosines": "cosines"},
+    "whose unembedding is most opposed to what each neuron writes (their cosine similarities "
+    "with it, from the first to the sixth).",
+    columns={"layer": "layer", "neuron": "neuron", "kurtosis": "kurtosis",
+             "tokens": "tokens", "cosine": "cosines"},
 )))
 
 # %% [markdown]

@@ -194,6 +194,7 @@ if typed:
     kept = drops.rel_acc
     bad = [layer for layer in range(n_layers) if kept[layer] < 0.25]  # keeps under a quarter
     others = [layer for layer in range(n_layers) if layer not in glob and layer not in bad]
+    others = others or [layer for layer in range(n_layers) if layer not in glob]
 
     def kl(kind: str, layers: list[int]) -> tuple[float, float, float]:
         """Mean KL of ``kind`` over ``layers`` with its 95% interval (paired over sequences)."""

@@ -44,7 +44,7 @@ from stages.analyses.norms import norms_table
 from stages.book.page import open_page
 from stages.book.present import data_table, verdict_table
 from stages.claims import verdict_summary
-from stages.claims.depth import HALF, LAST, MIDDLE, layers_where, span
+from stages.claims.depth import HALF, LAST, layers_where, span
 from stages.claims.stages import sharpening_claims
 from stages.formats import estimate, percent
 from stages.plots.stages import lens_figure
@@ -91,13 +91,13 @@ display(Markdown(f"**{name}**: {n_layers} layers; the last layers (relative dept
 #
 # Figure 6 (neurons) is drawn on the [stage 3](04_ensembling.ipynb) page and Figure 7 (the
 # MLP's output norm) on the [stage 1](02_detokenization.ipynb) page; here are their numbers for
-# the final layers.
+# the last layers.
 
 # %%
 late = counts.merge(norms, on="layer")
-late = late[late.rel_depth >= MIDDLE[1]]
+late = late[late.layer >= last[0] - 2]  # the last layers and the two before them
 display(HTML(data_table(
-    late, caption=f"The final layers of {name} (relative depth {MIDDLE[1]} and beyond): "
+    late, caption=f"The last layers of {name} ({span(last)}) and the two before them: "
     "prediction and suppression neurons (counts) and the mean L2 norm of what the MLP adds to "
     "the residual stream, with its 95% bootstrap interval over sequences.",
     columns={"layer": "layer", "prediction": "prediction", "suppression": "suppression",

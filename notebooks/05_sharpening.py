@@ -171,7 +171,8 @@ findings = (
     f"The density of suppression neurons is highest at layer {int(supp_peak.layer)}: "
     f"{int(supp_peak.suppression)} of {int(supp_peak.d_mlp)} neurons, "
     f"{share(int(supp_peak.suppression), int(supp_peak.d_mlp))} (the paper: the final layers).",
-    f"The MLP writes most at layer {int(mlp_peak.layer)}, a mean norm of {ci(mlp_peak, 'mlp_norm')}, "
+    f"The MLP writes most at layer {int(mlp_peak.layer)}, a mean norm of "
+    f"{ci(mlp_peak, 'mlp_norm')}, "
     f"{estimate(norm_v.value, norm_v.lo, norm_v.hi)} times the largest of the earlier layers "
     "(the paper: the MLP output norm peaks in the final layers).",
     f"The last layer raises the entropy of the prediction by "

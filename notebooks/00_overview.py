@@ -23,20 +23,17 @@
 #
 # **What this page does.** It puts the four signals on one relative-depth axis (each scaled to its
 # own range) and, beyond the paper, *fits* the boundaries: an exact Bayesian change-point
-# segmentation into four stages, piecewise constant in every (standardised) signal at once, with
-# every possible segmentation enumerated ([Methods](../methods.md)). Each boundary is placed where
-# the jointly most probable segmentation puts it. How sure that placement is has more than one
-# answer, and the page reports four, because each covers something the others hold fixed: the
-# fit's own posterior (a credible interval, given four piecewise-constant stages and these
-# signals), the *sequence noise* (refits on bootstrap resamples of the sequences), refits with
-# each signal left out, and refits with three and five stages. None of them shows that the
-# stages are real: the fit finds where the signals change most, however many stages it is asked
-# for.
+# segmentation into four stages, piecewise constant in every (standardised) signal at once
+# ([Methods](../methods.md)). How sure each boundary is gets four answers, each covering what
+# the others hold fixed: the fit's credible interval, the *sequence noise* (refits on resampled
+# sequences), refits with one signal left out, and refits with three and five stages. None of
+# them shows that the stages are real: the fit finds where the signals change most, however
+# many stages it is asked for.
 #
-# **Time to run.** With the defaults, on a CPU (a GPU computes everything now), the signals are read from the book's results pack and the
-# pack is checked by recomputing two sequences (about a minute and a half), plus under half a
-# minute of refits. Other parameters compute the sweep and the attention patterns now (their
-# times are on the [robustness](01_robustness.ipynb) and [stage 1](02_detokenization.ipynb) pages).
+# **Time to run.** With the defaults the signals are read from the book's results pack, which is
+# checked by recomputing two sequences (about a minute and a half), plus under half a minute of
+# refits. Other parameters compute the sweep and the attention patterns now (their times are on
+# the [robustness](01_robustness.ipynb) and [stage 1](02_detokenization.ipynb) pages).
 #
 # **Where each stage is tested.** [Robustness](01_robustness.ipynb) (the interventions),
 # [detokenization](02_detokenization.ipynb), [feature engineering](03_feature_engineering.ipynb),
@@ -50,7 +47,8 @@
 
 # %%
 
-from IPython.display import Markdown, display
+import pandas as pd
+from IPython.display import HTML, Markdown, display
 
 from stages.analyses.boundaries import stage_boundaries
 from stages.analyses.signals import (
@@ -64,7 +62,9 @@ from stages.analyses.signals import (
     stage_count_sensitivity,
 )
 from stages.book.page import open_page
+from stages.book.present import data_table, fold, markdown
 from stages.claims import verdict_summary
+from stages.formats import number
 from stages.plots.stages import overview_figure
 
 # %% tags=["parameters"]
@@ -92,17 +92,16 @@ left_out = leave_one_signal_out(signals, names, n_stages=4, min_size=min_size)
 by_k = stage_count_sensitivity(signals, names, (3, 4, 5), min_size=min_size)
 k_choice = stage_count_evidence(signals, names, (3, 4, 5), min_size=min_size)
 summary = boundary_summary(fitted, sequence_noise_ranges(fitted, noise), left_out, by_k)
-elapsed = page.elapsed
+page.source(res)
 name, n_layers = res.name, res.n_layers
-display(Markdown(f"**{name}**, {n_layers} layers, {len(res.tokens)} sequences. "
-                 f"Done in {elapsed:.0f} s."))
-display(Markdown(res.report()))
+display(Markdown(f"**{name}**: {n_layers} layers, {len(res.tokens)} sequences."))
 
 # %% [markdown]
 # ## Figure 1: the stage signals and the fitted boundaries
 
 # %%
-overview_figure(signals, OVERVIEW, fitted, title=f"Figure 1 ({name}): stages of inference")
+page.chart(overview_figure(signals, OVERVIEW, fitted, title=f"Figure 1 ({name}): stages of "
+                           "inference"), signals, "figure-1")
 
 # %% [markdown]
 # **Figure 1** (the paper's Figure 1). Per layer, against relative depth, each signal scaled to
@@ -112,28 +111,44 @@ overview_figure(signals, OVERVIEW, fitted, title=f"Figure 1 ({name}): stages of 
 # the fit's model (hover a line for its posterior probability). A boundary without a band has
 # 90% of its posterior on one layer. Stage 1 is left of the first line, stage 4 right of the last.
 
+# %%
+stage_names = ["detokenization", "feature engineering", "prediction ensembling",
+               "residual sharpening"]
+starts = [0, *fitted["layer"], n_layers]
+stages_table = pd.DataFrame({
+    "stage": stage_names,
+    "layers": [f"{a}" if a == b - 1 else f"{a}–{b - 1}" for a, b in zip(starts[:-1], starts[1:],
+                                                                     strict=True)],
+    "depth": [f"{number(a / (n_layers - 1))} to {number((b - 1) / (n_layers - 1))}"
+              for a, b in zip(starts[:-1], starts[1:], strict=True)],
+})
+display(HTML(data_table(stages_table, caption=f"The four stages of {name} as fitted (the joint "
+                        "most probable segmentation).",
+                        columns={"stage": "stage", "layers": "layers",
+                                 "depth": "relative depth"})))
+display(Markdown(
+    "The paper gives no numbers for its boundaries; in words, stage 3 begins the second half of "
+    f"the model (here boundary 2 is at relative depth {number(fitted.rel_depth.iloc[1])}, 90% "
+    f"credible {number(fitted.rel_depth_lo.iloc[1])} to {number(fitted.rel_depth_hi.iloc[1])}) "
+    "and stage 4 is the last layers (here from relative depth "
+    f"{number(fitted.rel_depth.iloc[2])})."
+))
+
 # %% [markdown]
 # ## How sure are the boundaries?
 #
-# Each measure below answers a different question, and none covers everything.
+# - **90% credible interval**: where the fit's posterior puts the boundary, given four
+#   piecewise-constant stages and these signals. Every departure of a curve from a step counts
+#   as noise, so it widens where the curves are not step-like.
+# - **Sequence noise**: where 90% of the refits on bootstrap resamples of the sequences put it.
+#   It covers the sampling of text only; the neuron fractions depend on the weights alone and
+#   never change.
+# - **Without one signal**: the refit on the other three signals (still four stages).
+# - **K = 3 and K = 5**: the nearest boundary of a three- or five-stage fit (matched one to one;
+#   with three stages one boundary has none).
 #
-# - **90% credible interval** (the fit's posterior). Given four stages, piecewise constant in
-#   every signal, with independent Gaussian noise of one variance, where the data allow each
-#   boundary to be. Every departure of a curve from a step counts as noise here, smooth trends
-#   and single-layer spikes included, so it widens where the curves are not step-like. It holds
-#   the number of stages and the choice of signals fixed.
-# - **Sequence noise** (where 90% of the fits on bootstrap resamples of the sequences put it).
-#   How far a boundary moves if other sequences had been sampled. It covers the sampling of text
-#   and nothing else: the neuron fractions depend on the weights alone and are the same in every
-#   resample, and the model and the signals are fixed. A narrow range says the sample is large
-#   enough, not that the boundary is well determined.
-# - **Without one signal.** Where the boundary lands when the fit uses the other three signals
-#   (still four stages, boundary *j* of the refit). This covers the choice of signals.
-# - **K = 3 and K = 5.** The boundary of a three- or five-stage fit nearest to it (matched one to
-#   one by least total distance; with three stages one boundary has no counterpart). This covers
-#   the assumption of four stages.
-#
-# The last two are refits, not probabilities. Every layer is the first layer of the next stage.
+# The last two are refits, not probabilities. A boundary's layer is the first layer of the next
+# stage.
 
 # %%
 def span(lo: int, hi: int) -> str:
@@ -146,89 +161,115 @@ def layers(lo: int, hi: int) -> str:
     return f"layer{'' if lo == hi else 's'} {span(lo, hi)}"
 
 
-table = summary.assign(
-    credible=[span(a, b) for a, b in zip(summary.credible_lo, summary.credible_hi, strict=True)],
-    noise=[span(a, b) for a, b in zip(summary.noise_lo, summary.noise_hi, strict=True)],
-)
-shown = {"boundary": "boundary", "layer": "fitted layer", "credible": "90% credible",
-         "noise": "sequence noise (90%)"}
-shown |= {f"without_{n}": f"without {OVERVIEW[n]}" for n in names}
-shown |= {"k3": "K = 3", "k5": "K = 5"}
-display(table[list(shown)].rename(columns=shown).style.hide(axis="index").format(na_rep="none"))
+def noisy(lo: int, hi: int) -> str:
+    """The sequence-noise range in words: ``"at layer 6 only"`` or ``"layers 5–7"``."""
+    return f"at layer {lo} only" if lo == hi else f"layers {span(lo, hi)}"
+
+
+def refit(value: object) -> str:
+    """A refit's boundary layer, or ``"none"`` where the refit has no counterpart."""
+    return "none" if pd.isna(value) else str(int(value))
+
+
+table = pd.DataFrame({
+    "boundary": summary.boundary, "layer": summary.layer,
+    "credible": [span(a, b) for a, b in zip(summary.credible_lo, summary.credible_hi, strict=True)],
+    "noise": [span(a, b) for a, b in zip(summary.noise_lo, summary.noise_hi, strict=True)],
+    "without": [", ".join(map(str, sorted({int(getattr(r, f"without_{n}")) for n in names})))
+                for r in summary.itertuples()],
+    "k3": summary.k3.map(refit), "k5": summary.k5.map(refit),
+})
+display(HTML(data_table(
+    table, caption=f"Each boundary of {name} (the layer that starts the next stage): as fitted, "
+    "its 90% credible interval, its sequence noise (90% of the refits on resampled sequences), "
+    "the layers where the refits that leave out one signal put it (which signal moves it: below), "
+    "and the nearest boundary of the fits with three and five stages (none: no counterpart).",
+    columns={"boundary": "boundary", "layer": "fitted", "credible": "90% credible",
+             "noise": "sequence noise", "without": "without one signal", "k3": "K = 3",
+             "k5": "K = 5"},
+)))
 
 # %%
 credible_w = summary.credible_hi - summary.credible_lo
 noise_w = summary.noise_hi - summary.noise_lo
 wider = summary.boundary[credible_w > noise_w].tolist()
-moves = [f"leaving out {OVERVIEW[n]} moves boundary {r.boundary} from layer {r.layer} to "
-         f"{getattr(r, f'without_{n}')}" for n in names for r in summary.itertuples()
-         if getattr(r, f"without_{n}") != r.layer]  # fmt: skip
-fixed_neurons = all((resampled[n] == resampled[n][:, :1]).all()
-                    for n in ("prediction_frac", "suppression_frac"))
+moves = {OVERVIEW[n]: [f"boundary {r.boundary} to layer {getattr(r, f'without_{n}')}"
+                       for r in summary.itertuples() if getattr(r, f"without_{n}") != r.layer]
+         for n in names}  # fmt: skip
+moves = {signal: where for signal, where in moves.items() if where}
 k5 = by_k[by_k.n_stages == 5].layer
 extra = sorted(set(k5) - set(summary.k5.dropna()))
 missing = summary.boundary[summary.k3.isna()].tolist()
 best = k_choice[k_choice.preferred].iloc[0]
 four = k_choice[k_choice.n_stages == 4].iloc[0]
 display(Markdown(
-    f"On {name} the 90% credible interval is wider than the sequence-noise range for "
-    f"{len(wider)} of the {len(summary)} boundaries"
-    + (f" (boundar{'y' if len(wider) == 1 else 'ies'} {', '.join(map(str, wider))}): for "
-       f"{'it' if len(wider) == 1 else 'these'} the fit is less sure than resampling the text "
-       "suggests, because resampling changes only the drop KL and attention curves"
-       + (" (the neuron fractions are identical in every resample)" if fixed_neurons else "")
-       + " and never the model. " if wider else ". ")
-    + ("With one signal left out, " + "; ".join(moves) + ". " if moves
-       else "No boundary moves when any one signal is left out. ")
+    f"The credible interval is wider than the sequence noise at {len(wider)} of the "
+    f"{len(summary)} boundaries: resampling the text moves only the drop-KL and attention curves, "
+    "so a narrow sequence noise says the sample is large enough, not that the boundary is well "
+    "placed. "
+    + ("Leaving out " + "; leaving out ".join(f"{signal} moves {', '.join(where)}"
+                                              for signal, where in moves.items()) + ". "
+       if moves else "No boundary moves when any one signal is left out. ")
     + "With three stages the fit keeps boundaries at layers "
     f"{', '.join(map(str, summary.k3.dropna()))}"
     + (f" and boundary {', '.join(map(str, missing))} has no counterpart" if missing else "")
-    + f"; with five it puts its extra boundary at layer {', '.join(map(str, extra))}. "
-    "Which number of stages do the signals support? The fit's log evidence cannot say (its flat"
-    " priors on the stage means make it comparable only between fits with the same number of"
-    " stages), so the page compares K by the Schwarz criterion (BIC) of the least-squares"
-    " segmentation, which adds to the fit's assumptions a large-sample approximation and counts"
-    " one parameter per stage mean, per boundary and for the noise. Among three, four and five"
-    f" stages it prefers **{int(best.n_stages)}**"
+    + f"; with five it adds one at layer {', '.join(map(str, extra))}. Among three, four and five "
+    f"stages the Schwarz criterion (BIC) prefers **{int(best.n_stages)}**"
     + ("." if best.n_stages == 4 else
-       f"; four stages have a BIC {four.delta_bic:.1f} higher (approximate probability "
-       f"{f'{four.weight:.0%}' if four.weight >= 0.01 else 'under 1%'} among the three, with"
-       " equal prior odds).")
-    + " BIC treats the residuals as independent; residuals correlated along depth, as those of"
-    " smooth curves are, make more stages look better supported than they are."
+       f"; four stages have a BIC {number(four.delta_bic)} higher (approximate probability "
+       f"{f'{four.weight:.0%}' if four.weight >= 0.01 else 'under 1%'} among the three). BIC "
+       "treats the residuals as independent, which flatters more stages when the curves are "
+       "smooth, and it still prefers fewer.")
 ))
-
-# %%
-stage_names = ["detokenization", "feature engineering", "prediction ensembling",
-               "residual sharpening"]
-starts = [0, *fitted["layer"], n_layers]
-spans = [f"**{stage}**: layers {a}-{b - 1} (relative depth {a / (n_layers - 1):.2f}-"
-         f"{(b - 1) / (n_layers - 1):.2f})"
-         for stage, a, b in zip(stage_names, starts[:-1], starts[1:], strict=True)]
-display(Markdown(
-    f"The fitted stages of **{name}**: " + "; ".join(spans) + "."
-    + " The paper gives no numbers for its boundaries; in words, stage 3 begins the second half"
-    + " of the model (here boundary 2 is at relative depth "
-    + f"{fitted.rel_depth.iloc[1]:.2f}, 90% credible {fitted.rel_depth_lo.iloc[1]:.2f}-"
-    + f"{fitted.rel_depth_hi.iloc[1]:.2f}) and stage 4 is the last layers (here from relative"
-    + f" depth {fitted.rel_depth.iloc[2]:.2f}). " + fitted.attrs["method"]
-))
+display(HTML(fold("Why BIC, and what it assumes", markdown(
+    "The fit's log evidence cannot compare numbers of stages: its flat priors on the stage means "
+    "make it comparable only between fits with the same number of stages. BIC, the Schwarz "
+    "criterion of the least-squares segmentation, can; it adds to the fit's assumptions a "
+    "large-sample approximation and counts one parameter per stage mean, per boundary and for "
+    "the noise. The approximate probabilities assume equal prior odds of three, four and five "
+    "stages. Residuals correlated along depth, as those of smooth curves are, make more stages "
+    "look better supported than they are. " + fitted.attrs["method"]
+))))
 
 # %% [markdown]
 # ## The numbers
 #
-# The signals; the boundaries with their credible intervals in layers and relative depth; each
-# boundary's uncertainty side by side; the fits with 3, 4 and 5 stages and their BIC; and the
-# sequence noise: the share of resampled fits that start a stage at each layer.
+# The signals per layer; the fits with three, four and five stages (each boundary with its
+# credible interval); their BIC; and the sequence noise.
 
 # %%
-display(signals.round(4).style.hide(axis="index"))
-display(fitted.round(3).style.hide(axis="index"))
-display(summary.round(3).style.hide(axis="index").format(na_rep="none"))
-display(by_k.round(3).style.hide(axis="index"))
-display(k_choice.round(3).style.hide(axis="index"))
-display(noise.pivot_table(index="layer", columns="boundary", values="share", fill_value=0)
-        .round(3))
+display(HTML(data_table(
+    signals, caption=f"The four signals of Figure 1 per layer of {name}: the KL of dropping the "
+    "layer (nats) and its natural log, the attention per previous-5 entry, and the fractions of "
+    "the layer's neurons that are prediction and suppression neurons.",
+    columns={"layer": "layer", "rel_depth": "relative depth", "drop_kl": "drop KL",
+             "log_drop_kl": "log drop KL", "prev_attention": "attention",
+             "prediction_frac": "prediction", "suppression_frac": "suppression"},
+)))
+fits = by_k.assign(credible=[span(a, b) for a, b in zip(by_k.layer_lo, by_k.layer_hi,
+                                                         strict=True)])
+fits = fits.drop(columns=["layer_lo", "layer_hi", "rel_depth_lo", "rel_depth_hi"])
+display(HTML(data_table(
+    fits, caption=f"The fits of {name} with three, four and five stages: each boundary's layer "
+    "(the joint most probable segmentation), relative depth, the posterior probability of that "
+    "layer, and the 90% credible interval in layers.",
+    columns={"n_stages": "stages", "boundary": "boundary", "layer": "layer",
+             "rel_depth": "relative depth", "probability": "probability",
+             "credible": "90% credible"},
+)))
+display(HTML(data_table(
+    k_choice.assign(preferred=k_choice.preferred.map({True: "yes", False: ""})),
+    caption="The number of stages compared: the fit's log evidence (comparable only within one "
+    "number of stages), BIC, its difference from the lowest, and the approximate probability "
+    "of each number of stages (equal prior odds).",
+    columns={"n_stages": "stages", "log_evidence": "log evidence", "bic": "BIC",
+             "delta_bic": "ΔBIC", "weight": "probability", "preferred": "preferred"},
+)))
+display(HTML(data_table(
+    noise, caption=f"Sequence noise: of {n_resamples} refits on resampled sequences, the share "
+    "that starts a stage at each layer (only layers some refit chose).",
+    columns={"boundary": "boundary", "layer": "layer", "share": "share of refits"},
+)))
 
 # %% [markdown]
 # ## Exercises
@@ -236,13 +277,16 @@ display(noise.pivot_table(index="layer", columns="boundary", values="share", fil
 # Answer before you open a solution; each solution is computed from this page's numbers.
 
 # %% [markdown]
-# **1. Predict, then look.** The paper places prediction ensembling in the second half of a model. Before looking at Figure 1, guess the relative depth of the first layer with any prediction neuron in this model.
+# **1. Predict, then look.** The paper places prediction ensembling in the second half of a
+# model. Before looking at Figure 1, guess the relative depth of the first layer with any
+# prediction neuron in this model.
 
 # %% tags=["hide-cell"]
 # Solution 1
 first = signals[signals.prediction_frac > 0].iloc[0]
-display(Markdown(f"The first layer with prediction neurons is layer {int(first.layer)}, relative depth "
-                 f"{first.rel_depth:.2f} ({first.prediction_frac:.2%} of its neurons)."))
+display(Markdown(f"The first layer with prediction neurons is layer {int(first.layer)}, "
+                 f"relative depth {number(first.rel_depth)} ({first.prediction_frac:.2%} of its "
+                 "neurons)."))
 
 # %% [markdown]
 # **2. Two kinds of uncertainty.** Take the boundary with the widest credible interval. Is its
@@ -253,7 +297,7 @@ display(Markdown(f"The first layer with prediction neurons is layer {int(first.l
 r = next(summary.loc[[credible_w.idxmax()]].itertuples())
 display(Markdown(
     f"Boundary {r.boundary} (at layer {r.layer}): 90% credible "
-    f"{layers(r.credible_lo, r.credible_hi)}, sequence noise {layers(r.noise_lo, r.noise_hi)}, so "
+    f"{layers(r.credible_lo, r.credible_hi)}, sequence noise {noisy(r.noise_lo, r.noise_hi)}, so "
     "the sequence-noise range is "
     f"{'narrower' if r.noise_hi - r.noise_lo < r.credible_hi - r.credible_lo else 'not narrower'}."
     " The credible interval counts every departure of the curves from four flat steps as noise;"
@@ -284,13 +328,14 @@ landing = {r.boundary: sorted({getattr(r, f"without_{n}") for n in names})
            for r in summary.itertuples()}  # fmt: skip
 display(Markdown(verdict_summary([], findings=tuple(
     f"Boundary {r.boundary} (the start of stage {r.boundary + 1}) is at layer {r.layer} of "
-    f"{n_layers} (relative depth {r.rel_depth:.2f}); 90% credible "
-    f"{layers(r.credible_lo, r.credible_hi)}, sequence noise {layers(r.noise_lo, r.noise_hi)}; "
+    f"{n_layers} (relative depth {number(r.rel_depth)}); 90% credible "
+    f"{layers(r.credible_lo, r.credible_hi)}, sequence noise {noisy(r.noise_lo, r.noise_hi)}; "
     f"with one signal left out at layer{'s' if len(landing[r.boundary]) > 1 else ''} "
-    f"{', '.join(map(str, landing[r.boundary]))}."
+    f"{' or '.join(', '.join(map(str, landing[r.boundary])).rsplit(', ', 1))}."
     for r in summary.itertuples()
 ) + (f"Among three, four and five stages, BIC prefers {int(best.n_stages)}"
-     + ("." if best.n_stages == 4 else f" (four stages: BIC {four.delta_bic:.1f} higher).")
+     + (" (the paper: four)." if best.n_stages == 4 else
+        f" (four stages: BIC {number(four.delta_bic)} higher; the paper: four).")
      + " The fit assumes its number of stages; where a boundary's ranges are wide, or it moves "
      "when a signal is left out, the signals do not place it.",))))
 

@@ -28,19 +28,24 @@
 # only the second version shows what happens among the real tokens. Gemma 3's sliding-window
 # layers (window 512) are read as they are; with sequences of 128 tokens the window never binds.
 #
-# **Time to run.** With the defaults, on a CPU (a GPU computes everything now), the numbers are read from the book's results pack (256
-# sequences of 128 tokens) and its first two sequences are recomputed to show that the pack still
-# matches the code: about 15 seconds. Other parameters compute everything now: about 10 s per 1,000 tokens on a 2-core CPU (one forward pass).
+# **Time to run.** With the defaults the numbers are read from the book's results pack (256
+# sequences of 128 tokens) and its first two sequences are recomputed to check it: about 15
+# seconds. Other parameters compute everything now: about 10 s per 1,000 tokens on a 2-core CPU
+# (one forward pass).
 
 # %%
 
-from IPython.display import Markdown, display
+import pandas as pd
+from IPython.display import HTML, Markdown, display
 
 from stages.analyses.attention import attention_table
 from stages.analyses.norms import norms_table
 from stages.book.page import open_page
-from stages.claims import verdict_summary, verdict_table, verdict_text
+from stages.book.present import data_table, verdict_table
+from stages.claims import verdict_summary
+from stages.claims.depth import EARLY, layers_where, span
 from stages.claims.stages import detokenization_claims
+from stages.formats import estimate, number, percent
 from stages.plots.stages import locality_figure, norms_figure
 
 # %% tags=["parameters"]
@@ -60,19 +65,27 @@ res = page.results()
 attention, norm_sums = res.sums("attention"), res.sums("norms")  # per-sequence sums
 locality = attention_table(attention, seed=seed)
 norms = norms_table(norm_sums, seed=seed)
-elapsed = page.elapsed
+page.source(res)
 name, n_layers = res.name, res.n_layers
+per_layer = locality[locality["head"] == -1].set_index("layer", drop=False)
+
+
+def ci(row: pd.Series, column: str, share: bool = False) -> str:
+    """``row[column]`` with its 95% interval, as text (in percent when ``share``)."""
+    return (percent if share else estimate)(row[column], row[f"{column}_lo"], row[f"{column}_hi"])
+
+
 display(Markdown(
-    f"**{name}**, {n_layers} layers x {res.model.cfg.n_heads} heads, {len(res.tokens)} sequences "
-    f"of {res.recipe.seq_len} tokens. Done in {elapsed:.0f} s."
+    f"**{name}**: {n_layers} layers of {res.model.cfg.n_heads} heads, {len(res.tokens)} sequences "
+    f"of {res.recipe.seq_len} tokens."
 ))
-display(Markdown(res.report()))
 
 # %% [markdown]
 # ## Figure 4: attention to the previous five tokens
 
 # %%
-locality_figure(locality, title=f"Figure 4 ({name}): attention to the previous 5 tokens")
+page.chart(locality_figure(locality, title=f"Figure 4 ({name}): attention to the previous 5 "
+                           "tokens"), locality, "figure-4")
 
 # %% [markdown]
 # **Figure 4** (the paper's Figure 4). Left: the paper's quantity, the attention each layer's
@@ -80,44 +93,51 @@ locality_figure(locality, title=f"Figure 4 ({name}): attention to the previous 5
 # the previous five tokens with BOS removed as a key. Grey points are single heads; the line is the
 # mean over a layer's heads, with its 95% bootstrap interval over sequences.
 
-# %% [markdown]
-# How much attention goes to BOS, per layer (mean over heads):
-
 # %%
-per_layer = locality[locality["head"] == -1]
+sink_top, sink_low = per_layer.loc[per_layer.bos.idxmax()], per_layer.loc[per_layer.bos.idxmin()]
 display(Markdown(
-    "Attention on BOS, mean over heads and queries: "
-    + ", ".join(f"layer {r.layer} {r.bos:.0%}" for r in per_layer.itertuples()) + "."
+    f"How much of the attention goes to BOS, the first token, which carries no local context? "
+    f"Averaged over heads and queries, from {ci(sink_low, 'bos', True)} at layer "
+    f"{int(sink_low.layer)} to {ci(sink_top, 'bos', True)} at layer {int(sink_top.layer)} (per "
+    "layer in the table below). The paper's quantity counts that attention; the right panel "
+    "leaves it out."
 ))
 
 # %% [markdown]
-# ## Figure 5: attention versus MLP output norms
+# ## Figures 5 and 7: what attention and the MLP write
 
 # %%
-norms_figure(norms, title=f"Figure 5 ({name}): what attention and MLP write, per layer")
+page.chart(norms_figure(norms, title=f"Figures 5 and 7 ({name}): what attention and MLP write, "
+                        "per layer"), norms, "figures-5-and-7")
 
 # %% [markdown]
-# **Figure 5** (the paper's Figure 5). Mean L2 norm of what attention and the MLP add to the
-# residual stream at each layer, and their ratio (above 1: attention writes more).
+# **Figures 5 and 7** (the paper's Figure 5, the ratio, and Figure 7, the MLP's norm). Mean L2
+# norm of what attention and the MLP add to the residual stream at each layer, and their ratio
+# (above 1: attention writes more). Bands: 95% bootstrap intervals over sequences. Stage 4's
+# page reads the MLP's norm in the last layers from this figure.
 
 # %% [markdown]
 # ## Does stage 1 hold for this model?
 
 # %%
 verdicts = detokenization_claims(attention, norm_sums, n_layers, seed=seed)
-display(verdict_table(verdicts).style.hide(axis="index"))
-display(Markdown(f"For **{name}**: " + verdict_text(verdicts)))
+display(HTML(verdict_table(verdicts, caption=f"The paper's stage 1 claims on {name} "
+                           f"({len(res.tokens)} sequences)")))
 
 # %% [markdown]
 # ## The numbers
 
 # %%
-columns = ["layer", "attn_prev5", "attn_prev5_lo", "attn_prev5_hi", "prev_sum", "prev_sum_nobos",
-           "prev_sum_nobos_lo", "prev_sum_nobos_hi", "bos"]
-display(per_layer[columns].round(4).style.hide(axis="index"))
-columns = ["layer", "attn_norm", "attn_norm_lo", "attn_norm_hi", "mlp_norm", "mlp_norm_lo",
-           "mlp_norm_hi", "ratio", "ratio_lo", "ratio_hi"]
-display(norms[columns].round(3).style.hide(axis="index"))
+shown = per_layer.reset_index(drop=True).merge(norms, on=["layer", "rel_depth"])
+display(HTML(data_table(
+    shown, caption=f"Per layer of {name}, means over heads with 95% bootstrap intervals over "
+    f"{len(res.tokens)} sequences: attention per previous-5 entry (the paper's quantity), summed "
+    "attention on the previous 5 tokens with BOS removed, the share of attention on BOS, and the "
+    "mean L2 norms of what attention and the MLP write with their ratio.",
+    columns={"layer": "layer", "attn_prev5": "per previous-5 entry", "prev_sum_nobos":
+             "previous 5, BOS removed", "bos": "on BOS", "attn_norm": "|attention out|",
+             "mlp_norm": "|MLP out|", "ratio": "ratio"},
+)))
 
 # %% [markdown]
 # ## Exercises
@@ -125,28 +145,49 @@ display(norms[columns].round(3).style.hide(axis="index"))
 # Answer before you open a solution; each solution is computed from this page's numbers.
 
 # %% [markdown]
-# **1. Where is local attention?** Guess the layer whose heads attend most to the previous five tokens, then read it from Figure 4.
+# **1. Where is local attention?** Guess the layer whose heads attend most to the previous five
+# tokens, then read it from Figure 4.
 
 # %% tags=["hide-cell"]
 # Solution 1
-row = per_layer.sort_values("attn_prev5").iloc[-1]
-display(Markdown(f"Layer {int(row.layer)}: {row.attn_prev5:.3f} of attention per previous-five entry. The paper: "
-                 "highest in the first layers (stage 1)."))
+row = per_layer.loc[per_layer.attn_prev5.idxmax()]
+display(Markdown(f"Layer {int(row.layer)}: {ci(row, 'attn_prev5')} of attention per "
+                 "previous-five entry. The paper: highest in the first layers (stage 1)."))
 
 # %% [markdown]
-# **2. The BOS sink.** Much attention goes to the first (BOS) token, which carries no local context. What share of early-layer attention lands there?
+# **2. The BOS sink.** Much attention goes to the first (BOS) token, which carries no local
+# context. What share of early-layer attention lands there?
 
 # %% tags=["hide-cell"]
 # Solution 2
-early = per_layer[per_layer.layer <= (n_layers - 1) * 0.25]
-display(Markdown(f"In layers 0-{int(early.layer.max())}, {early.bos.mean():.0%} of attention goes to BOS on average. "
-                 "The `_nobos` columns in the table above redo the measure without it."))
+early = per_layer.loc[layers_where(n_layers, 0.0, EARLY)]
+display(Markdown(f"In {span(list(early.layer))}, {early.bos.mean():.0%} of attention goes to BOS "
+                 "on average. The right panel of Figure 4 redoes the measure without it."))
 
 # %% [markdown]
 # ## Summary
 
 # %%
-display(Markdown(verdict_summary(verdicts)))
+local, ratio = verdicts[0], verdicts[1]
+peak = per_layer.loc[per_layer.attn_prev5.idxmax()]
+nobos = per_layer.loc[per_layer.prev_sum_nobos.idxmax()]
+top_ratio = norms.loc[norms.ratio.idxmax()]
+display(Markdown(verdict_summary(verdicts, findings=(
+    f"Attention to the previous five tokens (the paper's quantity) is highest at layer "
+    f"{int(peak.layer)} (relative depth {number(peak.rel_depth)}), {ci(peak, 'attn_prev5')} per "
+    f"entry; the highest layer of the first quarter minus the highest later one is "
+    f"{estimate(local.value, local.lo, local.hi)} (the paper: attention is most local in the "
+    "first layers).",
+    f"Among the real tokens (BOS removed), the five previous tokens get at most "
+    f"{ci(nobos, 'prev_sum_nobos', True)} of a layer's attention, at layer {int(nobos.layer)}; "
+    f"BOS takes up to {ci(sink_top, 'bos', True)} (layer {int(sink_top.layer)}).",
+    "In the early layers attention writes "
+    + ("more" if ratio.lo > 1 else "less" if ratio.hi < 1 else "about as much")
+    + " into the residual stream than the MLP: "
+    f"|attention out| / |MLP out| is {estimate(ratio.value, ratio.lo, ratio.hi)} over "
+    f"{span(layers_where(n_layers, 0.0, EARLY))} and highest at layer {int(top_ratio.layer)}, "
+    f"{ci(top_ratio, 'ratio')} (the paper: above 1 in the first layers, falling with depth).",
+))))
 
 # %% [markdown]
 # ## What's next

@@ -33,21 +33,28 @@
 # al. 2024, as in the authors' code; [Methods](../methods.md)). Beside the counts, the logit
 # lens of the [previous page](03_feature_engineering.ipynb) over every layer.
 #
-# **Time to run.** With the defaults, on a CPU (a GPU computes everything now), the numbers are read from the book's results pack (256
-# sequences of 128 tokens; the neuron moments of every neuron) and a slice of each is recomputed
-# to show that the pack still matches the code: about half a minute. Other parameters compute everything
-# now: the neuron classes take about 5 minutes on a 2-core CPU the first time (18 layers x 2,048 neurons x 262,144 tokens), then come from the cache; the logit lens about 3 s per 1,000 tokens.
+# **Time to run.** With the defaults the numbers are read from the book's results pack (256
+# sequences of 128 tokens; the moments of every neuron) and a slice of each is recomputed to
+# check it: about half a minute. Other parameters compute everything now: the neuron classes
+# take about 5 minutes on a 2-core CPU the first time (18 layers x 2,048 neurons x 262,144
+# tokens), then come from the cache; the logit lens about 3 s per 1,000 tokens.
 
 # %%
 
-from IPython.display import Markdown, display
+import numpy as np
+import pandas as pd
+from IPython.display import HTML, Markdown, display
 
+from stages import stats
 from stages.analyses.lens import lens_table
 from stages.analyses.neurons import class_counts, top_neurons
 from stages.book.page import open_page
-from stages.claims import verdict_summary, verdict_table, verdict_text
+from stages.book.present import data_table, verdict_table
+from stages.claims import verdict_summary
+from stages.claims.depth import HALF
 from stages.claims.stages import ensembling_claims
-from stages.plots.stages import lens_figure, neuron_counts_figure
+from stages.formats import estimate, number, percent
+from stages.plots.stages import ensembling_figure
 
 # %% tags=["parameters"]
 model = "gemma-3-270m"  # the embedded default, or a Hugging Face name / local folder
@@ -65,60 +72,81 @@ page = open_page("ensembling", globals())
 res = page.results()
 classes = res.classes()  # every neuron's moments (weights only) and class
 counts = class_counts(classes)
+counts["rel_depth"] = counts.layer / max(1, res.n_layers - 1)
 lens_sums = res.sums("lens")
-lens = lens_table(lens_sums, seed=seed)
-elapsed = page.elapsed
+lens = lens_table(lens_sums, seed=seed).set_index("layer", drop=False)
+page.source(res)
 name, n_layers, lm = res.name, res.n_layers, res.model
+
+
+def share(k: int, n: int) -> str:
+    """``k / n`` in percent with its exact (Clopper-Pearson) 95% interval."""
+    return percent(k / n, *stats.clopper_pearson(k, n))
+
+
 display(Markdown(
-    f"**{name}**: {len(classes):,} MLP neurons in {n_layers} layers; "
-    f"{counts.prediction.sum()} prediction and {counts.suppression.sum()} suppression neurons. "
-    f"Done in {elapsed:.0f} s."
+    f"**{name}**: {len(classes):,} MLP neurons in {n_layers} layers, of which "
+    f"{counts.prediction.sum()} are prediction and {counts.suppression.sum()} suppression "
+    "neurons."
 ))
-display(Markdown(res.report()))
 
 # %% [markdown]
-# ## Figure 6: prediction and suppression neurons across depth
+# ## Figure 6: prediction neurons and the logit lens across depth
 
 # %%
-neuron_counts_figure(counts, title=f"Figure 6 ({name}): neurons with kurtosis > 10, by skew")
+plain = lens.reset_index(drop=True)
+figure = counts.merge(plain[["layer", "kl_to_final", "kl_to_final_lo", "kl_to_final_hi"]],
+                      on="layer", how="left")
+page.chart(ensembling_figure(counts, plain, title=f"Figure 6 ({name}): prediction neurons and the "
+                             "logit lens"), figure, "figure-6")
 
 # %% [markdown]
-# **Figure 6** (the paper's Figure 6). MLP neurons per layer whose vocabulary-effect distribution
-# has kurtosis above 10: prediction neurons (positive skew) and suppression neurons (negative
-# skew), as a fraction of each layer's neurons (hover for the counts).
-
-# %% [markdown]
-# ## Figure 6: the logit lens over every layer
-
-# %%
-lens_figure(lens, title=f"Logit lens ({name}), every layer")
-
-# %% [markdown]
-# **Logit lens, every layer.** KL to the final distribution and top-1 agreement after each layer:
-# the phase transition the paper places in stage 3.
+# **Figure 6** (the paper's Figure 6, its two axes drawn as two panels). Top: MLP neurons per
+# layer whose vocabulary-effect distribution has kurtosis above 10, prediction neurons (positive
+# skew) and suppression neurons (negative skew), as a fraction of each layer's neurons (hover for
+# the counts). Bottom: the logit lens's KL from the model's final distribution after each layer
+# (nats, logarithmic above 1; 95% bootstrap bands over sequences), where the paper sees a phase
+# transition that the prediction neurons drive.
 
 # %% [markdown]
 # ## The strongest prediction neurons and the tokens they promote
-#
-# The neurons of highest kurtosis, and the tokens whose unembedding is most aligned with what the
-# neuron writes (cosine similarity).
 
 # %%
-display(top_neurons(lm, classes, "prediction").round(2).style.hide(axis="index"))
+strongest = top_neurons(lm, classes, "prediction")
+strongest["cosine"] = [f"{c.split()[0]} to {c.split()[-1]}" for c in strongest.cosines]
+display(HTML(data_table(
+    strongest,
+    caption=f"The prediction neurons of {name} with the highest kurtosis, and the six tokens "
+    "whose unembedding is most aligned with what each neuron writes (their cosine similarities "
+    "with it, from the first to the sixth).",
+    columns={"layer": "layer", "neuron": "neuron", "kurtosis": "kurtosis",
+             "tokens": "tokens", "cosine": "cosines"},
+)))
 
 # %% [markdown]
 # ## Does stage 3 hold for this model?
 
 # %%
 verdicts = ensembling_claims(classes, lens_sums, n_layers, seed=seed)
-display(verdict_table(verdicts).style.hide(axis="index"))
-display(Markdown(f"For **{name}**: " + verdict_text(verdicts)))
+display(HTML(verdict_table(verdicts, caption=f"The paper's stage 3 claims on {name}")))
+
+# %% [markdown]
+# The neuron claims count neurons, so their n is the number of neurons and a share gets an
+# exact binomial interval. The last claim is tested against a null that holds depth fixed; a
+# null that finds nothing is reported as *unclear* or *no evidence*, not as a refutation.
 
 # %% [markdown]
 # ## The numbers: neurons per layer
 
 # %%
-display(counts.round(4).style.hide(axis="index"))
+display(HTML(data_table(
+    counts, caption=f"Neurons of {name} per layer: prediction and suppression neurons (kurtosis "
+    "above 10, skew positive or negative), the other neurons, the layer's width, and the two "
+    "classes as fractions of the layer.",
+    columns={"layer": "layer", "prediction": "prediction", "suppression": "suppression",
+             "other": "other", "d_mlp": "neurons", "prediction_frac": "prediction share",
+             "suppression_frac": "suppression share"},
+)))
 
 # %% [markdown]
 # ## Exercises
@@ -126,19 +154,51 @@ display(counts.round(4).style.hide(axis="index"))
 # Answer before you open a solution; each solution is computed from this page's numbers.
 
 # %% [markdown]
-# **1. Count the predictors.** Predict the layer with the most prediction neurons, and whether suppression neurons outnumber them there.
+# **1. Count the predictors.** Predict the layer with the most prediction neurons, and whether
+# suppression neurons outnumber them there.
 
 # %% tags=["hide-cell"]
 # Solution 1
-row = counts.sort_values("prediction").iloc[-1]
-display(Markdown(f"Layer {int(row.layer)}: {int(row.prediction)} prediction and {int(row.suppression)} suppression "
-                 f"neurons (of {int(row.d_mlp)}). The paper: prediction neurons peak near 85% depth."))
+row = counts.loc[counts.prediction.idxmax()]
+display(Markdown(f"Layer {int(row.layer)}: {int(row.prediction)} prediction and "
+                 f"{int(row.suppression)} suppression neurons (of {int(row.d_mlp)}). The paper: "
+                 "prediction neurons peak near 85% depth."))
 
 # %% [markdown]
 # ## Summary
 
 # %%
-display(Markdown(verdict_summary(verdicts)))
+after = counts[counts.rel_depth > HALF]
+n_pred = int(counts.prediction.sum())
+peak = counts.loc[counts.prediction_frac.idxmax()]
+mid = lens.loc[int(counts[counts.rel_depth <= HALF].layer.max())]
+fall = verdicts[3]
+
+
+def kl(row: pd.Series) -> str:
+    """The lens's KL to the final distribution at ``row`` with its 95% interval."""
+    return estimate(row.kl_to_final, row.kl_to_final_lo, row.kl_to_final_hi)
+
+
+findings = (
+    f"{share(int(after.prediction.sum()), n_pred)} of the {n_pred} prediction neurons of {name} "
+    "lie past the midpoint (the paper: they appear in the second half).",
+    f"The prediction-neuron fraction is largest at layer {int(peak.layer)} (relative depth "
+    f"{number(peak.rel_depth)}): {int(peak.prediction)} of {int(peak.d_mlp)} neurons, "
+    f"{share(int(peak.prediction), int(peak.d_mlp))}"
+    + (", so they do not decline at the end" if int(peak.layer) == n_layers - 1 else "")
+    + " (the paper: a peak near 85% depth, then a decline in the last layers).",
+    f"The logit lens's KL to the final distribution falls from {kl(mid)} nats at the midpoint "
+    f"(layer {int(mid.layer)}) to {kl(lens.loc[n_layers - 2])} after layer {n_layers - 2}; "
+    "whether it falls more where the prediction neurons are than depth alone predicts is "
+    f"{fall.verdict}: partial rank correlation "
+    + (estimate(fall.value, fall.lo, fall.hi) if np.isfinite([fall.lo, fall.hi]).all() else
+       f"{number(fall.value)} (no finite 95% interval: resamples that leave it undefined count "
+       "against the claim at both ends)")
+    + f" over {fall.n} blocks (the paper: a phase "
+    "transition the prediction neurons drive).",
+)
+display(Markdown(verdict_summary(verdicts, findings=findings)))
 
 # %% [markdown]
 # ## What's next

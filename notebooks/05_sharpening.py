@@ -21,27 +21,33 @@
 # distribution rather than changing the top token. Does this model do the same?
 #
 # **What this page measures.** The counts of suppression and prediction neurons per layer
-# ([stage 3](04_ensembling.ipynb) explains the rule), the mean L2 norm of what each MLP and attention
-# layer adds to the residual stream ([stage 1](02_detokenization.ipynb)), and the logit lens over the
-# last layers ([stage 2](03_feature_engineering.ipynb)).
+# ([stage 3](04_ensembling.ipynb) explains the rule and draws them in Figure 6), the mean L2
+# norm of what each MLP adds to the residual stream ([stage 1](02_detokenization.ipynb) draws it
+# for every layer, Figures 5 and 7), and the logit lens over the second half
+# ([stage 2](03_feature_engineering.ipynb) explains it). This page reads them for the last
+# layers.
 #
-# **Time to run.** With the defaults, on a CPU (a GPU computes everything now), the numbers are read from the book's results pack (256
-# sequences of 128 tokens; the neuron moments of every neuron) and a slice of each is recomputed
-# to show that the pack still matches the code: about half a minute. Other parameters compute everything
-# now: the times of the stage 1 to 3 pages added.
+# **Time to run.** With the defaults the numbers are read from the book's results pack (256
+# sequences of 128 tokens; the moments of every neuron) and a slice of each is recomputed to
+# check it: about half a minute. Other parameters compute everything now: the times of the
+# stage 1 to 3 pages added.
 
 # %%
 
-from IPython.display import Markdown, display
+import pandas as pd
+from IPython.display import HTML, Markdown, display
 
+from stages import stats
 from stages.analyses.lens import lens_table
 from stages.analyses.neurons import class_counts, top_neurons
 from stages.analyses.norms import norms_table
 from stages.book.page import open_page
-from stages.claims import verdict_summary, verdict_table, verdict_text
-from stages.claims.depth import HALF
+from stages.book.present import data_table, verdict_table
+from stages.claims import verdict_summary
+from stages.claims.depth import HALF, LAST, layers_where, span
 from stages.claims.stages import sharpening_claims
-from stages.plots.stages import lens_figure, neuron_counts_figure, norms_figure
+from stages.formats import estimate, percent
+from stages.plots.stages import lens_figure
 
 # %% tags=["parameters"]
 model = "gemma-3-270m"  # the embedded default, or a Hugging Face name / local folder
@@ -62,54 +68,75 @@ counts = class_counts(classes)
 norm_sums, lens_sums = res.sums("norms"), res.sums("lens")
 norms = norms_table(norm_sums, seed=seed)
 lens = lens_table(lens_sums, seed=seed)
-elapsed = page.elapsed
+page.source(res)
 name, n_layers, lm = res.name, res.n_layers, res.model
-display(Markdown(f"**{name}**, {n_layers} layers. Done in {elapsed:.0f} s."))
-display(Markdown(res.report()))
+last = layers_where(n_layers, LAST, 1.0)
+
+
+def ci(row: pd.Series, column: str) -> str:
+    """``row[column]`` with its 95% interval, as text."""
+    return estimate(row[column], row[f"{column}_lo"], row[f"{column}_hi"])
+
+
+def share(k: int, n: int) -> str:
+    """``k / n`` in percent with its exact (Clopper-Pearson) 95% interval."""
+    return percent(k / n, *stats.clopper_pearson(k, n))
+
+
+display(Markdown(f"**{name}**: {n_layers} layers; the last layers (relative depth {LAST} and "
+                 f"beyond) are {span(last)}."))
 
 # %% [markdown]
-# ## Figure 6: suppression neurons in the last layers
+# ## The last layers in numbers
+#
+# Figure 6 (neurons) is drawn on the [stage 3](04_ensembling.ipynb) page and Figure 7 (the
+# MLP's output norm) on the [stage 1](02_detokenization.ipynb) page; here are their numbers for
+# the last layers.
 
 # %%
-neuron_counts_figure(counts, title=f"Figure 6 ({name}): prediction and suppression neurons")
-
-# %% [markdown]
-# **Figure 6** (the paper's Figure 6), read for the last layers: suppression against prediction
-# neurons.
-
-# %% [markdown]
-# ## Figure 7: MLP output norms
-
-# %%
-norms_figure(norms, title=f"Figure 7 ({name}): what MLP and attention write, per layer")
-
-# %% [markdown]
-# **Figure 7** (the paper's Figure 7). The norms of what the MLP and attention write per layer;
-# the paper finds the MLP's largest at the end.
+late = counts.merge(norms, on="layer")
+late = late[late.layer >= last[0] - 2]  # the last layers and the two before them
+display(HTML(data_table(
+    late, caption=f"The last layers of {name} ({span(last)}) and the two before them: "
+    "prediction and suppression neurons (counts) and the mean L2 norm of what the MLP adds to "
+    "the residual stream, with its 95% bootstrap interval over sequences.",
+    columns={"layer": "layer", "prediction": "prediction", "suppression": "suppression",
+             "mlp_norm": "|MLP out|"},
+)))
 
 # %% [markdown]
 # ## Figure 8: the logit lens over the second half
 
 # %%
-lens_figure(lens, title=f"Figure 8 ({name}): logit lens, second half", depth=(HALF, 1.0))
+page.chart(lens_figure(lens, title=f"Figure 8 ({name}): logit lens, second half",
+                       depth=(HALF, 1.0)), lens[lens.rel_depth >= HALF], "figure-8")
 
 # %% [markdown]
-# **Figure 8** (the paper's Figure 8). The logit lens over the second half: KL to the final
-# distribution, agreement and the read-out's entropy.
+# **Figure 8** (the paper's Figure 8, with Figure 6's KL beside it). The logit lens over the
+# second half: KL to the final distribution, top-1 agreement and the read-out's entropy (dashed:
+# the model's own). Bands: 95% bootstrap intervals over sequences.
 
 # %% [markdown]
 # ## The strongest suppression neurons and the tokens they suppress
 
 # %%
-display(top_neurons(lm, classes, "suppression").round(2).style.hide(axis="index"))
+strongest = top_neurons(lm, classes, "suppression")
+strongest["cosine"] = [f"{c.split()[0]} to {c.split()[-1]}" for c in strongest.cosines]
+display(HTML(data_table(
+    strongest,
+    caption=f"The suppression neurons of {name} with the highest kurtosis, and the six tokens "
+    "whose unembedding is most opposed to what each neuron writes (their cosine similarities "
+    "with it, from the first to the sixth).",
+    columns={"layer": "layer", "neuron": "neuron", "kurtosis": "kurtosis",
+             "tokens": "tokens", "cosine": "cosines"},
+)))
 
 # %% [markdown]
 # ## Does stage 4 hold for this model?
 
 # %%
 verdicts = sharpening_claims(classes, norm_sums, lens_sums, n_layers, seed=seed)
-display(verdict_table(verdicts).style.hide(axis="index"))
-display(Markdown(f"For **{name}**: " + verdict_text(verdicts)))
+display(HTML(verdict_table(verdicts, caption=f"The paper's stage 4 claims on {name}")))
 
 # %% [markdown]
 # ## Exercises
@@ -117,20 +144,42 @@ display(Markdown(f"For **{name}**: " + verdict_text(verdicts)))
 # Answer before you open a solution; each solution is computed from this page's numbers.
 
 # %% [markdown]
-# **1. Sharper or flatter?** Does the last layer make the next-token distribution sharper (lower entropy) or flatter? Guess, then check against the logit lens.
+# **1. Sharper or flatter?** Does the last layer make the next-token distribution sharper (lower
+# entropy) or flatter? Guess, then check against the logit lens.
 
 # %% tags=["hide-cell"]
 # Solution 1
-before, last = lens.iloc[-2], lens.iloc[-1]
-verb = "raises" if last.entropy > before.entropy else "lowers"
-display(Markdown(f"The last layer {verb} the entropy from {before.entropy:.2f} to {last.entropy:.2f} bits. "
-                 "The paper's residual sharpening expects suppression neurons to reshape the distribution at the end."))
+before, end = lens.iloc[-2], lens.iloc[-1]
+verb = "raises" if end.entropy > before.entropy else "lowers"
+display(Markdown(f"The last layer {verb} the entropy from {ci(before, 'entropy')} to "
+                 f"{ci(end, 'entropy')} bits. The paper's residual sharpening expects "
+                 "suppression neurons to reshape the distribution at the end."))
 
 # %% [markdown]
 # ## Summary
 
 # %%
-display(Markdown(verdict_summary(verdicts)))
+tail = counts[counts.layer.isin(last)]
+n_supp, n_pred = int(tail.suppression.sum()), int(tail.prediction.sum())
+supp_peak = counts.loc[counts.suppression_frac.idxmax()]
+mlp_peak = norms.loc[norms.mlp_norm.idxmax()]
+norm_v, entropy_v = verdicts[1], verdicts[2]
+findings = (
+    f"In the last layers ({span(last)}) suppression neurons are "
+    f"{share(n_supp, n_supp + n_pred)} of the classed neurons ({n_supp} suppression, {n_pred} "
+    "prediction; the paper: suppression neurons outnumber prediction neurons there).",
+    f"The density of suppression neurons is highest at layer {int(supp_peak.layer)}: "
+    f"{int(supp_peak.suppression)} of {int(supp_peak.d_mlp)} neurons, "
+    f"{share(int(supp_peak.suppression), int(supp_peak.d_mlp))} (the paper: the final layers).",
+    f"The MLP writes most at layer {int(mlp_peak.layer)}, a mean norm of "
+    f"{ci(mlp_peak, 'mlp_norm')}, "
+    f"{estimate(norm_v.value, norm_v.lo, norm_v.hi)} times the largest of the earlier layers "
+    "(the paper: the MLP output norm peaks in the final layers).",
+    f"The last layer raises the entropy of the prediction by "
+    f"{estimate(entropy_v.value, entropy_v.lo, entropy_v.hi)} bits over the logit lens before "
+    "it (the paper: the entropy can rise at the end).",
+)
+display(Markdown(verdict_summary(verdicts, findings=findings)))
 
 # %% [markdown]
 # ## What's next

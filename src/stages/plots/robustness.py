@@ -6,16 +6,22 @@ import altair as alt
 import pandas as pd
 
 from stages.engine.plans import FAMILIES
-from stages.plots import METRIC_TITLES, depth_lines, family_colors, long_metrics
+from stages.plots import METRIC_TITLES, depth_lines, family_colors, long_metrics, panel_width
 
 
 def _three_metric_figure(table: pd.DataFrame, kinds: tuple[str, ...], title: str) -> alt.FacetChart:
-    """KL, relative accuracy and entropy change against depth; one colour per intervention kind."""
+    """KL, relative accuracy and entropy change against depth; one colour per intervention kind.
+
+    One panel a row, each with its own y axis, on one depth axis as wide as the text column
+    (:data:`stages.plots.COLUMN`).
+    """
     data = long_metrics(table[table["kind"].isin(kinds)])
     colors = family_colors(*kinds)
     return (
-        depth_lines(data, colors, 170, 170)
-        .facet(column=alt.Column("metric:N", title=None, sort=list(METRIC_TITLES.values())))
+        depth_lines(data, colors, panel_width(1), 130)
+        .facet(row=alt.Row("metric:N", title=None, sort=list(METRIC_TITLES.values()),
+                           header=alt.Header(labelAngle=0, labelOrient="top", labelAnchor="start",
+                                             labelFontWeight="bold")))
         .resolve_scale(y="independent")
         .properties(title=title)
     )
@@ -41,9 +47,8 @@ def swap_vs_drop_zoom(
     """Figure 3's zoom: KL of swaps and drops over the middle layers only."""
     rows = table[table["kind"].isin(["drop", "swap"]) & table["rel_depth"].between(*middle)]
     data = long_metrics(rows, ("kl",))
-    return depth_lines(data, family_colors("swap", "drop"), 400, 220, depth=middle).properties(
-        title=title
-    )
+    colors = family_colors("swap", "drop")
+    return depth_lines(data, colors, panel_width(1), 220, depth=middle).properties(title=title)
 
 
 def cloze_figure(table: pd.DataFrame, *, title: str) -> alt.LayerChart:

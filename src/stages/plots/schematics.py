@@ -93,7 +93,7 @@ def intervention_schematic() -> Schematic:
                                    ("layer i", ORANGE), ("layer i+2", BLUE)],
          "i+1 runs first, then i"),
     )  # fmt: skip
-    width, height, panel_w = 750, 330, 250
+    width, height, panel_w = 680, 330, 226
     body = []
     bottom, top, step = 270, 50, 52
     for k, (name, blocks, note) in enumerate(panels):
@@ -134,8 +134,8 @@ def similarity_schematic() -> Schematic:
     position against their own baseline output; *index*, the output at a position against the
     baseline output at that position; *adjacent*, the baseline outputs of layers i and i+1.
     """
-    width, height = 720, 330
-    left_x, right_x, w = 110, 470, 140
+    width, height = 680, 330
+    left_x, right_x, w = 95, 440, 140
     rows = {"i+1": 56, "i": 176}  # position -> y of its block (top of the box)
     body = [
         _text(left_x + w / 2, 24, "Unperturbed model", text_anchor="middle", font_weight="bold",
@@ -171,16 +171,16 @@ def similarity_schematic() -> Schematic:
         for a, b in pairs:
             body.append(line(*dots[a], *dots[b], colour, dash))
         y = 250 + 24 * k
-        body.append(line(120, y - 4, 160, y - 4, colour, dash))
-        body.append(_text(170, y, name, fill=colour, font_weight="bold")
-                    + _text(230, y, meaning, font_size=12))  # fmt: skip
+        body.append(line(30, y - 4, 70, y - 4, colour, dash))
+        body.append(_text(80, y, name, fill=colour, font_weight="bold")
+                    + _text(150, y, meaning, font_size=12))  # fmt: skip
     (ax, ay1), (_, ay2) = dots[("base", "i")], dots[("base", "i+1")]
     body.append(f'<path d="M{ax},{ay1} C{ax + 45},{ay1 - 25} {ax + 45},{ay2 + 25} {ax},{ay2}" '
                 f'fill="none" stroke="{GREY}" stroke-width="2.4"/>')  # fmt: skip
-    body.append(f'<path d="M120,294 C135,288 145,288 160,294" fill="none" stroke="{GREY}" '
+    body.append(f'<path d="M30,294 C45,288 55,288 70,294" fill="none" stroke="{GREY}" '
                 'stroke-width="2.4"/>')  # fmt: skip
-    body.append(_text(170, 298, "adjacent", fill=GREY, font_weight="bold")
-                + _text(230, 298, "the outputs of layers i and i+1 in the unperturbed model",
+    body.append(_text(80, 298, "adjacent", fill=GREY, font_weight="bold")
+                + _text(150, 298, "the outputs of layers i and i+1 in the unperturbed model",
                         font_size=12))  # fmt: skip
     for cx, cy in dots.values():
         body.append(f'<circle cx="{cx}" cy="{cy}" r="5" fill="{INK}"/>')

@@ -5,7 +5,7 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
-from stages.plots import DEPTH_TITLE, layer_panel, side_by_side
+from stages.plots import DEPTH_TITLE, layer_panel, panel_width, side_by_side
 
 
 def locality_figure(table: pd.DataFrame, *, title: str) -> alt.HConcatChart:
@@ -22,7 +22,8 @@ def locality_figure(table: pd.DataFrame, *, title: str) -> alt.HConcatChart:
         ("attn_prev5", "attention per previous-5 entry (paper)"),
         ("prev_sum_nobos", "attention on previous 5 tokens, BOS removed"),
     ]:
-        mean = layer_panel(layers, {column: "mean over heads"}, ["#1f78b4"], y_title=y_title)
+        mean = layer_panel(layers, {column: "mean over heads"}, ["#1f78b4"], y_title=y_title,
+                           width=panel_width(2))
         points = (
             alt.Chart(heads)
             .mark_circle(size=18, color="#999999", opacity=0.6)
@@ -47,31 +48,42 @@ def norms_figure(table: pd.DataFrame, *, title: str) -> alt.HConcatChart:
         {"attn_norm": "attention output", "mlp_norm": "MLP output"},
         ["#e6550d", "#31a354"],
         y_title="mean L2 norm added to the residual",
+        width=panel_width(2),
     )
-    ratio = layer_panel(table, {"ratio": "|Attn| / |MLP|"}, ["#756bb1"], y_title="|Attn| / |MLP|")
+    ratio = layer_panel(table, {"ratio": "|Attn| / |MLP|"}, ["#756bb1"], y_title="|Attn| / |MLP|",
+                        width=panel_width(2))
     one = alt.Chart(pd.DataFrame({"y": [1.0]})).mark_rule(strokeDash=[4, 4]).encode(y="y:Q")
     return side_by_side([norms, alt.layer(ratio, one)], title)
 
 
 def lens_figure(
     table: pd.DataFrame, *, title: str, depth: tuple[float, float] = (0.0, 1.0)
-) -> alt.HConcatChart:
-    """Figures 6 and 8: the logit lens' KL to the final distribution, agreement and entropy."""
+) -> alt.ConcatChart:
+    """Figures 6 and 8: the logit lens' KL to the final distribution, agreement and entropy.
+
+    Three panels, two a row (each with its own y axis), so the figure fits
+    :data:`stages.plots.COLUMN`.
+    """
     rows = table[table["rel_depth"].between(*depth)]
-    kw = {"width": 185, "depth": depth}
+    kw = {"width": panel_width(2), "height": 200, "depth": depth}
     kl = layer_panel(
         rows, {"kl_to_final": "KL(final ‖ layer)"}, ["#1f78b4"], y_title="KL(final ‖ layer), nats",
         y_scale=alt.Scale(type="symlog"), **kw,
     )  # fmt: skip
     agree = layer_panel(
         rows, {"top1_agreement": "top-1 agreement"}, ["#33a02c"],
-        y_title="top-1 agreement with the final layer", **kw,
+        y_title="top-1 agreement with final", **kw,
     )  # fmt: skip
     entropy = layer_panel(
         rows, {"entropy": "logit-lens entropy"}, ["#e31a1c"], y_title="entropy, bits", **kw
     )
     final = alt.Chart(rows.head(1)).mark_rule(strokeDash=[4, 4]).encode(y="final_entropy:Q")
-    return side_by_side([kl, agree, alt.layer(entropy, final)], title)
+    return (
+        alt.concat(kl, agree, alt.layer(entropy, final), columns=2)
+        .resolve_scale(color="independent")
+        .resolve_legend(color="independent")
+        .properties(title=title)
+    )
 
 
 def neuron_counts_figure(counts: pd.DataFrame, *, title: str) -> alt.Chart:
@@ -98,7 +110,34 @@ def neuron_counts_figure(counts: pd.DataFrame, *, title: str) -> alt.Chart:
             color=alt.Color("class:N", title=None, scale=colors, legend=alt.Legend(orient="top")),
             tooltip=["class:N", "layer:Q", "count:Q", alt.Tooltip("fraction:Q", format=".2%")],
         )
-        .properties(width=460, height=220, title=title)
+        .properties(width=panel_width(1), height=220, title=title)
+    )
+
+
+def ensembling_figure(
+    counts: pd.DataFrame, lens: pd.DataFrame, *, title: str
+) -> alt.VConcatChart:
+    """The paper's Figure 6: neuron fractions per layer above the logit lens' KL to the final.
+
+    The paper draws both on one plot with two y axes; here they are two panels on one
+    relative-depth axis, the neurons above (:func:`neuron_counts_figure`), the KL from the final
+    distribution to the logit lens of each layer below (symlog axis, 95% bands).
+
+    Args:
+        counts: :func:`stages.analyses.neurons.class_counts`.
+        lens: :func:`stages.analyses.lens.lens_table`.
+        title: the chart title.
+    """
+    neurons = neuron_counts_figure(counts, title="").properties(height=180, title="")
+    kl = layer_panel(
+        lens, {"kl_to_final": "KL(final ‖ layer)"}, ["#1f78b4"], y_title="KL(final ‖ layer), nats",
+        y_scale=alt.Scale(type="symlog"), width=panel_width(1), height=180,
+    )  # fmt: skip
+    return (
+        alt.vconcat(neurons, kl, spacing=12)
+        .resolve_scale(color="independent")
+        .resolve_legend(color="independent")
+        .properties(title=title)
     )
 
 
@@ -167,4 +206,4 @@ def overview_figure(
             ],
         )
     )
-    return alt.layer(band, rules, lines).properties(width=520, height=260, title=title)
+    return alt.layer(band, rules, lines).properties(width=panel_width(1), height=280, title=title)

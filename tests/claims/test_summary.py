@@ -26,7 +26,7 @@ def test_summary_states_the_findings_then_the_counts():
     assert lines[:2] == ["- A finding (1 to 2).", "- Another."]
     assert lines[-1] == ("Of the **5** claims tested here, **2** hold, **1** does not hold, "
                          "**1** is unclear, **1** finds no evidence (each with its statistic, "
-                         "interval and rule in the table above).")  # fmt: skip
+                         "interval and rule above).")  # fmt: skip
     assert "swaps hurt less" not in text  # the verdicts are in the table, not repeated
     assert verdict_text(verdicts[:1]) == (
         "*swaps hurt less*: **holds**: 0.5 (0.4 to 0.7), n = 64 sequences.")  # fmt: skip

@@ -107,7 +107,7 @@ def verdict_summary(verdicts: list[Verdict], *, findings: tuple[str, ...] = ()) 
         counts = Counter(v.verdict for v in verdicts)
         claims = "claim" if len(verdicts) == 1 else "claims"
         lines += ["", f"Of the **{len(verdicts)}** {claims} tested here, {_counted(counts)} "
-                  "(each with its statistic, interval and rule in the table above)."]  # fmt: skip
+                  "(each with its statistic, interval and rule above)."]  # fmt: skip
     return "\n".join(lines).strip()
 
 

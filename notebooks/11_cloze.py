@@ -166,13 +166,14 @@ display(Markdown(verdict_summary(verdicts, findings=(
     f"accuracy and the best ({best.label}) reaches "
     f"{percent(best.accuracy, best.accuracy_lo, best.accuracy_hi)} accuracy (the paper, for the "
     "model's own top-1 predictions: 72-95% kept).",
-    f"Against dropping the first layer, the middle-layer drops differ in accuracy by at least "
-    f"{estimate(100 * first.value, 100 * first.lo, 100 * first.hi)} percentage points "
-    "(negative: some middle drop is worse; the paper's Figure 3: the first layer is the most "
-    "fragile).",
-    f"Swapping two middle layers instead of dropping one changes the accuracy by at least "
-    f"{estimate(100 * swap.value, 100 * swap.lo, 100 * swap.hi)} percentage points, layer by "
-    "layer (the paper, for its own predictions: a swap keeps more than a drop).",
+    "Compared with dropping the first layer, the middle-layer drop that fares worst has an "
+    f"accuracy {estimate(100 * first.value, 100 * first.lo, 100 * first.hi)} percentage points "
+    "higher (below 0: a middle drop hurts more than the first; the paper's Figure 3: the first "
+    "layer is the most fragile).",
+    "Swapping two middle layers instead of dropping one: at the layer where the swap fares "
+    f"worst, its accuracy is {estimate(100 * swap.value, 100 * swap.lo, 100 * swap.hi)} "
+    "percentage points higher than the drop's (below 0: the swap keeps less there; the paper, "
+    "for its own predictions: a swap keeps more than a drop).",
 ))))
 
 # %% [markdown]

@@ -175,7 +175,9 @@ def pack_history_figure(history: pd.DataFrame, *, title: str) -> alt.Chart:
             x=alt.X("when:T", title="commit date (UTC)"),
             y=alt.Y("rows_after:Q", title="rows held (sequences or windows)",
                     scale=alt.Scale(type="symlog")),
-            color=alt.Color("part:N", title="part", legend=alt.Legend(orient="bottom", columns=5)),
+            # up to 15 parts: 20 colours, so no two parts share one
+            color=alt.Color("part:N", title="part", scale=alt.Scale(scheme="tableau20"),
+                            legend=alt.Legend(orient="bottom", columns=5)),
             tooltip=["model:N", "part:N", "change:N", "rows_before:Q", "rows_after:Q",
                      "commit:N", "date:N", "subject:N"],
         )

@@ -210,12 +210,12 @@ display(HTML(fold(f"Every way of changing a span: the {len(reorder)} plans", dat
     "entropy (bits), and the KL as a multiple of dropping the same span; intervals over "
     f"{n_seq['reorder']} sequences.",
 ))))
-display(HTML(data_table(
-    duplication, columns={k: v for k, v in columns.items() if k not in ("where", "kl_vs_drop")}
+display(HTML(fold(f"Every duplication: the {len(duplication)} plans", data_table(
+    duplication, fold_over=len(duplication), columns={k: v for k, v in columns.items() if k not in ("where", "kl_vs_drop")}
     | {"times": "runs of each layer"},
     caption="Every duplication: each layer of the range run n times in place; KL (nats), top-1 "
     f"kept and entropy change (bits), intervals over {n_seq['duplication']} sequences.",
-)))
+))))
 
 # %% [markdown]
 # ## Exercises

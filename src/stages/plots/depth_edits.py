@@ -90,7 +90,7 @@ def duplication_figure(table: pd.DataFrame, *, title: str) -> alt.HConcatChart:
     """KL and entropy change against the number of runs of each layer, one line per range."""
     data = table.assign(range=lambda d: "layers " + d["layers"]).copy()
     base = alt.Chart(data).encode(
-        x=alt.X("times:O", title="runs of each layer (n)"),
+        x=alt.X("times:O", title="runs of each layer (n)", axis=alt.Axis(labelAngle=0)),
         color=alt.Color("range:N", title=None, legend=alt.Legend(orient="top")),
     )
 
@@ -104,8 +104,8 @@ def duplication_figure(table: pd.DataFrame, *, title: str) -> alt.HConcatChart:
                 alt.Tooltip(f"{metric}_hi:Q", format=".3f", title="95% CI high"),
             ],
         )  # fmt: skip
-        bars = base.mark_errorbar().encode(
-            y=alt.Y(f"{metric}_lo:Q", title=None), y2=f"{metric}_hi:Q"
+        bars = base.mark_errorbar().encode(  # the same title: a layer's axis shows both
+            y=alt.Y(f"{metric}_lo:Q", title=METRIC_TITLES[metric]), y2=f"{metric}_hi:Q"
         )
         return alt.layer(bars, line).properties(width=panel_width(2), height=220)
 

@@ -33,11 +33,15 @@
 
 # %%
 
+import math
+import re
+
 from IPython.display import HTML, Markdown, display
 
 from stages.book.page import open_page
 from stages.book.present import data_table, fold
 from stages.claims import verdict_summary
+from stages.formats import estimate, number
 from stages.plots.book import pack_history_figure
 from stages.results.changelog import (
     NoHistoryError,
@@ -105,16 +109,20 @@ page.chart(pack_history_figure(history, title="Rows held by each part of each re
 per_build = (
     history.assign(what=[f"{r.part} {r.change} ({r.rows_before:,} → {r.rows_after:,} rows)"
                          for r in history.itertuples()])
-    .groupby(["date", "commit", "model", "subject"], sort=False)["what"]
+    .groupby(["date", "commit", "subject", "model"], sort=False)["what"]
     .agg("; ".join)
+    .reset_index()
+    .assign(what=lambda d: d["model"] + ": " + d["what"])
+    .groupby(["date", "commit", "subject"], sort=False)["what"]  # one row per commit
+    .agg(" | ".join)
     .reset_index()
     .iloc[::-1]  # newest first
 )
-display(HTML(fold(f"Every build, newest first ({len(per_build)} rows)", data_table(
-    per_build, caption="Every commit that changed a pack, newest first: the pack, each part it "
+display(HTML(fold(f"Every build, newest first ({len(per_build)} commits)", data_table(
+    per_build, caption="Every commit that changed a pack, newest first: per pack, each part it "
     "changed (added, grown, recomputed or removed, with the rows held before and after: "
     "sequences, or windows for the case studies and the cloze task) and the commit's message.",
-    columns={"date": "date (UTC)", "commit": "commit", "model": "pack", "what": "what changed",
+    columns={"date": "date (UTC)", "commit": "commit", "what": "what changed, per pack",
              "subject": "commit message"}, fold_over=len(per_build),
 ))))
 
@@ -150,17 +158,32 @@ if moves is not None:
                     for (d, c), r in versions.iloc[::-1].iterrows()) + "."
         if len(versions) else "No verdict has moved since the ledger was first committed."
     ))
+    def readable(verdict: str, interval: str) -> str:
+        """A ledger's ``"0.5 (0.4 to 0.6), n = 34"`` as the book writes numbers (stages.formats)."""
+        found = re.fullmatch(r"(\S+) \((\S+) to (\S+)\), n = (\d+)", interval or "")
+        if not found:
+            return verdict
+        value, lo, hi = (float(x) for x in found.groups()[:3])
+        if math.isnan(value):
+            return f"{verdict} (n = {found[4]})"
+        numbers = (f"{number(value)} (no interval)" if math.isnan(lo) else
+                   f"{number(value)} ({number(lo)} to {number(hi)})"
+                   if math.isinf(lo) or math.isinf(hi) else estimate(value, lo, hi))
+        return f"{verdict}: {numbers}, n = {found[4]}"
+
     shown = moves[moves["before"] != "(new)"].iloc[::-1].assign(
-        was=lambda d: [f"{v}: {i}" if i else v for v, i in zip(d["before"], d["interval_before"],
-                                                                  strict=True)],
-        now=lambda d: [f"{v}: {i}" if i else v for v, i in zip(d["after"], d["interval_after"],
-                                                                 strict=True)],
+        when=lambda d: d["date"] + " (" + d["commit"] + ")",
+        was=lambda d: [readable(v, i) for v, i in zip(d["before"], d["interval_before"],
+                                                      strict=True)],
+        now=lambda d: [readable(v, i) for v, i in zip(d["after"], d["interval_after"],
+                                                     strict=True)],
     )  # fmt: skip
     display(HTML(fold(f"The {len(shown)} verdicts that moved, newest first", data_table(
         shown, caption="Every verdict that moved between committed versions of the ledger, "
         "newest first: the commit, the model, the claim, and the verdict before and after, each "
-        "with its estimate, 95% interval and n.",
-        columns={"date": "date (UTC)", "commit": "commit", "model": "model", "claim": "claim",
+        "with its estimate, 95% interval and n (an interval from −∞ to ∞ is one the resamples "
+        "could not bound; \"no interval\": the verdict had none).",
+        columns={"when": "date (UTC) and commit", "model": "model", "claim": "claim",
                  "was": "before", "now": "after"}, fold_over=len(shown),
     ))) if len(shown) else Markdown("No verdict moved between committed versions."))
 else:

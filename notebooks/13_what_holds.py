@@ -176,9 +176,13 @@ display(HTML(f'<p class="stages-downloads">Download {every_rule}.</p>'))
 # [cross-model page](08_cross_model.ipynb)).
 
 # %%
-display(HTML(verdict_table(across_verdicts, caption="The claims across the models: the verdict, "
-                           "the statistic with its 95% interval, and n (the points of the common "
-                           "depth grid, or the sequences).")))
+display(HTML(fold(
+    f"The {len(across_verdicts)} claims across the models: "
+    + counted(pd.Series([v.verdict for v in across_verdicts])),
+    verdict_table(across_verdicts, caption="The claims across the models: the verdict, the "
+                  "statistic with its 95% interval, and n (the points of the common depth grid, "
+                  "or the sequences)."),
+)))
 
 # %% [markdown]
 # ## Exercises

@@ -42,14 +42,18 @@
 
 # %%
 
-from IPython.display import Markdown, display
+import re
+
+from IPython.display import HTML, Markdown, display
 
 from stages.analyses.similarity import cka_table, layer_scores
 from stages.analyses.skip_effects import regime_summary, skip_table
 from stages.book.page import open_page
-from stages.claims import verdict_summary, verdict_table, verdict_text
+from stages.book.present import verdict_table
+from stages.claims import verdict_summary
 from stages.claims.beyond import similarity_claims
 from stages.engine.sweep import sweep_table
+from stages.formats import estimate, number
 from stages.plots.similarity import cka_figure, regime_figure, scores_figure, skip_figure
 
 # %% tags=["parameters"]
@@ -70,21 +74,26 @@ similarity, skips = res.sums("similarity"), res.sums("skip_effects")
 name, n_layers = res.name, res.n_layers
 n = len(similarity)
 sweep = sweep_table(res.sums("sweep").head(n), n_layers=n_layers, seed=seed)
+page.source(res)
+of = res.recipe.n_seq
 display(Markdown(
     f"**{name}**, {n_layers} layers: layer similarity on {n} sequences and skip effects on "
-    f"{len(skips)} sequences of {res.recipe.seq_len} tokens; the drops' KL on the same {n}."
+    f"{len(skips)} sequences of {res.recipe.seq_len} tokens"
+    + (f" (of the sample's {of}: these parts are built on their own, in rounds)"
+       if min(n, len(skips)) < of else "")
+    + f"; the KL of each drop on the same {n} sequences."
 ))
-display(Markdown(res.report()))
 
 # %% [markdown]
 # ## Linear CKA between layers
 
 # %%
 cka = cka_table(similarity, seed=seed)
-cka_figure(cka, title=f"Linear CKA between residual points ({name})")
+page.chart(cka_figure(cka, title=f"Linear CKA between residual points ({name})"), cka,
+           "figure-e13")
 
 # %% [markdown]
-# **Figure 10.1** (after the later version's CKA heatmaps). Linear CKA between the residual
+# **Figure E13** (after the later version's CKA heatmaps). Linear CKA between the residual
 # entering block *a* and the one entering block *b* (point *L* is the last block's output), from
 # the unbiased HSIC of each sequence's positions, averaged over sequences. 1: the same
 # representation up to rotation and scale.
@@ -92,12 +101,16 @@ cka_figure(cka, title=f"Linear CKA between residual points ({name})")
 # %%
 neighbours = cka[cka.b == cka.a + 1].set_index("a")
 middle = neighbours.loc[n_layers // 4 : 3 * n_layers // 4]
-display(Markdown(
-    f"Between neighbouring points the CKA ranges from {neighbours.cka.min():.2f} (points "
-    f"{int(neighbours.cka.idxmin())}-{int(neighbours.cka.idxmin()) + 1}) to "
-    f"{neighbours.cka.max():.2f}; over the middle half of the network its mean is "
-    f"{middle.cka.mean():.2f}."
-))
+low = neighbours.loc[neighbours.cka.idxmin()]
+high = neighbours.loc[neighbours.cka.idxmax()]
+cka_text = (
+    f"between neighbouring residual points the CKA ranges from "
+    f"{estimate(low.cka, low.cka_lo, low.cka_hi)} (points {int(low.name)} and "
+    f"{int(low.name) + 1}) to {estimate(high.cka, high.cka_lo, high.cka_hi)} (points "
+    f"{int(high.name)} and {int(high.name) + 1}); over the middle half of the network its "
+    f"mean is {number(middle.cka.mean())}"
+)
+display(Markdown(f"On {name}, {cka_text}."))
 
 # %% [markdown]
 # ## Block Influence and angular distance against the cost of dropping
@@ -105,10 +118,12 @@ display(Markdown(
 # %%
 scores = layer_scores(similarity, seed=seed)
 drop = sweep[sweep.kind == "drop"]
-scores_figure(scores, drop, title=f"One-pass scores and the KL of dropping each layer ({name})")
+page.chart(scores_figure(scores, drop, title=f"One-pass scores and the cost of a drop ({name})"),
+           scores.merge(drop[["layer", "kl", "kl_lo", "kl_hi"]], on="layer", how="left"),
+           "figure-e14")
 
 # %% [markdown]
-# **Figure 10.2.** Left: Block Influence and the one-block angular distance of every layer (log
+# **Figure E14.** Left: Block Influence and the one-block angular distance of every layer (log
 # scale). Right: the KL of dropping that layer, from the sweep on the same sequences. If a score
 # predicts the cost, the two panels have the same shape.
 
@@ -117,18 +132,21 @@ scores_figure(scores, drop, title=f"One-pass scores and the KL of dropping each 
 
 # %%
 skip = skip_table(skips, seed=seed)
-skip_figure(skip, title=f"Dropping layer i: relative change of layer j's output ({name})")
+page.chart(skip_figure(skip, title=f"Dropping layer i: change of layer j's output ({name})"),
+           skip, "figure-e15")
 
 # %% [markdown]
-# **Figure 10.3** (after Csordás et al., Figure 2). For every dropped layer *i* (rows) and every
+# **Figure E15** (after Csordás et al., Figure 2). For every dropped layer *i* (rows) and every
 # later layer *j* (columns), the mean relative change ‖out′ − out‖ / ‖out‖ of *j*'s attention
 # output (left) and MLP output (right), log colour scale.
 
 # %%
-regime_figure(regime_summary(skips, n_layers, seed=seed), title=f"Is there a change of regime? ({name})")
+regime = regime_summary(skips, n_layers, seed=seed)
+page.chart(regime_figure(regime, title=f"Is there a change of regime? ({name})"), regime,
+           "figure-e16")
 
 # %% [markdown]
-# **Figure 10.4.** Per dropped layer, the mean relative change of the next three layers' outputs
+# **Figure E16.** Per dropped layer, the mean relative change of the next three layers' outputs
 # and of all later layers' outputs, with 95% bands.
 
 # %% [markdown]
@@ -141,9 +159,28 @@ regime_figure(regime_summary(skips, n_layers, seed=seed), title=f"Is there a cha
 
 # %%
 verdicts = similarity_claims(similarity, skips, res.sums("sweep"), n_layers, seed=seed)
-display(verdict_table(verdicts).style.hide(axis="index"))
-held = sum(v.verdict == "holds" for v in verdicts)
-display(Markdown(f"For **{name}**, **{held} of {len(verdicts)}** claims hold. " + verdict_text(verdicts)))
+display(HTML(verdict_table(verdicts, caption=f"The claims of layer similarity and skip effects, "
+                           f"on {name}.")))
+
+
+def chance(v) -> float:
+    """The rank correlation chance reaches 5% of the time, as the verdict's rule states it."""
+    found = re.search(r"is > (-?[0-9.]+)", v.rule)
+    return float(found.group(1)) if found else float("nan")
+
+
+scored = [v for v in verdicts if v.statistic.startswith("Spearman")]
+undecided = [v for v in scored if v.verdict == "unclear"]
+if undecided:
+    display(Markdown(
+        " ".join(f"*{v.claim[:1].upper()}{v.claim[1:]}* is unclear on {name}: the rank "
+                 f"correlation {estimate(v.value, v.lo, v.hi)} is above what chance gives "
+                 f"({number(chance(v))}), but its interval reaches below it."
+                 for v in undecided)
+        + f" Its interval comes from resampling the {undecided[0].n} layers, not the "
+        "sequences: a model of so few layers cannot rank them more precisely, however many "
+        "sequences are read."
+    ))
 
 # %% [markdown]
 # ## Exercises
@@ -163,7 +200,22 @@ display(Markdown(f"Smallest Block Influence: layer {safest}. The three cheapest 
 # ## Summary
 
 # %%
-display(Markdown(verdict_summary(verdicts)))
+influence, angular = scored[0], scored[1]
+skipped = next(v for v in verdicts if v.claim.startswith("skipping"))
+display(Markdown(verdict_summary(verdicts, findings=(
+    f"On {name}, {cka_text} (the later version draws these heat maps for GPT-2 and Pythia "
+    "without a number to compare).",
+    f"Block Influence, from one unperturbed pass, ranks layers 1 and up by what dropping them "
+    f"costs with Spearman's rho {estimate(influence.value, influence.lo, influence.hi)} over "
+    f"{influence.n} layers (chance reaches {number(chance(influence))} one time in twenty), "
+    f"the angular distance with {estimate(angular.value, angular.lo, angular.hi)} (chance: "
+    f"{number(chance(angular))}); ShortGPT and Gromov et al. delete the layers these scores "
+    "call least important.",
+    f"Skipping a layer of the first half changes what the later layers write by "
+    f"{estimate(skipped.value, skipped.lo, skipped.hi)} more (mean relative change, layer 0 "
+    "left out) than skipping one of the second half (Csordás et al., Figure 2: large changes in "
+    "the first half, little in the second).",
+))))
 
 # %% [markdown]
 # ## What's next

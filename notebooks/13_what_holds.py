@@ -14,8 +14,8 @@
 # # What holds: every claim, every model, on one page
 #
 # **The question.** Of the paper's claims {cite}`lad2024remarkable` that this book tests, which
-# hold for the models here? Each row below is one claim, decided on the page linked in its last
-# column, for each model: the verdict, the statistic with its 95% interval, and the number of
+# hold for the models here? Each claim is decided on the page linked in its group's heading,
+# for each model: the verdict, the statistic with its 95% interval, and the number of
 # independent units it rests on (sequences, windows, or neurons for claims about the weights).
 # Nothing on this page is typed by hand: it is computed from the same per-sequence results as
 # the other pages (by default the book's results packs), with the same functions.
@@ -41,19 +41,23 @@
 
 # %%
 
+import html
+
 import pandas as pd
-from IPython.display import Markdown, display
+from IPython.display import HTML, Markdown, display
 from myst_nb import glue
 
 from stages.book.page import open_page
-from stages.claims import all_claims, conclusions, verdict_summary
-from stages.claims.headlines import headline_findings
+from stages.book.present import fold, markdown, verdict_matrix, verdict_table
+from stages.claims import PAGES, all_claims, conclusions, verdict_summary
 from stages.claims.cross_model import Sample, cross_model_claims
+from stages.claims.headlines import headline_findings
 from stages.plots.book import verdict_figure
 from stages.results.ledger import write_ledger
 from stages.results.pages import open_results, packs_for
-from stages.store import data_dir
+from stages.stats import VERDICTS
 from stages.stats import table as verdict_frame
+from stages.store import data_dir
 
 # %% tags=["parameters"]
 models = ["gemma-3-270m", "smollm2-135m-instruct"]  # embedded names, hub names or folders
@@ -70,7 +74,7 @@ pack = "default"  # "default": each model's shipped results pack when these are 
 
 # %%
 page = open_page("what_holds", globals())
-tables, samples, reports, records, missing, shipped = [], [], {}, {}, {}, {}
+tables, samples, sources, records, missing, shipped = [], [], {}, {}, {}, {}
 for model, its_pack in zip(models, packs_for(models, pack)):
     res = open_results(model, n_tokens=n_tokens, seq_len=seq_len, seed=seed, corpus=corpus,
                        device=device, dtype=dtype, batch_size=batch_size,
@@ -80,7 +84,7 @@ for model, its_pack in zip(models, packs_for(models, pack)):
     missing[res.name] = decided.attrs["missing"]
     frames = {part: res.sums(part) for part in ("sweep", "attention", "norms", "lens")}
     samples.append(Sample(res.name, frames, res.classes(), res.n_layers))
-    reports[res.name] = res.report()
+    sources[res.name] = (res.headline(), res.report())
     shipped[res.name] = res.pack is not None and its_pack == "default"
     records[res.name] = res.provenance({})
     del res
@@ -95,8 +99,9 @@ if all(shipped.values()):
     write_ledger(ledger, data_dir() / "results")
 elapsed = page.elapsed
 names = list(dict.fromkeys(claims["model"]))
-for name, report in reports.items():
-    display(Markdown(f"**{name}.** {report}"))
+for name, (headline, report) in sources.items():
+    display(HTML(f'<p class="stages-source">{html.escape(headline)}</p>'
+                 + fold(f"Where the numbers of {name} come from", markdown(report))))
 for name, groups in missing.items():
     if groups:
         parts = ",".join(p for needed in groups.values() for p in needed)
@@ -107,52 +112,60 @@ for name, groups in missing.items():
         ))
 
 # %% [markdown]
+# ## The verdicts at a glance
+
+# %%
+page.chart(verdict_figure(claims, title="Every claim's verdict, per model"),
+           claims[["model", "group", "number", "claim", "verdict", "value", "lo", "hi", "n",
+                   "unit"]], "figure-e18")
+
+# %% [markdown]
+# **Figure E18.** One row per claim (grouped by the page that tests it, in the book's order),
+# one column per model, coloured by the verdict; hover a cell for the whole claim, the
+# statistic, its 95% interval, n and the rule. A long claim is cut short at the left; the
+# tables below give every claim in full.
+
+# %%
+PLURAL = {"holds": "hold", "does not hold": "do not hold"}
+
+
+def counted(verdicts: pd.Series) -> str:
+    """``"4 hold, 9 do not hold"``: verdicts counted, in the order of stages.stats.VERDICTS."""
+    counts = verdicts.value_counts()
+    return ", ".join(f"{counts[v]} {v if counts[v] == 1 else PLURAL.get(v, v)}"
+                     for v in VERDICTS if v in counts)
+
+
+display(Markdown("In all: " + "; ".join(
+    f"**{n}**: {counted(claims.loc[claims['model'] == n, 'verdict'])} (of "
+    f"{(claims['model'] == n).sum()} claims)" for n in names) + "."))
+
+# %% [markdown]
 # ## Every claim, per model
+#
+# One table per page of the book, folded: open a page's to see each claim in full, its source,
+# and for each model the verdict, the statistic's value with its 95% interval and n, the
+# independent units the interval resamples (sequences, test windows, held-out words, neurons, or
+# layers for the shape of a curve). Under each claim, "how it is decided" gives its statistic,
+# its rule exactly as applied and the numbers behind it.
 
 # %%
-def cell(row: pd.Series) -> str:
-    """A verdict with its numbers, for the table."""
-    if row.value != row.value:
-        return f"**{row.verdict}**"
-    return f"**{row.verdict}**<br>{row.value:.3g} ({row.lo:.3g} to {row.hi:.3g}), n = {row.n}"
+def tally(rows: pd.DataFrame) -> str:
+    """Each model's verdicts of a group of claims, counted, for the fold's label."""
+    return "; ".join(f"{name}: {counted(rows.loc[rows['model'] == name, 'verdict'])}"
+                     for name in names)
 
 
-lines = ["| claim | source | paper | " + " | ".join(names) + " | tested on |",
-         "|---|---|---|" + "---|" * len(names) + "---|"]
-for (group, number), rows in claims.groupby(["group", "number"], sort=False):
-    rows = rows.set_index("model")
-    first = rows.iloc[0]
-    wording = list(dict.fromkeys(rows["claim"]))  # a claim may name each model's own layers
-    claim = first.claim if len(wording) == 1 else "; ".join(
-        f"{text} ({', '.join(rows.index[rows.claim == text])})" for text in wording)
-    lines.append(f"| {claim} | {first.source} | {first.figure} | "
-                 + " | ".join(cell(rows.loc[n]) if n in rows.index else "" for n in names)
-                 + f" | [{group}]({first.page}.ipynb) |")
-display(Markdown("\n".join(lines)))
-
-# %% [markdown]
-# Each cell: the verdict; the statistic's value with its 95% interval; n, the independent units
-# the interval resamples (sequences, test windows, held-out words, neurons, or layers for the
-# shape of a curve). The statistic and the rule of every row are on its page, and in the full
-# table at the end of this page.
-
-# %%
-verdict_figure(claims, title="Every claim's verdict, per model")
-
-# %% [markdown]
-# **The verdicts at a glance.** One row per claim (grouped by the page that tests it), one
-# column per model, coloured by the verdict; hover a cell for the statistic, its 95% interval,
-# n and the rule.
-
-# %%
-counts = claims.pivot_table(index="verdict", columns="model", values="claim", aggfunc="count",
-                            fill_value=0)
-display(Markdown(
-    "In all: " + "; ".join(
-        f"**{n}**: " + ", ".join(f"{int(counts.loc[v, n])} {v}" for v in counts.index
-                                 if counts.loc[v, n])
-        + f" (of {int(counts[n].sum())} claims)" for n in names) + "."
-))
+for group, rows in claims.groupby("group", sort=False):
+    n_claims = rows.groupby("number").ngroups
+    display(HTML(fold(
+        f"{group} ({n_claims} claim{'s' if n_claims > 1 else ''}): {tally(rows)}",
+        verdict_matrix(rows, names, pages=PAGES,
+                       caption=f"The claims of {group}, tested on its page."),
+    )))
+every_rule = page.download(claims, "verdicts.csv", "every claim of every model with its "
+                           "statistic, value, interval, n, rule and numbers (CSV)")
+display(HTML(f'<p class="stages-downloads">Download {every_rule}.</p>'))
 
 # %% [markdown]
 # ## Across the models
@@ -163,21 +176,13 @@ display(Markdown(
 # [cross-model page](08_cross_model.ipynb)).
 
 # %%
-display(Markdown("\n".join(
-    ["| claim | source | verdict | statistic | 95% interval | n |", "|---|---|---|---|---|---|"]
-    + [f"| {r.claim} | {r.source} | **{r.verdict}** | {r.value:.3g} | {r.lo:.3g} to {r.hi:.3g} | "
-       f"{r.n} {r.unit} |" if r.value == r.value else
-       f"| {r.claim} | {r.source} | **{r.verdict}** | | | {r.n} {r.unit} |"
-       for r in across.itertuples()]
+display(HTML(fold(
+    f"The {len(across_verdicts)} claims across the models: "
+    + counted(pd.Series([v.verdict for v in across_verdicts])),
+    verdict_table(across_verdicts, caption="The claims across the models: the verdict, the "
+                  "statistic with its 95% interval, and n (the points of the common depth grid, "
+                  "or the sequences)."),
 )))
-
-# %% [markdown]
-# ## Every statistic and rule
-
-# %%
-columns = ["model", "group", "source", "claim", "verdict", "statistic", "value", "lo", "hi", "n",
-           "unit", "rule", "detail"]
-display(claims[columns].round(4).style.hide(axis="index"))
 
 # %% [markdown]
 # ## Exercises
@@ -191,7 +196,8 @@ display(claims[columns].round(4).style.hide(axis="index"))
 # Solution 1
 pivot = claims.pivot_table(index=["group", "number"], columns="model", values="verdict", aggfunc="first")
 differ = pivot[pivot.nunique(axis=1) > 1].reset_index().groupby("group").size().sort_values()
-display(Markdown("The verdicts differ in " + (", ".join(f"{g} ({k} claims)" for g, k in differ.items())
+display(Markdown("The verdicts differ in " + (", ".join(f"{g} ({k} claim{'s' * (k > 1)})"
+                                                        for g, k in differ.items())
                                              if len(differ) else "no section") + "."))
 
 # %% [markdown]

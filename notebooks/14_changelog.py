@@ -33,10 +33,15 @@
 
 # %%
 
-from IPython.display import Markdown, display
+import math
+import re
+
+from IPython.display import HTML, Markdown, display
 
 from stages.book.page import open_page
+from stages.book.present import data_table, fold
 from stages.claims import verdict_summary
+from stages.formats import estimate, number
 from stages.plots.book import pack_history_figure
 from stages.results.changelog import (
     NoHistoryError,
@@ -85,42 +90,50 @@ if pending:
 display(Markdown(answer))
 
 # %% [markdown]
-# ## Figure 14.1: what each pack held, build by build
+# ## What each pack held, build by build
 
 # %%
-pack_history_figure(history, title="Rows held by each part of each results pack, per commit")
+page.chart(pack_history_figure(history, title="Rows held by each part of each results pack"),
+           history, "figure-e19")
 
 # %% [markdown]
-# **Figure 14.1.** After each commit that changed a pack, the rows each part holds (sequences,
+# **Figure E19.** After each commit that changed a pack, the rows each part holds (sequences,
 # or windows for the case studies and the cloze task; the neuron moments, computed from the
 # weights alone, count as one), on a symmetric log scale; hover a point for the commit and its
-# message. A part grows in rounds of 32 sequences (`stages pack build MODEL --up-to N`).
+# message. A part grows in rounds of sequences (`stages pack build MODEL --up-to N`).
 
 # %% [markdown]
 # ## Every build
 
 # %%
 per_build = (
-    history.assign(what=[f"`{r.part}` {r.change} ({r.rows_before:,} → {r.rows_after:,} rows)"
+    history.assign(what=[f"{r.part} {r.change} ({r.rows_before:,} → {r.rows_after:,} rows)"
                          for r in history.itertuples()])
-    .groupby(["date", "commit", "model", "subject"], sort=False)["what"]
+    .groupby(["date", "commit", "subject", "model"], sort=False)["what"]
     .agg("; ".join)
+    .reset_index()
+    .assign(what=lambda d: d["model"] + ": " + d["what"])
+    .groupby(["date", "commit", "subject"], sort=False)["what"]  # one row per commit
+    .agg(" | ".join)
     .reset_index()
     .iloc[::-1]  # newest first
 )
-display(Markdown("\n".join(
-    ["| date (UTC) | commit | pack | what changed | commit message |", "|---|---|---|---|---|"]
-    + [f"| {r.date} | `{r.commit}` | {r.model} | {r.what} | {r.subject.replace('|', '/')} |"
-       for r in per_build.itertuples()]
-)))
+display(HTML(fold(f"Every build, newest first ({len(per_build)} commits)", data_table(
+    per_build, caption="Every commit that changed a pack, newest first: per pack, each part it "
+    "changed (added, grown, recomputed or removed, with the rows held before and after: "
+    "sequences, or windows for the case studies and the cloze task) and the commit's message.",
+    columns={"date": "date (UTC)", "commit": "commit", "what": "what changed, per pack",
+             "subject": "commit message"}, fold_over=len(per_build),
+))))
 
 # %% [markdown]
 # ## Which verdicts moved
 #
-# Each row: a claim whose verdict differs from the ledger's previous committed version (a claim
-# new to the book counts as moved from "(new)"), with its value, 95% interval and n before and
-# after; newest first. A move comes from more data (a pack grown), from a changed test (the
-# commit message says which), or from a changed computation.
+# Each row of the table: a claim whose verdict differs from the ledger's previous committed
+# version, with its value, 95% interval and n before and after; newest first. (A claim new to
+# the book counts as moved from "(new)" in the counts; the table leaves those out.) A move comes
+# from more data (a pack grown), from a changed test (the commit message says which), or from a
+# changed computation.
 
 # %%
 try:
@@ -130,19 +143,49 @@ except NoHistoryError as exc:
 if moves is not None and model != "all":
     moves = moves[moves["model"].isin([model, "across models"])]
 if moves is not None:
-    counts = moves.groupby(["date", "commit", "subject"], sort=False).size()
+    versions = moves.assign(new=moves["before"] == "(new)").groupby(
+        ["date", "commit"], sort=False)["new"].agg(added="sum", moved=lambda x: (~x).sum())
+
+    def version(date: str, commit: str, added: int, moved: int) -> str:
+        """What one committed version of the ledger changed, in words."""
+        what = [f"moved **{moved}** verdicts"] if moved else []
+        what += [f"added {added} claims"] if added else []
+        return f"`{commit}` ({date}) " + " and ".join(what)
+
     display(Markdown(
-        f"The ledger was committed in {len(counts)} versions; "
-        + "; ".join(f"`{commit}` ({date}) moved **{k}** verdicts" for (date, commit, _), k in
-                    counts.items())
-        + "." if len(counts) else "No verdict has moved since the ledger was first committed."
+        f"The ledger was committed in {len(versions)} versions, newest first: "
+        + "; ".join(version(d, c, r.added, r.moved)
+                    for (d, c), r in versions.iloc[::-1].iterrows()) + "."
+        if len(versions) else "No verdict has moved since the ledger was first committed."
     ))
-    shown = moves[moves["before"] != "(new)"].iloc[::-1]
-    display(Markdown("\n".join(
-        ["| commit | model | claim | before | after |", "|---|---|---|---|---|"]
-        + [f"| `{r.commit}` | {r.model} | {r.claim} | {r.before}<br>{r.interval_before} | "
-           f"{r.after}<br>{r.interval_after} |" for r in shown.itertuples()]
-    )) if len(shown) else Markdown("No verdict moved between committed versions."))
+    def readable(verdict: str, interval: str) -> str:
+        """A ledger's ``"0.5 (0.4 to 0.6), n = 34"`` as the book writes numbers (stages.formats)."""
+        found = re.fullmatch(r"(\S+) \((\S+) to (\S+)\), n = (\d+)", interval or "")
+        if not found:
+            return verdict
+        value, lo, hi = (float(x) for x in found.groups()[:3])
+        if math.isnan(value):
+            return f"{verdict} (n = {found[4]})"
+        numbers = (f"{number(value)} (no interval)" if math.isnan(lo) else
+                   f"{number(value)} ({number(lo)} to {number(hi)})"
+                   if math.isinf(lo) or math.isinf(hi) else estimate(value, lo, hi))
+        return f"{verdict}: {numbers}, n = {found[4]}"
+
+    shown = moves[moves["before"] != "(new)"].iloc[::-1].assign(
+        when=lambda d: d["date"] + " (" + d["commit"] + ")",
+        was=lambda d: [readable(v, i) for v, i in zip(d["before"], d["interval_before"],
+                                                      strict=True)],
+        now=lambda d: [readable(v, i) for v, i in zip(d["after"], d["interval_after"],
+                                                     strict=True)],
+    )  # fmt: skip
+    display(HTML(fold(f"The {len(shown)} verdicts that moved, newest first", data_table(
+        shown, caption="Every verdict that moved between committed versions of the ledger, "
+        "newest first: the commit, the model, the claim, and the verdict before and after, each "
+        "with its estimate, 95% interval and n (an interval from −∞ to ∞ is one the resamples "
+        "could not bound; \"no interval\": the verdict had none).",
+        columns={"when": "date (UTC) and commit", "model": "model", "claim": "claim",
+                 "was": "before", "now": "after"}, fold_over=len(shown),
+    ))) if len(shown) else Markdown("No verdict moved between committed versions."))
 else:
     display(Markdown(no_ledger))
 pending_verdicts = pending_moves(packs)
@@ -159,7 +202,7 @@ if pending_verdicts is not None and len(pending_verdicts):
 
 # %% [markdown]
 # **1. Rounds.** How many commits did the gemma-3-270m sweep take to go from its first rows to
-# its full 256 sequences? Guess from Figure 14.1, then count.
+# its full 256 sequences? Guess from Figure E19, then count.
 
 # %% tags=["hide-cell"]
 # Solution 1
@@ -184,6 +227,11 @@ display(Markdown(verdict_summary([], findings=(
         for name, rows in history.drop_duplicates(["model", "part"], keep="last")
         .sort_values(["model", "part"]).groupby("model")
     ) + " rows.",
+    no_ledger or (
+        f"The verdict ledger was committed in {moves['commit'].nunique()} versions; between "
+        f"them **{(moves['before'] != '(new)').sum()} verdicts moved** (and "
+        f"{(moves['before'] == '(new)').sum()} claims were added)."
+    ),
 ))))
 
 # %% [markdown]

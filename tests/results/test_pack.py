@@ -213,6 +213,7 @@ def test_extension_parts_are_built_on_their_own_and_sliced_by_start_groups(setup
     assert len(res.tokens) == 6 and len(res.sums("blocks")) == 2
     report = res.report()
     assert "`blocks` its first 2" in report and "Live slice check: passed" in report
+    assert "blocks: 2 of 6 sequences" in res.source()  # the footer agrees with the verdicts' n
     assert "cloze windows (sha256)" in set(slice_check(grown, model, ("cloze",))["part"])
     bare = open_results("ignored", pack=str(pack.path), device="cpu")
     with pytest.raises(PackError, match="--parts reorder"):

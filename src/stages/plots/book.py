@@ -107,16 +107,25 @@ VERDICT_COLORS = dict(
 """One colour per verdict (:data:`stages.stats.VERDICTS`), in that order."""
 
 
+VERDICT_CELL = 130
+"""Width of a model's column in :func:`verdict_figure`, in pixels (fits its name)."""
+
+
 def verdict_figure(claims: pd.DataFrame, *, title: str) -> alt.Chart:
     """Every claim's verdict for every model: one cell per claim and model, coloured by verdict.
+
+    The chart fits the text column (:data:`stages.plots.COLUMN`): a claim's label is cut short
+    (with an ellipsis) where it would not fit; each cell's tooltip gives the claim in full, each
+    model's wording, the statistic, its 95% interval, n and the rule.
 
     Args:
         claims: :func:`stages.claims.all_claims` of several models, with a ``model`` column. The
             rows keep the table's order (grouped by page), one per claim (``group``,
-            ``number``), labelled with the first model's wording (the tooltip gives each
-            model's, with the statistic, its 95% interval, n and the rule).
+            ``number``), labelled with the first model's wording.
         title: the chart title.
     """
+    from stages.plots import COLUMN
+
     first = claims.groupby(["group", "number"], sort=False)["claim"].transform("first")
     data = claims.assign(
         label=claims["group"] + ": " + first,
@@ -125,10 +134,12 @@ def verdict_figure(claims: pd.DataFrame, *, title: str) -> alt.Chart:
         n_units=[f"{n} {u}" for n, u in zip(claims["n"], claims["unit"], strict=True)],
     )  # fmt: skip
     order = list(dict.fromkeys(data["label"]))
+    width = VERDICT_CELL * data["model"].nunique()
     color = alt.Color(
         "verdict:N", title="verdict",
         scale=alt.Scale(domain=list(VERDICT_COLORS), range=list(VERDICT_COLORS.values())),
-        legend=alt.Legend(orient="top"),
+        # two columns: a legend in one row would be wider than the cells it sits over
+        legend=alt.Legend(orient="top", columns=2, labelLimit=width // 2),
     )  # fmt: skip
     tooltip = ["model:N", "group:N", "claim:N", "verdict:N", "statistic:N",
                alt.Tooltip("value:Q", format=".3g"),
@@ -138,13 +149,15 @@ def verdict_figure(claims: pd.DataFrame, *, title: str) -> alt.Chart:
         alt.Chart(data)
         .mark_rect(stroke="white", strokeWidth=1.5)
         .encode(
-            x=alt.X("model:N", title=None, axis=alt.Axis(orient="top", labelAngle=0)),
-            y=alt.Y("label:N", title=None, sort=order, axis=alt.Axis(labelLimit=520)),
+            x=alt.X("model:N", title=None,
+                    axis=alt.Axis(orient="top", labelAngle=0, labelLimit=VERDICT_CELL)),
+            y=alt.Y("label:N", title=None, sort=order,
+                    axis=alt.Axis(labelLimit=COLUMN - width - 24)),
             color=color,
             tooltip=tooltip,
         )
-        .properties(width=90 * data["model"].nunique(), height=alt.Step(16), title=title)
-    )
+        .properties(width=width, height=alt.Step(16), title=title)
+    )  # fmt: skip
 
 
 def pack_history_figure(history: pd.DataFrame, *, title: str) -> alt.Chart:
@@ -152,6 +165,8 @@ def pack_history_figure(history: pd.DataFrame, *, title: str) -> alt.Chart:
 
     ``history`` is :func:`stages.results.changelog.pack_history`; a step line per part.
     """
+    from stages.plots import COLUMN, Y_AXIS
+
     data = history.assign(when=pd.to_datetime(history["date"]))
     return (
         alt.Chart(data)
@@ -160,11 +175,13 @@ def pack_history_figure(history: pd.DataFrame, *, title: str) -> alt.Chart:
             x=alt.X("when:T", title="commit date (UTC)"),
             y=alt.Y("rows_after:Q", title="rows held (sequences or windows)",
                     scale=alt.Scale(type="symlog")),
-            color=alt.Color("part:N", title="part", legend=alt.Legend(orient="bottom", columns=5)),
+            # up to 15 parts: 20 colours, so no two parts share one
+            color=alt.Color("part:N", title="part", scale=alt.Scale(scheme="tableau20"),
+                            legend=alt.Legend(orient="bottom", columns=5)),
             tooltip=["model:N", "part:N", "change:N", "rows_before:Q", "rows_after:Q",
                      "commit:N", "date:N", "subject:N"],
         )
-        .properties(width=470, height=170)
+        .properties(width=COLUMN - Y_AXIS - 40, height=170)  # 40: the facet's header
         .facet(row=alt.Row("model:N", title=None))
         .properties(title=title)
     )  # fmt: skip

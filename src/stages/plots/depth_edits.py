@@ -5,14 +5,22 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
-from stages.plots import METRIC_TITLES, depth_lines, family_colors, long_metrics, side_by_side
+from stages.plots import (
+    METRIC_TITLES,
+    depth_lines,
+    family_colors,
+    long_metrics,
+    panel_width,
+    side_by_side,
+)
 
 
-def block_heatmap(table: pd.DataFrame, *, title: str) -> alt.HConcatChart:
+def block_heatmap(table: pd.DataFrame, *, title: str) -> alt.VConcatChart:
     """Two triangles (start x length) from :func:`stages.analyses.blocks.block_table`.
 
-    KL (nats, log colour scale) and the share of top-1 predictions kept, one cell per deleted
-    block; the tooltip gives each value with its 95% interval.
+    KL (nats, log colour scale) above, the share of top-1 predictions kept below, one cell per
+    deleted block, each panel the width of the text column (a model of 30 layers has 30
+    columns of cells); the tooltip gives each value with its 95% interval.
     """
 
     def panel(metric: str, scale: alt.Scale) -> alt.Chart:
@@ -20,7 +28,8 @@ def block_heatmap(table: pd.DataFrame, *, title: str) -> alt.HConcatChart:
             alt.Chart(table)
             .mark_rect()
             .encode(
-                x=alt.X("start:O", title="first deleted layer"),
+                x=alt.X("start:O", title="first deleted layer",
+                        axis=alt.Axis(labelAngle=0, labelOverlap="parity")),
                 y=alt.Y("length:O", title="layers deleted", sort="descending"),
                 color=alt.Color(
                     f"{metric}:Q",
@@ -35,15 +44,18 @@ def block_heatmap(table: pd.DataFrame, *, title: str) -> alt.HConcatChart:
                     alt.Tooltip(f"{metric}_hi:Q", format=".3f", title="95% CI high"),
                 ],
             )
-            .properties(width=300, height=220)
+            .properties(width=panel_width(1), height=170)
         )
 
-    return side_by_side(
-        [
+    return (
+        alt.vconcat(
             panel("kl", alt.Scale(type="log", scheme="reds")),
             panel("rel_acc", alt.Scale(domain=[0, 1], scheme="blues")),
-        ],
-        title,
+            spacing=24,
+        )
+        .resolve_scale(color="independent")
+        .resolve_legend(color="independent")
+        .properties(title=title)
     )
 
 
@@ -69,7 +81,7 @@ def reorder_figure(table: pd.DataFrame, *, title: str) -> alt.LayerChart:
     data = long_metrics(means, ("kl",))
     kinds = [k for k in REORDER_KINDS if k in set(rows["kind"])]
     return depth_lines(
-        data, family_colors(*kinds), 520, 260, y_title=METRIC_TITLES["kl"] + " (log)",
+        data, family_colors(*kinds), panel_width(1), 260, y_title=METRIC_TITLES["kl"] + " (log)",
         y_scale=alt.Scale(type="log"),
     ).properties(title=title)  # fmt: skip
 
@@ -78,7 +90,7 @@ def duplication_figure(table: pd.DataFrame, *, title: str) -> alt.HConcatChart:
     """KL and entropy change against the number of runs of each layer, one line per range."""
     data = table.assign(range=lambda d: "layers " + d["layers"]).copy()
     base = alt.Chart(data).encode(
-        x=alt.X("times:O", title="runs of each layer (n)"),
+        x=alt.X("times:O", title="runs of each layer (n)", axis=alt.Axis(labelAngle=0)),
         color=alt.Color("range:N", title=None, legend=alt.Legend(orient="top")),
     )
 
@@ -92,9 +104,9 @@ def duplication_figure(table: pd.DataFrame, *, title: str) -> alt.HConcatChart:
                 alt.Tooltip(f"{metric}_hi:Q", format=".3f", title="95% CI high"),
             ],
         )  # fmt: skip
-        bars = base.mark_errorbar().encode(
-            y=alt.Y(f"{metric}_lo:Q", title=None), y2=f"{metric}_hi:Q"
+        bars = base.mark_errorbar().encode(  # the same title: a layer's axis shows both
+            y=alt.Y(f"{metric}_lo:Q", title=METRIC_TITLES[metric]), y2=f"{metric}_hi:Q"
         )
-        return alt.layer(bars, line).properties(width=260, height=220)
+        return alt.layer(bars, line).properties(width=panel_width(2), height=220)
 
     return side_by_side([panel("kl"), panel("entropy_delta")], title)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
-from stages.plots import layer_panel, side_by_side
+from stages.plots import layer_panel, panel_width, side_by_side
 
 
 def _heatmap(
@@ -17,11 +17,13 @@ def _heatmap(
         alt.Chart(data)
         .mark_rect()
         .encode(
-            x=alt.X(f"{x}:O", title=x_title),
-            y=alt.Y(f"{y}:O", title=y_title, sort="descending"),
+            x=alt.X(f"{x}:O", title=x_title, axis=alt.Axis(labelAngle=0, labelOverlap="parity")),
+            y=alt.Y(f"{y}:O", title=y_title, sort="descending",
+                    axis=alt.Axis(labelOverlap="parity")),
             color=alt.Color(
                 f"{value}:Q", title=color_title, scale=scale,
-                legend=alt.Legend(orient="bottom", gradientLength=220, titleLimit=320),
+                legend=alt.Legend(orient="bottom", gradientLength=min(width - 20, 220),
+                                  titleLimit=width + 60),
             ),  # fmt: skip
             tooltip=[
                 alt.Tooltip(f"{x}:O"), alt.Tooltip(f"{y}:O"),
@@ -52,11 +54,11 @@ def scores_figure(scores: pd.DataFrame, drop: pd.DataFrame, *, title: str) -> al
     one_pass = layer_panel(
         scores, {"block_influence": "Block Influence 1 − cos", "angular": "angular distance / π"},
         ["#1f78b4", "#b15928"], y_title="score (one unperturbed pass)",
-        y_scale=alt.Scale(type="log"),
+        y_scale=alt.Scale(type="log"), width=panel_width(2),
     )  # fmt: skip
     kl = layer_panel(
         drop, {"kl": "drop layer"}, ["#525252"], y_title="KL of dropping the layer (nats, log)",
-        y_scale=alt.Scale(type="log"),
+        y_scale=alt.Scale(type="log"), width=panel_width(2),
     )  # fmt: skip
     return side_by_side([one_pass, kl], title)
 
@@ -68,7 +70,7 @@ def skip_figure(table: pd.DataFrame, *, title: str) -> alt.HConcatChart:
             table[table["component"] == component], "layer", "dropped", "rel_change",
             x_title=f"later layer j ({name} output)", y_title="dropped layer i",
             color_title="relative change ‖out′ − out‖ / ‖out‖",
-            scale=alt.Scale(type="log", scheme="magma", reverse=True),
+            scale=alt.Scale(type="log", scheme="magma", reverse=True), width=panel_width(2),
         )  # fmt: skip
         for component, name in (("attn", "attention"), ("mlp", "MLP"))
     ]
@@ -80,5 +82,6 @@ def regime_figure(summary: pd.DataFrame, *, title: str) -> alt.LayerChart:
     table = summary.rename(columns={"dropped": "layer"})
     return layer_panel(
         table, {"next_rel_change": "next 3 layers", "later_rel_change": "all later layers"},
-        ["#e6550d", "#6a3d9a"], y_title="mean relative change of later outputs", width=420,
+        ["#e6550d", "#6a3d9a"], y_title="mean relative change of later outputs",
+        width=panel_width(1),
     ).properties(title=title)  # fmt: skip

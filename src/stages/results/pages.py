@@ -192,14 +192,22 @@ class Results:
         if self.pack is None:
             return "computed now"
         m = self.pack.manifest
+        r = self.pack.recipe
         n = m["recipe"]["n_seq"]
         what = (
             f"{n} sequences, computed {m['finished'][:10]}" if self.pack.complete
             else f"in progress: its first {len(self.tokens)} of {n} sequences"
         )  # fmt: skip
+        # an extension part is built on its own and may hold fewer rows than the sample: say
+        # how many of each this page read, so the footer agrees with the verdicts' n
+        held = "".join(
+            f"; {p}: {self.rows_of(p):,} of "
+            + (f"{r.n_cloze:,} windows" if p == "cloze" else f"{r.n_seq:,} sequences")
+            for p in self.used if p in EXTENSION_PARTS
+        )  # fmt: skip
         return (
-            f"results pack {self.pack.path.name} ({what}, at commit {m['git_commit'][:12]}), "
-            "checked by a live slice"
+            f"results pack {self.pack.path.name} ({what}, at commit {m['git_commit'][:12]}"
+            f"{held}), checked by a live slice"
         )
 
     def provenance(self, parameters: dict[str, Any], *, seconds: float | None = None) -> dict:

@@ -41,7 +41,7 @@ from IPython.display import Markdown, display
 from stages.analyses.lens import lens_table
 from stages.book.page import open_page
 from stages.claims import verdict_summary, verdict_table, verdict_text
-from stages.claims.depth import HALF
+from stages.depth import HALF
 from stages.claims.stages import feature_engineering_claims
 from stages.plots.stages import lens_figure
 

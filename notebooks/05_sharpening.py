@@ -39,7 +39,7 @@ from stages.analyses.neurons import class_counts, top_neurons
 from stages.analyses.norms import norms_table
 from stages.book.page import open_page
 from stages.claims import verdict_summary, verdict_table, verdict_text
-from stages.claims.depth import HALF
+from stages.depth import HALF
 from stages.claims.stages import sharpening_claims
 from stages.plots.stages import lens_figure, neuron_counts_figure, norms_figure
 

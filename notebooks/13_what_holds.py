@@ -51,7 +51,7 @@ from stages.claims.headlines import headline_findings
 from stages.claims.cross_model import Sample, cross_model_claims
 from stages.plots.book import verdict_figure
 from stages.results.ledger import write_ledger
-from stages.results.pages import open_results, packs_for
+from stages.results.source import open_results, packs_for
 from stages.store import data_dir
 from stages.stats import table as verdict_frame
 

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from stages.engine.analysis import analysis
 from stages.engine.forward import run_to_last_block
 from stages.engine.hooks import checked_hooks
 from stages.engine.runs import layers_of, mean_with_interval, per_sequence, with_provenance
@@ -89,40 +90,6 @@ def locality_counts(seq_len: int, offsets: int = 5) -> dict[str, int]:
         "prev_sum_nobos": seq_len - 2,
         "bos": seq_len - 1,
     }
-
-
-def attention_locality(
-    model: Any,
-    tokens: torch.Tensor,
-    *,
-    offsets: int = 5,
-    batch_size: int | None = None,
-    n_boot: int = 1000,
-    seed: int = 0,
-    progress: bool = True,
-    cache: bool = True,
-) -> pd.DataFrame:
-    """Attention on the previous ``offsets`` tokens, per layer and head (Figure 4).
-
-    :func:`attention_sums`, then :func:`attention_table`.
-
-    Args:
-        model: a ``TransformerBridge`` from :func:`stages.load_model`.
-        tokens: ``[n_seq, seq_len]`` token ids, each row starting with BOS.
-        offsets: how many previous tokens count as local (the paper: 5).
-        batch_size: sequences per forward pass.
-        n_boot: bootstrap resamples (over sequences) for the 95% intervals.
-        seed: bootstrap seed.
-        progress: show a progress bar.
-        cache: read and write the result cache, as :func:`stages.run_sweep` does.
-
-    Returns:
-        The :func:`attention_table`.
-    """
-    sums = attention_sums(
-        model, tokens, offsets=offsets, batch_size=batch_size, progress=progress, cache=cache
-    )
-    return attention_table(sums, offsets=offsets, n_boot=n_boot, seed=seed)
 
 
 def attention_sums(
@@ -215,3 +182,11 @@ def attention_table(
             records.append(rec)
     table = pd.DataFrame.from_records(records)
     return with_provenance(table, sums, offsets=offsets, n_boot=n_boot, seed=seed)
+
+
+attention_locality = analysis(
+    'attention_locality', attention_sums, attention_table,
+    'Attention on the previous ``offsets`` tokens, per layer and head (Figure 4).', args={
+        'offsets': "how many previous tokens count as local (the paper: 5).",
+    },
+)

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from stages.engine.analysis import analysis
 from stages.engine.forward import capture_baseline
 from stages.engine.metrics import METRICS
 from stages.engine.runs import layers_of, mean_with_interval, per_sequence, with_provenance
@@ -39,36 +40,6 @@ _COLUMNS = {
     "entropy_delta": "entropy",
     "loss": "loss",
 }
-
-
-def logit_lens(
-    model: Any,
-    tokens: torch.Tensor,
-    *,
-    batch_size: int | None = None,
-    n_boot: int = 1000,
-    seed: int = 0,
-    progress: bool = True,
-    cache: bool = True,
-) -> pd.DataFrame:
-    """KL to the final distribution, top-1 agreement and entropy of every layer's logit lens.
-
-    :func:`lens_sums`, then :func:`lens_table`.
-
-    Args:
-        model: a ``TransformerBridge`` from :func:`stages.load_model`.
-        tokens: ``[n_seq, seq_len]`` token ids, each row starting with BOS.
-        batch_size: sequences per forward pass.
-        n_boot: bootstrap resamples (over sequences) for the 95% intervals.
-        seed: bootstrap seed.
-        progress: show a progress bar.
-        cache: read and write the result cache, as :func:`stages.run_sweep` does.
-
-    Returns:
-        The :func:`lens_table`.
-    """
-    sums = lens_sums(model, tokens, batch_size=batch_size, progress=progress, cache=cache)
-    return lens_table(sums, n_boot=n_boot, seed=seed)
 
 
 def lens_sums(
@@ -143,3 +114,9 @@ def lens_table(sums: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -> pd.D
         }
         records.append(rec)
     return with_provenance(pd.DataFrame.from_records(records), sums, n_boot=n_boot, seed=seed)
+
+
+logit_lens = analysis(
+    'logit_lens', lens_sums, lens_table,
+    "KL to the final distribution, top-1 agreement and entropy of every layer's logit lens.",
+)

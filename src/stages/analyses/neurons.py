@@ -21,9 +21,9 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from stages.cache import Entry
 from stages.engine.runs import code_fingerprint, model_key, model_provenance
 from stages.provenance import versions
-from stages.results.cache import Entry
 
 KURTOSIS_THRESHOLD = 10.0
 

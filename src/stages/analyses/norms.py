@@ -18,41 +18,12 @@ import numpy as np
 import pandas as pd
 import torch
 
+from stages.engine.analysis import analysis
 from stages.engine.forward import run_to_last_block
 from stages.engine.hooks import checked_hooks
 from stages.engine.runs import layers_of, mean_with_interval, per_sequence, with_provenance
 
 COMPONENTS: dict[str, str] = {"attn": "hook_attn_out", "mlp": "hook_mlp_out"}
-
-
-def component_norms(
-    model: Any,
-    tokens: torch.Tensor,
-    *,
-    batch_size: int | None = None,
-    n_boot: int = 1000,
-    seed: int = 0,
-    progress: bool = True,
-    cache: bool = True,
-) -> pd.DataFrame:
-    """Mean L2 norm of the attention and MLP outputs per layer, and their ratio.
-
-    :func:`norms_sums`, then :func:`norms_table`.
-
-    Args:
-        model: a ``TransformerBridge`` from :func:`stages.load_model`.
-        tokens: ``[n_seq, seq_len]`` token ids, each row starting with BOS.
-        batch_size: sequences per forward pass.
-        n_boot: bootstrap resamples (over sequences) for the 95% intervals.
-        seed: bootstrap seed.
-        progress: show a progress bar.
-        cache: read and write the result cache, as :func:`stages.run_sweep` does.
-
-    Returns:
-        The :func:`norms_table`.
-    """
-    sums = norms_sums(model, tokens, batch_size=batch_size, progress=progress, cache=cache)
-    return norms_table(sums, n_boot=n_boot, seed=seed)
 
 
 def norms_sums(
@@ -128,3 +99,9 @@ def norms_table(sums: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -> pd.
         rec |= {"n_tokens": int(counts.sum()), "n_seq": n_seq}
         records.append(rec)
     return with_provenance(pd.DataFrame.from_records(records), sums, n_boot=n_boot, seed=seed)
+
+
+component_norms = analysis(
+    'component_norms', norms_sums, norms_table,
+    'Mean L2 norm of the attention and MLP outputs per layer, and their ratio.',
+)

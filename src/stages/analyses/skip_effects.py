@@ -38,6 +38,7 @@ import pandas as pd
 import torch
 
 from stages import stats
+from stages.engine.analysis import analysis
 from stages.engine.forward import BaselineRun, capture_baseline, run_block, run_own
 from stages.engine.hooks import checked_hooks
 from stages.engine.plans import drop
@@ -197,40 +198,6 @@ def _bytes_per_seq(model: Model, seq_len: int) -> int:
     resid = seq_len * model.cfg.d_model
     extra = resid * (2 * len(model.blocks) * size + 4 * 8)
     return forward_bytes_per_seq(model, seq_len) + int(1.5 * extra)
-
-
-def skip_effects(
-    model: Model,
-    tokens: Tokens,
-    *,
-    layers: Sequence[int] | None = None,
-    batch_size: int | None = None,
-    n_boot: int = 1000,
-    seed: int = 0,
-    progress: bool = True,
-    cache: bool = True,
-) -> pd.DataFrame:
-    """How much every later layer's attention and MLP output changes when a layer is dropped.
-
-    :func:`skip_sums`, then :func:`skip_table`.
-
-    Args:
-        model: a ``TransformerBridge`` from :func:`stages.load_model`.
-        tokens: ``[n_seq, seq_len]`` token ids, each row starting with BOS.
-        layers: the blocks to drop, each in ``0..L-2`` (default: all of them).
-        batch_size: sequences per forward pass.
-        n_boot: bootstrap resamples (over sequences) for the 95% intervals.
-        seed: bootstrap seed.
-        progress: show a progress bar.
-        cache: read and write the result cache, as :func:`stages.run_sweep` does.
-
-    Returns:
-        The :func:`skip_table`.
-    """
-    sums = skip_sums(
-        model, tokens, layers=layers, batch_size=batch_size, progress=progress, cache=cache
-    )
-    return skip_table(sums, n_boot=n_boot, seed=seed)
 
 
 def skip_sums(
@@ -439,3 +406,11 @@ def first_half_vs_second_half(
     diff = later[first].mean(axis=0) - later[~first].mean(axis=0)  # [n_seq]
     estimate, lo, hi = stats.interval(diff, _counts(sums), n_boot=n_boot, seed=seed)
     return float(estimate[0]), float(lo[0]), float(hi[0])
+
+
+skip_effects = analysis(
+    'skip_effects', skip_sums, skip_table,
+    "How much every later layer's attention and MLP output changes when a layer is dropped.", args={
+        'layers': "the blocks to drop, each in ``0..L-2`` (default: all of them).",
+    },
+)

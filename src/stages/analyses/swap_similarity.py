@@ -47,6 +47,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from stages.engine.analysis import analysis
 from stages.engine.forward import BaselineRun, capture_baseline, run_block
 from stages.engine.hooks import checked_hooks
 from stages.engine.runs import layers_of, mean_with_interval, per_sequence, with_provenance
@@ -174,38 +175,6 @@ def _column(i: int, c: str, metric: str, which: str) -> str:
     return f"{i}:{c}:{metric}:{which}"
 
 
-def swap_similarity(
-    model: Any,
-    tokens: torch.Tensor,
-    *,
-    batch_size: int | None = None,
-    n_boot: int = 1000,
-    seed: int = 0,
-    progress: bool = True,
-    cache: bool = True,
-) -> pd.DataFrame:
-    """Self, index and adjacent cosine similarity of attention and MLP outputs per swap.
-
-    :func:`swap_similarity_sums`, then :func:`swap_similarity_table`.
-
-    Args:
-        model: a ``TransformerBridge`` from :func:`stages.load_model`.
-        tokens: ``[n_seq, seq_len]`` token ids, each row starting with BOS.
-        batch_size: sequences per forward pass.
-        n_boot: bootstrap resamples (over sequences) for the 95% intervals.
-        seed: bootstrap seed.
-        progress: show a progress bar.
-        cache: read and write the result cache, as :func:`stages.run_sweep` does.
-
-    Returns:
-        The :func:`swap_similarity_table`.
-    """
-    sums = swap_similarity_sums(
-        model, tokens, batch_size=batch_size, progress=progress, cache=cache
-    )
-    return swap_similarity_table(sums, n_boot=n_boot, seed=seed)
-
-
 def swap_similarity_sums(
     model: Any,
     tokens: torch.Tensor,
@@ -289,3 +258,9 @@ def swap_similarity_table(sums: pd.DataFrame, *, n_boot: int = 1000, seed: int =
                     }
                 )
     return with_provenance(pd.DataFrame.from_records(records), sums, n_boot=n_boot, seed=seed)
+
+
+swap_similarity = analysis(
+    'swap_similarity', swap_similarity_sums, swap_similarity_table,
+    'Self, index and adjacent cosine similarity of attention and MLP outputs per swap.',
+)

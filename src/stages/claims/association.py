@@ -37,7 +37,8 @@ from scipy import stats as sps
 
 from stages import stats
 from stages.analyses.neurons import class_counts
-from stages.claims.depth import rel_depth, stack
+from stages.analyses.similarity import SCORES, n_layers_of
+from stages.depth import rel_depth, stack
 from stages.stats import Verdict
 
 MIN_LAYERS = 10
@@ -369,8 +370,6 @@ def score_tracks_drop(
         score: ``"block_influence"`` or ``"angular"``.
         seed: bootstrap and permutation seed.
     """
-    from stages.analyses.similarity import SCORES, n_layers_of
-
     n_seq = min(len(similarity), len(sweep))
     sim, drops = similarity.head(n_seq), sweep.head(n_seq)
     title = {"block_influence": "Block Influence 1 - cos(h_in, h_out)",

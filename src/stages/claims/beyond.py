@@ -16,8 +16,9 @@ import pandas as pd
 from stages import stats
 from stages.analyses.duplication import TIMES, duplication_ranges
 from stages.analyses.reorder import REORDERINGS, span_length, span_starts, where
+from stages.analyses.skip_effects import first_half_vs_second_half
 from stages.claims.association import score_tracks_drop
-from stages.claims.depth import scored, stack
+from stages.depth import MIDDLE, layers_where, scored, stack
 from stages.engine.plans import duplicate, parallel
 from stages.stats import Verdict
 
@@ -220,8 +221,6 @@ def duplication_raises_entropy(sums: pd.DataFrame, n_layers: int, *, seed: int =
 
 def early_skips_change_more(skips: pd.DataFrame, n_layers: int, *, seed: int = 0) -> Verdict:
     """Csordás et al.: skipping a first-half layer changes later layers more than a late one."""
-    from stages.analyses.skip_effects import first_half_vs_second_half
-
     without_first = skips[[c for c in skips.columns if not c.startswith("0>")]]
     estimate, lo, hi = first_half_vs_second_half(without_first, n_layers, seed=seed)
     with_first = first_half_vs_second_half(skips, n_layers, seed=seed)
@@ -327,8 +326,6 @@ def cloze_kept(sums: pd.DataFrame, n_layers: int, *, seed: int = 0) -> Verdict:
     (Clopper-Pearson) upper bound of its accuracy over the baseline's instead of a band of
     zero width.
     """
-    from stages.claims.depth import MIDDLE, layers_where
-
     middle = layers_where(n_layers, *MIDDLE)
     labels = ["none", *[f"drop {i}" for i in middle]]
     m = _cloze(sums, labels)
@@ -367,8 +364,6 @@ def cloze_kept(sums: pd.DataFrame, n_layers: int, *, seed: int = 0) -> Verdict:
 
 def cloze_claims(sums: pd.DataFrame, n_layers: int, *, seed: int = 0) -> list[Verdict]:
     """The paper's robustness claims asked of the cloze task (per-window correctness)."""
-    from stages.claims.depth import MIDDLE, layers_where
-
     middle = layers_where(n_layers, *MIDDLE)
     n, hits = len(sums), int(sums["none:correct"].sum())
     drops = _cloze(sums, [f"drop {i}" for i in middle])

@@ -22,7 +22,7 @@ import pandas as pd
 from stages import stats
 from stages.analyses.probes import LOGP_COLUMN, LOGP_PROBE, Probes
 from stages.analyses.subjoiner import OFFSET, effect_of_heads
-from stages.claims.depth import HALF, rel_depth
+from stages.depth import HALF, rel_depth
 from stages.stats import Verdict
 
 FIGURE = "Figure 9"

@@ -18,7 +18,7 @@ from stages import stats
 from stages.analyses.attention import locality_counts
 from stages.analyses.neurons import class_counts
 from stages.claims.association import fall_tracks_neurons
-from stages.claims.depth import EARLY, HALF, LAST, layers_where, rel_depth, span, stack
+from stages.depth import EARLY, HALF, LAST, layers_where, rel_depth, span, stack
 from stages.stats import Verdict
 
 PEAK_RANGE = (0.75, 0.95)

@@ -3,7 +3,7 @@
 An analysis gives a function that maps one batch of sequences ``[b, seq_len]`` to named
 per-sequence float64 sums (``{column: [b] array}``). :func:`per_sequence` does the rest: token
 checks, batching, a tqdm progress bar, ``torch.no_grad``, a checkpoint of every batch in the
-result cache (:mod:`stages.results.cache`) so an interrupted run resumes where it stopped, reuse of
+result cache (:mod:`stages.cache`) so an interrupted run resumes where it stopped, reuse of
 finished sums, and a provenance record in ``sums.attrs["provenance"]``. Every analysis then
 reduces the per-sequence sums (one row per sequence, the independent unit of every interval) to
 its table with a function of the sums alone, so the same reduction serves sums computed now and
@@ -33,10 +33,10 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from stages.cache import Entry
 from stages.engine.metrics import bootstrap_interval
 from stages.models import model_info
 from stages.provenance import versions
-from stages.results.cache import Entry
 from stages.store import sha256_bytes
 
 BatchSums = Mapping[str, np.ndarray]

@@ -20,7 +20,7 @@ either way, so both give the same table.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import nullcontext
 from typing import Any
 
@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from stages.engine.analysis import analysis
 from stages.engine.forward import (
     capture_baseline,
     n_layers,
@@ -62,69 +63,6 @@ def default_interventions(model: Any) -> list[Intervention]:
     return drops(model) + swaps(model) + drops(model, "attn") + drops(model, "mlp")
 
 
-def run_sweep(
-    model: Any,
-    tokens: torch.Tensor,
-    interventions: Sequence[Intervention] | None = None,
-    *,
-    batch_size: int | None = None,
-    n_boot: int = 1000,
-    seed: int = 0,
-    progress: bool = True,
-    cache: bool = True,
-    autocast: str | None = None,
-    executor: str = "local",
-    workers: int | None = None,
-) -> pd.DataFrame:
-    """Measure every intervention against the unperturbed model on ``tokens``.
-
-    :func:`sweep_sums` (the per-sequence sums), then :func:`sweep_table`.
-
-    Args:
-        model: a ``TransformerBridge`` from :func:`stages.load_model`.
-        tokens: ``[n_seq, seq_len]`` token ids, each row starting with BOS.
-        interventions: defaults to every drop, swap, attention-only and MLP-only drop; an
-            empty list measures the baseline alone. Repeated entries are measured once.
-        batch_size: sequences per forward pass (default: :func:`default_batch_size` from the
-            free memory of the model's device).
-        n_boot: bootstrap resamples (over sequences) for the 95% intervals.
-        seed: bootstrap seed.
-        progress: show a tqdm progress bar.
-        cache: read and write the result cache (:mod:`stages.results.cache`): each batch is
-            checkpointed as it finishes, so an interrupted run resumes where it stopped and
-            gives the same table as an uninterrupted one; finished sums are reused.
-        autocast: ``"bfloat16"`` or ``"float16"``: run a float32 model's matrix products in
-            that precision under ``torch.autocast`` (for GPUs with fast half-precision units);
-            the metrics are still accumulated in float64. None (default): the model's dtype.
-        executor: ``"local"`` (this process) or ``"ray"``: spread (batch x start-layer group)
-            tasks over Ray workers (:mod:`stages.engine.scale_out`; install ``stages[ray]``). Both
-            give the same table and share the cache.
-        workers: Ray workers (default: one per GPU for a CUDA model, else two CPUs each).
-
-    Returns:
-        The :func:`sweep_table` of the sums. ``table.attrs["provenance"]`` records the model,
-        weights hash, dtype, device, tokens (shape and sha256), parameters, versions and the
-        date the sums were computed (``from_cache`` is True when they were read from the cache).
-
-    Raises:
-        ValueError: bad tokens, batch size, interventions, autocast or executor.
-        FloatingPointError: a metric came out NaN or infinite (the message names the
-            intervention); nothing non-finite is averaged into a table.
-    """
-    sums = sweep_sums(
-        model,
-        tokens,
-        interventions,
-        batch_size=batch_size,
-        progress=progress,
-        cache=cache,
-        autocast=autocast,
-        executor=executor,
-        workers=workers,
-    )
-    return sweep_table(sums, n_layers=n_layers(model), n_boot=n_boot, seed=seed)
-
-
 def sweep_sums(
     model: Any,
     tokens: torch.Tensor,
@@ -137,7 +75,26 @@ def sweep_sums(
     executor: str = "local",
     workers: int | None = None,
 ) -> pd.DataFrame:
-    """Per-sequence metric sums of every intervention (the arguments of :func:`run_sweep`).
+    """Per-sequence metric sums of every intervention against the unperturbed model.
+
+    Args:
+        model: a ``TransformerBridge`` from :func:`stages.load_model`.
+        tokens: ``[n_seq, seq_len]`` token ids, each row starting with BOS.
+        interventions: defaults to every drop, swap, attention-only and MLP-only drop; an
+            empty list measures the baseline alone. Repeated entries are measured once.
+        batch_size: sequences per forward pass (default: :func:`default_batch_size` from the
+            free memory of the model's device).
+        progress: show a tqdm progress bar.
+        cache: read and write the result cache (:mod:`stages.cache`): each batch is
+            checkpointed as it finishes, so an interrupted run resumes where it stopped and
+            gives the same table as an uninterrupted one; finished sums are reused.
+        autocast: ``"bfloat16"`` or ``"float16"``: run a float32 model's matrix products in
+            that precision under ``torch.autocast`` (for GPUs with fast half-precision units);
+            the metrics are still accumulated in float64. None (default): the model's dtype.
+        executor: ``"local"`` (this process) or ``"ray"``: spread (batch x start-layer group)
+            tasks over Ray workers (:mod:`stages.engine.scale_out`; install ``stages[ray]``). Both
+            give the same table and share the cache.
+        workers: Ray workers (default: one per GPU for a CUDA model, else two CPUs each).
 
     Returns:
         One row per sequence: ``"<label>:<metric>"`` (float64 sums over the sequence's scored
@@ -145,6 +102,11 @@ def sweep_sums(
         baseline ``none`` and every intervention, labelled as :attr:`Intervention.label`),
         ``entropy`` (the baseline's entropy summed over the same positions, bits) and
         ``seq_len``.
+
+    Raises:
+        ValueError: bad tokens, batch size, interventions, autocast or executor.
+        FloatingPointError: a metric came out NaN or infinite (the message names the
+            intervention); nothing non-finite is averaged into a table.
     """
     tokens = check_tokens(model, tokens)
     if interventions is None:
@@ -189,6 +151,36 @@ def sweep_sums(
     ordered = sums[["entropy", *order, "seq_len"]]
     ordered.attrs = sums.attrs
     return ordered
+
+
+def plan_sums(
+    name: str, plans_of: Callable[[int], list[Intervention]], columns: str
+) -> Callable[..., pd.DataFrame]:
+    """The sums function of a family of plans: :func:`sweep_sums` of ``plans_of(n_layers)``.
+
+    Args:
+        name: the function's name (``"block_sums"``).
+        plans_of: the family's plans for a model of ``n_layers`` blocks.
+        columns: the labels its columns carry, in words (for the docstring).
+
+    Returns:
+        ``f(model, tokens, *, batch_size=None, progress=True, cache=True)``.
+    """
+
+    def sums(
+        model: Any, tokens: torch.Tensor, *, batch_size: int | None = None,
+        progress: bool = True, cache: bool = True,
+    ) -> pd.DataFrame:  # fmt: skip
+        return sweep_sums(model, tokens, plans_of(n_layers(model)), batch_size=batch_size,
+                          progress=progress, cache=cache)  # fmt: skip
+
+    sums.__name__ = sums.__qualname__ = name
+    sums.__module__ = plans_of.__module__
+    sums.__doc__ = (
+        f"Per-sequence metric sums of every plan of :func:`{plans_of.__name__}`.\n\n"
+        f":func:`stages.engine.sweep.sweep_sums` of those plans; columns {columns}."
+    )
+    return sums
 
 
 def sweep_labels(sums: pd.DataFrame) -> list[str]:
@@ -382,3 +374,10 @@ def _table(
         )
         records.append(rec)
     return pd.DataFrame.from_records(records)
+
+
+run_sweep = analysis(
+    "run_sweep", sweep_sums, sweep_table,
+    "Measure every intervention against the unperturbed model on ``tokens``: KL, top-1 kept, "
+    "entropy change and loss, one row per intervention with 95% intervals.",
+)

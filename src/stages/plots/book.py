@@ -111,8 +111,8 @@ def verdict_figure(claims: pd.DataFrame, *, title: str) -> alt.Chart:
     """Every claim's verdict for every model: one cell per claim and model, coloured by verdict.
 
     Args:
-        claims: :func:`stages.claims.all_claims` of several models, with a ``model`` column. The
-            rows keep the table's order (grouped by page), one per claim (``group``,
+        claims: :func:`stages.results.verdicts.decide_all` of several models, with a ``model``
+            column. The rows keep the table's order (grouped by page), one per claim (``group``,
             ``number``), labelled with the first model's wording (the tooltip gives each
             model's, with the statistic, its 95% interval, n and the rule).
         title: the chart title.

@@ -198,7 +198,8 @@ def test_extension_parts_are_built_on_their_own_and_sliced_by_start_groups(setup
     extension = parts.EXTENSION_PARTS
     with pytest.raises(ValueError, match="unknown parts"):
         build_pack(recipe, out, parts=("blocks", "cka"), device="cpu", log=_quiet)
-    grown = build_pack(recipe, out, parts=extension, up_to=2, device="cpu", progress=False, log=_quiet)
+    grown = build_pack(recipe, out, parts=extension, up_to=2, device="cpu", progress=False,
+                       log=_quiet)  # fmt: skip
     assert grown.complete and all(grown.rows_done(p) == 2 for p in extension)
     model = load_model(recipe.model, device="cpu", dtype="float64")
     computer = Computer(model, recipe, grown)

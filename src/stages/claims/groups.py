@@ -20,7 +20,7 @@ import pandas as pd
 from stages.analyses.probes import probe_accuracies
 from stages.claims.appendix import appendix_claims
 from stages.claims.beyond import cloze_claims, depth_edit_claims, similarity_claims
-from stages.claims.case_studies import probe_claims, subjoiner_claims
+from stages.claims.probes import probe_claims
 from stages.claims.robustness import robustness_claims
 from stages.claims.stages import (
     detokenization_claims,
@@ -28,6 +28,7 @@ from stages.claims.stages import (
     feature_engineering_claims,
     sharpening_claims,
 )
+from stages.claims.subjoiner import subjoiner_claims
 from stages.stats import Verdict
 
 

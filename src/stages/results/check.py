@@ -57,10 +57,11 @@ def slice_check(pack: Pack, model: Any, parts: tuple[str, ...] | None = None) ->
     part of hundreds of plans, the plans of a few start layers
     (:meth:`stages.results.computer.Computer.slice_rows`). They are kept in the result cache,
     whose keys hold a hash of the source of the code that computes them, so a book computes
-    each part's slice once and any change of that code computes it again. For the neuron moments, the first 64 neurons of layer 0 are recomputed.
-    For the case studies, today's windows must have the manifest's sha256, and the choices the
-    pack made once (the "-ing" neurons of each selection rule, the heads whose whole profile is
-    kept) must be those today's code makes.
+    each part's slice once and any change of that code computes it again. For the neuron
+    moments, the first 64 neurons of layer 0 are recomputed. For the case studies, today's
+    windows must have the manifest's sha256, and the choices the pack made once (the "-ing"
+    neurons of each selection rule, the heads whose whole profile is kept) must be those today's
+    code makes.
 
     Args:
         pack: an opened pack.

@@ -9,6 +9,7 @@ import platform
 from pathlib import Path
 from typing import Any
 
+from stages.shapes import Model
 from stages.text.corpus import corpus_fingerprint
 
 _PACKAGES = ("stages", "torch", "transformers", "transformer-lens", "datasets", "altair", "pandas")
@@ -35,7 +36,7 @@ def versions() -> dict[str, str]:
 
 
 def provenance(
-    model: Any,
+    model: Model,
     tokens: Any,
     parameters: dict[str, Any],
     *,

@@ -45,7 +45,7 @@ block_sums = plan_sums('block_sums', block_plans, '``"drop_range <a>[-<b>]:<metr
 
 
 def block_table(
-    sums: pd.DataFrame, n_layers: int, *, n_boot: int = 1000, seed: int = 0
+    sums: pd.DataFrame, n_layers: int, *, n_boot: int = stats.N_BOOT, seed: int = 0
 ) -> pd.DataFrame:
     """One row per deleted block, with 95% bootstrap intervals over sequences.
 

@@ -54,6 +54,7 @@ from stages.engine.runs import (
     per_sequence,
     with_provenance,
 )
+from stages.shapes import Model
 from stages.text.cloze import MAX_TOKENS, ClozeSet
 
 SCORES = ("correct", "logprob")
@@ -92,7 +93,7 @@ def _columns(label: str, hit: torch.Tensor, logprob: torch.Tensor) -> dict[str, 
 
 
 def cloze_sums(
-    model: Any,
+    model: Model,
     cloze: ClozeSet,
     interventions: Sequence[Intervention] | None = None,
     *,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from stages import stats
 from stages.engine.analysis import analysis
 from stages.engine.plans import Intervention, duplicate
 from stages.engine.sweep import plan_sums, sweep_table
@@ -42,7 +43,7 @@ duplication_sums = plan_sums(
 
 
 def duplication_table(
-    sums: pd.DataFrame, n_layers: int, *, n_boot: int = 1000, seed: int = 0
+    sums: pd.DataFrame, n_layers: int, *, n_boot: int = stats.N_BOOT, seed: int = 0
 ) -> pd.DataFrame:
     """One row per (range, n), with 95% bootstrap intervals over sequences.
 

@@ -27,11 +27,13 @@ import numpy as np
 import pandas as pd
 import torch
 
+from stages import stats
 from stages.engine.analysis import analysis
 from stages.engine.forward import capture_baseline
 from stages.engine.metrics import METRICS
-from stages.engine.runs import layers_of, mean_with_interval, per_sequence, with_provenance
+from stages.engine.runs import layers_of, per_sequence, with_provenance
 from stages.engine.sweep import score_residuals
+from stages.shapes import Model, Tokens
 
 # compare()'s names, and what this table calls them
 _COLUMNS = {
@@ -43,8 +45,8 @@ _COLUMNS = {
 
 
 def lens_sums(
-    model: Any,
-    tokens: torch.Tensor,
+    model: Model,
+    tokens: Tokens,
     *,
     batch_size: int | None = None,
     progress: bool = True,
@@ -85,7 +87,7 @@ def lens_sums(
     )
 
 
-def lens_table(sums: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+def lens_table(sums: pd.DataFrame, *, n_boot: int = stats.N_BOOT, seed: int = 0) -> pd.DataFrame:
     """Reduce :func:`lens_sums` to one row per layer with 95% bootstrap intervals.
 
     Returns:
@@ -98,15 +100,20 @@ def lens_table(sums: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -> pd.D
     n_seq = len(sums)
     counts = (sums["seq_len"] - 2).to_numpy(dtype=np.float64)
     final_entropy = sums["final_entropy"].to_numpy()
+    values = np.stack([
+        sums[f"{layer}:{name}"].to_numpy(dtype=np.float64)
+        # H(Q_l) = H(P) + (H(Q_l) - H(P)), in bits
+        + (final_entropy if name == "entropy_delta" else 0.0)
+        for layer in range(n_layers) for name in _COLUMNS
+    ])  # fmt: skip
+    estimate, lo, hi = (a.reshape(n_layers, len(_COLUMNS)) for a in
+                        stats.mean_intervals(values, counts, n_boot=n_boot, seed=seed))  # fmt: skip
     records = []
     for layer in range(n_layers):
         rec: dict[str, Any] = {"layer": layer, "rel_depth": layer / max(1, n_layers - 1)}
-        for name, column in _COLUMNS.items():
-            values = sums[f"{layer}:{name}"].to_numpy()
-            if name == "entropy_delta":  # H(Q_l) = H(P) + (H(Q_l) - H(P)), in bits
-                values = values + final_entropy
-            value, lo, hi = mean_with_interval(values, counts, n_boot=n_boot, seed=seed)
-            rec |= {column: value, f"{column}_lo": lo, f"{column}_hi": hi}
+        for k, column in enumerate(_COLUMNS.values()):
+            rec |= {column: estimate[layer, k], f"{column}_lo": lo[layer, k],
+                    f"{column}_hi": hi[layer, k]}  # fmt: skip
         rec |= {
             "final_entropy": final_entropy.sum() / counts.sum(),
             "n_tokens": int(counts.sum()),

@@ -18,17 +18,19 @@ import numpy as np
 import pandas as pd
 import torch
 
+from stages import stats
 from stages.engine.analysis import analysis
 from stages.engine.forward import run_to_last_block
 from stages.engine.hooks import checked_hooks
-from stages.engine.runs import layers_of, mean_with_interval, per_sequence, with_provenance
+from stages.engine.runs import layers_of, per_sequence, with_provenance
+from stages.shapes import Model, Tokens
 
 COMPONENTS: dict[str, str] = {"attn": "hook_attn_out", "mlp": "hook_mlp_out"}
 
 
 def norms_sums(
-    model: Any,
-    tokens: torch.Tensor,
+    model: Model,
+    tokens: Tokens,
     *,
     batch_size: int | None = None,
     progress: bool = True,
@@ -74,7 +76,7 @@ def norms_sums(
     )
 
 
-def norms_table(sums: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+def norms_table(sums: pd.DataFrame, *, n_boot: int = stats.N_BOOT, seed: int = 0) -> pd.DataFrame:
     """Reduce :func:`norms_sums` to one row per layer with 95% bootstrap intervals.
 
     Returns:
@@ -85,17 +87,22 @@ def norms_table(sums: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -> pd.
     n_layers = layers_of(sums)
     n_seq = len(sums)
     counts = (sums["seq_len"] - 1).to_numpy(dtype=np.float64)
-    records = []
+    names = ("attn_norm", "mlp_norm", "ratio")
+    values, dens = [], []
     for layer in range(n_layers):
         parts = {c: sums[f"{layer}:{point}"].to_numpy() for c, point in COMPONENTS.items()}
+        values += [parts["attn"], parts["mlp"], parts["attn"]]
+        dens += [counts, counts, parts["mlp"]]
+    estimate, lo, hi = (
+        a.reshape(n_layers, len(names))
+        for a in stats.mean_intervals(np.stack(values), np.stack(dens), n_boot=n_boot, seed=seed)
+    )  # fmt: skip
+    records = []
+    for layer in range(n_layers):
         rec: dict[str, Any] = {"layer": layer, "rel_depth": layer / max(1, n_layers - 1)}
-        for name, num, den in [
-            ("attn_norm", parts["attn"], counts),
-            ("mlp_norm", parts["mlp"], counts),
-            ("ratio", parts["attn"], parts["mlp"]),
-        ]:
-            value, lo, hi = mean_with_interval(num, den, n_boot=n_boot, seed=seed)
-            rec |= {name: value, f"{name}_lo": lo, f"{name}_hi": hi}
+        for k, name in enumerate(names):
+            rec |= {name: estimate[layer, k], f"{name}_lo": lo[layer, k],
+                    f"{name}_hi": hi[layer, k]}  # fmt: skip
         rec |= {"n_tokens": int(counts.sum()), "n_seq": n_seq}
         records.append(rec)
     return with_provenance(pd.DataFrame.from_records(records), sums, n_boot=n_boot, seed=seed)

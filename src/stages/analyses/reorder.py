@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from stages import stats
 from stages.depth import MIDDLE, rel_depth
 from stages.engine.analysis import analysis
 from stages.engine.plans import Intervention, drop_range, parallel, repeat, reverse, shuffle
@@ -88,7 +89,7 @@ def where(start: int, stop: int, n_layers: int) -> str:
 
 
 def reorder_table(
-    sums: pd.DataFrame, n_layers: int, *, n_boot: int = 1000, seed: int = 0
+    sums: pd.DataFrame, n_layers: int, *, n_boot: int = stats.N_BOOT, seed: int = 0
 ) -> pd.DataFrame:
     """One row per plan, with 95% bootstrap intervals over sequences.
 

@@ -19,7 +19,8 @@ import pandas as pd
 
 from stages.analyses.probes import probe_accuracies
 from stages.claims.appendix import appendix_claims
-from stages.claims.beyond import cloze_claims, depth_edit_claims, similarity_claims
+from stages.claims.beyond import depth_edit_claims, similarity_claims
+from stages.claims.cloze import cloze_claims
 from stages.claims.probes import probe_claims
 from stages.claims.robustness import robustness_claims
 from stages.claims.stages import (

@@ -16,6 +16,8 @@ from typing import Any
 
 import pandas as pd
 
+from stages.shapes import Model
+
 COMMON_ARGS: dict[str, str] = {
     "model": "a ``TransformerBridge`` from :func:`stages.load_model`.",
     "tokens": "``[n_seq, seq_len]`` token ids, each row starting with BOS.",
@@ -81,7 +83,7 @@ def analysis(
     if missing:
         raise ValueError(f"{name}: document the arguments {missing}")
 
-    def call(model: Any, tokens: Any, *positional: Any, **kwargs: Any) -> pd.DataFrame:
+    def call(model: Model, tokens: Any, *positional: Any, **kwargs: Any) -> pd.DataFrame:
         unknown = set(kwargs) - set(to_sums) - set(to_table)
         if unknown:
             raise TypeError(f"{name}() got unexpected arguments {sorted(unknown)}")

@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from stages.shapes import Model
+
 
 class HookNotFiredError(RuntimeError):
     """A hook point was registered but never called during the forward pass."""
@@ -23,7 +25,7 @@ class HookNotFiredError(RuntimeError):
 
 @contextmanager
 def checked_hooks(
-    model: Any, fwd_hooks: Sequence[tuple[str, Callable[..., Any]]]
+    model: Model, fwd_hooks: Sequence[tuple[str, Callable[..., Any]]]
 ) -> Iterator[None]:
     """``model.hooks(fwd_hooks=...)`` that checks, on a clean exit, that every hook fired.
 

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from stages import stats
 from stages.engine.analysis import analysis
 from stages.engine.forward import (
     capture_baseline,
@@ -40,7 +41,6 @@ from stages.engine.metrics import (
     LN2,
     METRICS,
     Unembedding,
-    bootstrap_interval,
     compare,
     reference,
     unchanged,
@@ -54,18 +54,19 @@ from stages.engine.runs import (
     with_provenance,
 )
 from stages.models import resolve_dtype
+from stages.shapes import Model, Tokens
 
 EXECUTORS = ("local", "ray")
 
 
-def default_interventions(model: Any) -> list[Intervention]:
+def default_interventions(model: Model) -> list[Intervention]:
     """Every drop, swap, attention-only drop and MLP-only drop of ``model``."""
     return drops(model) + swaps(model) + drops(model, "attn") + drops(model, "mlp")
 
 
 def sweep_sums(
-    model: Any,
-    tokens: torch.Tensor,
+    model: Model,
+    tokens: Tokens,
     interventions: Sequence[Intervention] | None = None,
     *,
     batch_size: int | None = None,
@@ -168,7 +169,7 @@ def plan_sums(
     """
 
     def sums(
-        model: Any, tokens: torch.Tensor, *, batch_size: int | None = None,
+        model: Model, tokens: Tokens, *, batch_size: int | None = None,
         progress: bool = True, cache: bool = True,
     ) -> pd.DataFrame:  # fmt: skip
         return sweep_sums(model, tokens, plans_of(n_layers(model)), batch_size=batch_size,
@@ -189,7 +190,7 @@ def sweep_labels(sums: pd.DataFrame) -> list[str]:
 
 
 def sweep_table(
-    sums: pd.DataFrame, *, n_layers: int, n_boot: int = 1000, seed: int = 0
+    sums: pd.DataFrame, *, n_layers: int, n_boot: int = stats.N_BOOT, seed: int = 0
 ) -> pd.DataFrame:
     """Reduce :func:`sweep_sums` to one row per intervention with bootstrap intervals.
 
@@ -217,7 +218,7 @@ def sweep_table(
     return with_provenance(table, sums, n_boot=n_boot, seed=seed)
 
 
-def _autocast_dtype(model: Any, autocast: str | None) -> torch.dtype | None:
+def _autocast_dtype(model: Model, autocast: str | None) -> torch.dtype | None:
     """Parse ``autocast``; refuse it for models that are not float32."""
     if autocast is None:
         return None
@@ -233,7 +234,7 @@ def _autocast_dtype(model: Any, autocast: str | None) -> torch.dtype | None:
 
 
 def sweep_task(
-    model: Any,
+    model: Model,
     batch: torch.Tensor,
     groups: Sequence[Sequence[Intervention]],
     *,
@@ -276,7 +277,7 @@ def sweep_task(
 
 
 def score_residuals(
-    model: Any,
+    model: Model,
     batch: torch.Tensor,
     ref_resid: torch.Tensor,
     candidates: Iterable[torch.Tensor | None],
@@ -351,6 +352,11 @@ def _table(
     """Reduce per-sequence sums to one row per intervention with bootstrap intervals."""
     total = counts.sum()
     baseline_loss = sums[0, METRICS.index("loss")].sum() / total
+    estimate, lo, hi = (
+        a.reshape(len(labels), len(METRICS))
+        for a in stats.mean_intervals(sums.reshape(-1, len(counts)), counts, n_boot=n_boot,
+                                      seed=seed)
+    )  # fmt: skip
     records = []
     for i, label in enumerate(labels):
         kind, layer, layers = describe_label(label)
@@ -361,10 +367,7 @@ def _table(
             "rel_depth": layer / max(1, n - 1) if layers else np.nan,
         }
         for m, name in enumerate(METRICS):
-            rec[name] = sums[i, m].sum() / total
-            rec[f"{name}_lo"], rec[f"{name}_hi"] = bootstrap_interval(
-                sums[i, m], counts, n_boot=n_boot, seed=seed
-            )
+            rec |= {name: estimate[i, m], f"{name}_lo": lo[i, m], f"{name}_hi": hi[i, m]}
         rec.update(
             baseline_loss=baseline_loss,
             baseline_entropy=base_entropy.sum() / total,

@@ -33,11 +33,12 @@ from stages.results.pack import (
     to_wide,
 )
 from stages.results.parts import EXTENSION_PARTS, PARTS, SEQUENCE_PARTS, WINDOW_PARTS
+from stages.shapes import Model
 from stages.store import atomic_write, sha256_bytes
 from stages.text.corpus import corpus_fingerprint
 
 
-def _new_manifest(model: Any, recipe: Recipe, computer: Computer) -> dict[str, Any]:
+def _new_manifest(model: Model, recipe: Recipe, computer: Computer) -> dict[str, Any]:
     info = model_info(model)
     return {
         "format": 1,

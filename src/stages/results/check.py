@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pandas as pd
 
@@ -13,6 +11,7 @@ from stages.models import model_info
 from stages.results.computer import Computer, ing_neuron_sets, profile_heads
 from stages.results.pack import RTOL, SLICE, Pack, PackError
 from stages.results.parts import PLAN_PARTS, WINDOW_PARTS
+from stages.shapes import Model
 
 
 def compare_rows(live: pd.DataFrame, stored: pd.DataFrame, *, rtol: float = RTOL) -> pd.DataFrame:
@@ -50,7 +49,7 @@ def compare_rows(live: pd.DataFrame, stored: pd.DataFrame, *, rtol: float = RTOL
     return pd.DataFrame(rows)
 
 
-def slice_check(pack: Pack, model: Any, parts: tuple[str, ...] | None = None) -> pd.DataFrame:
+def slice_check(pack: Pack, model: Model, parts: tuple[str, ...] | None = None) -> pd.DataFrame:
     """Recompute the first ``SLICE`` rows of each part with today's code; compare with the pack.
 
     The rows are computed exactly as the pack's first chunk was (same rows, same batch); for a

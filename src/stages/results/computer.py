@@ -10,8 +10,6 @@ model, the recipe's token sample, its case-study and cloze windows, the neuron c
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pandas as pd
 import torch
@@ -22,6 +20,7 @@ from stages.analyses.subjoiner import OFFSET, effect_of_heads
 from stages.engine.sweep import sweep_sums
 from stages.results.pack import NEURON_COLUMNS, PROFILE_HEADS, Pack, Recipe
 from stages.results.parts import PARTS, PLAN_PARTS, slice_plans
+from stages.shapes import Model
 from stages.text.cloze import ClozeSet, cloze_set
 from stages.text.corpus import load_corpus
 from stages.text.words import Vocabulary, WordDataset, ing_dataset, subjoiner_dataset
@@ -39,7 +38,7 @@ def interleaved(labels: np.ndarray) -> np.ndarray:
     return np.concatenate([pairs, pos[n:], neg[n:]])
 
 
-def case_study_windows(model: Any, recipe: Recipe) -> dict[str, WordDataset]:
+def case_study_windows(model: Model, recipe: Recipe) -> dict[str, WordDataset]:
     """The case-study windows of ``recipe``, classes interleaved (:func:`interleaved`).
 
     Returns:
@@ -57,7 +56,7 @@ def case_study_windows(model: Any, recipe: Recipe) -> dict[str, WordDataset]:
     return out
 
 
-def ing_neuron_sets(model: Any, classes: pd.DataFrame, recipe: Recipe) -> dict[str, pd.DataFrame]:
+def ing_neuron_sets(model: Model, classes: pd.DataFrame, recipe: Recipe) -> dict[str, pd.DataFrame]:
     """The "-ing" neurons of each selection rule (:func:`stages.analyses.probes.ing_neurons`)."""
     ing = Vocabulary.of(model.tokenizer, model.cfg.d_vocab).ing()
     return {
@@ -82,7 +81,7 @@ class Computer:
             classes, the "-ing" neurons, the profiled heads) are read from it.
     """
 
-    def __init__(self, model: Any, recipe: Recipe, pack: Pack | None = None) -> None:
+    def __init__(self, model: Model, recipe: Recipe, pack: Pack | None = None) -> None:
         self.model, self.recipe, self.pack = model, recipe, pack
         self.tokens = load_corpus(
             model, corpus=recipe.corpus, n_tokens=recipe.n_tokens, seq_len=recipe.seq_len,

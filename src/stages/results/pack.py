@@ -51,11 +51,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from stages.engine.runs import tokens_sha256
 from stages.models import model_info
 from stages.results.parts import EXTENSION_PARTS, SEQUENCE_PARTS, WINDOW_PARTS
+from stages.shapes import Model, Tokens
 from stages.store import data_dir, repo_root, sha256_bytes
 
 SLICE = 2
@@ -386,7 +386,7 @@ class Pack:
         )
 
 
-def matches(pack: Pack, model: Any, tokens: torch.Tensor) -> bool:
+def matches(pack: Pack, model: Model, tokens: Tokens) -> bool:
     """Whether ``pack`` holds results for exactly this model (weights, dtype) and these tokens."""
     info = model_info(model)
     m = pack.manifest

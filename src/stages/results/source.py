@@ -41,6 +41,7 @@ from stages.results.pack import (
     short_commit,
 )
 from stages.results.parts import EXTENSION_PARTS, PARTS, ROW_PARTS
+from stages.shapes import Model, Tokens
 from stages.stats import Verdict
 from stages.text.corpus import load_corpus
 
@@ -58,8 +59,8 @@ class Results:
         used: the parts a page asked for (the slice check covers these).
     """
 
-    model: Any
-    tokens: torch.Tensor
+    model: Model
+    tokens: Tokens
     recipe: Recipe
     pack: Pack | None
     why_live: str = ""
@@ -388,7 +389,7 @@ def open_results(
 
 
 def _shipped_if_it_matches(
-    lm: Any, tokens: torch.Tensor, n_per_class: int, n_neurons: int, n_cloze: int
+    lm: Any, tokens: Tokens, n_per_class: int, n_neurons: int, n_cloze: int
 ) -> tuple[Pack | None, str]:
     """The shipped pack of ``lm`` if it holds exactly this sample, else None and why not."""
     name = lm.stages_info["name"]

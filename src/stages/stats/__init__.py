@@ -19,6 +19,7 @@ from stages.stats.bootstrap import (
     bootstrap,
     defined_percentile,
     interval,
+    mean_intervals,
     means,
     percentile,
     simultaneous,
@@ -41,6 +42,6 @@ from stages.stats.verdicts import (
 __all__ = [
     "LEVEL", "MIN_UNITS", "N_BOOT", "SOURCES", "VERDICTS", "Statistic", "Verdict", "bootstrap",
     "clopper_pearson", "decide", "decide_against_null", "decide_within", "defined_percentile",
-    "gap", "highest", "holm", "interval", "lowest", "mcnemar", "means", "missing", "percentile",
-    "rule_text", "simultaneous", "table", "two_sample", "verdict",
+    "gap", "highest", "holm", "interval", "lowest", "mcnemar", "mean_intervals", "means",
+    "missing", "percentile", "rule_text", "simultaneous", "table", "two_sample", "verdict",
 ]  # fmt: skip

@@ -146,6 +146,41 @@ def defined_percentile(distribution: np.ndarray, level: float = LEVEL) -> tuple[
     return lo, hi, k
 
 
+def mean_intervals(
+    values: np.ndarray, counts: np.ndarray, *, n_boot: int = N_BOOT, seed: int = 0,
+    level: float = LEVEL,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """Token-weighted means of ``k`` quantities with their percentile intervals, in one go.
+
+    ``interval(values, counts)`` (:func:`interval`), the tables' intervals: the same resamples,
+    drawn once as per-unit weights (:func:`bootstrap` of the ``[n, n]`` identity gives each
+    resample's share of every unit) and applied to every row by one matrix product. With
+    thousands of rows this is about ten times faster than resampling the rows themselves, and a
+    table's interval is the one a verdict on the same mean gets with the same seed.
+
+    Args:
+        values: ``[k, n]`` per-unit sums.
+        counts: ``[n]`` or ``[k, n]`` per-unit counts (tokens) each mean divides by.
+        n_boot: resamples.
+        seed: the resampling seed.
+        level: the intervals' coverage.
+
+    Returns:
+        ``(estimate, lo, hi)``, each ``[k]``.
+    """
+    values = np.atleast_2d(np.asarray(values, dtype=np.float64))
+    counts = np.broadcast_to(np.asarray(counts, dtype=np.float64), values.shape)
+    n = values.shape[-1]
+    estimate = values.sum(-1) / counts.sum(-1)
+    if n < 2:
+        return estimate, estimate.copy(), estimate.copy()
+    _, shares = bootstrap(np.eye(n), None, n_boot=n_boot, seed=seed)  # [n, B]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        distribution = (values @ shares) / (counts @ shares)  # [k, B]
+    lo, hi = percentile(distribution, level)
+    return estimate, lo, hi
+
+
 def two_sample(
     a: np.ndarray, b: np.ndarray, *, n_boot: int = N_BOOT, seed: int = 0, level: float = LEVEL
 ) -> tuple[float, float, float]:

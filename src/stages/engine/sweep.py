@@ -45,7 +45,7 @@ from stages.engine.metrics import (
     reference,
     unchanged,
 )
-from stages.engine.plans import BASELINE, Intervention, describe_label, drops, swaps
+from stages.engine.plans import BASELINE, Intervention, describe_label, drop, drop_component, swap
 from stages.engine.runs import (
     check_tokens,
     default_batch_size,
@@ -59,9 +59,16 @@ from stages.shapes import Model, Tokens
 EXECUTORS = ("local", "ray")
 
 
+def single_layer_plans(n: int) -> list[Intervention]:
+    """Every drop, swap, attention-only drop and MLP-only drop of a model of ``n`` blocks."""
+    return ([drop(i) for i in range(n)] + [swap(i) for i in range(n - 1)]
+            + [drop_component(i, "attn") for i in range(n)]
+            + [drop_component(i, "mlp") for i in range(n)])  # fmt: skip
+
+
 def default_interventions(model: Model) -> list[Intervention]:
     """Every drop, swap, attention-only drop and MLP-only drop of ``model``."""
-    return drops(model) + swaps(model) + drops(model, "attn") + drops(model, "mlp")
+    return single_layer_plans(n_layers(model))
 
 
 def sweep_sums(

@@ -33,7 +33,7 @@ from stages.analyses.skip_effects import skip_sums
 from stages.analyses.subjoiner import OFFSET, final_token_attention
 from stages.analyses.swap_similarity import swap_similarity_sums
 from stages.engine.forward import start_groups
-from stages.engine.sweep import sweep_sums
+from stages.engine.sweep import single_layer_plans, sweep_sums
 from stages.text.words import Vocabulary
 
 if TYPE_CHECKING:
@@ -124,7 +124,7 @@ PARTS: dict[str, Part] = {
         Part("subjoiner_profile", "windows",
              _subjoiner(lambda c, col: col.rsplit(".", 1)[0] in c.profile_heads()), WINDOW_CHUNK),
         Part("ing", "windows", _ing, WINDOW_CHUNK),
-        Part("sweep", "sequences", _sequences(sweep_sums)),
+        Part("sweep", "sequences", _sequences(sweep_sums), plans=single_layer_plans),
         Part("attention", "sequences", _sequences(attention_sums)),
         Part("norms", "sequences", _sequences(norms_sums)),
         Part("lens", "sequences", _sequences(lens_sums)),
@@ -156,7 +156,8 @@ EXTENSION_PARTS = _named(lambda p: p.extension)
 (:meth:`stages.results.pack.Pack.rows_done`): a pack is complete without them, and a page that
 uses one reads the rows it holds and says how many."""
 PLAN_PARTS = _named(lambda p: p.plans is not None)
-"""Parts of many plans (block deletion, reorderings, duplication)."""
+"""Parts of many plans (the sweep of single layers, block deletion, reorderings, duplication):
+their live slice recomputes a few start layers (:func:`slice_plans`)."""
 ROW_PARTS = _named(lambda p: p.unit == "sequences")
 """Every part whose rows are the pack's sequences."""
 

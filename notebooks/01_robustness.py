@@ -46,7 +46,7 @@ from stages import stats
 from stages.book.page import open_page
 from stages.book.present import data_table, verdict_table
 from stages.claims import verdict_summary
-from stages.claims.depth import layers_where, scored, span, stack
+from stages.depth import layers_where, scored, span, stack
 from stages.claims.robustness import MIDDLE, most_damaging, robustness_claims
 from stages.engine.sweep import sweep_table
 from stages.formats import estimate, number, percent

@@ -43,7 +43,7 @@ from stages.analyses.norms import norms_table
 from stages.book.page import open_page
 from stages.book.present import data_table, verdict_table
 from stages.claims import verdict_summary
-from stages.claims.depth import EARLY, layers_where, span
+from stages.depth import EARLY, layers_where, span
 from stages.claims.stages import detokenization_claims
 from stages.formats import estimate, number, percent
 from stages.plots.stages import locality_figure, norms_figure

@@ -44,7 +44,7 @@ from stages.analyses.lens import lens_table
 from stages.book.page import open_page
 from stages.book.present import data_table, verdict_table
 from stages.claims import verdict_summary
-from stages.claims.depth import HALF
+from stages.depth import HALF
 from stages.claims.stages import feature_engineering_claims
 from stages.formats import estimate, number, percent
 from stages.plots.stages import lens_figure

@@ -51,7 +51,7 @@ from stages.analyses.neurons import class_counts, top_neurons
 from stages.book.page import open_page
 from stages.book.present import data_table, verdict_table
 from stages.claims import verdict_summary
-from stages.claims.depth import HALF
+from stages.depth import HALF
 from stages.claims.stages import ensembling_claims
 from stages.formats import estimate, number, percent
 from stages.plots.stages import ensembling_figure

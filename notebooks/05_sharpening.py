@@ -44,7 +44,7 @@ from stages.analyses.norms import norms_table
 from stages.book.page import open_page
 from stages.book.present import data_table, verdict_table
 from stages.claims import verdict_summary
-from stages.claims.depth import HALF, LAST, layers_where, span
+from stages.depth import HALF, LAST, layers_where, span
 from stages.claims.stages import sharpening_claims
 from stages.formats import estimate, percent
 from stages.plots.stages import lens_figure

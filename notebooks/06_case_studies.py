@@ -71,7 +71,8 @@ from stages.analyses.probes import probe_accuracies
 from stages.analyses.subjoiner import attention_profile, rank_heads
 from stages.book.page import open_page
 from stages.claims import verdict_summary, verdict_table, verdict_text
-from stages.claims.case_studies import probe_claims, subjoiner_claims
+from stages.claims.probes import probe_claims
+from stages.claims.subjoiner import subjoiner_claims
 from stages.plots.case_studies import (
     head_effects_figure,
     ing_neuron_figure,

@@ -76,7 +76,8 @@
 
 from IPython.display import Markdown, display
 
-from stages.analyses.cross_model import SIGNALS, compare_models
+from stages.analyses.cross_model import SIGNALS
+from stages.results.cross_model import compare_models
 from stages.book.page import open_page
 from stages.claims import verdict_summary, verdict_table, verdict_text
 from stages.claims.cross_model import cross_model_claims

@@ -49,12 +49,15 @@ from myst_nb import glue
 
 from stages.book.page import open_page
 from stages.book.present import fold, markdown, verdict_matrix, verdict_table
-from stages.claims import PAGES, all_claims, conclusions, verdict_summary
-from stages.claims.cross_model import Sample, cross_model_claims
+from stages.claims import conclusions, verdict_summary
+from stages.claims.groups import PAGES
+from stages.analyses.cross_model import Sample
+from stages.claims.cross_model import cross_model_claims
 from stages.claims.headlines import headline_findings
 from stages.plots.book import verdict_figure
 from stages.results.ledger import write_ledger
-from stages.results.pages import open_results, packs_for
+from stages.results.source import open_results, packs_for
+from stages.results.verdicts import decide_all
 from stages.stats import VERDICTS
 from stages.stats import table as verdict_frame
 from stages.store import data_dir
@@ -79,7 +82,7 @@ for model, its_pack in zip(models, packs_for(models, pack)):
     res = open_results(model, n_tokens=n_tokens, seq_len=seq_len, seed=seed, corpus=corpus,
                        device=device, dtype=dtype, batch_size=batch_size,
                        n_per_class=n_per_class, n_cloze=n_cloze, pack=its_pack)
-    decided = all_claims(res, seed=seed)
+    decided = decide_all(res, seed=seed)
     tables.append(decided.assign(model=res.name))
     missing[res.name] = decided.attrs["missing"]
     frames = {part: res.sums(part) for part in ("sweep", "attention", "norms", "lens")}

@@ -18,9 +18,9 @@ import pytest
 
 import stages
 import stages.store
+from stages.cache import Entry
 from stages.cli import main
 from stages.results.build import build_pack
-from stages.results.cache import Entry
 from stages.store import StorageError, results_dir
 from tests.conftest import make_tiny_hf, tiny_recipe
 

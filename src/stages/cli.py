@@ -150,8 +150,7 @@ def _cmd_book(args: argparse.Namespace) -> int:
 
 
 def _cmd_cache(args: argparse.Namespace) -> int:
-    from stages import store
-    from stages.results import cache
+    from stages import cache, store
 
     if args.action == "clear":
         print(f"removed {cache.clear(args.analysis)} cache entries from {store.results_dir()}")

@@ -9,6 +9,9 @@ import platform
 from pathlib import Path
 from typing import Any
 
+from stages.shapes import Model
+from stages.text.corpus import corpus_fingerprint
+
 _PACKAGES = ("stages", "torch", "transformers", "transformer-lens", "datasets", "altair", "pandas")
 
 
@@ -33,7 +36,7 @@ def versions() -> dict[str, str]:
 
 
 def provenance(
-    model: Any,
+    model: Model,
     tokens: Any,
     parameters: dict[str, Any],
     *,
@@ -49,8 +52,6 @@ def provenance(
         corpus: the corpus name or path; its fingerprint is recorded.
         seconds: wall-clock run time, if known.
     """
-    from stages.text.corpus import corpus_fingerprint
-
     info = dict(getattr(model, "stages_info", {}))
     record: dict[str, Any] = {
         "model": info.get("name", "?"),

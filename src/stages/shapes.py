@@ -1,4 +1,4 @@
-"""Type names for the book's tensors and models, in TransformerLens's shape words.
+"""Type names for the book's tensors and models, and its hook points, in TransformerLens's words.
 
 Used in signatures only (``from __future__ import annotations`` keeps them unevaluated), so a
 reader sees ``Resid`` = ``Float[Tensor, "batch pos d_model"]`` where the code says ``Tensor``.
@@ -25,4 +25,14 @@ Resid: TypeAlias = Float[Tensor, "batch pos d_model"]
 Logits: TypeAlias = Float[Tensor, "batch pos d_vocab"]
 """Next-token logits."""
 
-__all__ = ["Logits", "Model", "Resid", "Tokens"]
+HOOK_POINTS: dict[str, str] = {
+    "blocks.{layer}.hook_resid_pre": "[batch, pos, d_model]: the residual entering the block",
+    "blocks.{layer}.hook_resid_post": "[batch, pos, d_model]: the residual leaving the block",
+    "blocks.{layer}.hook_attn_out": "[batch, pos, d_model]: what attention adds",
+    "blocks.{layer}.hook_mlp_out": "[batch, pos, d_model]: what the MLP adds",
+    "blocks.{layer}.attn.hook_pattern": "[batch, head, query_pos, key_pos]: attention weights",
+    "blocks.{layer}.mlp.out.hook_in": "[batch, pos, d_mlp]: the MLP's neuron activations",
+}
+"""Every hook point ``stages`` uses, with the shape it carries."""
+
+__all__ = ["HOOK_POINTS", "Logits", "Model", "Resid", "Tokens"]

@@ -3,7 +3,7 @@
 Paths:
 
 - the user cache, ``$STAGES_CACHE_DIR`` (default ``~/.cache/stages``): ``results/`` (the result
-  cache, :mod:`stages.results.cache`), ``corpus/`` (token streams), ``tokenizers/``, and ``models/``
+  cache, :mod:`stages.cache`), ``corpus/`` (token streams), ``tokenizers/``, and ``models/``
   (converted models; ``$STAGES_MODELS_DIR`` moves them elsewhere);
 - the checkout's ``data/`` folder (the shipped corpus and the results packs;
   ``$STAGES_DATA_DIR`` moves it).

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from stages.analyses.attention import attention_sums
-from stages.analyses.cross_model import SIGNALS, compare_models, model_signals
+from stages.analyses.cross_model import SIGNALS, Sample, model_signals
 from stages.analyses.lens import lens_sums
 from stages.analyses.neurons import neuron_classes
 from stages.analyses.norms import norms_sums
@@ -19,7 +19,6 @@ from stages.analyses.signals import CURVES
 from stages.claims.cross_model import (
     EQUIVALENCE,
     LOCATIONS,
-    Sample,
     common_grid,
     cross_model_claims,
     deeper_is_more_robust,
@@ -29,6 +28,7 @@ from stages.claims.cross_model import (
     shape_agreement,
 )  # fmt: skip
 from stages.engine.sweep import sweep_sums, sweep_table
+from stages.results.cross_model import compare_models
 from tests import synthetic as syn
 from tests.conftest import make_tiny_hf
 

@@ -14,7 +14,6 @@ import pandas as pd
 import pytest
 import torch
 
-from stages import stats
 from stages.analyses.skip_effects import (
     QUANTITIES,
     column,
@@ -22,7 +21,6 @@ from stages.analyses.skip_effects import (
     regime_summary,
     skip_sums,
     skip_table,
-    token_mean_intervals,
 )
 from stages.engine.forward import capture_baseline, run_block
 from tests.conftest import ARCHS
@@ -211,16 +209,6 @@ def test_table_is_the_token_mean_of_the_sums(sums_of, tiny_tokens):
     assert table.cos.between(-1, 1).all() and (table.rel_change > 0).all()
     assert (table.n_seq == tiny_tokens.shape[0]).all() and (table.n_tokens == tokens).all()
     assert table.attrs["provenance"]["n_boot"] == 200
-
-
-def test_token_mean_intervals_equal_stats_interval():
-    rng = np.random.default_rng(0)
-    values, counts = rng.random((7, 40)), rng.integers(5, 30, 40).astype(float)
-    got = token_mean_intervals(values, counts, n_boot=300, seed=4)
-    want = stats.interval(values, counts, n_boot=300, seed=4, level=0.95)
-    for a, b in zip(got, want, strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-12)
-    assert (want[2] - want[1] > 0).all()  # the intervals are not degenerate
 
 
 def test_regime_summary_averages_the_later_cells(sums_of):

@@ -15,6 +15,8 @@ import pytest
 
 from stages import stats
 from stages.claims import association as assoc
+from stages.claims import beyond
+from stages.claims import neurons as neuron_claims
 from tests import synthetic as syn
 
 L = syn.N_LAYERS  # 12: blocks 1-10 for the KL fall, layers 1-11 for the drop scores
@@ -131,7 +133,7 @@ def _fall(falls: np.ndarray, neurons: list[int], n: int = 64) -> stats.Verdict:
     """The verdict on a lens whose log KL falls by ``falls[l]`` entering block ``l``."""
     log_kl = 5.0 - np.cumsum(np.r_[0.0, falls])  # [L]: log KL after blocks 0..L-1
     sums = syn.lens(n, kl=lambda layer: float(np.exp(log_kl[layer])), sd=0.02)
-    return assoc.fall_tracks_neurons(sums, syn.classes(neurons, [0] * L), L)
+    return neuron_claims.fall_tracks_neurons(sums, syn.classes(neurons, [0] * L), L)
 
 
 BLOCKS = np.arange(1, L - 1)  # 1..10
@@ -193,7 +195,7 @@ def _frames(n_seq: int, kl_of_score) -> tuple[pd.DataFrame, pd.DataFrame]:
     ids=["tracks", "opposite", "unrelated", "few"],
 )  # fmt: skip
 def test_a_score_tracks_the_drop_across_layers(score, kl_of_score, n_seq, expected):
-    v = assoc.score_tracks_drop(*_frames(n_seq, kl_of_score), score)
+    v = beyond.score_tracks_drop(*_frames(n_seq, kl_of_score), score)
     assert v.verdict in expected, v
     assert v.n == L - 1 and v.unit == "layers" and v.source == "related work"
     assert v.lo < v.hi and "safe to drop" in v.claim and "layers exchangeable" in v.detail

@@ -13,7 +13,7 @@ import pytest
 from stages.analyses.blocks import block_plans
 from stages.analyses.duplication import duplication_plans
 from stages.analyses.reorder import reorder_plans, where
-from stages.claims import beyond
+from stages.claims import beyond, cloze
 from tests import synthetic
 
 N = synthetic.N_LAYERS
@@ -158,25 +158,25 @@ def _kind(label: str) -> str:
     ],
 )
 def test_cloze_claims(index, accuracy, expected):
-    v = beyond.cloze_claims(_cloze(400, accuracy), N)[index]
+    v = cloze.cloze_claims(_cloze(400, accuracy), N)[index]
     assert v.verdict == expected, (v.claim, v.value, v.lo, v.hi)
-    assert beyond.cloze_claims(_cloze(20, accuracy), N)[index].verdict == "not enough data"
+    assert cloze.cloze_claims(_cloze(20, accuracy), N)[index].verdict == "not enough data"
 
 
 def test_a_cloze_baseline_with_few_hits_decides_nothing():
     # 20 baseline hits of 400 windows: a share of them kept says nothing yet
     few = lambda lb: 20 / 400 if _kind(lb) in ("none", "drop") else 0.5  # noqa: E731
-    for v in beyond.cloze_claims(_cloze(400, few), N):
+    for v in cloze.cloze_claims(_cloze(400, few), N):
         assert v.verdict == "not enough data", v
         assert "30 baseline hits" in v.rule
 
 
 def test_a_drop_with_no_hit_gets_an_exact_bound_not_a_zero_width_interval():
     none_right = lambda lb: {"none": 0.5, "drop 5": 0.0}.get(lb, 0.5)  # noqa: E731
-    v = beyond.cloze_claims(_cloze(400, none_right), N)[0]
+    v = cloze.cloze_claims(_cloze(400, none_right), N)[0]
     assert v.value == 0.0 and v.lo == 0.0 and v.hi > 0.0 and v.verdict == "does not hold", v
     # the Clopper-Pearson upper bound of 0 of 400 over the baseline accuracy
-    assert v.hi == pytest.approx(beyond.stats.clopper_pearson(0, 400)[1] / 0.5)
+    assert v.hi == pytest.approx(cloze.stats.clopper_pearson(0, 400)[1] / 0.5)
 
 
 def test_each_middle_layer_is_tested_with_holm():
@@ -186,6 +186,6 @@ def test_each_middle_layer_is_tested_with_holm():
             return 0.3
         return {"swap": 0.6, "drop": 0.45}.get(_kind(lb), 0.7)
 
-    v = beyond.cloze_claims(_cloze(400, acc), N)[2]
+    v = cloze.cloze_claims(_cloze(400, acc), N)[2]
     assert v.verdict == "does not hold" and "against it: layer 5" in v.detail, v.detail
     assert "McNemar" in v.rule and "Holm" in v.rule

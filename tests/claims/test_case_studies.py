@@ -26,8 +26,9 @@ from stages.analyses.probes import (
     probe_accuracies,
     split_windows,
 )
-from stages.claims import case_studies
-from stages.claims.case_studies import selection_half
+from stages.claims import subjoiner
+from stages.claims.probes import probe_claims
+from stages.claims.subjoiner import selection_half
 from stages.stats import Verdict
 
 L = 12  # first-half heads: layers 0-5 (relative depth <= 0.5), later heads: layers 6-11
@@ -72,7 +73,7 @@ def _early(e: int, n_words: int = N_WORDS) -> Verdict:
     labels, words = _windows(n_words)
     planted = {1: {(1, 0): 0.4, (8, 0): 0.1}, -1: {(1, 0): 0.1, (8, 0): 0.4},
                0: {(1, 0): 0.3, (8, 0): 0.3}}[e]  # fmt: skip
-    return case_studies.subjoiner_head_early(_attention(labels, words, planted), labels, words, L)
+    return subjoiner.subjoiner_head_early(_attention(labels, words, planted), labels, words, L)
 
 
 def _density(e: int, n_words: int = N_WORDS) -> Verdict:
@@ -80,7 +81,7 @@ def _density(e: int, n_words: int = N_WORDS) -> Verdict:
     later = {1: False, -1: True, 0: None}[e]
     planted = {(layer, head): 0.05 for layer in range(L) for head in range(2)
                if e and (layer >= L // 2) == later}  # fmt: skip
-    return case_studies.subjoiner_density(_attention(labels, words, planted), labels, words, L)
+    return subjoiner.subjoiner_density(_attention(labels, words, planted), labels, words, L)
 
 
 def _profile(
@@ -115,7 +116,7 @@ def _peaks_first(e: int, n_words: int = N_WORDS) -> Verdict:
     labels, words = _windows(n_words)
     shape = {1: {3: 0.5}, -1: {3: 0.3, 1: 0.5}, 0: {3: 0.4, 1: 0.4}}[e]
     four = {"2.0": _peaked(shape), "9.1": _peaked({3: 0.1})}
-    return case_studies.subjoiner_profile_peaks_first(_profile(labels, words, four), labels, words)
+    return subjoiner.subjoiner_profile_peaks_first(_profile(labels, words, four), labels, words)
 
 
 SUBJOINER: dict[str, Callable[..., Verdict]] = {
@@ -156,7 +157,7 @@ def test_a_repeated_word_counts_once():
     frame = pd.DataFrame({"1.0.3": np.where(labels, 0.5, 0.1) + 0.01 * rng.standard_normal(n),
                           "9.0.3": 0.1 + 0.01 * rng.standard_normal(n)})  # fmt: skip
     words = np.array(["harpooneer"] * (n // 2) + [f"w{i}" for i in range(n // 2)], dtype=object)
-    for f in (case_studies.subjoiner_head_early, case_studies.subjoiner_density):
+    for f in (subjoiner.subjoiner_head_early, subjoiner.subjoiner_density):
         v = f(frame, labels, words, L)
         assert v.verdict == "not enough data" and "1 distinct four-token" in v.detail, v
 
@@ -170,7 +171,7 @@ def test_the_heads_are_chosen_on_the_selection_half_only():
     pick = selection_half(labels, words)
     planted = {(0, 0): np.where(pick, 0.3, 0.0), (1, 0): np.where(pick, 0.0, 0.6), (9, 0): 0.2}
     frame = _attention(labels, words, planted)
-    v = case_studies.subjoiner_head_early(frame, labels, words, L)
+    v = subjoiner.subjoiner_head_early(frame, labels, words, L)
     assert "(L0H0)" in v.statistic and "(L9H0)" in v.statistic, v.statistic
     assert v.verdict == "does not hold", v
 
@@ -182,7 +183,7 @@ def test_the_profile_head_is_chosen_on_the_selection_half_only():
     pick = selection_half(labels, words)[:, None]
     four = {"2.0": np.where(pick, _peaked({3: 0.6}), _peaked({3: 0.3, 1: 0.5})),
             "9.1": np.where(pick, _peaked({3: 0.2}), _peaked({3: 0.9}))}  # fmt: skip
-    v = case_studies.subjoiner_profile_peaks_first(_profile(labels, words, four), labels, words)
+    v = subjoiner.subjoiner_profile_peaks_first(_profile(labels, words, four), labels, words)
     assert "head L2H0" in v.statistic and "pre-selected on all windows" in v.detail, v
     assert v.verdict == "does not hold", v
 
@@ -191,7 +192,7 @@ def test_subjoiner_claims_come_in_order():
     labels, words = _windows(N_WORDS)
     frame = _attention(labels, words, {(1, 0): 0.4})
     profiles = _profile(labels, words, {"1.0": _peaked({3: 0.5})})
-    out = case_studies.subjoiner_claims(frame, profiles, labels, words, L)
+    out = subjoiner.subjoiner_claims(frame, profiles, labels, words, L)
     assert [v.claim for v in out] == [
         "subjoiner heads sit in the early layers",
         "subjoiner heads occur at higher density in the first half of the layers",
@@ -232,16 +233,16 @@ WINNERS = {
 @pytest.mark.parametrize("index", list(WINNERS))
 def test_probe_claims_give_the_planted_verdict(index, effect):
     winner, loser = WINNERS[index]
-    v = case_studies.probe_claims(_probes({winner: 0.7 + 0.2 * effect, loser: 0.7}, 256))[index]
+    v = probe_claims(_probes({winner: 0.7 + 0.2 * effect, loser: 0.7}, 256))[index]
     assert v.verdict == EXPECTED[effect], (v.claim, v.value, v.lo, v.hi)
     assert v.n == 256 and v.unit == "test windows" and v.lo < v.hi
-    assert case_studies.probe_claims(_probes({winner: 0.9}, 6))[index].verdict == (
+    assert probe_claims(_probes({winner: 0.9}, 6))[index].verdict == (
         "not enough data"
     )
 
 
 def test_the_model_comparisons_say_whose_they_are():
-    paper, book = case_studies.probe_claims(_probes({}, 256))[1:3]
+    paper, book = probe_claims(_probes({}, 256))[1:3]
     assert "model's own top-1" in paper.claim and paper.source == "paper v1"
     assert "log P(-ing)" in book.claim and book.source == "this book"
 
@@ -271,7 +272,7 @@ def test_probes_are_chosen_on_validation_and_scored_on_test():
     assert ensemble.k >= 2  # four weak neurons beat one
     single = probes.chosen("single", "all")
     assert single.val_accuracy == t[(t.probe == "single") & (t.group == "all")].val_accuracy.max()
-    verdicts = case_studies.probe_claims(probes)
+    verdicts = probe_claims(probes)
     assert len(verdicts) == 4 and verdicts[0].verdict == "holds", verdicts[0]
 
 
@@ -293,7 +294,7 @@ def test_rows_without_the_logp_column_say_what_to_rebuild():
     acts, labels, neurons = _activations(800)
     probes = probe_accuracies(acts.drop(columns=LOGP_COLUMN), labels, neurons)
     assert LOGP_PROBE not in set(probes.table["probe"])
-    v = case_studies.probe_claims(probes)[2]
+    v = probe_claims(probes)[2]
     assert v.verdict == "not enough data" and v.source == "this book", v
     assert LOGP_COLUMN in v.detail and "--parts ing" in v.detail, v.detail
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from stages.claims import appendix, robustness
+from stages.claims import neurons as neuron_claims
 from stages.claims import stages as stage_claims
 from tests import synthetic as syn
 
@@ -193,29 +194,29 @@ def _counts(pred_layers, supp_layers=(), k=10):
 
 WEIGHTS = {  # claim: (function, a table where it holds, one where it does not)
     "prediction after the midpoint": (
-        stage_claims.prediction_after_midpoint,
+        neuron_claims.prediction_after_midpoint,
         _counts(range(7, 12)),
         _counts(range(2, 12)),
     ),
     "prediction peak near 85%": (
-        stage_claims.prediction_peak_depth,
+        neuron_claims.prediction_peak_depth,
         syn.classes([30 if x == 9 else 5 for x in range(L)], [0] * L),
         syn.classes([30 if x == 5 else 5 for x in range(L)], [0] * L),
     ),
     "prediction declines at the end": (
-        stage_claims.prediction_declines_at_end,
+        neuron_claims.prediction_declines_at_end,
         syn.classes([20 if x == 9 else (0 if x == 11 else 5) for x in range(L)], [0] * L),
         syn.classes([20 if x == 11 else 5 for x in range(L)], [0] * L),
     ),
     "suppression dominates the last layers": (
-        stage_claims.suppression_dominates_last,
+        neuron_claims.suppression_dominates_last,
         syn.classes([5 if x >= 10 else 0 for x in range(L)],
                     [20 if x >= 10 else 0 for x in range(L)]),
         syn.classes([20 if x >= 10 else 0 for x in range(L)],
                     [5 if x >= 10 else 0 for x in range(L)]),
     ),
     "suppression densest in the last layers": (
-        stage_claims.suppression_peaks_last,
+        neuron_claims.suppression_peaks_last,
         syn.classes([0] * L, [25 if x >= 10 else 2 for x in range(L)]),
         syn.classes([0] * L, [25 if x == 4 else 2 for x in range(L)]),
     ),
@@ -236,7 +237,7 @@ def test_weight_claims_resample_the_neurons(claim):
 
 
 def test_a_share_of_every_neuron_has_an_exact_interval_below_one():
-    v = stage_claims.prediction_after_midpoint(_counts(range(7, 12)), L)
+    v = neuron_claims.prediction_after_midpoint(_counts(range(7, 12)), L)
     assert v.value == 1.0 and v.hi == 1.0 and 0.9 < v.lo < 1.0  # Clopper-Pearson, 50 neurons
     assert v.lo == pytest.approx(0.025 ** (1 / 50))
 

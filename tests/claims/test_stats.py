@@ -212,3 +212,18 @@ def test_holm_controls_the_family():
 def test_every_verdict_names_a_known_source():
     with pytest.raises(ValueError, match="source"):
         stats.Verdict("c", "f", "s", 1.0, 0.0, 2.0, "r", 40, "sequences", "holds", "", "a blog")
+
+
+def test_mean_intervals_are_interval_for_many_rows_at_once():
+    rng = np.random.default_rng(0)
+    values, counts = rng.random((7, 40)), rng.integers(5, 30, 40).astype(float)
+    got = stats.mean_intervals(values, counts, n_boot=300, seed=4)
+    want = stats.interval(values, counts, n_boot=300, seed=4)
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+    assert (want[2] - want[1] > 0).all()  # the intervals are not degenerate
+    per_row = rng.integers(5, 30, (7, 40)).astype(float)  # a count per row and unit (a ratio)
+    got = stats.mean_intervals(values, per_row, n_boot=300, seed=4)
+    want = stats.interval(values, per_row, n_boot=300, seed=4)
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12)

@@ -12,7 +12,8 @@ import torch
 
 import stages
 from stages.analyses.norms import norms_sums
-from stages.engine.hooks import HOOK_POINTS, HookNotFiredError, checked_hooks
+from stages.engine.hooks import HookNotFiredError, checked_hooks
+from stages.shapes import HOOK_POINTS
 from tests.conftest import ARCHS
 
 

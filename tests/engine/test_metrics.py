@@ -10,7 +10,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from stages.engine import metrics
-from stages.engine.metrics import Unembedding, bootstrap_interval, compare, reference, unchanged
+from stages.engine.metrics import Unembedding, compare, reference, unchanged
 
 
 def _full(unembedding: Unembedding, x: torch.Tensor) -> torch.Tensor:
@@ -83,15 +83,3 @@ def test_half_precision_logits_are_handled_in_float32_and_summed_in_float64():
     exact = reference(Unembedding(weight.half().double()), x.half().double())
     np.testing.assert_allclose(ref.entropy, exact.entropy, rtol=1e-3)
     assert got["kl"].abs().max() < 1e-3  # measured 1.1e-4: the two paths round differently
-
-
-def test_bootstrap_interval():
-    rng = np.random.default_rng(0)
-    sums, counts = rng.normal(5, 1, 40), np.full(40, 10.0)
-    lo, hi = bootstrap_interval(sums, counts, seed=1)
-    mean = sums.sum() / counts.sum()
-    assert lo < mean < hi
-    assert (lo, hi) == bootstrap_interval(sums, counts, seed=1)
-    assert bootstrap_interval(sums[:1], counts[:1]) == (sums[0] / 10, sums[0] / 10)
-    # constant per-token metric: a zero-width interval
-    assert bootstrap_interval(counts * 0.5, counts) == (0.5, 0.5)

@@ -10,15 +10,16 @@ import pytest
 
 import stages.engine.sweep
 from stages.analyses.subjoiner import final_token_attention
-from stages.claims import all_claims
 from stages.engine.sweep import sweep_sums
 from stages.models import load_model
 from stages.results import pack as packs
+from stages.results import parts
 from stages.results.build import build_pack
 from stages.results.check import slice_check
+from stages.results.computer import Computer
 from stages.results.pack import Pack, PackError, Recipe
-from stages.results.pages import open_results
-from stages.results.parts import Parts
+from stages.results.source import open_results
+from stages.results.verdicts import decide_all
 from tests.conftest import tiny_recipe
 
 
@@ -41,8 +42,8 @@ def test_a_built_pack_holds_the_analyses_sums(setup):
     recipe, pack, _ = setup
     assert pack.complete and set(pack.manifest["parts"]) == {
         "neurons",
-        *packs.SEQUENCE_PARTS,
-        *packs.WINDOW_PARTS,
+        *parts.SEQUENCE_PARTS,
+        *parts.WINDOW_PARTS,
     }
     for name, digest in pack.manifest["files"].items():
         assert len(digest) == 64 and (pack.path / name).exists()
@@ -58,7 +59,7 @@ def test_a_built_pack_holds_the_analyses_sums(setup):
     got = pack.frame("sweep")
     assert list(got.columns) == list(direct.columns)
     pd.testing.assert_frame_equal(got, direct.astype(float), check_exact=False, rtol=1e-12)
-    windows = Parts(model, recipe).datasets["subjoiner"]
+    windows = Computer(model, recipe).datasets["subjoiner"]
     attention = final_token_attention(model, windows.tokens, progress=False, cache=False)
     sub = pack.frame("subjoiner")
     keep = [c for c in sub.columns if c.endswith(".3")]
@@ -108,7 +109,7 @@ def test_an_altered_file_is_refused(setup, tmp_path):
 def test_an_interrupted_build_resumes_where_it_stopped(setup, monkeypatch, tmp_path):
     recipe, pack, _ = setup
     calls = []
-    original = Parts.rows
+    original = Computer.rows
 
     def counted(self, part, a, b, **kw):
         if len(calls) == 5:
@@ -116,13 +117,13 @@ def test_an_interrupted_build_resumes_where_it_stopped(setup, monkeypatch, tmp_p
         calls.append((part, a, b))
         return original(self, part, a, b, **kw)
 
-    monkeypatch.setattr(Parts, "rows", counted)
+    monkeypatch.setattr(Computer, "rows", counted)
     with pytest.raises(KeyboardInterrupt):
         build_pack(recipe, tmp_path / "p", device="cpu", progress=False, log=_quiet)
     partial = json.loads((tmp_path / "p" / "manifest.json").read_text())
     assert not partial["complete"] and len(partial["files"]) == 6  # neurons + 5 chunks
     calls.clear()
-    monkeypatch.setattr(Parts, "rows", original)
+    monkeypatch.setattr(Computer, "rows", original)
     resumed = build_pack(recipe, tmp_path / "p", device="cpu", progress=False, log=_quiet)
     assert resumed.complete
     for part in pack.manifest["parts"]:
@@ -141,13 +142,13 @@ def test_each_chunk_records_its_commit_and_a_rebuilt_part_only_its_own_time(
     out = tmp_path / "p"
     monkeypatch.setattr(build, "git_commit", lambda: "a" * 40)
     build_pack(recipe, out, up_to=2, device="cpu", progress=False, log=_quiet)
-    original = Parts.rows
+    original = Computer.rows
 
     def changed(self, part, a, b, **kw):  # today's code adds a column to the attention rows
         rows = original(self, part, a, b, **kw)
         return rows.assign(extra=1.0) if part == "attention" else rows
 
-    monkeypatch.setattr(Parts, "rows", changed)
+    monkeypatch.setattr(Computer, "rows", changed)
     monkeypatch.setattr(build, "git_commit", lambda: "b" * 40)
     parts = build_pack(recipe, out, device="cpu", progress=False, log=_quiet).manifest["parts"]
     sweep, attention = parts["sweep"]["chunks"], parts["attention"]["chunks"]
@@ -164,7 +165,7 @@ def test_a_pack_built_in_rounds_serves_pages_meanwhile(setup, tmp_path):
     out = tmp_path / "rounds"
     first = build_pack(recipe, out, up_to=2, device="cpu", progress=False, log=_quiet)
     assert not first.complete and first.usable and first.sequences_done == 2
-    assert all(first.has(p) for p in ("neurons", *packs.WINDOW_PARTS)) and not first.has("sweep")
+    assert all(first.has(p) for p in ("neurons", *parts.WINDOW_PARTS)) and not first.has("sweep")
     assert "in progress: 2 of its 6 sequences" in first.describe()
     res = open_results("ignored", pack=str(out), device="cpu")
     assert len(res.tokens) == 2
@@ -194,14 +195,15 @@ def test_extension_parts_are_built_on_their_own_and_sliced_by_start_groups(setup
     recipe, pack, _ = setup
     out = tmp_path / "extended"
     shutil.copytree(pack.path, out)
-    parts = packs.EXTENSION_PARTS
+    extension = parts.EXTENSION_PARTS
     with pytest.raises(ValueError, match="unknown parts"):
         build_pack(recipe, out, parts=("blocks", "cka"), device="cpu", log=_quiet)
-    grown = build_pack(recipe, out, parts=parts, up_to=2, device="cpu", progress=False, log=_quiet)
-    assert grown.complete and all(grown.rows_done(p) == 2 for p in parts)
+    grown = build_pack(recipe, out, parts=extension, up_to=2, device="cpu", progress=False,
+                       log=_quiet)  # fmt: skip
+    assert grown.complete and all(grown.rows_done(p) == 2 for p in extension)
     model = load_model(recipe.model, device="cpu", dtype="float64")
-    computer = Parts(model, recipe, grown)
-    for part in parts:
+    computer = Computer(model, recipe, grown)
+    for part in extension:
         whole = computer.rows(part, 0, 2, cache=False, progress=False)
         pd.testing.assert_frame_equal(grown.frame(part, 2), whole.astype(float), check_exact=True)
         sliced = computer.slice_rows(part, 2)
@@ -219,7 +221,7 @@ def test_extension_parts_are_built_on_their_own_and_sliced_by_start_groups(setup
     with pytest.raises(PackError, match="--parts reorder"):
         bare.sums("reorder")
     assert "reorder" not in bare.used and "Live slice check: passed" in bare.report()
-    claims = all_claims(bare)
+    claims = decide_all(bare)
     assert claims.attrs["missing"] == {
         "beyond single layers": ("blocks", "reorder", "duplication"),
         "layer similarity": ("similarity", "skip_effects"),
@@ -233,7 +235,7 @@ def test_extension_parts_are_built_on_their_own_and_sliced_by_start_groups(setup
     manifest = json.loads((partial / "manifest.json").read_text())
     del manifest["parts"]["reorder"]
     (partial / "manifest.json").write_text(json.dumps(manifest))
-    claims = all_claims(open_results("ignored", pack=str(partial), device="cpu"))
+    claims = decide_all(open_results("ignored", pack=str(partial), device="cpu"))
     assert claims.attrs["missing"] == {"beyond single layers": ("reorder",)}
     assert {"layer similarity", "cloze"} <= set(claims.group)
 
@@ -287,7 +289,7 @@ def test_a_page_stops_on_a_corrupt_shipped_pack_and_says_how_to_mend_it(
 def test_every_claim_is_decided_from_a_pack(setup):
     _, pack, _ = setup
     res = open_results("ignored", pack=str(pack.path), device="cpu")
-    claims = all_claims(res)
+    claims = decide_all(res)
     assert len(claims) >= 25 and set(claims["page"]).issuperset(
         {"01_robustness", "06_case_studies"}
     )

@@ -28,9 +28,12 @@ import numpy as np
 import pandas as pd
 import torch
 
+from stages import stats
+from stages.engine.analysis import analysis
 from stages.engine.forward import run_to_last_block
 from stages.engine.hooks import checked_hooks
-from stages.engine.runs import layers_of, mean_with_interval, per_sequence, with_provenance
+from stages.engine.runs import layers_of, per_sequence, with_provenance
+from stages.shapes import Model, Tokens
 
 QUANTITIES: tuple[str, ...] = (
     "attn_prev5",
@@ -91,43 +94,9 @@ def locality_counts(seq_len: int, offsets: int = 5) -> dict[str, int]:
     }
 
 
-def attention_locality(
-    model: Any,
-    tokens: torch.Tensor,
-    *,
-    offsets: int = 5,
-    batch_size: int | None = None,
-    n_boot: int = 1000,
-    seed: int = 0,
-    progress: bool = True,
-    cache: bool = True,
-) -> pd.DataFrame:
-    """Attention on the previous ``offsets`` tokens, per layer and head (Figure 4).
-
-    :func:`attention_sums`, then :func:`attention_table`.
-
-    Args:
-        model: a ``TransformerBridge`` from :func:`stages.load_model`.
-        tokens: ``[n_seq, seq_len]`` token ids, each row starting with BOS.
-        offsets: how many previous tokens count as local (the paper: 5).
-        batch_size: sequences per forward pass.
-        n_boot: bootstrap resamples (over sequences) for the 95% intervals.
-        seed: bootstrap seed.
-        progress: show a progress bar.
-        cache: read and write the result cache, as :func:`stages.run_sweep` does.
-
-    Returns:
-        The :func:`attention_table`.
-    """
-    sums = attention_sums(
-        model, tokens, offsets=offsets, batch_size=batch_size, progress=progress, cache=cache
-    )
-    return attention_table(sums, offsets=offsets, n_boot=n_boot, seed=seed)
-
-
 def attention_sums(
-    model: Any,
-    tokens: torch.Tensor,
+    model: Model,
+    tokens: Tokens,
     *,
     offsets: int = 5,
     batch_size: int | None = None,
@@ -178,7 +147,7 @@ def heads_of(sums: pd.DataFrame) -> int:
 
 
 def attention_table(
-    sums: pd.DataFrame, *, offsets: int = 5, n_boot: int = 1000, seed: int = 0
+    sums: pd.DataFrame, *, offsets: int = 5, n_boot: int = stats.N_BOOT, seed: int = 0
 ) -> pd.DataFrame:
     """Reduce :func:`attention_sums` to per-head and per-layer means with 95% intervals.
 
@@ -197,21 +166,35 @@ def attention_table(
     n_layers, n_heads = layers_of(sums), heads_of(sums)
     n_seq = len(sums)
     seq_lens = sums["seq_len"].to_numpy()
+    cells = [(layer, head) for layer in range(n_layers) for head in [*range(n_heads), -1]]
+    entries = {name: np.array([locality_counts(int(t), offsets)[name] for t in seq_lens],
+                              dtype=np.float64) for name in QUANTITIES}  # fmt: skip
+    values, counts = [], []
+    for layer, head in cells:
+        heads = range(n_heads) if head == -1 else [head]
+        for name in QUANTITIES:
+            values.append(sum(sums[f"{layer}.{h}:{name}"].to_numpy() for h in heads))
+            counts.append(entries[name] * len(heads))
+    estimate, lo, hi = (
+        a.reshape(len(cells), len(QUANTITIES))
+        for a in stats.mean_intervals(np.stack(values), np.stack(counts), n_boot=n_boot,
+                                      seed=seed)
+    )  # fmt: skip
     records = []
-    for layer in range(n_layers):
-        for head in [*range(n_heads), -1]:
-            rec: dict[str, Any] = {
-                "layer": layer,
-                "head": head,
-                "rel_depth": layer / max(1, n_layers - 1),
-            }
-            heads = range(n_heads) if head == -1 else [head]
-            for name in QUANTITIES:
-                values = sum(sums[f"{layer}.{h}:{name}"].to_numpy() for h in heads)
-                n = np.array([locality_counts(int(t), offsets)[name] for t in seq_lens])
-                value, lo, hi = mean_with_interval(values, n * len(heads), n_boot=n_boot, seed=seed)
-                rec |= {name: value, f"{name}_lo": lo, f"{name}_hi": hi}
-            rec["n_seq"] = n_seq
-            records.append(rec)
+    for c, (layer, head) in enumerate(cells):
+        rec: dict[str, Any] = {"layer": layer, "head": head,
+                               "rel_depth": layer / max(1, n_layers - 1)}  # fmt: skip
+        for k, name in enumerate(QUANTITIES):
+            rec |= {name: estimate[c, k], f"{name}_lo": lo[c, k], f"{name}_hi": hi[c, k]}
+        rec["n_seq"] = n_seq
+        records.append(rec)
     table = pd.DataFrame.from_records(records)
     return with_provenance(table, sums, offsets=offsets, n_boot=n_boot, seed=seed)
+
+
+attention_locality = analysis(
+    'attention_locality', attention_sums, attention_table,
+    'Attention on the previous ``offsets`` tokens, per layer and head (Figure 4).', args={
+        'offsets': "how many previous tokens count as local (the paper: 5).",
+    },
+)

@@ -16,15 +16,13 @@ each length is known directly. There are ``sum over n = 1..L/2 of (L - n + 1)`` 
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pandas as pd
-import torch
 
 from stages import stats
+from stages.engine.analysis import analysis
 from stages.engine.plans import Intervention, drop_range
-from stages.engine.sweep import sweep_sums, sweep_table
+from stages.engine.sweep import plan_sums, sweep_table
 
 KIND = "drop_range"
 
@@ -42,31 +40,12 @@ def block_plans(n_layers: int, max_length: int | None = None) -> list[Interventi
     ]
 
 
-def block_deletion(
-    model: Any, tokens: torch.Tensor, *, n_boot: int = 1000, seed: int = 0, **kw: Any
-) -> pd.DataFrame:
-    """Every contiguous block of up to half the depth deleted, one row each.
 
-    :func:`block_sums` (``kw``: ``max_length``, ``batch_size``, ``progress``, ``cache``), then
-    :func:`block_table`.
-    """
-    return block_table(block_sums(model, tokens, **kw), len(model.blocks), n_boot=n_boot,
-                       seed=seed)  # fmt: skip
-
-
-def block_sums(
-    model: Any, tokens: torch.Tensor, *, max_length: int | None = None, **kw: Any
-) -> pd.DataFrame:
-    """Per-sequence metric sums of every block deletion (:func:`block_plans`).
-
-    :func:`stages.engine.sweep.sweep_sums` of those plans (``kw``: its ``batch_size``,
-    ``progress``, ``cache``); columns ``"drop_range <a>[-<b>]:<metric>"``.
-    """
-    return sweep_sums(model, tokens, block_plans(len(model.blocks), max_length), **kw)
+block_sums = plan_sums('block_sums', block_plans, '``"drop_range <a>[-<b>]:<metric>"``')
 
 
 def block_table(
-    sums: pd.DataFrame, n_layers: int, *, n_boot: int = 1000, seed: int = 0
+    sums: pd.DataFrame, n_layers: int, *, n_boot: int = stats.N_BOOT, seed: int = 0
 ) -> pd.DataFrame:
     """One row per deleted block, with 95% bootstrap intervals over sequences.
 
@@ -130,3 +109,9 @@ def longest_kept(
         ]
     )
     return float(estimate), float(lo), float(hi), best
+
+
+block_deletion = analysis(
+    'block_deletion', block_sums, block_table,
+    'Every contiguous block of up to half the depth deleted, one row each.',
+)

@@ -38,10 +38,10 @@ import pandas as pd
 import torch
 
 from stages import stats
+from stages.engine.analysis import analysis
 from stages.engine.forward import (
     capture_baseline,
     head,
-    n_layers,
     run_group,
     start_groups,
     validate_interventions,
@@ -54,34 +54,11 @@ from stages.engine.runs import (
     per_sequence,
     with_provenance,
 )
+from stages.shapes import Model
 from stages.text.cloze import MAX_TOKENS, ClozeSet
 
 SCORES = ("correct", "logprob")
 """Per-window quantities of :func:`cloze_sums`, each ``"<label>:<score>"``."""
-
-
-def cloze_accuracy(
-    model: Any,
-    cloze: ClozeSet,
-    interventions: Sequence[Intervention] | None = None,
-    *,
-    batch_size: int | None = None,
-    n_boot: int = stats.N_BOOT,
-    seed: int = 0,
-    progress: bool = True,
-    cache: bool = True,
-) -> pd.DataFrame:
-    """Cloze accuracy, unperturbed and under each plan: :func:`cloze_sums`, then the table.
-
-    Arguments as :func:`cloze_sums` and :func:`cloze_table`.
-
-    Returns:
-        The :func:`cloze_table`.
-    """
-    sums = cloze_sums(
-        model, cloze, interventions, batch_size=batch_size, progress=progress, cache=cache
-    )
-    return cloze_table(sums, n_layers(model), n_boot=n_boot, seed=seed)
 
 
 def score_positions(
@@ -116,7 +93,7 @@ def _columns(label: str, hit: torch.Tensor, logprob: torch.Tensor) -> dict[str, 
 
 
 def cloze_sums(
-    model: Any,
+    model: Model,
     cloze: ClozeSet,
     interventions: Sequence[Intervention] | None = None,
     *,
@@ -257,3 +234,9 @@ def cloze_table(
         rec |= {"n_windows": len(sums), "label": label}
         records.append(rec)
     return with_provenance(pd.DataFrame.from_records(records), sums, n_boot=n_boot, seed=seed)
+
+
+cloze_accuracy = analysis(
+    'cloze_accuracy', cloze_sums, cloze_table,
+    'Cloze accuracy, unperturbed and under each plan (whole-word greedy decoding).',
+)

@@ -1,17 +1,15 @@
-"""The paper's per-layer signals for several models, on one relative-depth axis.
+"""The paper's per-layer signals of one model, for comparing models on one relative-depth axis.
 
 The paper compares Pythia, GPT-2 and Phi models by plotting each on relative depth
-``layer / (n_layers - 1)``. :func:`compare_models` opens each model's results in turn (its
-results pack when the parameters are the pack's, else computed now; one model in memory at a
-time) and returns, per model, its per-sequence sums (:class:`stages.claims.cross_model.Sample`)
-and one long table of curves with 95% bootstrap intervals; :mod:`stages.claims.cross_model`
-decides whether the shapes agree.
+``layer / (n_layers - 1)``. A :class:`Sample` holds one model's per-sequence sums;
+:func:`model_signals` gives its curves with 95% bootstrap intervals;
+:func:`stages.results.cross_model.compare_models` opens several models in turn and
+:mod:`stages.claims.cross_model` decides whether their shapes agree.
 """
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,7 +17,22 @@ import pandas as pd
 
 from stages import stats
 from stages.analyses.signals import CURVES, curve
-from stages.claims.cross_model import Sample
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One model's per-sequence sums (``frames``: sweep, attention, norms, lens) and classes."""
+
+    name: str
+    frames: Mapping[str, pd.DataFrame]
+    classes: pd.DataFrame
+    n_layers: int
+
+    @property
+    def n_seq(self) -> int:
+        """Sequences of the sample."""
+        return len(self.frames["sweep"])
+
 
 SIGNALS: dict[str, str] = {
     name: CURVES[name]
@@ -48,67 +61,3 @@ def model_signals(sample: Sample, *, seed: int = 0) -> pd.DataFrame:
     out = pd.concat(parts, ignore_index=True)
     out["rel_depth"] = out["layer"] / max(1, sample.n_layers - 1)
     return out[["signal", "layer", "rel_depth", "value", "lo", "hi"]]
-
-
-@dataclass
-class Comparison:
-    """What :func:`compare_models` returns.
-
-    Attributes:
-        samples: each model's per-sequence sums, in the order given.
-        table: every model's :func:`model_signals`, with a ``model`` column first.
-        reports: each model's :meth:`stages.results.pages.Results.report` (where its numbers came
-            from, and its live slice check).
-        provenance: each model's provenance record.
-    """
-
-    samples: list[Sample]
-    table: pd.DataFrame
-    reports: dict[str, str]
-    provenance: dict[str, dict]
-
-
-def compare_models(
-    models: Sequence[str],
-    *,
-    n_tokens: int,
-    seq_len: int,
-    batch_size: int | None = None,
-    device: str = "auto",
-    dtype: str = "float32",
-    corpus: str = "default",
-    seed: int = 0,
-    pack: str = "default",
-    parameters: dict | None = None,
-) -> Comparison:
-    """Every model's per-sequence sums and curves, one model after the other.
-
-    Each model reads ``n_tokens`` tokens of ``corpus`` in its own tokenization (the same seed).
-    With ``pack="default"`` a model whose shipped results pack holds exactly these parameters is
-    read from it (see :func:`stages.results.pages.open_results`); a pack folder serves the model it
-    names (:func:`stages.results.pages.packs_for`).
-
-    Raises:
-        ValueError: no model, or a model named twice.
-    """
-    from stages.results.pages import open_results, packs_for
-
-    if not models or len(set(models)) != len(models):
-        raise ValueError(f"models must be a non-empty list of distinct names, got {models!r}")
-    samples, parts, reports, records = [], [], {}, {}
-    for name, its_pack in zip(models, packs_for(list(models), pack), strict=True):
-        res = open_results(
-            name, n_tokens=n_tokens, seq_len=seq_len, seed=seed, corpus=corpus, device=device,
-            dtype=dtype, batch_size=batch_size, pack=its_pack,
-        )  # fmt: skip
-        frames = {part: res.sums(part) for part in ("sweep", "attention", "norms", "lens")}
-        sample = Sample(res.name, frames, res.classes(), res.n_layers)
-        samples.append(sample)
-        parts.append(model_signals(sample, seed=seed).assign(model=res.name))
-        reports[res.name] = res.report()
-        records[res.name] = {"n_layers": res.n_layers} | res.provenance(parameters or {})
-        del res
-        gc.collect()
-    table = pd.concat(parts, ignore_index=True)
-    table = table[["model", *(c for c in table.columns if c != "model")]]
-    return Comparison(samples, table, reports, records)

@@ -11,13 +11,12 @@ unperturbed model.
 
 from __future__ import annotations
 
-from typing import Any
-
 import pandas as pd
-import torch
 
+from stages import stats
+from stages.engine.analysis import analysis
 from stages.engine.plans import Intervention, duplicate
-from stages.engine.sweep import sweep_sums, sweep_table
+from stages.engine.sweep import plan_sums, sweep_table
 
 TIMES = (2, 3, 4, 5)
 
@@ -37,29 +36,14 @@ def duplication_plans(n_layers: int) -> list[Intervention]:
     return [duplicate(i, j, n) for i, j in duplication_ranges(n_layers) for n in TIMES]
 
 
-def layer_duplication(
-    model: Any, tokens: torch.Tensor, *, n_boot: int = 1000, seed: int = 0, **kw: Any
-) -> pd.DataFrame:
-    """Middle ranges with each layer run 2-5 times in place, one row each.
 
-    :func:`duplication_sums` (``kw``: ``batch_size``, ``progress``, ``cache``), then
-    :func:`duplication_table`.
-    """
-    return duplication_table(duplication_sums(model, tokens, **kw), len(model.blocks),
-                             n_boot=n_boot, seed=seed)  # fmt: skip
-
-
-def duplication_sums(model: Any, tokens: torch.Tensor, **kw: Any) -> pd.DataFrame:
-    """Per-sequence metric sums of every plan of :func:`duplication_plans`.
-
-    :func:`stages.engine.sweep.sweep_sums` of those plans (``kw``: its ``batch_size``,
-    ``progress``, ``cache``).
-    """
-    return sweep_sums(model, tokens, duplication_plans(len(model.blocks)), **kw)
+duplication_sums = plan_sums(
+    "duplication_sums", duplication_plans, '``"duplicate <a>-<b> x<n>:<metric>"``'
+)
 
 
 def duplication_table(
-    sums: pd.DataFrame, n_layers: int, *, n_boot: int = 1000, seed: int = 0
+    sums: pd.DataFrame, n_layers: int, *, n_boot: int = stats.N_BOOT, seed: int = 0
 ) -> pd.DataFrame:
     """One row per (range, n), with 95% bootstrap intervals over sequences.
 
@@ -73,3 +57,9 @@ def duplication_table(
     rows["length"] = rows["layers"].str.split("-").str[-1].astype(int) - rows["start"] + 1
     rows["times"] = rows["label"].str.rsplit("x", n=1).str[-1].astype(int)
     return rows.reset_index(drop=True)
+
+
+layer_duplication = analysis(
+    'layer_duplication', duplication_sums, duplication_table,
+    'Middle ranges with each layer run 2-5 times in place, one row each.',
+)

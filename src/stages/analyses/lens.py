@@ -27,10 +27,13 @@ import numpy as np
 import pandas as pd
 import torch
 
+from stages import stats
+from stages.engine.analysis import analysis
 from stages.engine.forward import capture_baseline
 from stages.engine.metrics import METRICS
-from stages.engine.runs import layers_of, mean_with_interval, per_sequence, with_provenance
+from stages.engine.runs import layers_of, per_sequence, with_provenance
 from stages.engine.sweep import score_residuals
+from stages.shapes import Model, Tokens
 
 # compare()'s names, and what this table calls them
 _COLUMNS = {
@@ -41,39 +44,9 @@ _COLUMNS = {
 }
 
 
-def logit_lens(
-    model: Any,
-    tokens: torch.Tensor,
-    *,
-    batch_size: int | None = None,
-    n_boot: int = 1000,
-    seed: int = 0,
-    progress: bool = True,
-    cache: bool = True,
-) -> pd.DataFrame:
-    """KL to the final distribution, top-1 agreement and entropy of every layer's logit lens.
-
-    :func:`lens_sums`, then :func:`lens_table`.
-
-    Args:
-        model: a ``TransformerBridge`` from :func:`stages.load_model`.
-        tokens: ``[n_seq, seq_len]`` token ids, each row starting with BOS.
-        batch_size: sequences per forward pass.
-        n_boot: bootstrap resamples (over sequences) for the 95% intervals.
-        seed: bootstrap seed.
-        progress: show a progress bar.
-        cache: read and write the result cache, as :func:`stages.run_sweep` does.
-
-    Returns:
-        The :func:`lens_table`.
-    """
-    sums = lens_sums(model, tokens, batch_size=batch_size, progress=progress, cache=cache)
-    return lens_table(sums, n_boot=n_boot, seed=seed)
-
-
 def lens_sums(
-    model: Any,
-    tokens: torch.Tensor,
+    model: Model,
+    tokens: Tokens,
     *,
     batch_size: int | None = None,
     progress: bool = True,
@@ -114,7 +87,7 @@ def lens_sums(
     )
 
 
-def lens_table(sums: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+def lens_table(sums: pd.DataFrame, *, n_boot: int = stats.N_BOOT, seed: int = 0) -> pd.DataFrame:
     """Reduce :func:`lens_sums` to one row per layer with 95% bootstrap intervals.
 
     Returns:
@@ -127,15 +100,20 @@ def lens_table(sums: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -> pd.D
     n_seq = len(sums)
     counts = (sums["seq_len"] - 2).to_numpy(dtype=np.float64)
     final_entropy = sums["final_entropy"].to_numpy()
+    values = np.stack([
+        sums[f"{layer}:{name}"].to_numpy(dtype=np.float64)
+        # H(Q_l) = H(P) + (H(Q_l) - H(P)), in bits
+        + (final_entropy if name == "entropy_delta" else 0.0)
+        for layer in range(n_layers) for name in _COLUMNS
+    ])  # fmt: skip
+    estimate, lo, hi = (a.reshape(n_layers, len(_COLUMNS)) for a in
+                        stats.mean_intervals(values, counts, n_boot=n_boot, seed=seed))  # fmt: skip
     records = []
     for layer in range(n_layers):
         rec: dict[str, Any] = {"layer": layer, "rel_depth": layer / max(1, n_layers - 1)}
-        for name, column in _COLUMNS.items():
-            values = sums[f"{layer}:{name}"].to_numpy()
-            if name == "entropy_delta":  # H(Q_l) = H(P) + (H(Q_l) - H(P)), in bits
-                values = values + final_entropy
-            value, lo, hi = mean_with_interval(values, counts, n_boot=n_boot, seed=seed)
-            rec |= {column: value, f"{column}_lo": lo, f"{column}_hi": hi}
+        for k, column in enumerate(_COLUMNS.values()):
+            rec |= {column: estimate[layer, k], f"{column}_lo": lo[layer, k],
+                    f"{column}_hi": hi[layer, k]}  # fmt: skip
         rec |= {
             "final_entropy": final_entropy.sum() / counts.sum(),
             "n_tokens": int(counts.sum()),
@@ -143,3 +121,9 @@ def lens_table(sums: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -> pd.D
         }
         records.append(rec)
     return with_provenance(pd.DataFrame.from_records(records), sums, n_boot=n_boot, seed=seed)
+
+
+logit_lens = analysis(
+    'logit_lens', lens_sums, lens_table,
+    "KL to the final distribution, top-1 agreement and entropy of every layer's logit lens.",
+)

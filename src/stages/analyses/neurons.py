@@ -15,15 +15,15 @@ values is kept too: the authors' "-ing" case study also takes neurons whose vari
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from stages.cache import Entry
 from stages.engine.runs import code_fingerprint, model_key, model_provenance
 from stages.provenance import versions
-from stages.results.cache import Entry
+from stages.shapes import Model
 
 KURTOSIS_THRESHOLD = 10.0
 
@@ -67,7 +67,7 @@ def classify(skew: float, kurtosis: float, threshold: float = KURTOSIS_THRESHOLD
     return "other"
 
 
-def output_directions(model: Any, layer: int) -> torch.Tensor:
+def output_directions(model: Model, layer: int) -> torch.Tensor:
     """``[d_mlp, d_model]``: what each neuron of ``layer`` adds to the residual, up to scale.
 
     The row of ``W_out``, passed through the block's post-MLP norm where it has one (Gemma);
@@ -81,7 +81,7 @@ def output_directions(model: Any, layer: int) -> torch.Tensor:
     return rows
 
 
-def vocab_cosines(model: Any, layer: int, neurons: list[int]) -> torch.Tensor:
+def vocab_cosines(model: Model, layer: int, neurons: list[int]) -> torch.Tensor:
     """``[len(neurons), d_vocab]``: cosine of each neuron's output with every ``W_U`` column.
 
     The per-token values whose moments :func:`vocab_moments` takes, for a few neurons.
@@ -92,7 +92,7 @@ def vocab_cosines(model: Any, layer: int, neurons: list[int]) -> torch.Tensor:
 
 
 def neuron_classes(
-    model: Any,
+    model: Model,
     *,
     threshold: float = KURTOSIS_THRESHOLD,
     progress: bool = True,
@@ -159,7 +159,7 @@ def classify_table(
     return table
 
 
-def vocab_moments_rows(model: Any, layer: int, neurons: list[int]) -> pd.DataFrame:
+def vocab_moments_rows(model: Model, layer: int, neurons: list[int]) -> pd.DataFrame:
     """:func:`vocab_moments` of a few neurons of one layer, as rows of the moments table."""
     skew, kurt, var = vocab_moments(output_directions(model, layer)[neurons], model.W_U.detach())
     return pd.DataFrame(
@@ -168,7 +168,7 @@ def vocab_moments_rows(model: Any, layer: int, neurons: list[int]) -> pd.DataFra
     )  # fmt: skip
 
 
-def _moments_table(model: Any, progress: bool) -> pd.DataFrame:
+def _moments_table(model: Model, progress: bool) -> pd.DataFrame:
     """``layer``, ``neuron``, ``skew``, ``kurtosis``, ``variance`` of every neuron."""
     w_u = model.W_U.detach()
     parts = []
@@ -189,7 +189,7 @@ def _moments_table(model: Any, progress: bool) -> pd.DataFrame:
 
 
 def top_neurons(
-    model: Any, classes: pd.DataFrame, cls: str, *, k: int = 8, n_tokens: int = 6
+    model: Model, classes: pd.DataFrame, cls: str, *, k: int = 8, n_tokens: int = 6
 ) -> pd.DataFrame:
     """The ``k`` neurons of class ``cls`` with the highest kurtosis, and the tokens they move.
 

@@ -18,46 +18,19 @@ import numpy as np
 import pandas as pd
 import torch
 
+from stages import stats
+from stages.engine.analysis import analysis
 from stages.engine.forward import run_to_last_block
 from stages.engine.hooks import checked_hooks
-from stages.engine.runs import layers_of, mean_with_interval, per_sequence, with_provenance
+from stages.engine.runs import layers_of, per_sequence, with_provenance
+from stages.shapes import Model, Tokens
 
 COMPONENTS: dict[str, str] = {"attn": "hook_attn_out", "mlp": "hook_mlp_out"}
 
 
-def component_norms(
-    model: Any,
-    tokens: torch.Tensor,
-    *,
-    batch_size: int | None = None,
-    n_boot: int = 1000,
-    seed: int = 0,
-    progress: bool = True,
-    cache: bool = True,
-) -> pd.DataFrame:
-    """Mean L2 norm of the attention and MLP outputs per layer, and their ratio.
-
-    :func:`norms_sums`, then :func:`norms_table`.
-
-    Args:
-        model: a ``TransformerBridge`` from :func:`stages.load_model`.
-        tokens: ``[n_seq, seq_len]`` token ids, each row starting with BOS.
-        batch_size: sequences per forward pass.
-        n_boot: bootstrap resamples (over sequences) for the 95% intervals.
-        seed: bootstrap seed.
-        progress: show a progress bar.
-        cache: read and write the result cache, as :func:`stages.run_sweep` does.
-
-    Returns:
-        The :func:`norms_table`.
-    """
-    sums = norms_sums(model, tokens, batch_size=batch_size, progress=progress, cache=cache)
-    return norms_table(sums, n_boot=n_boot, seed=seed)
-
-
 def norms_sums(
-    model: Any,
-    tokens: torch.Tensor,
+    model: Model,
+    tokens: Tokens,
     *,
     batch_size: int | None = None,
     progress: bool = True,
@@ -103,7 +76,7 @@ def norms_sums(
     )
 
 
-def norms_table(sums: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+def norms_table(sums: pd.DataFrame, *, n_boot: int = stats.N_BOOT, seed: int = 0) -> pd.DataFrame:
     """Reduce :func:`norms_sums` to one row per layer with 95% bootstrap intervals.
 
     Returns:
@@ -114,17 +87,28 @@ def norms_table(sums: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -> pd.
     n_layers = layers_of(sums)
     n_seq = len(sums)
     counts = (sums["seq_len"] - 1).to_numpy(dtype=np.float64)
-    records = []
+    names = ("attn_norm", "mlp_norm", "ratio")
+    values, dens = [], []
     for layer in range(n_layers):
         parts = {c: sums[f"{layer}:{point}"].to_numpy() for c, point in COMPONENTS.items()}
+        values += [parts["attn"], parts["mlp"], parts["attn"]]
+        dens += [counts, counts, parts["mlp"]]
+    estimate, lo, hi = (
+        a.reshape(n_layers, len(names))
+        for a in stats.mean_intervals(np.stack(values), np.stack(dens), n_boot=n_boot, seed=seed)
+    )  # fmt: skip
+    records = []
+    for layer in range(n_layers):
         rec: dict[str, Any] = {"layer": layer, "rel_depth": layer / max(1, n_layers - 1)}
-        for name, num, den in [
-            ("attn_norm", parts["attn"], counts),
-            ("mlp_norm", parts["mlp"], counts),
-            ("ratio", parts["attn"], parts["mlp"]),
-        ]:
-            value, lo, hi = mean_with_interval(num, den, n_boot=n_boot, seed=seed)
-            rec |= {name: value, f"{name}_lo": lo, f"{name}_hi": hi}
+        for k, name in enumerate(names):
+            rec |= {name: estimate[layer, k], f"{name}_lo": lo[layer, k],
+                    f"{name}_hi": hi[layer, k]}  # fmt: skip
         rec |= {"n_tokens": int(counts.sum()), "n_seq": n_seq}
         records.append(rec)
     return with_provenance(pd.DataFrame.from_records(records), sums, n_boot=n_boot, seed=seed)
+
+
+component_norms = analysis(
+    'component_norms', norms_sums, norms_table,
+    'Mean L2 norm of the attention and MLP outputs per layer, and their ratio.',
+)

@@ -42,10 +42,11 @@ from stages.engine.forward import head as unembed
 from stages.engine.forward import run_to_last_block
 from stages.engine.hooks import checked_hooks
 from stages.engine.runs import per_sequence
+from stages.shapes import Model, Tokens
 from stages.store import sha256_bytes
 
 
-def token_effects(model: Any, classes: pd.DataFrame, token_mask: np.ndarray) -> pd.DataFrame:
+def token_effects(model: Model, classes: pd.DataFrame, token_mask: np.ndarray) -> pd.DataFrame:
     """Mean cosine of each prediction / suppression neuron's output with a set of tokens.
 
     Args:
@@ -84,7 +85,7 @@ SELECTIONS = ("authors", "cosine")
 
 
 def ing_neurons(
-    model: Any,
+    model: Model,
     classes: pd.DataFrame,
     token_mask: np.ndarray,
     *,
@@ -157,8 +158,8 @@ def _log_mass(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 def neuron_activations(
-    model: Any,
-    tokens: torch.Tensor,
+    model: Model,
+    tokens: Tokens,
     neurons: pd.DataFrame,
     token_mask: np.ndarray,
     *,
@@ -223,8 +224,8 @@ def neuron_activations(
 
 
 def ing_probes(
-    model: Any,
-    tokens: torch.Tensor,
+    model: Model,
+    tokens: Tokens,
     labels: np.ndarray,
     neurons: pd.DataFrame,
     token_mask: np.ndarray,

@@ -18,19 +18,18 @@ question is the paper's and Painters': does the order of the middle layers matte
 order of the layers near either end?
 
 A span is *middle* when its first and last layers both lie at relative depth 0.25-0.75
-(:data:`stages.claims.depth.MIDDLE`), *edge* when it holds the first or the last layer.
+(:data:`stages.depth.MIDDLE`), *edge* when it holds the first or the last layer.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import pandas as pd
-import torch
 
-from stages.claims.depth import MIDDLE, rel_depth
+from stages import stats
+from stages.depth import MIDDLE, rel_depth
+from stages.engine.analysis import analysis
 from stages.engine.plans import Intervention, drop_range, parallel, repeat, reverse, shuffle
-from stages.engine.sweep import sweep_sums, sweep_table
+from stages.engine.sweep import plan_sums, sweep_table
 
 N_SHUFFLES = 3
 REORDERINGS = ("reverse", "shuffle")
@@ -75,25 +74,8 @@ def reorder_plans(n_layers: int) -> list[Intervention]:
     return plans
 
 
-def reorderings(
-    model: Any, tokens: torch.Tensor, *, n_boot: int = 1000, seed: int = 0, **kw: Any
-) -> pd.DataFrame:
-    """Every span dropped, reversed, shuffled, repeated and run in parallel, one row each.
 
-    :func:`reorder_sums` (``kw``: ``batch_size``, ``progress``, ``cache``), then
-    :func:`reorder_table`.
-    """
-    return reorder_table(reorder_sums(model, tokens, **kw), len(model.blocks), n_boot=n_boot,
-                         seed=seed)  # fmt: skip
-
-
-def reorder_sums(model: Any, tokens: torch.Tensor, **kw: Any) -> pd.DataFrame:
-    """Per-sequence metric sums of every plan of :func:`reorder_plans`.
-
-    :func:`stages.engine.sweep.sweep_sums` of those plans (``kw``: its ``batch_size``,
-    ``progress``, ``cache``).
-    """
-    return sweep_sums(model, tokens, reorder_plans(len(model.blocks)), **kw)
+reorder_sums = plan_sums('reorder_sums', reorder_plans, '``"<kind> <a>-<b>:<metric>"``')
 
 
 def where(start: int, stop: int, n_layers: int) -> str:
@@ -107,7 +89,7 @@ def where(start: int, stop: int, n_layers: int) -> str:
 
 
 def reorder_table(
-    sums: pd.DataFrame, n_layers: int, *, n_boot: int = 1000, seed: int = 0
+    sums: pd.DataFrame, n_layers: int, *, n_boot: int = stats.N_BOOT, seed: int = 0
 ) -> pd.DataFrame:
     """One row per plan, with 95% bootstrap intervals over sequences.
 
@@ -126,3 +108,9 @@ def reorder_table(
     dropped = rows[rows.kind == "drop_range"].set_index("start")["kl"]
     rows["kl_vs_drop"] = rows["kl"] / rows["start"].map(dropped)
     return rows.reset_index(drop=True)
+
+
+reorderings = analysis(
+    'reorderings', reorder_sums, reorder_table,
+    'Every span dropped, reversed, shuffled, repeated and run in parallel, one row each.',
+)

@@ -31,7 +31,7 @@ from stages import stats
 from stages.analyses.attention import locality_counts
 from stages.analyses.boundaries import stage_boundaries
 from stages.analyses.neurons import class_counts
-from stages.claims.depth import stack
+from stages.depth import stack
 
 CURVES: dict[str, str] = {
     "drop_kl": "drop-layer KL, nats (Fig. 3)",

@@ -49,6 +49,7 @@ from stages.engine.runs import (
     per_sequence,
     with_provenance,
 )
+from stages.shapes import Model, Tokens
 
 SCORES: dict[str, str] = {"block_influence": "bi:{l}", "angular": "angular:{l}+1"}
 """Per-layer scores, and their column in the sums."""
@@ -128,7 +129,7 @@ def _columns(points: Tensor) -> dict[str, np.ndarray]:
     return dict(zip(columns, values, strict=True))
 
 
-def _bytes_per_seq(model: Any, seq_len: int) -> int:
+def _bytes_per_seq(model: Model, seq_len: int) -> int:
     """A forward pass keeping every residual, plus the float64 points and Gram matrices."""
     n_points, n = len(model.blocks) + 1, seq_len - 1
     extra = 8 * n_points * n * 2 * (model.cfg.d_model + n)  # points, unit vectors, two Grams
@@ -136,8 +137,8 @@ def _bytes_per_seq(model: Any, seq_len: int) -> int:
 
 
 def similarity_sums(
-    model: Any,
-    tokens: torch.Tensor,
+    model: Model,
+    tokens: Tokens,
     *,
     batch_size: int | None = None,
     progress: bool = True,
@@ -213,7 +214,7 @@ def _positions(sums: pd.DataFrame) -> np.ndarray:
     return (sums["seq_len"] - 1).to_numpy(dtype=np.float64)
 
 
-def cka_table(sums: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+def cka_table(sums: pd.DataFrame, *, n_boot: int = stats.N_BOOT, seed: int = 0) -> pd.DataFrame:
     """Minibatch linear CKA between every pair of residual points, with 95% intervals.
 
     ``CKA(a, b) = mean_s HSIC_ab / sqrt(mean_s HSIC_aa * mean_s HSIC_bb)`` over sequences ``s``
@@ -254,7 +255,7 @@ def cka_table(sums: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -> pd.Da
     return with_provenance(table, sums, n_boot=n_boot, seed=seed)
 
 
-def layer_scores(sums: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+def layer_scores(sums: pd.DataFrame, *, n_boot: int = stats.N_BOOT, seed: int = 0) -> pd.DataFrame:
     """Block Influence and the one-block angular distance of every layer, with 95% intervals.
 
     Both are token means over positions ``1..seq_len-1`` of all sequences; intervals are
@@ -284,7 +285,7 @@ def layer_scores(sums: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -> pd
 
 
 def angular_table(
-    sums: pd.DataFrame, *, last_token: bool = False, n_boot: int = 1000, seed: int = 0
+    sums: pd.DataFrame, *, last_token: bool = False, n_boot: int = stats.N_BOOT, seed: int = 0
 ) -> pd.DataFrame:
     """Angular distance between the residuals entering blocks ``l`` and ``l + n``.
 

@@ -17,14 +17,16 @@ import numpy as np
 import pandas as pd
 import torch
 
+from stages import stats
 from stages.engine.forward import run_to_last_block
 from stages.engine.hooks import checked_hooks
 from stages.engine.runs import per_sequence
+from stages.shapes import Model, Tokens
 
 
 def final_token_attention(
-    model: Any,
-    tokens: torch.Tensor,
+    model: Model,
+    tokens: Tokens,
     *,
     n_keys: int = 16,
     batch_size: int | None = None,
@@ -79,14 +81,14 @@ def final_token_attention(
 
 
 def subjoiner_heads(
-    model: Any,
-    tokens: torch.Tensor,
+    model: Model,
+    tokens: Tokens,
     labels: np.ndarray,
     *,
     offset: int = 3,
     n_keys: int = 16,
     batch_size: int | None = None,
-    n_boot: int = 1000,
+    n_boot: int = stats.N_BOOT,
     seed: int = 0,
     progress: bool = True,
     cache: bool = True,
@@ -160,7 +162,7 @@ def rank_heads(
     n_layers: int,
     *,
     offset: int = 3,
-    n_boot: int = 1000,
+    n_boot: int = stats.N_BOOT,
     seed: int = 0,
 ) -> pd.DataFrame:
     """Rank every head by how much more it attends to the word's first token in the word class.

@@ -47,9 +47,12 @@ import numpy as np
 import pandas as pd
 import torch
 
+from stages import stats
+from stages.engine.analysis import analysis
 from stages.engine.forward import BaselineRun, capture_baseline, run_block
 from stages.engine.hooks import checked_hooks
-from stages.engine.runs import layers_of, mean_with_interval, per_sequence, with_provenance
+from stages.engine.runs import layers_of, per_sequence, with_provenance
+from stages.shapes import Model, Tokens
 
 COMPONENTS: dict[str, str] = {"attn": "hook_attn_out", "mlp": "hook_mlp_out"}
 
@@ -66,7 +69,7 @@ Outputs = dict[tuple[int, str], torch.Tensor]
 """``{(weights layer, component): [batch, pos - 1, d_model]}``, positions ``1..seq_len-1``."""
 
 
-def _recorder(model: Any, layers: Iterable[int], store: Outputs) -> Any:
+def _recorder(model: Model, layers: Iterable[int], store: Outputs) -> Any:
     """A ``model.hooks`` context saving the layers' component outputs (BOS left out)."""
     names = {point: comp for comp, point in COMPONENTS.items()}
 
@@ -85,7 +88,7 @@ def _check(store: Outputs, layers: Iterable[int]) -> Outputs:
     return store
 
 
-def baseline_outputs(model: Any, tokens: torch.Tensor) -> tuple[BaselineRun, Outputs]:
+def baseline_outputs(model: Model, tokens: Tokens) -> tuple[BaselineRun, Outputs]:
     """One unperturbed pass: the intervention engine's record and every component's output.
 
     Args:
@@ -104,7 +107,7 @@ def baseline_outputs(model: Any, tokens: torch.Tensor) -> tuple[BaselineRun, Out
     return base, _check(store, layers)
 
 
-def pair_outputs(model: Any, base: BaselineRun, order: Sequence[int]) -> Outputs:
+def pair_outputs(model: Model, base: BaselineRun, order: Sequence[int]) -> Outputs:
     """Component outputs of blocks run in ``order`` from the residual entering ``min(order)``.
 
     Each block gets the arguments it got in the baseline pass (its own attention type and RoPE
@@ -174,41 +177,9 @@ def _column(i: int, c: str, metric: str, which: str) -> str:
     return f"{i}:{c}:{metric}:{which}"
 
 
-def swap_similarity(
-    model: Any,
-    tokens: torch.Tensor,
-    *,
-    batch_size: int | None = None,
-    n_boot: int = 1000,
-    seed: int = 0,
-    progress: bool = True,
-    cache: bool = True,
-) -> pd.DataFrame:
-    """Self, index and adjacent cosine similarity of attention and MLP outputs per swap.
-
-    :func:`swap_similarity_sums`, then :func:`swap_similarity_table`.
-
-    Args:
-        model: a ``TransformerBridge`` from :func:`stages.load_model`.
-        tokens: ``[n_seq, seq_len]`` token ids, each row starting with BOS.
-        batch_size: sequences per forward pass.
-        n_boot: bootstrap resamples (over sequences) for the 95% intervals.
-        seed: bootstrap seed.
-        progress: show a progress bar.
-        cache: read and write the result cache, as :func:`stages.run_sweep` does.
-
-    Returns:
-        The :func:`swap_similarity_table`.
-    """
-    sums = swap_similarity_sums(
-        model, tokens, batch_size=batch_size, progress=progress, cache=cache
-    )
-    return swap_similarity_table(sums, n_boot=n_boot, seed=seed)
-
-
 def swap_similarity_sums(
-    model: Any,
-    tokens: torch.Tensor,
+    model: Model,
+    tokens: Tokens,
     *,
     batch_size: int | None = None,
     progress: bool = True,
@@ -252,7 +223,9 @@ def swap_similarity_sums(
     )
 
 
-def swap_similarity_table(sums: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+def swap_similarity_table(
+    sums: pd.DataFrame, *, n_boot: int = stats.N_BOOT, seed: int = 0
+) -> pd.DataFrame:
     """Reduce :func:`swap_similarity_sums` to a tidy table with 95% bootstrap intervals.
 
     Returns:
@@ -267,25 +240,20 @@ def swap_similarity_table(sums: pd.DataFrame, *, n_boot: int = 1000, seed: int =
     n_layers = layers_of(sums) + 1  # swaps 0..L-2
     n_seq = len(sums)
     counts = (sums["seq_len"] - 1).to_numpy(dtype=np.float64)
-    records = []
-    for i in range(n_layers - 1):
-        for c in COMPONENTS:
-            for metric, which in ROWS:
-                values = sums[_column(i, c, metric, which)].to_numpy()
-                value, lo, hi = mean_with_interval(values, counts, n_boot=n_boot, seed=seed)
-                records.append(
-                    {
-                        "layer": i,
-                        "layers": f"{i}-{i + 1}",
-                        "rel_depth": i / (n_layers - 1),
-                        "component": c,
-                        "metric": metric,
-                        "which": which,
-                        "value": value,
-                        "lo": lo,
-                        "hi": hi,
-                        "n_tokens": int(counts.sum()),
-                        "n_seq": n_seq,
-                    }
-                )
+    cells = [(i, c, metric, which) for i in range(n_layers - 1) for c in COMPONENTS
+             for metric, which in ROWS]  # fmt: skip
+    values = np.stack([sums[_column(*cell)].to_numpy(dtype=np.float64) for cell in cells])
+    estimate, lo, hi = stats.mean_intervals(values, counts, n_boot=n_boot, seed=seed)
+    records = [
+        {"layer": i, "layers": f"{i}-{i + 1}", "rel_depth": i / (n_layers - 1), "component": c,
+         "metric": metric, "which": which, "value": estimate[k], "lo": lo[k], "hi": hi[k],
+         "n_tokens": int(counts.sum()), "n_seq": n_seq}
+        for k, (i, c, metric, which) in enumerate(cells)
+    ]  # fmt: skip
     return with_provenance(pd.DataFrame.from_records(records), sums, n_boot=n_boot, seed=seed)
+
+
+swap_similarity = analysis(
+    'swap_similarity', swap_similarity_sums, swap_similarity_table,
+    'Self, index and adjacent cosine similarity of attention and MLP outputs per swap.',
+)

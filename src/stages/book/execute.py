@@ -15,6 +15,8 @@ from typing import Any
 
 from stages.book.parameters import coerce_parameters
 from stages.book.sections import EXECUTED_DIR, KERNEL_NAME, Section, get_section, read_notebook
+from stages.provenance import package_fingerprint
+from stages.store import data_dir
 
 
 class NotebookExecutionError(RuntimeError):
@@ -86,8 +88,6 @@ def _inputs_digest(root: Path) -> str:
 
     A pack's manifest holds the sha256 of every file of the pack.
     """
-    from stages.store import data_dir
-
     digest = hashlib.sha256()
     files = sorted((data_dir() / "results").glob("*/manifest.json"))
     files += sorted((Path(root) / "benchmarks" / "results").glob("*.json"))
@@ -103,8 +103,6 @@ def stamp(source: Path, parameters: Mapping[str, Any], root: Path) -> dict[str, 
     stored as its ``metadata.stages``; a copy whose stamp differs from
     ``stamp(source, parameters, root)`` now is stale (:func:`is_current`).
     """
-    from stages.provenance import package_fingerprint
-
     return {
         "source_sha256": hashlib.sha256(Path(source).read_bytes()).hexdigest(),
         "package": package_fingerprint(),

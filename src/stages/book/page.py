@@ -22,12 +22,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from stages.book.downloads import link, write_download
 from stages.book.parameters import read_parameters
+from stages.book.present import fold, markdown
 from stages.book.sections import find_root
-from stages.results.pack import EXTENSION_PARTS, ROW_PARTS
-
-ROW_OR_EXTENSION = (*ROW_PARTS, *EXTENSION_PARTS)
-"""Parts read with :meth:`stages.results.pages.Results.sums` (the others are window rows)."""
+from stages.plots import use_book_style
+from stages.provenance import provenance_markdown
+from stages.results.parts import WINDOW_PARTS
+from stages.results.source import open_results
 
 
 @dataclass
@@ -50,12 +52,10 @@ class Page:
         return time.time() - self.started
 
     def results(self, **overrides: Any) -> Any:
-        """:func:`stages.results.pages.open_results` with the page's parameters it accepts.
+        """:func:`stages.results.source.open_results` with the page's parameters it accepts.
 
         ``overrides`` replace or add arguments (``window_batch=batch_size``).
         """
-        from stages.results.pages import open_results
-
         accepted = inspect.signature(open_results).parameters
         kwargs = {k: v for k, v in self.parameters.items() if k in accepted} | overrides
         return open_results(**kwargs)
@@ -64,13 +64,11 @@ class Page:
         """Display the provenance footer.
 
         Args:
-            source: a :class:`stages.results.pages.Results` (its record for this page's parameters
+            source: a :class:`stages.results.source.Results` (its record for this page's parameters
                 and time is shown) or a ready provenance record (a dict).
         """
         from IPython.display import HTML, display
 
-        from stages.book.present import fold, markdown
-        from stages.provenance import provenance_markdown
 
         record = source if isinstance(source, Mapping) else source.provenance(
             self.parameters, seconds=self.elapsed
@@ -87,8 +85,6 @@ class Page:
             name: the file name (``figure-3.csv``, ``sweep.parquet``).
             label: the link's text.
         """
-        from stages.book.downloads import link, write_download
-
         href = write_download(find_root(), self.section, name, frame)
         return link(href, label)
 
@@ -112,17 +108,16 @@ class Page:
         The parts read, their dates and commits, and the live slice check behind a fold.
 
         Args:
-            results: the page's :class:`stages.results.pages.Results`, after every part the
+            results: the page's :class:`stages.results.source.Results`, after every part the
                 page reads was asked for (the check covers those parts).
         """
         from IPython.display import HTML, display
 
-        from stages.book.present import fold, markdown
 
         parts = [p for p in results.used if p != "neurons"]
         links = ", ".join(
-            self.download(results.sums(p, progress=False) if p in ROW_OR_EXTENSION
-                          else results.window_rows(p, progress=False), f"{p}.parquet", p)
+            self.download(results.window_rows(p, progress=False) if p in WINDOW_PARTS
+                          else results.sums(p, progress=False), f"{p}.parquet", p)
             for p in parts
         )  # fmt: skip
         rows = (f"<p>The rows this page read, one per sequence (or window), as parquet: {links}."
@@ -135,7 +130,7 @@ class Page:
 
         Args:
             records: each model's provenance record
-            (:meth:`stages.results.pages.Results.provenance`),
+            (:meth:`stages.results.source.Results.provenance`),
                 by model name; what they share (corpus, date, machine, versions) is shown once.
         """
         record = {"parameters": ", ".join(f"{k}={v!r}" for k, v in self.parameters.items()),
@@ -158,8 +153,6 @@ def open_page(section: str, namespace: Mapping[str, Any]) -> Page:
         NameError: a parameter of the section's cell is not defined in ``namespace`` (the
             parameters cell did not run).
     """
-    from stages.plots import use_book_style
-
     names = list(read_parameters(section, find_root()))
     missing = [name for name in names if name not in namespace]
     if missing:

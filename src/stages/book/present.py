@@ -99,8 +99,8 @@ def verdict_matrix(
     """Every claim of several models at a glance, grouped by the page that tests it.
 
     Args:
-        claims: :func:`stages.claims.all_claims` of each model with a ``model`` column; a claim
-            is one row per model, matched by ``group`` and ``number``.
+        claims: :func:`stages.results.verdicts.decide_all` of each model with a ``model``
+            column; a claim is one row per model, matched by ``group`` and ``number``.
         models: the models, in column order.
         pages: each group's page (``"01_robustness"``), for the group's heading link.
         caption: the table's caption.

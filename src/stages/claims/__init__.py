@@ -2,36 +2,21 @@
 
 Each module turns one part of the paper into :class:`stages.stats.Verdict` values: a statistic,
 its 95% interval, the rule exactly as applied, the number of independent units, and one of
-``holds``, ``does not hold``, ``unclear`` or ``not enough data``. :func:`all_claims` decides
-every claim the book tests for one model; :func:`verdict_table` and :func:`verdict_text` present
-verdicts on a page.
+``holds``, ``does not hold``, ``unclear`` or ``not enough data``. :mod:`stages.claims.groups`
+registers every group of claims with its page; :func:`verdict_summary` and :func:`conclusions`
+state what they add up to.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from stages.stats import VERDICTS, Verdict, table
+from stages.stats import VERDICTS, Verdict
 
-__all__ = ["all_claims", "conclusions", "verdict_summary", "verdict_table", "verdict_text"]
-
-PAGES = {
-    "robustness": "01_robustness",
-    "detokenization": "02_detokenization",
-    "feature engineering": "03_feature_engineering",
-    "prediction ensembling": "04_ensembling",
-    "residual sharpening": "05_sharpening",
-    "case studies": "06_case_studies",
-    "appendix A": "07_appendix_cosine_similarity",
-    "beyond single layers": "09_depth_edits",
-    "layer similarity": "10_layer_similarity",
-    "cloze": "11_cloze",
-}
-"""Each group of claims and the page (executed notebook) that tests it."""
+__all__ = ["conclusions", "verdict_summary", "verdict_table", "verdict_text"]
 
 
 def _interval(v: Verdict) -> str:
@@ -149,9 +134,9 @@ def conclusions(claims: pd.DataFrame) -> str:
     """The book's conclusions in a few Markdown sentences, from the What holds table.
 
     Args:
-        claims: :func:`all_claims` of each model, concatenated, with a ``model`` column. A
-            claim is the same across models by its ``group`` and ``number`` (its wording may
-            name model-specific layers).
+        claims: :func:`stages.results.verdicts.decide_all` of each model, concatenated, with
+            a ``model`` column. A claim is the same across models by its ``group`` and
+            ``number`` (its wording may name model-specific layers).
 
     Returns:
         For each source (:data:`SOURCE_NAMES`: the paper's own claims first, counted apart from
@@ -192,88 +177,3 @@ def conclusions(claims: pd.DataFrame) -> str:
         for unit, lo, hi in spans.itertuples()
     ) + ".")  # fmt: skip
     return " ".join(text)
-
-
-def all_claims(results: Any, *, seed: int = 0) -> pd.DataFrame:
-    """Every claim the book tests for one model, decided from ``results``.
-
-    Args:
-        results: a :class:`stages.results.pages.Results` (a pack or live sums).
-        seed: the bootstrap and split seed.
-
-    Returns:
-        :func:`stages.stats.table` of every verdict (with its ``source``), with ``group`` (the
-        paper's section), ``number`` (the claim's place in its group: the same claim on every
-        model, even where its wording names model-specific layers) and ``page`` (the notebook
-        that tests it).
-        ``attrs["missing"]`` maps each extension group the results pack cannot decide yet
-        (left out) to the parts it does not hold.
-    """
-    from stages.analyses.probes import probe_accuracies
-    from stages.claims.appendix import appendix_claims
-    from stages.claims.case_studies import probe_claims, subjoiner_claims
-    from stages.claims.robustness import robustness_claims
-    from stages.claims.stages import (
-        detokenization_claims,
-        ensembling_claims,
-        feature_engineering_claims,
-        sharpening_claims,
-    )
-    from stages.results.pack import PackError
-
-    n = results.n_layers
-    classes = results.classes()
-    lens, norms = results.sums("lens"), results.sums("norms")
-    sub = results.window_rows("subjoiner")
-    ing = results.window_rows("ing")
-    neurons = results.ing_neurons()["authors"]
-    probes = probe_accuracies(ing, ing["label"].to_numpy(bool), neurons, seed=seed)
-    groups = {
-        "robustness": robustness_claims(results.sums("sweep"), n, seed=seed),
-        "detokenization": detokenization_claims(results.sums("attention"), norms, n, seed=seed),
-        "feature engineering": feature_engineering_claims(lens, n, seed=seed),
-        "prediction ensembling": ensembling_claims(classes, lens, n, seed=seed),
-        "residual sharpening": sharpening_claims(classes, norms, lens, n, seed=seed),
-        "case studies": [
-            *subjoiner_claims(
-                sub, results.window_rows("subjoiner_profile"), sub["label"].to_numpy(bool),
-                results.windows("subjoiner").words, n, seed=seed,
-            ),
-            *probe_claims(probes, seed=seed),
-        ],
-        "appendix A": appendix_claims(results.sums("swap_similarity"), n, seed=seed),
-    }
-    missing = {}
-    decide = _extension_claims(results, seed)
-    for group, parts in EXTENSION_GROUPS.items():
-        try:
-            groups[group] = decide[group](*[results.sums(p) for p in parts])
-        except PackError:  # the pack does not hold every part of this group yet
-            missing[group] = tuple(p for p in parts if not results.pack.rows_done(p))
-    frames = [table(v).assign(group=g, number=range(len(v)), page=PAGES[g])
-              for g, v in groups.items()]  # fmt: skip
-    out = pd.concat(frames, ignore_index=True)
-    out.attrs["missing"] = missing
-    return out
-
-
-EXTENSION_GROUPS = {
-    "beyond single layers": ("blocks", "reorder", "duplication"),
-    "layer similarity": ("similarity", "skip_effects"),
-    "cloze": ("cloze",),
-}
-"""The results-pack parts (``stages pack build --parts``) each extension group's claims need."""
-
-
-def _extension_claims(results: Any, seed: int) -> dict[str, Any]:
-    """Each extension group's claims, from the sums of its :data:`EXTENSION_GROUPS` parts."""
-    from stages.claims.beyond import cloze_claims, depth_edit_claims, similarity_claims
-
-    n = results.n_layers
-    return {
-        "beyond single layers": lambda *sums: depth_edit_claims(*sums, n, seed=seed),
-        "layer similarity": lambda *sums: similarity_claims(
-            *sums, results.sums("sweep"), n, seed=seed
-        ),
-        "cloze": lambda *sums: cloze_claims(*sums, n, seed=seed),
-    }

@@ -13,7 +13,7 @@ import pandas as pd
 
 from stages import stats
 from stages.analyses.swap_similarity import _column
-from stages.claims.depth import EARLY, HALF, LAST, rel_depth, span, stack
+from stages.depth import EARLY, HALF, LAST, rel_depth, span, stack
 from stages.stats import Verdict
 
 

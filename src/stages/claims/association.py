@@ -32,12 +32,9 @@ import math
 from dataclasses import dataclass, replace
 
 import numpy as np
-import pandas as pd
 from scipy import stats as sps
 
 from stages import stats
-from stages.analyses.neurons import class_counts
-from stages.claims.depth import rel_depth, stack
 from stages.stats import Verdict
 
 MIN_LAYERS = 10
@@ -294,114 +291,3 @@ def layer_verdict(
     )
 
 
-def _lens_kl(lens: pd.DataFrame, n_layers: int) -> np.ndarray:
-    """``[n_layers - 1]``: token-mean KL of the lens after blocks ``0..L-2`` to the final output."""
-    values = stack(lens, [f"{x}:kl" for x in range(n_layers - 1)])
-    return stats.means(values, (lens["seq_len"] - 2).to_numpy(dtype=np.float64))
-
-
-def fall_tracks_neurons(
-    lens: pd.DataFrame, classes: pd.DataFrame, n_layers: int, *, seed: int = 0
-) -> Verdict:
-    """Whether the logit-lens KL falls where prediction neurons are, beyond what depth explains.
-
-    For each block ``l`` in ``1..L-2``, its fall ``log KL_{l-1} - log KL_l`` (token-mean KL of
-    the lens after a block to the final distribution; the last block, KL 0 by construction, is
-    left out) and its prediction-neuron count. Both grow with depth in most models, so their
-    plain rank correlation is high by construction; the statistic is their partial Spearman
-    correlation controlling for depth (:func:`partial_spearman`), its interval a circular block
-    bootstrap over blocks, its null Freedman–Lane permutations (:func:`freedman_lane`).
-
-    Args:
-        lens: :func:`stages.analyses.lens.lens_sums` (``"{l}:kl"`` per sequence, ``seq_len``).
-        classes: a neuron-class table (:func:`stages.analyses.neurons.classify_table`).
-        n_layers: the model's blocks ``L``.
-        seed: bootstrap and permutation seed.
-    """
-    claim = "the logit-lens KL falls where prediction neurons are (a phase transition they drive)"
-    figure = "Figure 6"
-    counts = class_counts(classes).set_index("layer")["prediction"].reindex(range(n_layers))
-    blocks = np.arange(1, n_layers - 1)
-    neurons = counts.fillna(0).to_numpy(dtype=np.float64)[blocks]
-    if len(blocks) < 3 or np.ptp(neurons) == 0:
-        return stats.missing(claim, figure, "needs prediction neurons in some but not all of at "
-                             "least 3 blocks", "blocks")  # fmt: skip
-    fall = -np.diff(np.log(np.maximum(_lens_kl(lens, n_layers), 1e-300)))  # [L-2]
-    depth = blocks.astype(np.float64)
-    idx = circular_block_indices(len(blocks), seed=seed)
-    association = Association(
-        float(partial_spearman(fall, neurons, depth)),
-        partial_spearman(fall[idx], neurons[idx], depth[idx]),
-        freedman_lane(fall, neurons, depth, seed=seed), len(blocks), block_length(len(blocks)),
-    )  # fmt: skip
-    steepest = int(blocks[np.argmax(fall)])
-    detail = (
-        f"{association.describe(FREEDMAN_LANE, 'blocks')}; without the control, Spearman's rho "
-        f"of the fall with depth {float(spearman(fall, depth)):.2f}, with the neuron counts "
-        f"{float(spearman(fall, neurons)):.2f}; the steepest fall enters block {steepest} "
-        f"(relative depth {rel_depth(steepest, n_layers):.2f}); {len(lens)} sequences"
-    )
-    return layer_verdict(
-        claim, figure,
-        f"partial Spearman correlation, controlling for depth, between each block's fall of log "
-        f"KL and its prediction-neuron count, blocks 1-{n_layers - 2}",
-        association, unit="blocks", n_seq=len(lens), detail=detail,
-    )  # fmt: skip
-
-
-def score_tracks_drop(
-    similarity: pd.DataFrame, sweep: pd.DataFrame, score: str = "block_influence",
-    *, seed: int = 0,
-) -> Verdict:  # fmt: skip
-    """ShortGPT / Gromov: a one-pass layer score ranks the layers as dropping them does.
-
-    Spearman's rho across layers ``1..L-1`` between the layer's token-mean ``score`` (over
-    positions ``1..seq_len-1``) and the token-mean KL of the sweep's ``drop l`` (positions
-    ``1..seq_len-2``), the means of :func:`stages.analyses.similarity.predicts_drop_kl`. Layer 0
-    is left out (dropping it is catastrophic in every model and would decide alone). Interval: a
-    circular block bootstrap over the layers; null: every layer's score exchangeable
-    (``scipy.stats.permutation_test``, pairings). The two frames may hold different numbers of
-    the same sequences: the first common rows are used.
-
-    Args:
-        similarity: :func:`stages.analyses.similarity.similarity_sums`.
-        sweep: :func:`stages.engine.sweep.sweep_sums` of the same sequences.
-        score: ``"block_influence"`` or ``"angular"``.
-        seed: bootstrap and permutation seed.
-    """
-    from stages.analyses.similarity import SCORES, n_layers_of
-
-    n_seq = min(len(similarity), len(sweep))
-    sim, drops = similarity.head(n_seq), sweep.head(n_seq)
-    title = {"block_influence": "Block Influence 1 - cos(h_in, h_out)",
-             "angular": "the angular distance across one block"}[score]  # fmt: skip
-    claim = f"{title} predicts which layer is safe to drop"
-    figure = "Men et al. 2024 (ShortGPT)" if score == "block_influence" else "Gromov et al. 2024"
-    layers = [x for x in range(n_layers_of(sim)) if f"drop {x}:kl" in drops.columns]
-    if len(layers) < 4 or layers[0] != 0:
-        return stats.missing(claim, figure, "needs drops of layer 0 and at least 3 more layers",
-                             "layers", source="related work")  # fmt: skip
-    seq_len = sim["seq_len"].to_numpy(dtype=np.float64)
-    x_all = stats.means(stack(sim, [SCORES[score].format(l=x) for x in layers]), seq_len - 1)
-    y_all = stats.means(stack(drops, [f"drop {x}:kl" for x in layers]), seq_len - 2)
-    x, y, layers = x_all[1:], y_all[1:], layers[1:]
-    idx = circular_block_indices(len(layers), seed=seed)
-    null = sps.permutation_test(
-        (x, y), lambda u, v, axis=-1: spearman(u, v), permutation_type="pairings",
-        n_resamples=N_PERMUTATIONS, alternative="greater", vectorized=True,
-        rng=np.random.default_rng(seed),
-    )  # fmt: skip
-    association = Association(
-        float(spearman(x, y)), spearman(x[idx], y[idx]),
-        np.concatenate([[spearman(x, y)], null.null_distribution]), len(layers),
-        block_length(len(layers)),
-    )  # fmt: skip
-    return layer_verdict(
-        claim, figure,
-        f"Spearman's rho across layers {layers[0]}-{layers[-1]} between each layer's mean "
-        f"{score.replace('_', ' ')} and the mean KL of dropping it",
-        association, unit="layers", n_seq=n_seq,
-        detail=f"{association.describe('layers exchangeable (permutations of the scores)')}; "
-        f"with layer 0, rho = {float(spearman(x_all, y_all)):.2f}; means over {n_seq} sequences",
-        source="related work",
-    )  # fmt: skip

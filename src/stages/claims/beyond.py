@@ -8,16 +8,25 @@ resampled sequences (:mod:`stages.stats`). KL is in nats; entropy change in bits
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 
 import numpy as np
 import pandas as pd
+from scipy import stats as sps
 
 from stages import stats
 from stages.analyses.duplication import TIMES, duplication_ranges
 from stages.analyses.reorder import REORDERINGS, span_length, span_starts, where
-from stages.claims.association import score_tracks_drop
-from stages.claims.depth import scored, stack
+from stages.analyses.similarity import SCORES, n_layers_of
+from stages.analyses.skip_effects import first_half_vs_second_half
+from stages.claims.association import (
+    N_PERMUTATIONS,
+    Association,
+    block_length,
+    circular_block_indices,
+    layer_verdict,
+    spearman,
+)
+from stages.depth import scored, stack
 from stages.engine.plans import duplicate, parallel
 from stages.stats import Verdict
 
@@ -220,8 +229,6 @@ def duplication_raises_entropy(sums: pd.DataFrame, n_layers: int, *, seed: int =
 
 def early_skips_change_more(skips: pd.DataFrame, n_layers: int, *, seed: int = 0) -> Verdict:
     """Csordás et al.: skipping a first-half layer changes later layers more than a late one."""
-    from stages.analyses.skip_effects import first_half_vs_second_half
-
     without_first = skips[[c for c in skips.columns if not c.startswith("0>")]]
     estimate, lo, hi = first_half_vs_second_half(without_first, n_layers, seed=seed)
     with_first = first_half_vs_second_half(skips, n_layers, seed=seed)
@@ -234,6 +241,62 @@ def early_skips_change_more(skips: pd.DataFrame, n_layers: int, *, seed: int = 0
         estimate, lo, hi, threshold=0.0, n=len(skips), source="related work",
         detail=f"layer 0, whose drop is catastrophic, is left out; with it {with_first[0]:.3g} "
         f"({with_first[1]:.3g} to {with_first[2]:.3g})",
+    )  # fmt: skip
+
+
+def score_tracks_drop(
+    similarity: pd.DataFrame, sweep: pd.DataFrame, score: str = "block_influence",
+    *, seed: int = 0,
+) -> Verdict:  # fmt: skip
+    """ShortGPT / Gromov: a one-pass layer score ranks the layers as dropping them does.
+
+    Spearman's rho across layers ``1..L-1`` between the layer's token-mean ``score`` (over
+    positions ``1..seq_len-1``) and the token-mean KL of the sweep's ``drop l`` (positions
+    ``1..seq_len-2``), the means of :func:`stages.analyses.similarity.predicts_drop_kl`. Layer 0
+    is left out (dropping it is catastrophic in every model and would decide alone). Interval: a
+    circular block bootstrap over the layers; null: every layer's score exchangeable
+    (``scipy.stats.permutation_test``, pairings). The two frames may hold different numbers of
+    the same sequences: the first common rows are used.
+
+    Args:
+        similarity: :func:`stages.analyses.similarity.similarity_sums`.
+        sweep: :func:`stages.engine.sweep.sweep_sums` of the same sequences.
+        score: ``"block_influence"`` or ``"angular"``.
+        seed: bootstrap and permutation seed.
+    """
+    n_seq = min(len(similarity), len(sweep))
+    sim, drops = similarity.head(n_seq), sweep.head(n_seq)
+    title = {"block_influence": "Block Influence 1 - cos(h_in, h_out)",
+             "angular": "the angular distance across one block"}[score]  # fmt: skip
+    claim = f"{title} predicts which layer is safe to drop"
+    figure = "Men et al. 2024 (ShortGPT)" if score == "block_influence" else "Gromov et al. 2024"
+    layers = [x for x in range(n_layers_of(sim)) if f"drop {x}:kl" in drops.columns]
+    if len(layers) < 4 or layers[0] != 0:
+        return stats.missing(claim, figure, "needs drops of layer 0 and at least 3 more layers",
+                             "layers", source="related work")  # fmt: skip
+    seq_len = sim["seq_len"].to_numpy(dtype=np.float64)
+    x_all = stats.means(stack(sim, [SCORES[score].format(l=x) for x in layers]), seq_len - 1)
+    y_all = stats.means(stack(drops, [f"drop {x}:kl" for x in layers]), seq_len - 2)
+    x, y, layers = x_all[1:], y_all[1:], layers[1:]
+    idx = circular_block_indices(len(layers), seed=seed)
+    null = sps.permutation_test(
+        (x, y), lambda u, v, axis=-1: spearman(u, v), permutation_type="pairings",
+        n_resamples=N_PERMUTATIONS, alternative="greater", vectorized=True,
+        rng=np.random.default_rng(seed),
+    )  # fmt: skip
+    association = Association(
+        float(spearman(x, y)), spearman(x[idx], y[idx]),
+        np.concatenate([[spearman(x, y)], null.null_distribution]), len(layers),
+        block_length(len(layers)),
+    )  # fmt: skip
+    return layer_verdict(
+        claim, figure,
+        f"Spearman's rho across layers {layers[0]}-{layers[-1]} between each layer's mean "
+        f"{score.replace('_', ' ')} and the mean KL of dropping it",
+        association, unit="layers", n_seq=n_seq,
+        detail=f"{association.describe('layers exchangeable (permutations of the scores)')}; "
+        f"with layer 0, rho = {float(spearman(x_all, y_all)):.2f}; means over {n_seq} sequences",
+        source="related work",
     )  # fmt: skip
 
 
@@ -250,148 +313,6 @@ def similarity_claims(
 
 
 # --------------------------------------------------------------------------- cloze
-
-CLOZE_KEPT = 0.72
-"""The paper's lower bound on the share of top-1 predictions a middle-layer drop keeps, asked of
-cloze accuracy."""
-MIN_HITS = 30
-"""Fewest windows the unperturbed model must answer right before a cloze claim is decided (a
-share of accuracy kept from a handful of hits says nothing)."""
-
-
-def _cloze(sums: pd.DataFrame, labels: list[str]) -> np.ndarray:
-    """``[len(labels), n_windows]``: 1.0 where the plan produced the window's word."""
-    return stack(sums, [f"{label}:correct" for label in labels])
-
-
-def _paired_tests(
-    better: np.ndarray, worse: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """Exact McNemar tests of ``better[k]`` against ``worse[k]`` per row, Holm-adjusted.
-
-    Returns:
-        ``(adjusted p [k], sign [k])``: sign +1 where ``better`` was right more often, -1 less.
-    """
-    tests = [stats.mcnemar(a > 0, b > 0) for a, b in zip(better, worse, strict=True)]
-    sign = np.sign([a_only - b_only for _, a_only, b_only in tests])
-    return stats.holm(np.array([p for p, _, _ in tests])), sign
-
-
-def _tested(
-    claim: str, statistic: str, better: np.ndarray, worse: np.ndarray, names: list[str], *,
-    n: int, hits: int, seed: int,
-) -> Verdict:  # fmt: skip
-    """"``better`` keeps more cloze accuracy than ``worse`` at every layer", tested per layer.
-
-    Decided by exact McNemar tests per layer with Holm's correction over the layers: holds when
-    every layer's test rejects in the claim's direction, does not hold when some layer's test
-    rejects in the other, unclear otherwise. The interval shown is the simultaneous 95%
-    bootstrap band of the smallest accuracy difference.
-    """
-    estimate, dist = stats.bootstrap(better - worse, seed=seed)
-    least, lo, hi, _, _ = stats.lowest(estimate, dist)
-    adjusted, sign = _paired_tests(better, worse)
-    significant = adjusted < 0.05
-    if n < stats.MIN_UNITS or hits < MIN_HITS:
-        decided = "not enough data"
-    elif (significant & (sign < 0)).any():
-        decided = "does not hold"
-    elif (significant & (sign > 0)).all():
-        decided = "holds"
-    else:
-        decided = "unclear"
-    against = [names[k] for k in np.flatnonzero(significant & (sign < 0))]
-    return Verdict(
-        claim, CLOZE_FIGURE, statistic, least, lo, hi,
-        "exact McNemar test per layer, Holm-adjusted over the layers: holds if every layer's "
-        "adjusted p < 0.05 in the claim's direction; does not hold if some layer's is in the "
-        "other; unclear otherwise (the interval: simultaneous 95% bootstrap band of the "
-        f"smallest difference); not enough data below {stats.MIN_UNITS} windows or "
-        f"{MIN_HITS} baseline hits",
-        n, "windows", decided,
-        f"{int((significant & (sign > 0)).sum())} of {len(names)} layers significant in the "
-        "claim's direction"
-        + (f"; against it: {', '.join(against)}" if against else ""),
-        "paper v3",
-    )  # fmt: skip
-
-
-CLOZE_FIGURE = "the later version (downstream accuracy); the paper's Figure 3"
-
-
-def cloze_kept(sums: pd.DataFrame, n_layers: int, *, seed: int = 0) -> Verdict:
-    """Every middle-layer drop keeps at least 72% of the cloze accuracy, decided per layer.
-
-    Per middle layer ``l``, the share kept ``acc(drop l) / acc(none)`` with a simultaneous
-    band over the layers; a layer no window survives (a count of 0) gets the exact
-    (Clopper-Pearson) upper bound of its accuracy over the baseline's instead of a band of
-    zero width.
-    """
-    from stages.claims.depth import MIDDLE, layers_where
-
-    middle = layers_where(n_layers, *MIDDLE)
-    labels = ["none", *[f"drop {i}" for i in middle]]
-    m = _cloze(sums, labels)
-    n, hits = m.shape[1], int(m[0].sum())
-    claim = f"every single middle-layer drop keeps at least {CLOZE_KEPT:.0%} of the cloze accuracy"
-    base_lo, base_hi = stats.clopper_pearson(hits, n)
-    detail = (f"baseline accuracy {hits / n:.1%} ({hits} of {n} windows; exact 95% interval "
-              f"{base_lo:.1%} to {base_hi:.1%})")  # fmt: skip
-    if hits == 0:
-        return Verdict(claim, CLOZE_FIGURE, "the worst middle-layer drop's cloze accuracy "
-                       "divided by the baseline's", np.nan, np.nan, np.nan,
-                       f"needs {MIN_HITS} baseline hits and {stats.MIN_UNITS} windows", n,
-                       "windows", "not enough data", detail, "paper v3")  # fmt: skip
-    estimate, dist = stats.bootstrap(m, statistic=lambda x: x[1:] / x[0], seed=seed)
-    band_lo, band_hi = stats.simultaneous(estimate, dist)
-    band_lo = np.maximum(band_lo, 0.0)  # a share kept is never negative
-    zero = m[1:].sum(axis=1) == 0
-    band_lo[zero] = 0.0
-    band_hi[zero] = stats.clopper_pearson(0, n)[1] / (hits / n)
-    worst = int(np.argmin(estimate))
-    decided = stats.verdict(
-        claim, CLOZE_FIGURE,
-        "the worst middle-layer drop's cloze accuracy divided by the baseline's (simultaneous "
-        "95% band over the middle layers; exact bounds where a drop has no hit)",
-        float(estimate.min()), float(band_lo.min()), float(band_hi.min()),
-        threshold=CLOZE_KEPT, n=n, unit="windows", source="paper v3",
-        detail=f"{detail}; worst: drop {middle[worst]} ({int(m[1 + worst].sum())} hits); "
-        f"{int((band_lo > CLOZE_KEPT).sum())} of {len(middle)} layers keep more than "
-        f"{CLOZE_KEPT:.0%} and {int((band_hi < CLOZE_KEPT).sum())} less with simultaneous "
-        "confidence",
-    )  # fmt: skip
-    rule = decided.rule.replace("windows", f"windows or {MIN_HITS} baseline hits")
-    gated = "not enough data" if hits < MIN_HITS else decided.verdict
-    return replace(decided, rule=rule, verdict=gated)
-
-
-def cloze_claims(sums: pd.DataFrame, n_layers: int, *, seed: int = 0) -> list[Verdict]:
-    """The paper's robustness claims asked of the cloze task (per-window correctness)."""
-    from stages.claims.depth import MIDDLE, layers_where
-
-    middle = layers_where(n_layers, *MIDDLE)
-    n, hits = len(sums), int(sums["none:correct"].sum())
-    drops = _cloze(sums, [f"drop {i}" for i in middle])
-    first = np.broadcast_to(_cloze(sums, ["drop 0"]), drops.shape)
-    paired = [i for i in middle if i + 1 < n_layers]
-    swaps = _cloze(sums, [f"swap {i}-{i + 1}" for i in paired])
-    dropped = _cloze(sums, [f"drop {i}" for i in paired])
-    return [
-        cloze_kept(sums, n_layers, seed=seed),
-        _tested(
-            "dropping the first layer hurts cloze accuracy more than any middle-layer drop",
-            "accuracy of each middle-layer drop minus the first layer's drop's, the smallest "
-            "(paired)",
-            drops, first, [f"drop {i}" for i in middle], n=n, hits=hits, seed=seed,
-        ),
-        _tested(
-            "in the middle layers, swapping keeps more cloze accuracy than dropping",
-            "accuracy(swap i, i+1) minus accuracy(drop i) per middle layer, the smallest "
-            "(paired)",
-            swaps, dropped, [f"layer {i}" for i in paired], n=n, hits=hits, seed=seed,
-        ),
-    ]  # fmt: skip
-
 
 def depth_edit_claims(
     blocks: pd.DataFrame, reorder: pd.DataFrame, duplication: pd.DataFrame, n_layers: int,

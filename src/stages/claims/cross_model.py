@@ -25,16 +25,16 @@ correlation of depth and robustness across models; with two, not enough data.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
-import pandas as pd
 
 from stages import stats
+from stages.analyses.cross_model import Sample
 from stages.analyses.signals import CURVES, curve
 from stages.claims.association import layer_verdict, shape_correlation, spearman
-from stages.claims.depth import MIDDLE, rel_depth
+from stages.depth import MIDDLE, rel_depth
 from stages.stats import Verdict
 
 GRID = (0.1, 0.9)
@@ -52,21 +52,6 @@ EQUIVALENCE = 0.1
 
 MIN_MODELS = 3
 """Fewest models a claim about depth across models needs."""
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One model's per-sequence sums (``frames``: sweep, attention, norms, lens) and classes."""
-
-    name: str
-    frames: Mapping[str, pd.DataFrame]
-    classes: pd.DataFrame
-    n_layers: int
-
-    @property
-    def n_seq(self) -> int:
-        """Sequences of the sample."""
-        return len(self.frames["sweep"])
 
 
 def _depths(n_points: int, n_layers: int) -> np.ndarray:

@@ -97,7 +97,7 @@ def headline_findings(claims: pd.DataFrame) -> list[str]:
     """The :data:`HEADLINES` that every model of ``claims`` decides, as Markdown sentences.
 
     Args:
-        claims: :func:`stages.claims.all_claims` of each model, with a ``model`` column.
+        claims: :func:`stages.results.verdicts.decide_all` of each model, with a ``model`` column.
 
     Returns:
         One sentence per finding: its lead in bold, each model's numbers with their 95%

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from stages import stats
-from stages.claims.depth import MIDDLE, layers_where, rel_depth, scored, span, stack
+from stages.depth import MIDDLE, layers_where, rel_depth, scored, span, stack
 from stages.stats import Verdict
 
 PAPER_KEPT = 0.72

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 
 from stages.engine.plans import Intervention
+from stages.shapes import Model, Tokens
 
 
 def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
@@ -66,7 +66,7 @@ def sweep_flops(
 
 
 def bridge_sweep_flops(
-    model: Any, tokens: torch.Tensor, interventions: Sequence[Intervention]
+    model: Model, tokens: Tokens, interventions: Sequence[Intervention]
 ) -> float:
     """:func:`sweep_flops` for a loaded bridge on ``tokens`` ``[n_seq, seq_len]``."""
     cfg = model.cfg

@@ -5,8 +5,8 @@ library) where a name exists but is never called would turn an intervention into
 and a reading into nothing, and the table would still look plausible. :func:`checked_hooks`
 is the only way ``stages`` adds hooks: it counts every call and, when the block exits without
 an error, raises :class:`HookNotFiredError` naming each hook that never fired.
-``tests/engine/test_hooks.py`` runs every point of :data:`HOOK_POINTS` on every supported
-architecture.
+``tests/engine/test_hooks.py`` runs every point of :data:`stages.shapes.HOOK_POINTS` on every
+supported architecture.
 """
 
 from __future__ import annotations
@@ -16,15 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-HOOK_POINTS: dict[str, str] = {
-    "blocks.{layer}.hook_resid_pre": "[batch, pos, d_model]: the residual entering the block",
-    "blocks.{layer}.hook_resid_post": "[batch, pos, d_model]: the residual leaving the block",
-    "blocks.{layer}.hook_attn_out": "[batch, pos, d_model]: what attention adds",
-    "blocks.{layer}.hook_mlp_out": "[batch, pos, d_model]: what the MLP adds",
-    "blocks.{layer}.attn.hook_pattern": "[batch, head, query_pos, key_pos]: attention weights",
-    "blocks.{layer}.mlp.out.hook_in": "[batch, pos, d_mlp]: the MLP's neuron activations",
-}
-"""Every hook point ``stages`` uses, with the shape it carries."""
+from stages.shapes import Model
 
 
 class HookNotFiredError(RuntimeError):
@@ -33,7 +25,7 @@ class HookNotFiredError(RuntimeError):
 
 @contextmanager
 def checked_hooks(
-    model: Any, fwd_hooks: Sequence[tuple[str, Callable[..., Any]]]
+    model: Model, fwd_hooks: Sequence[tuple[str, Callable[..., Any]]]
 ) -> Iterator[None]:
     """``model.hooks(fwd_hooks=...)`` that checks, on a clean exit, that every hook fired.
 

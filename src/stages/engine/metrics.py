@@ -30,10 +30,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
-import numpy as np
 import torch
+
+from stages.shapes import Model
 
 LN2 = math.log(2.0)
 METRICS: tuple[str, ...] = ("kl", "rel_acc", "entropy_delta", "loss")
@@ -57,7 +57,7 @@ class Unembedding:
     softcap: float | None = None
 
     @classmethod
-    def of(cls, model: Any) -> Unembedding:
+    def of(cls, model: Model) -> Unembedding:
         """The unembedding a ``TransformerBridge`` applies after its final norm.
 
         Raises:
@@ -243,29 +243,3 @@ def unchanged(
     }
 
 
-def bootstrap_interval(
-    sums: np.ndarray, counts: np.ndarray, *, n_boot: int = 1000, seed: int = 0, level: float = 0.95
-) -> tuple[float, float]:
-    """Percentile bootstrap interval of a token-weighted mean, resampling whole sequences.
-
-    Args:
-        sums: ``[n_seq]`` per-sequence sums of a per-token metric.
-        counts: ``[n_seq]`` tokens per sequence.
-        n_boot: resamples.
-        seed: the resampling seed (the same seed gives the same interval).
-        level: coverage, 0.95 for a 95% interval.
-
-    Returns:
-        ``(lo, hi)``; both equal the point estimate when there is one sequence.
-    """
-    sums = np.asarray(sums, dtype=np.float64)
-    counts = np.asarray(counts, dtype=np.float64)
-    if len(sums) < 2:
-        value = float(sums.sum() / counts.sum())
-        return value, value
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(sums), size=(n_boot, len(sums)))
-    means = sums[idx].sum(1) / counts[idx].sum(1)
-    alpha = (1.0 - level) / 2.0
-    lo, hi = np.quantile(means, [alpha, 1.0 - alpha])
-    return float(lo), float(hi)

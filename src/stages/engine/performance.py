@@ -17,6 +17,7 @@ import pandas as pd
 
 from stages.engine.flops import bridge_sweep_flops, matmul_peak
 from stages.engine.plans import Intervention
+from stages.shapes import Model, Tokens
 
 METHODS = {
     "authors": "authors' method (batch 1, model rebuilt per swap)",
@@ -68,8 +69,9 @@ def speed_table(results: dict[str, Any]) -> pd.DataFrame:
 
 
 def measure_sweep(
-    model: Any, tokens: Any, interventions: Sequence[Intervention], *, batch_size: int | None = None
-) -> dict[str, float]:
+    model: Model, tokens: Tokens, interventions: Sequence[Intervention], *,
+    batch_size: int | None = None,
+) -> dict[str, float]:  # fmt: skip
     """Time :func:`stages.run_sweep` here (no cache) and relate it to this machine's peak.
 
     Returns:

@@ -3,7 +3,7 @@
 An analysis gives a function that maps one batch of sequences ``[b, seq_len]`` to named
 per-sequence float64 sums (``{column: [b] array}``). :func:`per_sequence` does the rest: token
 checks, batching, a tqdm progress bar, ``torch.no_grad``, a checkpoint of every batch in the
-result cache (:mod:`stages.results.cache`) so an interrupted run resumes where it stopped, reuse of
+result cache (:mod:`stages.cache`) so an interrupted run resumes where it stopped, reuse of
 finished sums, and a provenance record in ``sums.attrs["provenance"]``. Every analysis then
 reduces the per-sequence sums (one row per sequence, the independent unit of every interval) to
 its table with a function of the sums alone, so the same reduction serves sums computed now and
@@ -33,10 +33,10 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from stages.engine.metrics import bootstrap_interval
+from stages.cache import Entry
 from stages.models import model_info
 from stages.provenance import versions
-from stages.results.cache import Entry
+from stages.shapes import Model, Tokens
 from stages.store import sha256_bytes
 
 BatchSums = Mapping[str, np.ndarray]
@@ -44,7 +44,7 @@ BatchSums = Mapping[str, np.ndarray]
 MapBatches = Callable[[list[tuple[int, torch.Tensor]]], Iterator[tuple[int, BatchSums]]]
 
 
-def check_tokens(model: Any, tokens: torch.Tensor, *, min_len: int = 3) -> torch.Tensor:
+def check_tokens(model: Model, tokens: Tokens, *, min_len: int = 3) -> torch.Tensor:
     """Return ``tokens`` if it is a LongTensor ``[n_seq, seq_len]`` the model can read.
 
     Raises:
@@ -76,7 +76,7 @@ def check_batch_size(batch_size: Any) -> int:
     return batch_size
 
 
-def forward_bytes_per_seq(model: Any, seq_len: int, *, copies: int = 1) -> int:
+def forward_bytes_per_seq(model: Model, seq_len: int, *, copies: int = 1) -> int:
     """Estimated peak bytes one sequence adds to a forward pass that keeps every residual.
 
     The residual at every layer, plus ``copies`` blocks' activations (residual, MLP hidden
@@ -110,7 +110,7 @@ _GPU_TOKENS = 1 << 16
 
 
 def default_batch_size(
-    model: Any, seq_len: int, *, bytes_per_seq: int | None = None, free_bytes: int | None = None
+    model: Model, seq_len: int, *, bytes_per_seq: int | None = None, free_bytes: int | None = None
 ) -> int:
     """Sequences per batch, sized from the free memory of the model's device.
 
@@ -127,7 +127,7 @@ def default_batch_size(
     return 1 << (fit.bit_length() - 1)
 
 
-def tokens_sha256(tokens: torch.Tensor) -> str:
+def tokens_sha256(tokens: Tokens) -> str:
     """sha256 of the token ids as int64 bytes (row-major)."""
     return sha256_bytes(tokens.cpu().numpy().astype(np.int64).tobytes())
 
@@ -170,7 +170,7 @@ def code_fingerprint(module: ModuleType) -> str:
     return sha256_bytes(b"".join(Path(m.__file__).read_bytes() for m in code_modules(module)))[:16]
 
 
-def model_key(model: Any) -> dict[str, Any]:
+def model_key(model: Model) -> dict[str, Any]:
     """What identifies a model's results: name, weights hash, dtype, weight processing, device."""
     info = model_info(model)
     return {k: info.get(k) for k in ("name", "weights_hash", "dtype", "process_weights")} | {
@@ -178,7 +178,7 @@ def model_key(model: Any) -> dict[str, Any]:
     }
 
 
-def model_provenance(model: Any) -> dict[str, Any]:
+def model_provenance(model: Model) -> dict[str, Any]:
     """The model part of a provenance record, with the versions and today's date."""
     info = model_info(model)
     return {
@@ -193,8 +193,8 @@ def model_provenance(model: Any) -> dict[str, Any]:
 
 def per_sequence(
     analysis: str,
-    model: Any,
-    tokens: torch.Tensor,
+    model: Model,
+    tokens: Tokens,
     *,
     compute: Callable[[torch.Tensor], BatchSums],
     params: dict[str, Any],
@@ -309,11 +309,3 @@ def layers_of(sums: pd.DataFrame) -> int:
     return 1 + max(int(x) for x in first if x.isdigit())
 
 
-def mean_with_interval(
-    sums: np.ndarray, counts: np.ndarray, *, n_boot: int, seed: int
-) -> tuple[float, float, float]:
-    """``(mean, lo, hi)``: a count-weighted mean over sequences and its 95% bootstrap interval."""
-    sums = np.asarray(sums, dtype=np.float64)
-    counts = np.asarray(counts, dtype=np.float64)
-    lo, hi = bootstrap_interval(sums, counts, n_boot=n_boot, seed=seed)
-    return float(sums.sum() / counts.sum()), lo, hi

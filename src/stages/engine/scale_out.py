@@ -37,6 +37,7 @@ import torch
 
 from stages.engine.runs import BatchSums, code_fingerprint
 from stages.models import load_model, model_info
+from stages.shapes import Model
 
 # Task(model, batch, parts, *, first, **kwargs) -> per-sequence sums of one chunk of parts.
 Task = Callable[..., BatchSums]
@@ -130,7 +131,7 @@ class RayBatches:
 
     def __init__(
         self,
-        model: Any,
+        model: Model,
         task: Task,
         parts: Sequence[Any],
         kwargs: dict[str, Any],

@@ -20,7 +20,7 @@ either way, so both give the same table.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import nullcontext
 from typing import Any
 
@@ -28,6 +28,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from stages import stats
+from stages.engine.analysis import analysis
 from stages.engine.forward import (
     capture_baseline,
     n_layers,
@@ -39,12 +41,11 @@ from stages.engine.metrics import (
     LN2,
     METRICS,
     Unembedding,
-    bootstrap_interval,
     compare,
     reference,
     unchanged,
 )
-from stages.engine.plans import BASELINE, Intervention, describe_label, drops, swaps
+from stages.engine.plans import BASELINE, Intervention, describe_label, drop, drop_component, swap
 from stages.engine.runs import (
     check_tokens,
     default_batch_size,
@@ -53,32 +54,36 @@ from stages.engine.runs import (
     with_provenance,
 )
 from stages.models import resolve_dtype
+from stages.shapes import Model, Tokens
 
 EXECUTORS = ("local", "ray")
 
 
-def default_interventions(model: Any) -> list[Intervention]:
+def single_layer_plans(n: int) -> list[Intervention]:
+    """Every drop, swap, attention-only drop and MLP-only drop of a model of ``n`` blocks."""
+    return ([drop(i) for i in range(n)] + [swap(i) for i in range(n - 1)]
+            + [drop_component(i, "attn") for i in range(n)]
+            + [drop_component(i, "mlp") for i in range(n)])  # fmt: skip
+
+
+def default_interventions(model: Model) -> list[Intervention]:
     """Every drop, swap, attention-only drop and MLP-only drop of ``model``."""
-    return drops(model) + swaps(model) + drops(model, "attn") + drops(model, "mlp")
+    return single_layer_plans(n_layers(model))
 
 
-def run_sweep(
-    model: Any,
-    tokens: torch.Tensor,
+def sweep_sums(
+    model: Model,
+    tokens: Tokens,
     interventions: Sequence[Intervention] | None = None,
     *,
     batch_size: int | None = None,
-    n_boot: int = 1000,
-    seed: int = 0,
     progress: bool = True,
     cache: bool = True,
     autocast: str | None = None,
     executor: str = "local",
     workers: int | None = None,
 ) -> pd.DataFrame:
-    """Measure every intervention against the unperturbed model on ``tokens``.
-
-    :func:`sweep_sums` (the per-sequence sums), then :func:`sweep_table`.
+    """Per-sequence metric sums of every intervention against the unperturbed model.
 
     Args:
         model: a ``TransformerBridge`` from :func:`stages.load_model`.
@@ -87,10 +92,8 @@ def run_sweep(
             empty list measures the baseline alone. Repeated entries are measured once.
         batch_size: sequences per forward pass (default: :func:`default_batch_size` from the
             free memory of the model's device).
-        n_boot: bootstrap resamples (over sequences) for the 95% intervals.
-        seed: bootstrap seed.
         progress: show a tqdm progress bar.
-        cache: read and write the result cache (:mod:`stages.results.cache`): each batch is
+        cache: read and write the result cache (:mod:`stages.cache`): each batch is
             checkpointed as it finishes, so an interrupted run resumes where it stopped and
             gives the same table as an uninterrupted one; finished sums are reused.
         autocast: ``"bfloat16"`` or ``"float16"``: run a float32 model's matrix products in
@@ -102,49 +105,16 @@ def run_sweep(
         workers: Ray workers (default: one per GPU for a CUDA model, else two CPUs each).
 
     Returns:
-        The :func:`sweep_table` of the sums. ``table.attrs["provenance"]`` records the model,
-        weights hash, dtype, device, tokens (shape and sha256), parameters, versions and the
-        date the sums were computed (``from_cache`` is True when they were read from the cache).
-
-    Raises:
-        ValueError: bad tokens, batch size, interventions, autocast or executor.
-        FloatingPointError: a metric came out NaN or infinite (the message names the
-            intervention); nothing non-finite is averaged into a table.
-    """
-    sums = sweep_sums(
-        model,
-        tokens,
-        interventions,
-        batch_size=batch_size,
-        progress=progress,
-        cache=cache,
-        autocast=autocast,
-        executor=executor,
-        workers=workers,
-    )
-    return sweep_table(sums, n_layers=n_layers(model), n_boot=n_boot, seed=seed)
-
-
-def sweep_sums(
-    model: Any,
-    tokens: torch.Tensor,
-    interventions: Sequence[Intervention] | None = None,
-    *,
-    batch_size: int | None = None,
-    progress: bool = True,
-    cache: bool = True,
-    autocast: str | None = None,
-    executor: str = "local",
-    workers: int | None = None,
-) -> pd.DataFrame:
-    """Per-sequence metric sums of every intervention (the arguments of :func:`run_sweep`).
-
-    Returns:
         One row per sequence: ``"<label>:<metric>"`` (float64 sums over the sequence's scored
         positions ``1..seq_len-2`` of each :data:`stages.engine.metrics.METRICS` entry, for the
         baseline ``none`` and every intervention, labelled as :attr:`Intervention.label`),
         ``entropy`` (the baseline's entropy summed over the same positions, bits) and
         ``seq_len``.
+
+    Raises:
+        ValueError: bad tokens, batch size, interventions, autocast or executor.
+        FloatingPointError: a metric came out NaN or infinite (the message names the
+            intervention); nothing non-finite is averaged into a table.
     """
     tokens = check_tokens(model, tokens)
     if interventions is None:
@@ -191,13 +161,43 @@ def sweep_sums(
     return ordered
 
 
+def plan_sums(
+    name: str, plans_of: Callable[[int], list[Intervention]], columns: str
+) -> Callable[..., pd.DataFrame]:
+    """The sums function of a family of plans: :func:`sweep_sums` of ``plans_of(n_layers)``.
+
+    Args:
+        name: the function's name (``"block_sums"``).
+        plans_of: the family's plans for a model of ``n_layers`` blocks.
+        columns: the labels its columns carry, in words (for the docstring).
+
+    Returns:
+        ``f(model, tokens, *, batch_size=None, progress=True, cache=True)``.
+    """
+
+    def sums(
+        model: Model, tokens: Tokens, *, batch_size: int | None = None,
+        progress: bool = True, cache: bool = True,
+    ) -> pd.DataFrame:  # fmt: skip
+        return sweep_sums(model, tokens, plans_of(n_layers(model)), batch_size=batch_size,
+                          progress=progress, cache=cache)  # fmt: skip
+
+    sums.__name__ = sums.__qualname__ = name
+    sums.__module__ = plans_of.__module__
+    sums.__doc__ = (
+        f"Per-sequence metric sums of every plan of :func:`{plans_of.__name__}`.\n\n"
+        f":func:`stages.engine.sweep.sweep_sums` of those plans; columns {columns}."
+    )
+    return sums
+
+
 def sweep_labels(sums: pd.DataFrame) -> list[str]:
     """The intervention labels of a :func:`sweep_sums` frame, in column order (``none`` first)."""
     return list(dict.fromkeys(c.split(":")[0] for c in sums.columns if ":" in c))
 
 
 def sweep_table(
-    sums: pd.DataFrame, *, n_layers: int, n_boot: int = 1000, seed: int = 0
+    sums: pd.DataFrame, *, n_layers: int, n_boot: int = stats.N_BOOT, seed: int = 0
 ) -> pd.DataFrame:
     """Reduce :func:`sweep_sums` to one row per intervention with bootstrap intervals.
 
@@ -225,7 +225,7 @@ def sweep_table(
     return with_provenance(table, sums, n_boot=n_boot, seed=seed)
 
 
-def _autocast_dtype(model: Any, autocast: str | None) -> torch.dtype | None:
+def _autocast_dtype(model: Model, autocast: str | None) -> torch.dtype | None:
     """Parse ``autocast``; refuse it for models that are not float32."""
     if autocast is None:
         return None
@@ -241,7 +241,7 @@ def _autocast_dtype(model: Any, autocast: str | None) -> torch.dtype | None:
 
 
 def sweep_task(
-    model: Any,
+    model: Model,
     batch: torch.Tensor,
     groups: Sequence[Sequence[Intervention]],
     *,
@@ -284,7 +284,7 @@ def sweep_task(
 
 
 def score_residuals(
-    model: Any,
+    model: Model,
     batch: torch.Tensor,
     ref_resid: torch.Tensor,
     candidates: Iterable[torch.Tensor | None],
@@ -359,6 +359,11 @@ def _table(
     """Reduce per-sequence sums to one row per intervention with bootstrap intervals."""
     total = counts.sum()
     baseline_loss = sums[0, METRICS.index("loss")].sum() / total
+    estimate, lo, hi = (
+        a.reshape(len(labels), len(METRICS))
+        for a in stats.mean_intervals(sums.reshape(-1, len(counts)), counts, n_boot=n_boot,
+                                      seed=seed)
+    )  # fmt: skip
     records = []
     for i, label in enumerate(labels):
         kind, layer, layers = describe_label(label)
@@ -369,10 +374,7 @@ def _table(
             "rel_depth": layer / max(1, n - 1) if layers else np.nan,
         }
         for m, name in enumerate(METRICS):
-            rec[name] = sums[i, m].sum() / total
-            rec[f"{name}_lo"], rec[f"{name}_hi"] = bootstrap_interval(
-                sums[i, m], counts, n_boot=n_boot, seed=seed
-            )
+            rec |= {name: estimate[i, m], f"{name}_lo": lo[i, m], f"{name}_hi": hi[i, m]}
         rec.update(
             baseline_loss=baseline_loss,
             baseline_entropy=base_entropy.sum() / total,
@@ -382,3 +384,10 @@ def _table(
         )
         records.append(rec)
     return pd.DataFrame.from_records(records)
+
+
+run_sweep = analysis(
+    "run_sweep", sweep_sums, sweep_table,
+    "Measure every intervention against the unperturbed model on ``tokens``: KL, top-1 kept, "
+    "entropy change and loss, one row per intervention with 95% intervals.",
+)

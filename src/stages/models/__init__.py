@@ -26,6 +26,7 @@ from stages.models.embedded import (
     embedded_model_dir,
 )
 from stages.models.processed import compatibility_mode, load_processed
+from stages.shapes import Model
 from stages.store import (
     cache_dir,
     ensure_writable,
@@ -328,7 +329,7 @@ def load_model(
     return bridge
 
 
-def model_info(model: Any) -> dict[str, Any]:
+def model_info(model: Model) -> dict[str, Any]:
     """Return the provenance dict :func:`load_model` attached (name, weights hash, dtype, ...)."""
     info = getattr(model, "stages_info", None)
     if info is None:

@@ -6,7 +6,7 @@ of RSS for gemma-3-270m's 1.07 GB of float32 weights (``benchmarks/loading.py``)
 folder loaded in float32, :func:`load_processed` does that once, saves the processed weights as
 a plain Hugging Face folder (the unembedding untied, since centring changes it alone) and
 checks that a bridge booted from it, with compatibility mode on and processing off, gives
-logits and values at every hook point the package reads (:data:`stages.engine.hooks.HOOK_POINTS`)
+logits and values at every hook point the package reads (:data:`stages.shapes.HOOK_POINTS`)
 bit-identical to the live-processed bridge on a probe batch; every later load boots that folder
 directly. Models the check refuses (processing that adds a weight the Hugging Face
 architecture has no slot for) are processed live on every load, as before.
@@ -31,6 +31,7 @@ from typing import Any
 import torch
 
 from stages.models.embedded import DIGEST
+from stages.shapes import HOOK_POINTS
 from stages.store import (
     discard_folder,
     folder_intact,
@@ -94,13 +95,11 @@ def hf_state_dict(bridge: Any) -> dict[str, torch.Tensor]:
 
 
 def _probe(bridge: Any) -> dict[str, torch.Tensor]:
-    """The logits and every :data:`~stages.engine.hooks.HOOK_POINTS` value on a fixed batch.
+    """The logits and every :data:`~stages.shapes.HOOK_POINTS` value on a fixed batch.
 
     ``{"logits": [2, 16, d_vocab], hook name: its value}`` for a pseudo-random ``[2, 16]``
     batch: what the engine and the analyses read, so a twin that agrees here agrees for them.
     """
-    from stages.engine.hooks import HOOK_POINTS
-
     generator = torch.Generator().manual_seed(0)
     tokens = torch.randint(0, int(bridge.cfg.d_vocab), (2, 16), generator=generator)
     names = {t.format(layer=k) for t in HOOK_POINTS for k in range(bridge.cfg.n_layers)}

@@ -119,9 +119,9 @@ def verdict_figure(claims: pd.DataFrame, *, title: str) -> alt.Chart:
     model's wording, the statistic, its 95% interval, n and the rule.
 
     Args:
-        claims: :func:`stages.claims.all_claims` of several models, with a ``model`` column. The
-            rows keep the table's order (grouped by page), one per claim (``group``,
-            ``number``), labelled with the first model's wording.
+        claims: :func:`stages.results.verdicts.decide_all` of several models, with a ``model``
+            column. The rows keep the table's order (grouped by page), one per claim
+            (``group``, ``number``), labelled with the first model's wording.
         title: the chart title.
     """
     from stages.plots import COLUMN

@@ -14,15 +14,13 @@ from typing import Any
 import pandas as pd
 import torch
 
+from stages.analyses.neurons import neuron_classes
+from stages.engine.runs import tokens_sha256
+from stages.models import load_model, model_info
 from stages.provenance import versions
 from stages.results.check import compare_rows
+from stages.results.computer import Computer, profile_heads
 from stages.results.pack import (
-    CHUNK,
-    EXTENSION_PARTS,
-    ROW_PARTS,
-    SEQUENCE_PARTS,
-    WINDOW_CHUNK,
-    WINDOW_PARTS,
     Pack,
     PackError,
     Recipe,
@@ -34,15 +32,13 @@ from stages.results.pack import (
     to_long,
     to_wide,
 )
-from stages.results.parts import Parts, profile_heads
+from stages.results.parts import EXTENSION_PARTS, PARTS, SEQUENCE_PARTS, WINDOW_PARTS
+from stages.shapes import Model
 from stages.store import atomic_write, sha256_bytes
+from stages.text.corpus import corpus_fingerprint
 
 
-def _new_manifest(model: Any, recipe: Recipe, computer: Parts) -> dict[str, Any]:
-    from stages.engine.runs import tokens_sha256
-    from stages.models import model_info
-    from stages.text.corpus import corpus_fingerprint
-
+def _new_manifest(model: Model, recipe: Recipe, computer: Computer) -> dict[str, Any]:
     info = model_info(model)
     return {
         "format": 1,
@@ -116,11 +112,7 @@ def build_pack(
         PackError: ``out`` holds a pack of another recipe, model or tokens.
         ValueError: an unknown part.
     """
-    from stages.analyses.neurons import neuron_classes
-    from stages.engine.runs import tokens_sha256
-    from stages.models import load_model
-
-    known = ("neurons", *WINDOW_PARTS, *SEQUENCE_PARTS, *EXTENSION_PARTS)
+    known = tuple(PARTS)
     if parts is not None and not set(parts) <= set(known):
         raise ValueError(f"unknown parts {sorted(set(parts) - set(known))}: choose from {known}")
     extension_only = parts is not None and set(parts) <= set(EXTENSION_PARTS)
@@ -129,7 +121,7 @@ def build_pack(
     started = time.time()
     model = load_model(recipe.model, device=device, dtype=recipe.dtype)
     existing = Pack.open(out) if (out / "manifest.json").exists() else None
-    computer = Parts(model, recipe, existing)
+    computer = Computer(model, recipe, existing)
     manifest = _new_manifest(model, recipe, computer)
     if existing is not None:
         old = existing.manifest
@@ -151,7 +143,7 @@ def build_pack(
                   "complete": False}
         )  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
-    wanted = parts or ("neurons", *WINDOW_PARTS, *SEQUENCE_PARTS)
+    wanted = parts or tuple(name for name, p in PARTS.items() if not p.extension)
     if "cloze" in wanted:
         manifest.setdefault("windows", {})["cloze"] = {
             "n": len(computer.cloze), "width": int(computer.cloze.tokens.shape[1]),
@@ -194,8 +186,8 @@ def build_pack(
         entry = manifest["parts"].setdefault(part, {"files": [], "seconds": 0.0})
         if entry.get("complete"):
             continue
-        rounds = part in ROW_PARTS or part in EXTENSION_PARTS
-        size = CHUNK if rounds else WINDOW_CHUNK
+        rounds = PARTS[part].unit == "sequences" or PARTS[part].extension
+        size = PARTS[part].chunk
         n_rows = computer.n_rows(part)
         done = set(entry["files"])
         if done and entry.get("git_commit") != commit:
@@ -249,9 +241,7 @@ def build_pack(
     return Pack.open(out)
 
 
-def _window_counts(computer: Parts) -> dict[str, Any]:
-    from stages.engine.runs import tokens_sha256
-
+def _window_counts(computer: Computer) -> dict[str, Any]:
     out = {}
     for name, data in computer.datasets.items():
         out[name] = {

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pandas as pd
 
-from stages.results.pack import (
-    PLAN_PARTS,
-    RTOL,
-    SLICE,
-    WINDOW_PARTS,
-    Pack,
-    PackError,
-)
-from stages.results.parts import Parts, ing_neuron_sets, profile_heads
+from stages.analyses.neurons import vocab_moments_rows
+from stages.engine.runs import tokens_sha256
+from stages.models import model_info
+from stages.results.computer import Computer, ing_neuron_sets, profile_heads
+from stages.results.pack import RTOL, SLICE, Pack, PackError
+from stages.results.parts import PLAN_PARTS, WINDOW_PARTS
+from stages.shapes import Model
 
 
 def compare_rows(live: pd.DataFrame, stored: pd.DataFrame, *, rtol: float = RTOL) -> pd.DataFrame:
@@ -53,17 +49,18 @@ def compare_rows(live: pd.DataFrame, stored: pd.DataFrame, *, rtol: float = RTOL
     return pd.DataFrame(rows)
 
 
-def slice_check(pack: Pack, model: Any, parts: tuple[str, ...] | None = None) -> pd.DataFrame:
+def slice_check(pack: Pack, model: Model, parts: tuple[str, ...] | None = None) -> pd.DataFrame:
     """Recompute the first ``SLICE`` rows of each part with today's code; compare with the pack.
 
     The rows are computed exactly as the pack's first chunk was (same rows, same batch); for a
-    part of hundreds of plans, the plans of a few start layers (:meth:`Parts.slice_rows`). They
-    are kept in the result cache, whose keys hold a hash of the source of the code that
-    computes them, so a book computes each part's slice once and any change of that code
-    computes it again. For the neuron moments, the first 64 neurons of layer 0 are recomputed.
-    For the case studies, today's windows must have the manifest's sha256, and the choices the
-    pack made once (the "-ing" neurons of each selection rule, the heads whose whole profile is
-    kept) must be those today's code makes.
+    part of hundreds of plans, the plans of a few start layers
+    (:meth:`stages.results.computer.Computer.slice_rows`). They are kept in the result cache,
+    whose keys hold a hash of the source of the code that computes them, so a book computes
+    each part's slice once and any change of that code computes it again. For the neuron
+    moments, the first 64 neurons of layer 0 are recomputed. For the case studies, today's
+    windows must have the manifest's sha256, and the choices the pack made once (the "-ing"
+    neurons of each selection rule, the heads whose whole profile is kept) must be those today's
+    code makes.
 
     Args:
         pack: an opened pack.
@@ -78,13 +75,9 @@ def slice_check(pack: Pack, model: Any, parts: tuple[str, ...] | None = None) ->
     Raises:
         PackError: the model is not the pack's.
     """
-    from stages.analyses.neurons import vocab_moments_rows
-    from stages.engine.runs import tokens_sha256
-    from stages.models import model_info
-
     if model_info(model).get("weights_hash") != pack.manifest["model"]["weights_hash"]:
         raise PackError("this model's weights are not those the pack was computed with")
-    computer = Parts(model, pack.recipe, pack)
+    computer = Computer(model, pack.recipe, pack)
     out = []
 
     def add(part: str, rows: int, columns: int, diff: float, ok: bool) -> None:

@@ -10,7 +10,7 @@ Layout::
     manifest.json                       recipe, versions, commit, machine, times, sha256 of files
     neurons.parquet                     the neuron moments (weights only), one row per neuron
     <part>/rows-00000-00002.parquet     rows 0..1 of a per-row part (the live slice, see below)
-    <part>/rows-00002-00034.parquet     then chunks of CHUNK rows
+    <part>/rows-00002-00034.parquet     then chunks of 32 rows (the case studies: 256)
     ...
 
 A chunk is stored long (:func:`to_long`: ``row``, ``column``, ``value``, all float64);
@@ -21,8 +21,8 @@ Parts: ``sweep`` (every drop, swap, attention-only and MLP-only drop), ``attenti
 ``lens``, ``swap_similarity`` (rows: the sequences of :func:`stages.load_corpus`), ``subjoiner``
 and ``subjoiner_profile`` (rows: the windows of :func:`stages.text.words.subjoiner_dataset`),
 ``ing`` (rows: the windows of :func:`stages.text.words.ing_dataset`). The extension parts
-(:data:`EXTENSION_PARTS`: block deletion, reorderings, duplication, layer similarity, skip
-effects) have the same sequences as rows, and ``cloze`` the windows of
+(:data:`stages.results.parts.EXTENSION_PARTS`: block deletion, reorderings, duplication, layer
+similarity, skip effects) have the same sequences as rows, and ``cloze`` the windows of
 :func:`stages.text.cloze.cloze_set`; they are built separately and may hold fewer rows.
 
 **Building** (:func:`stages.results.build.build_pack`, ``stages pack build MODEL``) writes each
@@ -51,30 +51,19 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
+from stages.engine.runs import tokens_sha256
+from stages.models import model_info
+from stages.results.parts import EXTENSION_PARTS, SEQUENCE_PARTS, WINDOW_PARTS
+from stages.shapes import Model, Tokens
 from stages.store import data_dir, repo_root, sha256_bytes
 
 SLICE = 2
 """Rows of every part recomputed live by the slice check (and the pack's first chunk)."""
 
-CHUNK = 32
-"""Sequences (and cloze windows) per chunk after the slice (case studies: ``WINDOW_CHUNK``)."""
-
-WINDOW_CHUNK = 256
 RTOL = 1e-6
 """Relative tolerance of the slice check (see :func:`stages.results.check.compare_rows`)."""
 
-SEQUENCE_PARTS = ("sweep", "attention", "norms", "lens", "swap_similarity")
-WINDOW_PARTS = ("subjoiner", "subjoiner_profile", "ing")
-PLAN_PARTS = ("blocks", "reorder", "duplication")
-"""Sweeps of many plans (:mod:`stages.analyses.blocks`, ``reorder``, ``duplication``)."""
-EXTENSION_PARTS = (*PLAN_PARTS, "similarity", "skip_effects", "cloze")
-"""Sequence parts beyond single layers, each built on its own (``--parts``) and holding its own
-number of rows (:meth:`Pack.rows_done`): a pack is complete without them, and a page that uses
-one reads the rows it holds and says how many."""
-ROW_PARTS = SEQUENCE_PARTS + tuple(p for p in EXTENSION_PARTS if p != "cloze")
-"""Every part whose rows are the pack's sequences (``cloze``'s rows are its windows)."""
 NEURON_COLUMNS = ["layer", "neuron", "cls", "skew", "kurtosis", "variance", "contrast"]
 """The columns of :func:`stages.analyses.probes.ing_neurons`."""
 PROFILE_HEADS = 4
@@ -397,11 +386,8 @@ class Pack:
         )
 
 
-def matches(pack: Pack, model: Any, tokens: torch.Tensor) -> bool:
+def matches(pack: Pack, model: Model, tokens: Tokens) -> bool:
     """Whether ``pack`` holds results for exactly this model (weights, dtype) and these tokens."""
-    from stages.engine.runs import tokens_sha256
-    from stages.models import model_info
-
     info = model_info(model)
     m = pack.manifest
     return (

@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from stages.shapes import Tokens
 from stages.text.corpus import corpus_token_ids
 from stages.text.sources import _get_tokenizer
 from stages.text.words import Vocabulary, word_spans
@@ -99,7 +100,7 @@ class ClozeSet:
         requested: the ``n`` asked for.
     """
 
-    tokens: torch.Tensor
+    tokens: Tokens
     n_target: np.ndarray
     words: list[str]
     position: np.ndarray

@@ -61,6 +61,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from stages.shapes import Model
 from stages.store import atomic_write, sha256_bytes
 from stages.text.sources import (
     _CACHE_FORMAT,
@@ -141,7 +142,7 @@ def _disk_put(path: Path, arr: np.ndarray) -> None:
 
 
 def corpus_token_ids(
-    model: Any,
+    model: Model,
     corpus: str = "default",
     *,
     split: str = "train",
@@ -239,7 +240,7 @@ def _check_int(name: str, value: Any, minimum: int) -> int:
 
 
 def load_corpus(
-    model: Any,
+    model: Model,
     corpus: str = "default",
     n_tokens: int = 4096,
     seq_len: int = 256,

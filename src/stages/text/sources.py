@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from stages.shapes import Model
 from stages.store import cache_dir, data_dir, sha256_bytes, sha256_file
 
 logger = logging.getLogger("stages.text.corpus")
@@ -174,7 +175,7 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
 # --------------------------------------------------------------------------- loading text
 
 
-def _get_tokenizer(model: Any) -> Any:
+def _get_tokenizer(model: Model) -> Any:
     tok = getattr(model, "tokenizer", model)
     if tok is None or not callable(tok) or not hasattr(tok, "bos_token_id"):
         raise ValueError(

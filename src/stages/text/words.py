@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from stages.shapes import Model, Tokens
 from stages.text.corpus import corpus_token_ids
 
 MARKERS = ("▁", "Ġ")
@@ -130,14 +131,14 @@ class WordDataset:
         position: ``[n]`` index in the corpus stream of each window's last token.
     """
 
-    tokens: torch.Tensor
+    tokens: Tokens
     labels: np.ndarray
     words: list[str]
     position: np.ndarray
 
 
 def subjoiner_dataset(
-    model: Any,
+    model: Model,
     *,
     corpus: str = "default",
     n_per_class: int = 256,
@@ -190,7 +191,7 @@ def subjoiner_dataset(
 
 
 def ing_dataset(
-    model: Any,
+    model: Model,
     *,
     corpus: str = "default",
     n_per_class: int = 512,

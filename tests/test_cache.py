@@ -14,9 +14,9 @@ import pytest
 
 import stages
 import stages.engine.sweep
+from stages import cache
+from stages.cache import Entry
 from stages.cli import main as cli_main
-from stages.results import cache
-from stages.results.cache import Entry
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -200,7 +200,7 @@ def test_the_code_in_a_cache_key_is_found_from_the_imports():
     names = {m.__name__ for m in stages.engine.runs.code_modules(stages.engine.sweep)}
     assert {"stages.engine.sweep", "stages.engine.forward", "stages.engine.plans",
             "stages.engine.metrics",
-            "stages.engine.runs", "stages.results.cache"} <= names  # fmt: skip
+            "stages.engine.runs", "stages.cache"} <= names  # fmt: skip
     assert "stages.plots" not in names and "stages.book" not in names
     lens = {m.__name__ for m in stages.engine.runs.code_modules(stages.analyses.lens)}
     assert "stages.engine.sweep" in lens  # the lens scores residuals with the sweep's scorer

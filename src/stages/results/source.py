@@ -25,10 +25,13 @@ from typing import Any
 import pandas as pd
 import torch
 
+from stages.analyses.neurons import classify_table, neuron_classes
+from stages.claims.groups import GROUPS
+from stages.models import load_model
+from stages.provenance import provenance
 from stages.results.check import slice_check
+from stages.results.computer import Computer
 from stages.results.pack import (
-    EXTENSION_PARTS,
-    ROW_PARTS,
     SLICE,
     Pack,
     PackError,
@@ -37,6 +40,10 @@ from stages.results.pack import (
     shipped_pack,
     short_commit,
 )
+from stages.results.parts import EXTENSION_PARTS, PARTS, ROW_PARTS
+from stages.shapes import Model, Tokens
+from stages.stats import Verdict
+from stages.text.corpus import load_corpus
 
 
 @dataclass
@@ -52,12 +59,11 @@ class Results:
         used: the parts a page asked for (the slice check covers these).
     """
 
-    model: Any
-    tokens: torch.Tensor
+    model: Model
+    tokens: Tokens
     recipe: Recipe
     pack: Pack | None
     why_live: str = ""
-    batch_size: int | None = None
     used: list[str] = field(default_factory=list)
     _live: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -78,24 +84,19 @@ class Results:
     def sums(self, part: str, *, progress: bool = True) -> pd.DataFrame:
         """Per-row sums of a part: the pack's rows, or computed now (cached).
 
-        ``part``: a sequence part (``"sweep"``, ``"attention"``, ``"norms"``, ``"lens"``,
-        ``"swap_similarity"``) or an extension part (:data:`EXTENSION_PARTS`; one row per
-        sequence, or per window for ``"cloze"``).
+        ``part``: any part of :data:`stages.results.parts.PARTS` but the neuron moments (one
+        row per sequence, or per window for the cloze task and the case studies).
         """
-        if part not in (*ROW_PARTS, *EXTENSION_PARTS):
-            raise ValueError(f"part must be one of {ROW_PARTS + ('cloze',)}, got {part!r}")
+        if part not in PARTS or PARTS[part].unit == "weights":
+            raise ValueError(f"part must be one of {[p for p in PARTS if p != 'neurons']}, "
+                             f"got {part!r}")  # fmt: skip
         if self.pack is not None:
             n = self.rows_of(part)  # raises before the part counts as used
             self._use(part)
             return self.pack.frame(part, n)
         self._use(part)
-        from stages.results.parts import Parts
-
-        computer = self._computer(Parts)
-        if part not in ROW_PARTS:  # windows, not sequences
-            return computer.rows(part, 0, computer.n_rows(part), cache=True, progress=progress)
-        kw = {"batch_size": self.batch_size, "progress": progress, "cache": True}
-        return computer.live_sums(part, self.tokens, **kw)
+        computer = self._computer()
+        return computer.rows(part, 0, computer.n_rows(part), cache=True, progress=progress)
 
     def rows_of(self, part: str) -> int:
         """Sequences of ``part`` a page reads: the sample's, or what the pack holds of an extension.
@@ -115,14 +116,16 @@ class Results:
             )
         return n
 
+    def verdicts(self, group: str, *, seed: int = 0) -> list[Verdict]:
+        """The verdicts of one group of claims (:data:`stages.claims.groups.GROUPS`)."""
+        return GROUPS[group].decide(self, seed)
+
     def classes(self) -> pd.DataFrame:
         """Every neuron's moments and class (:func:`stages.analyses.neurons.neuron_classes`).
 
         They depend on the weights alone, so when the numbers are computed now they still come
         from the shipped pack of a model with these exact weights (checked like any part).
         """
-        from stages.analyses.neurons import classify_table, neuron_classes
-
         self._use("neurons")
         source = self.pack or self._weights_pack()
         if source is not None:
@@ -145,42 +148,32 @@ class Results:
 
     def windows(self, name: str) -> Any:
         """The case-study windows: ``"subjoiner"`` or ``"ing"`` (a ``WordDataset``)."""
-        from stages.results.parts import Parts
-
-        return self._computer(Parts).datasets[name]
+        return self._computer().datasets[name]
 
     def window_rows(self, part: str, *, progress: bool = True) -> pd.DataFrame:
         """Per-window rows of ``part`` (``"subjoiner"``, ``"subjoiner_profile"``, ``"ing"``)."""
-        from stages.results.parts import Parts
-
         self._use(part)
         if self.pack is not None:
             return self.pack.frame(part)
-        computer = self._computer(Parts)
+        computer = self._computer()
         n = computer.n_rows(part)
         return computer.rows(part, 0, n, cache=True, progress=progress)
 
     def cloze_windows(self) -> Any:
         """The cloze windows of the sample (:func:`stages.text.cloze.cloze_set`)."""
-        from stages.results.parts import Parts
-
-        return self._computer(Parts).cloze
+        return self._computer().cloze
 
     def ing_neurons(self) -> dict[str, pd.DataFrame]:
         """The "-ing" neurons of each rule (:func:`stages.analyses.probes.ing_neurons`)."""
-        from stages.results.parts import Parts
-
-        return self._computer(Parts).ing_sets()
+        return self._computer().ing_sets()
 
     def profile_heads(self) -> list[str]:
         """The heads (``"layer.head"``) whose whole attention profile the windows keep."""
-        from stages.results.parts import Parts
+        return self._computer().profile_heads()
 
-        return self._computer(Parts).profile_heads()
-
-    def _computer(self, cls: type) -> Any:
+    def _computer(self) -> Computer:
         if "computer" not in self._live:
-            computer = cls(self.model, self.recipe, self.pack)
+            computer = Computer(self.model, self.recipe, self.pack)
             computer.tokens = self.tokens
             if self.pack is None and self._weights_pack() is not None:
                 computer._classes = self.classes()
@@ -212,8 +205,6 @@ class Results:
 
     def provenance(self, parameters: dict[str, Any], *, seconds: float | None = None) -> dict:
         """The page's provenance record (:func:`stages.provenance.provenance`) and its source."""
-        from stages.provenance import provenance
-
         record = provenance(
             self.model, self.tokens, parameters, corpus=self.recipe.corpus, seconds=seconds
         )
@@ -375,9 +366,6 @@ def open_results(
         PackError: a pack that exists but fails its checksums, or a named pack that is missing
             or incomplete.
     """
-    from stages.models import load_model
-    from stages.text.corpus import load_corpus
-
     chosen: Pack | None = None
     why = ""
     if pack not in ("default", "none"):
@@ -390,8 +378,9 @@ def open_results(
     else:
         recipe = Recipe(
             model=model, n_seq=-(-n_tokens // seq_len), seq_len=seq_len, seed=seed,
-            corpus=corpus, dtype=dtype, n_per_class=n_per_class, n_neurons=n_neurons,
-            window_batch=window_batch, n_cloze=n_cloze,
+            corpus=corpus, dtype=dtype, batch_size=batch_size or Recipe.batch_size,
+            n_per_class=n_per_class, n_neurons=n_neurons, window_batch=window_batch,
+            n_cloze=n_cloze,
         )  # fmt: skip
     lm = load_model(model, device=device, dtype=recipe.dtype)
     tokens = load_corpus(
@@ -404,11 +393,11 @@ def open_results(
         why = "The results pack was not asked for (pack='none')."
     if chosen is not None and not chosen.complete:
         tokens = tokens[: chosen.sequences_done]
-    return Results(lm, tokens, recipe, chosen, why_live=why, batch_size=batch_size)
+    return Results(lm, tokens, recipe, chosen, why_live=why)
 
 
 def _shipped_if_it_matches(
-    lm: Any, tokens: torch.Tensor, n_per_class: int, n_neurons: int, n_cloze: int
+    lm: Any, tokens: Tokens, n_per_class: int, n_neurons: int, n_cloze: int
 ) -> tuple[Pack | None, str]:
     """The shipped pack of ``lm`` if it holds exactly this sample, else None and why not."""
     name = lm.stages_info["name"]

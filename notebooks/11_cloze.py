@@ -44,7 +44,7 @@ from stages.analyses.cloze import cloze_table
 from stages.book.page import open_page
 from stages.book.present import data_table, fold, verdict_table
 from stages.claims import verdict_summary
-from stages.claims.beyond import MIN_HITS, cloze_claims
+from stages.claims.cloze import MIN_HITS, cloze_claims
 from stages.formats import estimate, percent
 from stages.plots.robustness import cloze_figure
 

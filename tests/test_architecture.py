@@ -33,6 +33,7 @@ FLOOR = {name: k for k, names in enumerate(LAYERS) for name in names}
 FUNCTION_LEVEL_ALLOWED = {
     ("cli", "*"),  # the command line imports each command's machinery when it runs
     ("__init__", "*"),  # the public names load on first use
+    ("provenance", "text"),  # the corpus pulls in torch; `stages cache ls` and stamps do not
 }
 """``(importer, imported)`` unit pairs whose imports may sit inside functions."""
 
@@ -90,5 +91,5 @@ def test_units_of_one_floor_form_no_cycle(floor):
 
 def test_imports_inside_functions_are_only_for_the_lazy_top():
     lazy = [f"{where}: {a} imports {b} inside a function" for a, b, inside, where in _imports()
-            if inside and (a, "*") not in FUNCTION_LEVEL_ALLOWED]  # fmt: skip
+            if inside and not {(a, "*"), (a, b)} & FUNCTION_LEVEL_ALLOWED]  # fmt: skip
     assert not lazy, "\n".join(lazy)

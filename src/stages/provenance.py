@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from stages.shapes import Model
-from stages.text.corpus import corpus_fingerprint
 
 _PACKAGES = ("stages", "torch", "transformers", "transformer-lens", "datasets", "altair", "pandas")
 
@@ -52,6 +51,8 @@ def provenance(
         corpus: the corpus name or path; its fingerprint is recorded.
         seconds: wall-clock run time, if known.
     """
+    from stages.text.corpus import corpus_fingerprint  # torch: kept out of the light CLI path
+
     info = dict(getattr(model, "stages_info", {}))
     record: dict[str, Any] = {
         "model": info.get("name", "?"),

@@ -134,8 +134,8 @@ def similarity_schematic() -> Schematic:
     position against their own baseline output; *index*, the output at a position against the
     baseline output at that position; *adjacent*, the baseline outputs of layers i and i+1.
     """
-    width, height = 720, 330
-    left_x, right_x, w = 110, 470, 140
+    width, height = 680, 330  # the text column: drawn at 100%, its 11-px labels stay 11 px
+    left_x, right_x, w = 90, 450, 140
     rows = {"i+1": 56, "i": 176}  # position -> y of its block (top of the box)
     body = [
         _text(left_x + w / 2, 24, "Unperturbed model", text_anchor="middle", font_weight="bold",

@@ -136,8 +136,8 @@ stage2, drop, stubborn_mlp = verdicts[0], verdicts[1], verdicts[2]
 if stage2.verdict == "does not hold" and stubborn_mlp.verdict == "holds":
     display(Markdown(
         f"What the table adds up to: on {name} a swapped MLP keeps writing what it wrote in its "
-        "own place before the midpoint as well as after it. The paper contrasts a stage 2 in which a "
-        "moved layer takes over its new place's role (iterative refinement: neighbours are "
+        "own place before the midpoint as well as after it. The paper contrasts a stage 2 in which "
+        "a moved layer takes over its new place's role (iterative refinement: neighbours are "
         "interchangeable) with a stubborn stage 3; here the MLPs are stubborn in both, so what "
         "they write does not mark the boundary between the two stages."
     ))
@@ -160,8 +160,8 @@ for component, label in (("attn", "attention"), ("mlp", "MLP")):
     frame = frame.reset_index()
     frame["layers"] = frame["layers"].map(lambda x: x.replace("-", " and "))
     display(HTML(data_table(
-        frame, caption=(f"{label[0].upper()}{label[1:]} outputs after each swap of layers i and i+1 "
-                        f"({name}): mean cosine over tokens (95% bootstrap interval over "
+        frame, caption=(f"{label[0].upper()}{label[1:]} outputs after each swap of layers i and "
+                        f"i+1 ({name}): mean cosine over tokens (95% bootstrap interval over "
                         f"{len(res.tokens)} sequences), the series of Figure 12."),
         columns={"layers": "swapped layers",
                  **{series: series for series in SIMILARITY_TITLES.values()}},

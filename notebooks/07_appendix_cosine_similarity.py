@@ -36,13 +36,15 @@
 
 # %%
 
-from IPython.display import Markdown, display
+from IPython.display import HTML, Markdown, display
 
 from stages.analyses.swap_similarity import swap_similarity_table
 from stages.book.page import open_page
-from stages.claims import verdict_summary, verdict_table, verdict_text
+from stages.book.present import data_table, verdict_table
+from stages.claims import verdict_summary
 from stages.claims.appendix import appendix_claims
-from stages.plots.book import swap_similarity_figure
+from stages.formats import estimate, number
+from stages.plots.book import SIMILARITY_TITLES, swap_similarity_figure
 from stages.plots.schematics import similarity_schematic
 
 # %% [markdown]
@@ -76,40 +78,43 @@ page = open_page("appendix_cosine_similarity", globals())
 res = page.results()
 similarity_sums = res.sums("swap_similarity")  # per sequence: cosine sums of every swap
 similarity = swap_similarity_table(similarity_sums, seed=seed)
-elapsed = page.elapsed
 name, n_layers = res.name, res.n_layers
-display(Markdown(f"**{name}**, {n_layers - 1} adjacent swaps, {len(res.tokens)} sequences. "
-                 f"Done in {elapsed:.0f} s."))
-display(Markdown(res.report()))
+page.source(res)
 
 # %% [markdown]
 # ## Figure 12: cosine similarity after each swap
 
 # %%
-swap_similarity_figure(similarity, title=f"Figure 12 ({name}): outputs of swapped layers")
+page.chart(swap_similarity_figure(similarity,
+                                  title=f"Figure 12 ({name}): outputs of swapped layers"),
+           similarity, "figure-12")
 
 # %% [markdown]
-# **Figure 12** (the paper's Figure 12). For each swap of layers *i* and *i+1*: cosine similarity
-# of each layer's output with its own unperturbed output (self), with the output the unperturbed
-# model had at that position (index), and of the two unperturbed layers with each other
-# (adjacent).
+# **Figure 12** (the paper's Figure 12). For each swap of layers *i* and *i+1* (at the relative
+# depth of layer *i*): cosine similarity of each layer's output with its own unperturbed output
+# (self), with the output the unperturbed model had at that position (index), and of the two
+# unperturbed layers with each other (adjacent). Bands: 95% bootstrap intervals over sequences.
 
 # %%
 wide = similarity.pivot_table(index=["component", "layer"], columns=["metric", "which"],
                               values="value")
-summary = []
-for component, label in (("attn", "attention"), ("mlp", "MLP")):
+means = {}
+for component in ("attn", "mlp"):
     rows = wide.loc[component]
-    self_mean = rows["self"].to_numpy().mean()
-    index_mean = rows["index"].to_numpy().mean()
-    adjacent = rows[("adjacent", "baseline")].mean()
-    stubborn = (rows["self"].mean(axis=1) > rows["index"].mean(axis=1)).mean()
-    summary.append(
-        f"**{label}**: mean self-similarity {self_mean:.2f}, index similarity {index_mean:.2f}, "
-        f"adjacent similarity {adjacent:.2f}; a swapped layer writes more like itself than like "
-        f"the layer it replaced in {stubborn:.0%} of the swaps"
-    )
-display(Markdown(f"For **{name}**: " + "; ".join(summary) + "."))
+    means[component] = {
+        "self": rows["self"].to_numpy().mean(),
+        "index": rows["index"].to_numpy().mean(),
+        "adjacent": rows[("adjacent", "baseline")].mean(),
+        "stubborn": (rows["self"].mean(axis=1) > rows["index"].mean(axis=1)).mean(),
+    }
+display(Markdown(" ".join(
+    f"Averaged over the {n_layers - 1} swaps, a swapped **{label}** output has a cosine of "
+    f"{number(m['self'])} with its own unperturbed output (self) and {number(m['index'])} with "
+    f"the output it displaced (index); two unswapped neighbours have {number(m['adjacent'])} "
+    f"(adjacent). It writes more like itself than like the layer it replaced in "
+    f"{m['stubborn']:.0%} of the swaps."
+    for component, label in (("attn", "attention"), ("mlp", "MLP")) for m in [means[component]]
+)))
 
 # %% [markdown]
 # ## Do the paper's claims hold for this model?
@@ -123,14 +128,44 @@ display(Markdown(f"For **{name}**: " + "; ".join(summary) + "."))
 
 # %%
 verdicts = appendix_claims(similarity_sums, n_layers, seed=seed)
-display(verdict_table(verdicts).style.hide(axis="index"))
-display(Markdown(f"For **{name}**: " + verdict_text(verdicts)))
+display(HTML(verdict_table(verdicts, caption=(
+    f"Appendix A's claims on {name}: each estimate is a paired difference of mean cosines "
+    f"(per token, then per sequence) with its 95% bootstrap interval over {verdicts[0].n} "
+    "sequences; open a claim for its statistic and rule."))))
+stage2, drop, stubborn_mlp = verdicts[0], verdicts[1], verdicts[2]
+if stage2.verdict == "does not hold" and stubborn_mlp.verdict == "holds":
+    display(Markdown(
+        f"What the table adds up to: on {name} a swapped MLP keeps writing what it wrote in its "
+        "own place before the midpoint as well as after it. The paper contrasts a stage 2 in which "
+        "a moved layer takes over its new place's role (iterative refinement: neighbours are "
+        "interchangeable) with a stubborn stage 3; here the MLPs are stubborn in both, so what "
+        "they write does not mark the boundary between the two stages."
+    ))
 
 # %% [markdown]
 # ## The numbers
 
 # %%
-display(wide.round(3))
+numbers = similarity.assign(
+    series=[SIMILARITY_TITLES[(m, w)] for m, w in zip(similarity["metric"], similarity["which"],
+                                                       strict=True)],
+)
+for component, label in (("attn", "attention"), ("mlp", "MLP")):
+    rows = numbers[numbers["component"] == component]
+    table = rows.pivot_table(index="layers", columns="series", values=["value", "lo", "hi"],
+                             sort=False)
+    frame = table["value"].copy()
+    for series in frame.columns:
+        frame[f"{series}_lo"], frame[f"{series}_hi"] = table["lo"][series], table["hi"][series]
+    frame = frame.reset_index()
+    frame["layers"] = frame["layers"].map(lambda x: x.replace("-", " and "))
+    display(HTML(data_table(
+        frame, caption=(f"{label[0].upper()}{label[1:]} outputs after each swap of layers i and "
+                        f"i+1 ({name}): mean cosine over tokens (95% bootstrap interval over "
+                        f"{len(res.tokens)} sequences), the series of Figure 12."),
+        columns={"layers": "swapped layers",
+                 **{series: series for series in SIMILARITY_TITLES.values()}},
+    )))
 
 # %% [markdown]
 # ## Exercises
@@ -144,13 +179,29 @@ display(wide.round(3))
 # Solution 1
 rows = wide.loc["mlp"]
 share = (rows["self"].mean(axis=1) > rows["index"].mean(axis=1)).mean()
-display(Markdown(f"In {share:.0%} of the swaps the MLP writes more like itself than like the layer it replaced."))
+display(Markdown(f"In {share:.0%} of the swaps the MLP writes more like itself than like the "
+                 "layer it replaced."))
 
 # %% [markdown]
 # ## Summary
 
 # %%
-display(Markdown(verdict_summary(verdicts)))
+display(Markdown(verdict_summary(verdicts, findings=(
+    f"**Stubborn MLPs in stage 3.** After a swap past the midpoint, a swapped MLP's output is "
+    f"closer to its own unperturbed output than to the one it displaced by "
+    f"{estimate(stubborn_mlp.value, stubborn_mlp.lo, stubborn_mlp.hi)} in cosine on {name} "
+    "(the paper: swapped MLPs are stubborn in stage 3).",
+    f"**No role taken over in stage 2.** An MLP moved earlier writes "
+    f"{'less' if stage2.value < 0 else 'more'} like the MLP it replaced than like itself: index "
+    f"minus self-similarity {estimate(stage2.value, stage2.lo, stage2.hi)} (the paper: above 0 "
+    "in Pythia 1.4B, less clearly in GPT-2 XL).",
+    f"**Index similarity after the midpoint.** The MLPs' index similarity "
+    f"{'rises' if drop.value < 0 else 'drops'}: before minus after "
+    f"{estimate(drop.value, drop.lo, drop.hi)} (the paper: it drops).",
+    f"**Over all {n_layers - 1} swaps**, a swapped MLP writes more like itself than like the "
+    f"layer it replaced in {means['mlp']['stubborn']:.0%} of them, a swapped attention output in "
+    f"{means['attn']['stubborn']:.0%}.",
+))))
 
 # %% [markdown]
 # ## What's next

@@ -74,13 +74,18 @@
 
 # %%
 
-from IPython.display import Markdown, display
+import re
+
+import numpy as np
+from IPython.display import HTML, Markdown, display
 
 from stages.analyses.cross_model import SIGNALS
 from stages.results.cross_model import compare_models
 from stages.book.page import open_page
-from stages.claims import verdict_summary, verdict_table, verdict_text
-from stages.claims.cross_model import cross_model_claims
+from stages.book.present import data_table, fold, markdown, verdict_table
+from stages.claims import verdict_summary
+from stages.claims.cross_model import EQUIVALENCE, cross_model_claims
+from stages.formats import estimate, number, percent
 from stages.plots.book import cross_model_figure
 
 # %% tags=["parameters"]
@@ -100,43 +105,94 @@ comparison = compare_models(models, n_tokens=n_tokens, seq_len=seq_len, batch_si
                             device=device, dtype=dtype, corpus=corpus, seed=seed, pack=pack,
                             parameters=page.parameters)
 table, samples = comparison.table, comparison.samples
-elapsed = page.elapsed
-display(Markdown("; ".join(f"**{s.name}**: {s.n_layers} layers, {s.n_seq} sequences"
-                           for s in samples) + f". Done in {elapsed:.0f} s."))
-for model_name, report in comparison.reports.items():
-    display(Markdown(f"**{model_name}.** {report}"))
+display(HTML(
+    "".join(f'<p class="stages-source">{line}</p>' for line in comparison.headlines.values())
+    + fold("Where these numbers come from", "".join(
+        markdown(f"**{model_name}.** {report}") for model_name, report in comparison.reports.items()
+    ))
+))
 
 # %% [markdown]
-# ## Figures 3, 4, 5 and 6 of the paper, every model on one axis
+# ## Figure E5: the paper's Figures 3-6, every model on one axis
 
 # %%
-cross_model_figure(table, SIGNALS, title="The paper's signals on relative depth, per model")
+page.chart(cross_model_figure(table, SIGNALS,
+                              title="Figure E5: the paper's signals on relative depth, per model"),
+           table, "figure-e5")
 
 # %% [markdown]
-# **Figures 3, 4, 5 and 6 across models.** Each panel is one of the paper's signals against
-# relative depth, one colour per model: drop and swap relative accuracy (Figure 3), previous-five
-# attention (Figure 4), the attention/MLP norm ratio (Figure 5), the logit lens's KL to the final
-# distribution and the fraction of prediction neurons (Figure 6). Bands: 95% bootstrap intervals
-# over sequences.
+# **Figure E5** (the paper's Figures 3, 4, 5 and 6, every model on one axis). Each panel is one
+# of the paper's signals against relative depth, one colour per model: drop and swap relative
+# accuracy (Figure 3), previous-five attention (Figure 4), the attention/MLP norm ratio
+# (Figure 5), the logit lens's KL to the final distribution and the fraction of prediction
+# neurons (Figure 6). Bands: 95% bootstrap intervals over sequences (the neuron fractions are of
+# the weights alone: no interval).
 
 # %% [markdown]
 # ## Do the shapes agree, and do the features sit at the same depth?
 
 # %%
 verdicts = cross_model_claims(samples, seed=seed)
-display(verdict_table(verdicts).style.hide(axis="index"))
+shapes = [v for v in verdicts if v.claim.endswith("the same shape in both models")]
+display(HTML(verdict_table(shapes, caption=(
+    f"Shapes, {samples[0].name} against {', '.join(s.name for s in samples[1:])}: Pearson's r "
+    "between the z-scored curves on a common grid of relative depths, its interval from a block "
+    "bootstrap over the grid points (n counts them). Open a claim for its rule and the level "
+    "chance reaches."))))
+display(HTML(verdict_table([v for v in verdicts if v not in shapes], caption=(
+    "Where features sit, and depth: the difference in relative depth, its interval from "
+    "resampling each model's sequences (n counts them); the difference in the share of "
+    "predictions kept under middle-layer drops (n counts models). Open a claim for its rule."))))
+
+
+def signal_of(v):
+    """The signal a shape claim compares (its title)."""
+    return v.claim.rsplit(": the same shape", 1)[0]
+
+
+decided = [v for v in shapes if v.value == v.value]
+bounded = [v for v in decided if np.isfinite([v.lo, v.hi]).all()]
+unbounded = [v for v in decided if v not in bounded]
+locations = [v for v in verdicts if "lies at the same relative depth" in v.claim]
+depth = [v for v in verdicts if v.claim.startswith("models with more layers")]
 first = table[(table["signal"] == "drop_rel_acc")].sort_values("layer").groupby("model").head(1)
+first_kept = " and ".join(f"{percent(r.value, r.lo, r.hi)} of {r.model}'s"
+                         for r in first.itertuples())
 display(Markdown(
-    verdict_text(verdicts) + " Dropping the first layer keeps "
-    + ", ".join(f"{r.value:.0%} of {r.model}'s top-1 predictions" for r in first.itertuples())
-    + " (the paper: the first layer is catastrophic in every model)."
+    f"A shape that *holds* agrees better than any shifted or reversed copy of the second curve "
+    f"would; one with *no evidence* agrees no better than such a copy, which on a grid of "
+    f"{min(v.n for v in decided) if decided else 0}-{max(v.n for v in decided) if decided else 0} "
+    "points is what a correlation of two smooth curves often reaches by chance. Neither says the "
+    "stages differ: only an interval entirely below 0 would. The ends of the depth axis are left "
+    "out of the shapes, so the first layer's catastrophe, the paper's plainest shared feature, is "
+    f"not among them: dropping the first layer keeps {first_kept} top-1 predictions (the "
+    "paper: the first layer is catastrophic in every model)."
 ))
+if unbounded:
+    undefined = {v.claim: re.search(r"(\d+) of them undefined", v.detail) for v in unbounded}
+    display(Markdown(
+        "Why " + " and ".join(f"*{signal_of(v)}*" for v in unbounded) + " have an "
+        "interval from −∞ to ∞: these curves are of the weights alone and are 0 over most "
+        "layers, so some resamples of their grid points are flat and have no correlation ("
+        + ", ".join(f"{m.group(1)} of 2,000" for m in undefined.values() if m) + "). The rule "
+        "counts such a resample against the claim at both ends, which leaves the interval "
+        "unbounded and the verdict unclear, whatever the correlation of the curves themselves ("
+        + ", ".join(f"r = {number(v.value)}" for v in unbounded) + ")."
+    ))
 
 # %% [markdown]
 # ## The numbers
 
 # %%
-display(table.pivot_table(index=["signal", "model"], columns="layer", values="value").round(3))
+display(HTML(data_table(
+    table.assign(signal=table["signal"].map(SIGNALS), value_lo=table["lo"], value_hi=table["hi"]),
+    caption=(
+        "Every curve of Figure E5: per model and signal, each layer's value at its relative "
+        "depth with its 95% bootstrap interval over the model's sequences (swaps: at the first "
+        "layer of the pair; neuron fractions: of the weights, exact)."),
+    columns={"model": "model", "signal": "signal", "layer": "layer",
+             "rel_depth": "relative depth", "value": "value (95% interval)"},
+)))
 
 # %% [markdown]
 # ## Exercises
@@ -148,17 +204,50 @@ display(table.pivot_table(index=["signal", "model"], columns="layer", values="va
 
 # %% tags=["hide-cell"]
 # Solution 1
-shapes = [v for v in verdicts if v.claim.endswith("the same shape in both models") and v.value == v.value]
-ranked = sorted(shapes, key=lambda v: v.value)
-display(Markdown(f"Best: {ranked[-1].claim.split(':')[0]} (r = {ranked[-1].value:.2f}, "
-                 f"{ranked[-1].verdict}); worst: {ranked[0].claim.split(':')[0]} "
-                 f"(r = {ranked[0].value:.2f}, {ranked[0].verdict})."))
+ranked = sorted(bounded, key=lambda v: v.value)  # intervals from −∞ to ∞ say nothing
+best_shape, worst_shape = ranked[-1], ranked[0]
+display(Markdown(
+    f"Best: {signal_of(best_shape)} (r = "
+    f"{estimate(best_shape.value, best_shape.lo, best_shape.hi)}, {best_shape.verdict}); worst: "
+    f"{signal_of(worst_shape)} (r = "
+    f"{estimate(worst_shape.value, worst_shape.lo, worst_shape.hi)}, {worst_shape.verdict})."
+))
 
 # %% [markdown]
 # ## Summary
 
 # %%
-display(Markdown(verdict_summary(verdicts)))
+held = [v for v in decided if v.verdict == "holds"]
+
+
+def located(v):
+    """A location claim in words: the feature, the difference in relative depth, the verdict."""
+    feature = v.claim.split(" lies at the same relative depth")[0]
+    return (f"{feature}: {v.detail.split(';')[0]}, a difference of "
+            f"{estimate(v.value, v.lo, v.hi)} ({v.verdict})")
+
+
+display(Markdown(verdict_summary(verdicts, findings=(
+    "**Shapes over relative depth.** "
+    + (f"{len(held)} of the {len(decided)} signals compared agree in shape better than chance "
+       f"({', '.join(signal_of(v) for v in held)})" if held else
+       f"None of the {len(decided)} signals compared agrees in shape better than chance")
+    + f"; of the curves measured on text the closest is {signal_of(best_shape)} (r = "
+    f"{estimate(best_shape.value, best_shape.lo, best_shape.hi)}), the farthest "
+    f"{signal_of(worst_shape)} (r = "
+    f"{estimate(worst_shape.value, worst_shape.lo, worst_shape.hi)}) (the paper: the same shapes "
+    "in Pythia, GPT-2 and Phi, Figures 3-6).",
+    "**Where features sit**, in relative depth (the same depth: within "
+    f"{number(EQUIVALENCE)} either way): " + "; ".join(located(v) for v in locations) + ".",
+    f"**The first layer.** Dropping it keeps {first_kept} top-1 predictions (the paper: "
+    "the first layer is catastrophic in every model).",
+    *(f"**Depth and robustness.** Middle-layer drops keep {v.detail.split(';')[0]} of the top-1 "
+      "predictions; " + ("two models that differ in family, data, tokenizer and tuning cannot say "
+                         "whether depth is the cause (not enough data)"
+                         if v.verdict == "not enough data" else
+                         f"rank correlation {estimate(v.value, v.lo, v.hi)} ({v.verdict})")
+      + " (the paper's first version: models with more layers are more robust)." for v in depth),
+))))
 
 # %% [markdown]
 # ## What's next

@@ -66,6 +66,8 @@ def test_compare_models_loads_each_model_by_name(tmp_path, tiny_tokenizer):
     assert result.samples[1].n_layers == 6 and result.provenance["gemma3"]["n_layers"] == 6
     assert set(result.table["model"]) == {"gpt2", "gemma3"}
     assert all("Computed now" in r for r in result.reports.values())
+    assert list(result.headlines) == ["gpt2", "gemma3"]  # one line a model, under the title
+    assert all(h.startswith("Numbers computed now") for h in result.headlines.values())
     verdicts = cross_model_claims(result.samples)
     assert len(verdicts) == len(CURVES) - 1 + len(LOCATIONS) + 1  # shapes, places, depth
     assert {v.verdict for v in verdicts} == {"not enough data"}  # 4 sequences decide nothing

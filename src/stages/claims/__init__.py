@@ -11,46 +11,11 @@ from __future__ import annotations
 
 from collections import Counter
 
-import numpy as np
 import pandas as pd
 
 from stages.stats import VERDICTS, Verdict
 
-__all__ = ["conclusions", "verdict_summary", "verdict_table", "verdict_text"]
-
-
-def _interval(v: Verdict) -> str:
-    if np.isnan(v.value):
-        return ""
-    return f"{v.lo:.3g} to {v.hi:.3g}"
-
-
-def verdict_table(verdicts: list[Verdict]) -> pd.DataFrame:
-    """The verdicts as a page shows them: claim, verdict, statistic, value, interval, n, rule."""
-    rows = [
-        {
-            "claim": v.claim,
-            "verdict": v.verdict,
-            "statistic": v.statistic,
-            "value": "" if np.isnan(v.value) else f"{v.value:.3g}",
-            "95% interval": _interval(v),
-            "n": f"{v.n} {v.unit}",
-            "rule": v.rule,
-            "paper": v.figure,
-        }
-        for v in verdicts
-    ]
-    return pd.DataFrame(rows)
-
-
-def verdict_text(verdicts: list[Verdict]) -> str:
-    """One Markdown sentence per verdict, with its numbers."""
-    parts = []
-    for v in verdicts:
-        numbers = _numbers(v).replace("95% interval ", "")
-        detail = f"; {v.detail}" if v.detail else ""
-        parts.append(f"*{v.claim}*: **{v.verdict}**{': ' + numbers if numbers else ''}{detail}.")
-    return " ".join(parts)
+__all__ = ["agreement", "conclusions", "verdict_summary"]
 
 
 _PLURAL = {
@@ -61,13 +26,6 @@ _PLURAL = {
     "not enough data": ("has not enough data", "have not enough data"),
 }
 """Each verdict as the verb of one claim, and of several."""
-
-
-def _numbers(v: Verdict) -> str:
-    """A verdict's value, interval and n in words (empty when it has no value)."""
-    if np.isnan(v.value):
-        return ""
-    return f"{v.value:.3g} (95% interval {_interval(v)}), n = {v.n} {v.unit}"
 
 
 def _counted(counts: Counter) -> str:

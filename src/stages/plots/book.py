@@ -5,7 +5,7 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
-from stages.plots import CATEGORY_COLORS, depth_lines
+from stages.plots import CATEGORY_COLORS, COLUMN, depth_lines, panel_width
 from stages.stats import VERDICTS
 
 SIMILARITY_TITLES = {
@@ -37,10 +37,10 @@ def swap_similarity_figure(table: pd.DataFrame, *, title: str) -> alt.HConcatCha
             series=[SIMILARITY_TITLES[(m, w)] for m, w in zip(rows["metric"], rows["which"],
                                                                strict=True)],
         )  # fmt: skip
-        panels.append(
-            depth_lines(data, colors, 300, 220, series="series", y_title=f"{name} output cosine")
-        )
-    return alt.hconcat(*panels).properties(title=title)  # one legend: the same series
+        panels.append(depth_lines(data, colors, panel_width(2), 220, series="series",
+                                  y_title=f"{name} output cosine"))  # fmt: skip
+    # one legend (the same series), in two columns: five long labels do not fit one row
+    return alt.hconcat(*panels).properties(title=title).configure_legend(columns=2)
 
 
 def speed_figure(table: pd.DataFrame, *, title: str) -> alt.Chart:
@@ -66,7 +66,8 @@ def speed_figure(table: pd.DataFrame, *, title: str) -> alt.Chart:
                 legend=alt.Legend(orient="top"),
                 scale=alt.Scale(domain=list(colors), range=list(colors.values())),
             ),
-            row=alt.Row("model:N", title=None, header=alt.Header(labelAngle=0, labelAlign="left")),
+            row=alt.Row("model:N", title=None,  # each model's name above its row: no margin
+                        header=alt.Header(labelAngle=0, labelOrient="top", labelAnchor="start")),
             tooltip=[
                 "model:N",
                 "method:N",
@@ -77,7 +78,7 @@ def speed_figure(table: pd.DataFrame, *, title: str) -> alt.Chart:
                 alt.Tooltip("mfu:Q", format=".0%", title="MFU (stages)"),
             ],
         )  # fmt: skip
-        .properties(width=460, height=50, title=title)
+        .properties(width=COLUMN - 20, height=50, title=title)  # no y axis
     )
 
 
@@ -93,9 +94,9 @@ def cross_model_figure(
                         layers=table["layer"].astype(str))  # fmt: skip
     models = list(dict.fromkeys(table["model"]))
     colors = dict(zip(models, CATEGORY_COLORS, strict=False))
-    return (
-        depth_lines(data, colors, 230, 160, series="series")
-        .facet(facet=alt.Facet("signal:N", title=None, sort=list(titles.values())), columns=3)
+    return (  # two panels a row: each has its own y axis
+        depth_lines(data, colors, panel_width(2), 160, series="series")
+        .facet(facet=alt.Facet("signal:N", title=None, sort=list(titles.values())), columns=2)
         .resolve_scale(y="independent")
         .properties(title=title)
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
-from stages.plots import DEPTH_TITLE
+from stages.plots import DEPTH_TITLE, panel_width
 
 
 def subjoiner_figure(profile: pd.DataFrame, *, title: str) -> alt.LayerChart:
@@ -35,7 +35,7 @@ def subjoiner_figure(profile: pd.DataFrame, *, title: str) -> alt.LayerChart:
         .mark_errorbar()
         .encode(x=x, y=alt.Y("lo:Q", title=y_title), y2="hi:Q", color=color)
     )
-    return alt.layer(bars, line).properties(width=460, height=220, title=title)
+    return alt.layer(bars, line).properties(width=panel_width(), height=220, title=title)
 
 
 def head_effects_figure(ranking: pd.DataFrame, *, title: str, top: int = 10) -> alt.LayerChart:
@@ -67,7 +67,7 @@ def head_effects_figure(ranking: pd.DataFrame, *, title: str, top: int = 10) -> 
             ],
         )  # fmt: skip
     )
-    return alt.layer(bars, points).properties(width=460, height=220, title=title)
+    return alt.layer(bars, points).properties(width=panel_width(), height=220, title=title)
 
 
 def probe_figure(table: pd.DataFrame, *, title: str) -> alt.LayerChart:
@@ -104,21 +104,21 @@ def probe_figure(table: pd.DataFrame, *, title: str) -> alt.LayerChart:
     lines = alt.Chart(curves).mark_line(point=alt.OverlayMarkDef(size=20)).encode(
         x=x, y=y, color=color, tooltip=tooltip
     )  # fmt: skip
-    model = model.assign(baseline=model["probe"].map(
-        {"model": "the model's top-1", "model logp": "a probe on the model's log P(-ing)"}
-    ))  # fmt: skip
+    baselines = {"model": "the model's top-1", "model logp": "a probe on the model's log P(-ing)"}
+    model = model.assign(baseline=model["probe"].map(baselines))
+    dashes = alt.Scale(domain=list(baselines.values()), range=[[6, 3], [2, 2]])  # both dashed
     rule = (
         alt.Chart(model)
-        .mark_rule(strokeDash=[6, 3])
+        .mark_rule()
         .encode(
             y="accuracy:Q",
-            strokeDash=alt.StrokeDash("baseline:N", title=None,
+            strokeDash=alt.StrokeDash("baseline:N", title=None, scale=dashes,
                                       legend=alt.Legend(orient="bottom")),  # fmt: skip
             color=alt.value("#e31a1c"),
             tooltip=["baseline:N", alt.Tooltip("accuracy:Q", format=".3f")],
         )
     )
-    return alt.layer(points, lines, rule).properties(width=480, height=260, title=title)
+    return alt.layer(points, lines, rule).properties(width=panel_width(), height=260, title=title)
 
 
 def ing_neuron_figure(neurons: pd.DataFrame, *, title: str) -> alt.Chart:
@@ -148,5 +148,5 @@ def ing_neuron_figure(neurons: pd.DataFrame, *, title: str) -> alt.Chart:
                 alt.Tooltip("variance:Q", format=".2e"),
             ],
         )  # fmt: skip
-        .properties(width=420, height=14 * len(rows), title=title)
+        .properties(width=panel_width(), height=14 * len(rows), title=title)
     )

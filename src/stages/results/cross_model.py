@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
@@ -28,12 +28,15 @@ class Comparison:
         reports: each model's :meth:`stages.results.source.Results.report` (where its numbers came
             from, and its live slice check).
         provenance: each model's provenance record.
+        headlines: each model's :meth:`stages.results.source.Results.headline` (the same, in one
+            sentence).
     """
 
     samples: list[Sample]
     table: pd.DataFrame
     reports: dict[str, str]
     provenance: dict[str, dict]
+    headlines: dict[str, str] = field(default_factory=dict)
 
 
 def compare_models(
@@ -61,7 +64,7 @@ def compare_models(
     """
     if not models or len(set(models)) != len(models):
         raise ValueError(f"models must be a non-empty list of distinct names, got {models!r}")
-    samples, parts, reports, records = [], [], {}, {}
+    samples, parts, reports, records, headlines = [], [], {}, {}, {}
     for name, its_pack in zip(models, packs_for(list(models), pack), strict=True):
         res = open_results(
             name, n_tokens=n_tokens, seq_len=seq_len, seed=seed, corpus=corpus, device=device,
@@ -72,9 +75,10 @@ def compare_models(
         samples.append(sample)
         parts.append(model_signals(sample, seed=seed).assign(model=res.name))
         reports[res.name] = res.report()
+        headlines[res.name] = res.headline()
         records[res.name] = {"n_layers": res.n_layers} | res.provenance(parameters or {})
         del res
         gc.collect()
     table = pd.concat(parts, ignore_index=True)
     table = table[["model", *(c for c in table.columns if c != "model")]]
-    return Comparison(samples, table, reports, records)
+    return Comparison(samples, table, reports, records, headlines)

@@ -152,11 +152,11 @@ page.chart(subjoiner_figure(profile, title=f"Figure 9 ({name}): head L{int(best.
 # words instead, for the profile head chosen on the other half.
 
 # %%
-page.chart(head_effects_figure(ranking, title=f"Figure E7 ({name}): the subjoiner effect of every "
-                               "head"), ranking, "figure-e7")
+page.chart(head_effects_figure(ranking, title=f"Figure E1 ({name}): the subjoiner effect of every "
+                               "head"), ranking, "figure-e1")
 
 # %% [markdown]
-# **Figure E7.** The subjoiner effect of every head: the difference in attention to the word's
+# **Figure E1.** The subjoiner effect of every head: the difference in attention to the word's
 # first token between four-token and one-token words, against relative depth, with 95% bootstrap
 # intervals
 # (all windows, intervals resampling windows; descriptive); the ten strongest heads are

@@ -113,15 +113,15 @@ display(HTML(
 ))
 
 # %% [markdown]
-# ## Figure E5: the paper's Figures 3-6, every model on one axis
+# ## Figure E2: the paper's Figures 3-6, every model on one axis
 
 # %%
 page.chart(cross_model_figure(table, SIGNALS,
-                              title="Figure E5: the paper's signals on relative depth, per model"),
-           table, "figure-e5")
+                              title="Figure E2: the paper's signals on relative depth, per model"),
+           table, "figure-e2")
 
 # %% [markdown]
-# **Figure E5** (the paper's Figures 3, 4, 5 and 6, every model on one axis). Each panel is one
+# **Figure E2** (the paper's Figures 3, 4, 5 and 6, every model on one axis). Each panel is one
 # of the paper's signals against relative depth, one colour per model: drop and swap relative
 # accuracy (Figure 3), previous-five attention (Figure 4), the attention/MLP norm ratio
 # (Figure 5), the logit lens's KL to the final distribution and the fraction of prediction
@@ -187,7 +187,7 @@ if unbounded:
 display(HTML(data_table(
     table.assign(signal=table["signal"].map(SIGNALS), value_lo=table["lo"], value_hi=table["hi"]),
     caption=(
-        "Every curve of Figure E5: per model and signal, each layer's value at its relative "
+        "Every curve of Figure E2: per model and signal, each layer's value at its relative "
         "depth with its 95% bootstrap interval over the model's sequences (swaps: at the first "
         "layer of the pair; neuron fractions: of the weights, exact)."),
     columns={"model": "model", "signal": "signal", "layer": "layer",

@@ -90,10 +90,10 @@ display(Markdown(
 # %%
 page.chart(block_heatmap(blocks, title=f"Block deletion ({name}): KL and top-1 kept"),
            blocks[["layers", "start", "length", "kl", "kl_lo", "kl_hi", "rel_acc", "rel_acc_lo",
-                   "rel_acc_hi"]], "figure-e10")
+                   "rel_acc_hi"]], "figure-e3")
 
 # %% [markdown]
-# **Figure E10** (after Gromov et al., Figure 1). Each cell deletes the layers from *first* to
+# **Figure E3** (after Gromov et al., Figure 1). Each cell deletes the layers from *first* to
 # *first + length − 1*. Top: KL from the unperturbed model (nats, log colour scale). Bottom: the
 # share of its top-1 predictions kept. Hover a cell for the 95% interval.
 
@@ -129,10 +129,10 @@ display(Markdown("\n".join(f"- On {name}, {text}." for text in kept.values())))
 page.chart(reorder_figure(reorder, title=f"Reordering a span of {span_length(n_layers)} layers "
                           f"({name})"),
            reorder[["label", "kind", "layers", "mid_depth", "where", "kl", "kl_lo", "kl_hi"]],
-           "figure-e11")
+           "figure-e4")
 
 # %% [markdown]
-# **Figure E11** (after Painters, Figures 2-4). KL of each way of changing a span of a quarter of
+# **Figure E4** (after Painters, Figures 2-4). KL of each way of changing a span of a quarter of
 # the depth, against the relative depth of the span's centre (log scale; bands: 95% intervals;
 # the shuffles are the mean of their three orders, without a band, each order being in the table
 # below). Dropping the span is the reference the others are compared with.
@@ -143,10 +143,10 @@ page.chart(reorder_figure(reorder, title=f"Reordering a span of {span_length(n_l
 # %%
 page.chart(duplication_figure(duplication, title=f"Layer duplication ({name})"),
            duplication[["layers", "times", "kl", "kl_lo", "kl_hi", "entropy_delta",
-                        "entropy_delta_lo", "entropy_delta_hi"]], "figure-e12")
+                        "entropy_delta_lo", "entropy_delta_hi"]], "figure-e5")
 
 # %% [markdown]
-# **Figure E12** (after the later version's duplication experiment). KL and entropy change as each
+# **Figure E5** (after the later version's duplication experiment). KL and entropy change as each
 # layer of a middle range runs more times in place (n = 1 would be the unperturbed model: KL 0,
 # entropy change 0; one line per range of layers); bars are 95% intervals.
 

@@ -90,10 +90,10 @@ display(Markdown(
 # %%
 cka = cka_table(similarity, seed=seed)
 page.chart(cka_figure(cka, title=f"Linear CKA between residual points ({name})"), cka,
-           "figure-e13")
+           "figure-e6")
 
 # %% [markdown]
-# **Figure E13** (after the later version's CKA heatmaps). Linear CKA between the residual
+# **Figure E6** (after the later version's CKA heatmaps). Linear CKA between the residual
 # entering block *a* and the one entering block *b* (point *L* is the last block's output), from
 # the unbiased HSIC of each sequence's positions, averaged over sequences. 1: the same
 # representation up to rotation and scale.
@@ -120,10 +120,10 @@ scores = layer_scores(similarity, seed=seed)
 drop = sweep[sweep.kind == "drop"]
 page.chart(scores_figure(scores, drop, title=f"One-pass scores and the cost of a drop ({name})"),
            scores.merge(drop[["layer", "kl", "kl_lo", "kl_hi"]], on="layer", how="left"),
-           "figure-e14")
+           "figure-e7")
 
 # %% [markdown]
-# **Figure E14.** Left: Block Influence and the one-block angular distance of every layer (log
+# **Figure E7.** Left: Block Influence and the one-block angular distance of every layer (log
 # scale). Right: the KL of dropping that layer, from the sweep on the same sequences. If a score
 # predicts the cost, the two panels have the same shape.
 
@@ -133,20 +133,20 @@ page.chart(scores_figure(scores, drop, title=f"One-pass scores and the cost of a
 # %%
 skip = skip_table(skips, seed=seed)
 page.chart(skip_figure(skip, title=f"Dropping layer i: change of layer j's output ({name})"),
-           skip, "figure-e15")
+           skip, "figure-e8")
 
 # %% [markdown]
-# **Figure E15** (after Csordás et al., Figure 2). For every dropped layer *i* (rows) and every
+# **Figure E8** (after Csordás et al., Figure 2). For every dropped layer *i* (rows) and every
 # later layer *j* (columns), the mean relative change ‖out′ − out‖ / ‖out‖ of *j*'s attention
 # output (left) and MLP output (right), log colour scale.
 
 # %%
 regime = regime_summary(skips, n_layers, seed=seed)
 page.chart(regime_figure(regime, title=f"Is there a change of regime? ({name})"), regime,
-           "figure-e16")
+           "figure-e9")
 
 # %% [markdown]
-# **Figure E16.** Per dropped layer, the mean relative change of the next three layers' outputs
+# **Figure E9.** Per dropped layer, the mean relative change of the next three layers' outputs
 # and of all later layers' outputs, with 95% bands.
 
 # %% [markdown]

@@ -84,10 +84,10 @@ display(Markdown(
 # %%
 page.chart(cloze_figure(table, title=f"Cloze accuracy under single-layer drops and swaps ({name})"),
            table[["label", "kind", "layers", "rel_depth", "accuracy", "accuracy_lo",
-                  "accuracy_hi"]], "figure-e17")
+                  "accuracy_hi"]], "figure-e10")
 
 # %% [markdown]
-# **Figure E17** (after the later version's downstream-accuracy figures). The share of windows
+# **Figure E10** (after the later version's downstream-accuracy figures). The share of windows
 # whose word the model still produces whole, when layer *i* is dropped or layers *i* and *i+1*
 # are swapped, against relative depth; dashed: the unperturbed model. Bands: 95% intervals over
 # windows.

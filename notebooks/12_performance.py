@@ -85,11 +85,11 @@ display(Markdown(
 # ## The authors' method against `stages.run_sweep`
 
 # %%
-page.chart(speed_figure(table, title="Figure E6: seconds per intervention per 1,000 tokens"),
-           table, "figure-e6")
+page.chart(speed_figure(table, title="Figure E11: seconds per intervention per 1,000 tokens"),
+           table, "figure-e11")
 
 # %% [markdown]
-# **Figure E6.** Seconds per intervention per 1,000 scored tokens for the authors' method and
+# **Figure E11.** Seconds per intervention per 1,000 scored tokens for the authors' method and
 # `stages.run_sweep`, same model, same tokens, same process (log scale; hover for the speed ratio
 # and the model-FLOP utilisation). The two random-weight models have the shapes of GPT-2 small
 # and Pythia-410M: a forward pass costs the same whatever the weights' values.

@@ -120,10 +120,10 @@ for name, groups in missing.items():
 # %%
 page.chart(verdict_figure(claims, title="Every claim's verdict, per model"),
            claims[["model", "group", "number", "claim", "verdict", "value", "lo", "hi", "n",
-                   "unit"]], "figure-e18")
+                   "unit"]], "figure-e12")
 
 # %% [markdown]
-# **Figure E18.** One row per claim (grouped by the page that tests it, in the book's order),
+# **Figure E12.** One row per claim (grouped by the page that tests it, in the book's order),
 # one column per model, coloured by the verdict; hover a cell for the whole claim, the
 # statistic, its 95% interval, n and the rule. A long claim is cut short at the left; the
 # tables below give every claim in full.

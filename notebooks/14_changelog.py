@@ -94,10 +94,10 @@ display(Markdown(answer))
 
 # %%
 page.chart(pack_history_figure(history, title="Rows held by each part of each results pack"),
-           history, "figure-e19")
+           history, "figure-e13")
 
 # %% [markdown]
-# **Figure E19.** After each commit that changed a pack, the rows each part holds (sequences,
+# **Figure E13.** After each commit that changed a pack, the rows each part holds (sequences,
 # or windows for the case studies and the cloze task; the neuron moments, computed from the
 # weights alone, count as one), on a symmetric log scale; hover a point for the commit and its
 # message. A part grows in rounds of sequences (`stages pack build MODEL --up-to N`).
@@ -202,7 +202,7 @@ if pending_verdicts is not None and len(pending_verdicts):
 
 # %% [markdown]
 # **1. Rounds.** How many commits did the gemma-3-270m sweep take to go from its first rows to
-# its full 256 sequences? Guess from Figure E19, then count.
+# its full 256 sequences? Guess from Figure E13, then count.
 
 # %% tags=["hide-cell"]
 # Solution 1

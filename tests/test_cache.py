@@ -18,7 +18,7 @@ from stages import cache
 from stages.cache import Entry
 from stages.cli import main as cli_main
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture

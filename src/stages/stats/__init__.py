@@ -5,9 +5,12 @@
   it undefined), :func:`simultaneous` (a sup-t band over ``k`` quantities);
 - :mod:`.bands`: :func:`gap`, :func:`lowest`, :func:`highest` (claims decided item by item);
 - :mod:`.tests`: :func:`clopper_pearson`, :func:`mcnemar`, :func:`holm`;
-- :mod:`.verdicts`: :class:`Verdict`, :func:`verdict`, :func:`decide` and its kin.
+- :mod:`.verdicts`: :class:`Verdict`, :func:`verdict`, :func:`decide` and its kin;
+- :mod:`.words`: the bootstrap over words, each word weighted once (:func:`class_effects`,
+  :func:`selection_half`).
 
-Everything is re-exported here: ``from stages import stats`` then ``stats.interval(...)``.
+Everything but :mod:`.words` is re-exported here: ``from stages import stats`` then
+``stats.interval(...)``.
 """
 
 from stages.stats.bands import gap, highest, lowest

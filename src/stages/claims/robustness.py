@@ -263,16 +263,14 @@ def _raises_entropy(
         return stats.missing(claim, FIGURE, f"no {kind} in the sweep")
     layer = layers[0] if end == "first" else layers[-1]
     values = _values(sums, kind, [layer], "entropy_delta")
-    estimate, lo, hi = stats.interval(values, scored(sums), seed=seed)
-    return stats.verdict(
+    return stats.mean_verdict(
         claim,
         FIGURE + " (entropy change)",
         f"mean entropy change H(Q) - H(P) under {_label(kind, layer)} (bits)",
-        estimate[0],
-        lo[0],
-        hi[0],
+        values,
+        scored(sums),
+        seed=seed,
         threshold=0.0,
-        n=len(sums),
         threshold_unit=" bits",
         detail=detail,
     )

@@ -49,7 +49,7 @@ from stages import stats
 from stages.analyses.lens import lens_table
 from stages.analyses.neurons import class_counts, top_neurons
 from stages.book.page import open_page
-from stages.book.present import data_table, verdict_table
+from stages.book.present import data_table, neuron_table, verdict_table
 from stages.claims import verdict_summary
 from stages.depth import HALF
 from stages.claims.stages import ensembling_claims
@@ -112,16 +112,7 @@ page.chart(ensembling_figure(counts, plain, title=f"Figure 6 ({name}): predictio
 # ## The strongest prediction neurons and the tokens they promote
 
 # %%
-strongest = top_neurons(lm, classes, "prediction")
-strongest["cosine"] = [f"{c.split()[0]} to {c.split()[-1]}" for c in strongest.cosines]
-display(HTML(data_table(
-    strongest,
-    caption=f"The prediction neurons of {name} with the highest kurtosis, and the six tokens "
-    "whose unembedding is most aligned with what each neuron writes (their cosine similarities "
-    "with it, from the first to the sixth).",
-    columns={"layer": "layer", "neuron": "neuron", "kurtosis": "kurtosis",
-             "tokens": "tokens", "cosine": "cosines"},
-)))
+display(HTML(neuron_table(top_neurons(lm, classes, "prediction"), "prediction", name)))
 
 # %% [markdown]
 # ## Does stage 3 hold for this model?

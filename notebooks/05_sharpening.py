@@ -42,7 +42,7 @@ from stages.analyses.lens import lens_table
 from stages.analyses.neurons import class_counts, top_neurons
 from stages.analyses.norms import norms_table
 from stages.book.page import open_page
-from stages.book.present import data_table, verdict_table
+from stages.book.present import data_table, neuron_table, verdict_table
 from stages.claims import verdict_summary
 from stages.depth import HALF, LAST, layers_where, span
 from stages.claims.stages import sharpening_claims
@@ -120,16 +120,7 @@ page.chart(lens_figure(lens, title=f"Figure 8 ({name}): logit lens, second half"
 # ## The strongest suppression neurons and the tokens they suppress
 
 # %%
-strongest = top_neurons(lm, classes, "suppression")
-strongest["cosine"] = [f"{c.split()[0]} to {c.split()[-1]}" for c in strongest.cosines]
-display(HTML(data_table(
-    strongest,
-    caption=f"The suppression neurons of {name} with the highest kurtosis, and the six tokens "
-    "whose unembedding is most opposed to what each neuron writes (their cosine similarities "
-    "with it, from the first to the sixth).",
-    columns={"layer": "layer", "neuron": "neuron", "kurtosis": "kurtosis",
-             "tokens": "tokens", "cosine": "cosines"},
-)))
+display(HTML(neuron_table(top_neurons(lm, classes, "suppression"), "suppression", name)))
 
 # %% [markdown]
 # ## Does stage 4 hold for this model?

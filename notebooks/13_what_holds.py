@@ -56,7 +56,7 @@ from stages.claims.cross_model import cross_model_claims
 from stages.claims.headlines import headline_findings
 from stages.plots.book import verdict_figure
 from stages.results.ledger import write_ledger
-from stages.results.source import open_results, packs_for
+from stages.results.opening import open_results, packs_for
 from stages.results.verdicts import decide_all
 from stages.stats import VERDICTS
 from stages.stats import table as verdict_frame

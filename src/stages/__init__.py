@@ -33,8 +33,8 @@ _API = {
     "load_corpus": "stages.text.corpus",
     "intervened_logits": "stages.engine.forward",
     **dict.fromkeys(
-        ["FAMILIES", "Intervention", "drop", "drop_component", "drop_range", "drops", "duplicate",
-         "parallel", "repeat", "reverse", "shuffle", "swap", "swaps"],
+        ["FAMILIES", "Intervention", "Plan", "drop", "drop_component", "drop_range", "drops",
+         "duplicate", "parallel", "repeat", "reverse", "shuffle", "swap", "swaps"],
         "stages.engine.plans",
     ),
     "logit_lens": "stages.analyses.lens",
@@ -61,6 +61,7 @@ __all__ = [
     "FAMILIES",
     "Intervention",
     "ModelLoadError",
+    "Plan",
     "attention_locality",
     "block_deletion",
     "cka_table",
@@ -132,6 +133,7 @@ if TYPE_CHECKING:  # what the names are, for readers and type checkers
     from stages.engine.plans import (
         FAMILIES,
         Intervention,
+        Plan,
         drop,
         drop_component,
         drop_range,

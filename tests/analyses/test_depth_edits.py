@@ -1,6 +1,6 @@
 """Block deletion, reorderings and duplication: their plans, tables and statistics.
 
-The engine runs every plan exactly as surgery does (tests/engine/test_interventions.py); here
+The engine runs every plan exactly as surgery does (tests/engine/test_plans.py); here
 each analysis's table is checked against the reference's metrics for its plans, and the
 statistics against a direct recomputation.
 """

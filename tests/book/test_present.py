@@ -67,3 +67,15 @@ def test_a_data_table_merges_bounds_and_folds_when_long():
     assert "kl_lo" not in html and "0.0526 (−0.0474 to 0.153)" in html
     short = present.data_table(frame.head(3), caption="c", columns={"layer": "layer", "kl": "KL"})
     assert not short.startswith("<details") and "<th>KL</th>" in short
+
+
+def test_a_neuron_table_names_the_class_and_the_cosine_range():
+    strongest = pd.DataFrame({
+        "layer": [5, 7], "neuron": [12, 3], "kurtosis": [41.0, 22.5], "skew": [3.1, 2.0],
+        "tokens": ["' the' ' a' ', and'", "'x' 'y' 'z'"],
+        "cosines": ["+0.31 +0.29 +0.20", "+0.12 +0.11 +0.10"],
+    })  # fmt: skip
+    html = present.neuron_table(strongest, "suppression", "gemma")
+    assert "suppression neurons of gemma" in html and "most opposed to" in html
+    assert "the 3 tokens" in html and "+0.31 to +0.20" in html and "skew" not in html
+    assert "most aligned with" in present.neuron_table(strongest, "prediction", "gemma")

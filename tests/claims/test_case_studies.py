@@ -28,8 +28,8 @@ from stages.analyses.probes import (
 )
 from stages.claims import subjoiner
 from stages.claims.probes import probe_claims
-from stages.claims.subjoiner import selection_half
 from stages.stats import Verdict
+from stages.stats.words import selection_half
 
 L = 12  # first-half heads: layers 0-5 (relative depth <= 0.5), later heads: layers 6-11
 EXPECTED = {1: "holds", -1: "does not hold", 0: "unclear"}

@@ -227,3 +227,17 @@ def test_mean_intervals_are_interval_for_many_rows_at_once():
     want = stats.interval(values, per_row, n_boot=300, seed=4)
     for a, b in zip(got, want, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+def test_a_verdict_on_one_mean_weights_units_by_their_counts():
+    rng = np.random.default_rng(3)
+    counts = rng.integers(50, 120, size=40).astype(float)
+    sums = counts * rng.normal(0.2, 0.05, size=40)
+    v = stats.mean_verdict("c", "Figure 1", "s", sums, counts, threshold=0.0, seed=1)
+    assert v.n == 40 and v.verdict == "holds"
+    assert v.value == pytest.approx(sums.sum() / counts.sum())
+    assert v.lo < v.value < v.hi
+    against = stats.mean_verdict("c", "Figure 1", "s", -sums, counts, threshold=0.0, seed=1)
+    assert against.verdict == "does not hold" and against.hi == pytest.approx(-v.lo)
+    few = stats.mean_verdict("c", "Figure 1", "s", sums[:3], counts[:3], threshold=0.0)
+    assert few.verdict == "not enough data"

@@ -17,8 +17,8 @@ from stages.results import parts
 from stages.results.build import build_pack
 from stages.results.check import slice_check
 from stages.results.computer import Computer
+from stages.results.opening import open_results
 from stages.results.pack import Pack, PackError, Recipe
-from stages.results.source import open_results
 from stages.results.verdicts import decide_all
 from tests.conftest import tiny_recipe
 

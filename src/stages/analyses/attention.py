@@ -22,7 +22,7 @@ interval over sequences.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Unpack
 
 import numpy as np
 import pandas as pd
@@ -32,7 +32,7 @@ from stages import stats
 from stages.engine.analysis import analysis
 from stages.engine.forward import run_to_last_block
 from stages.engine.hooks import checked_hooks
-from stages.engine.runs import layers_of, per_sequence, with_provenance
+from stages.engine.runs import RunOptions, layers_of, per_sequence, with_provenance
 from stages.shapes import Model, Tokens
 
 QUANTITIES: tuple[str, ...] = (
@@ -99,9 +99,7 @@ def attention_sums(
     tokens: Tokens,
     *,
     offsets: int = 5,
-    batch_size: int | None = None,
-    progress: bool = True,
-    cache: bool = True,
+    **run: Unpack[RunOptions],
 ) -> pd.DataFrame:
     """Per-sequence, per-head locality sums (arguments as :func:`attention_locality`).
 
@@ -134,10 +132,8 @@ def attention_sums(
         tokens,
         compute=compute,
         params={"offsets": offsets},
-        batch_size=batch_size,
-        progress=progress,
-        cache=cache,
         desc="attention patterns",
+        **run,
     )
 
 

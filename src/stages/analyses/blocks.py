@@ -21,13 +21,13 @@ import pandas as pd
 
 from stages import stats
 from stages.engine.analysis import analysis
-from stages.engine.plans import Intervention, drop_range
+from stages.engine.plans import Plan, drop_range
 from stages.engine.sweep import plan_sums, sweep_table
 
 KIND = "drop_range"
 
 
-def block_plans(n_layers: int, max_length: int | None = None) -> list[Intervention]:
+def block_plans(n_layers: int, max_length: int | None = None) -> list[Plan]:
     """Every contiguous block of ``1..max_length`` layers (default ``n_layers // 2``), by start."""
     top = n_layers // 2 if max_length is None else max_length
     if not 1 <= top <= n_layers:

@@ -31,7 +31,8 @@ each intervention's change from the baseline is *paired* (the same resampled win
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from functools import partial
+from typing import Unpack
 
 import numpy as np
 import pandas as pd
@@ -46,10 +47,10 @@ from stages.engine.forward import (
     start_groups,
     validate_interventions,
 )
-from stages.engine.plans import BASELINE, Intervention, describe_label, drops, swaps
+from stages.engine.plans import BASELINE, Plan, drops, label_columns, swaps
 from stages.engine.runs import (
+    RunOptions,
     check_tokens,
-    default_batch_size,
     forward_bytes_per_seq,
     per_sequence,
     with_provenance,
@@ -95,11 +96,8 @@ def _columns(label: str, hit: torch.Tensor, logprob: torch.Tensor) -> dict[str, 
 def cloze_sums(
     model: Model,
     cloze: ClozeSet,
-    interventions: Sequence[Intervention] | None = None,
-    *,
-    batch_size: int | None = None,
-    progress: bool = True,
-    cache: bool = True,
+    interventions: Sequence[Plan] | None = None,
+    **run: Unpack[RunOptions],
 ) -> pd.DataFrame:
     """Per-window correctness and target log-probability, unperturbed and under each plan.
 
@@ -110,16 +108,15 @@ def cloze_sums(
         interventions: plans to measure; default every :func:`~stages.engine.plans.drops` and
             :func:`~stages.engine.plans.swaps` of the model. The baseline is always measured;
             repeated plans are measured once.
-        batch_size: windows per forward pass (default: from the free memory of the device).
-        progress: show a progress bar.
-        cache: read and write the result cache (the per-position scores, keyed by the model,
-            the tokens and the plans).
+        run: ``batch_size`` (windows per forward pass), ``progress``, ``cache`` (the
+            per-position scores, keyed by the model, the tokens and the plans); see
+            :class:`stages.engine.runs.RunOptions`.
 
     Returns:
         One row per window, in the order of ``cloze.tokens``: ``"<label>:correct"`` (1.0 when
         the target is produced whole by greedy decoding, else 0.0) and ``"<label>:logprob"``
         (the target word's log-probability, nats) for ``none`` and every plan, labelled as
-        :attr:`~stages.engine.plans.Intervention.label`; ``n_target`` (target tokens) and
+        :attr:`~stages.engine.plans.Plan.label`; ``n_target`` (target tokens) and
         ``seq_len``.
     """
     n_target = np.asarray(cloze.n_target, dtype=np.int64)
@@ -148,21 +145,17 @@ def cloze_sums(
                 columns |= score(plan.label, resid)
         return columns
 
-    if batch_size is None:
-        per_seq = forward_bytes_per_seq(model, tokens.shape[1], copies=5)
-        batch_size = default_batch_size(model, tokens.shape[1], bytes_per_seq=per_seq)
     positions = per_sequence(
         "cloze",
         model,
         tokens,
         compute=compute,
         params={"interventions": labels, "positions": MAX_TOKENS},
-        batch_size=batch_size,
-        progress=progress,
-        cache=cache,
+        bytes_per_seq=partial(forward_bytes_per_seq, model, copies=5),
         desc="cloze: interventions x windows",
         units_per_seq=len(labels),
         min_len=MAX_TOKENS + 2,
+        **run,
     )
     return _by_window(positions, labels, n_target)
 
@@ -222,13 +215,7 @@ def cloze_table(
     estimate, lo, hi = stats.interval(values, statistic=statistic, n_boot=n_boot, seed=seed)
     records = []
     for i, label in enumerate(labels):
-        kind, layer, layers = describe_label(label)
-        rec: dict[str, Any] = {
-            "kind": kind,
-            "layer": layer,
-            "layers": layers,
-            "rel_depth": layer / max(1, n_layers - 1) if layers else np.nan,
-        }
+        rec = label_columns(label, n_layers)
         for name, row in (("accuracy", i), ("delta", k + i), ("logprob", 2 * k + i)):
             rec |= {name: estimate[row], f"{name}_lo": lo[row], f"{name}_hi": hi[row]}
         rec |= {"n_windows": len(sums), "label": label}

@@ -15,7 +15,7 @@ import pandas as pd
 
 from stages import stats
 from stages.engine.analysis import analysis
-from stages.engine.plans import Intervention, duplicate
+from stages.engine.plans import Plan, duplicate
 from stages.engine.sweep import plan_sums, sweep_table
 
 TIMES = (2, 3, 4, 5)
@@ -31,7 +31,7 @@ def duplication_ranges(n_layers: int) -> list[tuple[int, int]]:
     return ranges
 
 
-def duplication_plans(n_layers: int) -> list[Intervention]:
+def duplication_plans(n_layers: int) -> list[Plan]:
     """Every range of :func:`duplication_ranges` run 2, 3, 4 and 5 times."""
     return [duplicate(i, j, n) for i, j in duplication_ranges(n_layers) for n in TIMES]
 

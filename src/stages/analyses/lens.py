@@ -21,7 +21,7 @@ bootstrap intervals over sequences.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Unpack
 
 import numpy as np
 import pandas as pd
@@ -31,7 +31,7 @@ from stages import stats
 from stages.engine.analysis import analysis
 from stages.engine.forward import capture_baseline
 from stages.engine.metrics import METRICS
-from stages.engine.runs import layers_of, per_sequence, with_provenance
+from stages.engine.runs import RunOptions, layers_of, per_sequence, with_provenance
 from stages.engine.sweep import score_residuals
 from stages.shapes import Model, Tokens
 
@@ -47,10 +47,7 @@ _COLUMNS = {
 def lens_sums(
     model: Model,
     tokens: Tokens,
-    *,
-    batch_size: int | None = None,
-    progress: bool = True,
-    cache: bool = True,
+    **run: Unpack[RunOptions],
 ) -> pd.DataFrame:
     """Per-sequence sums of the logit lens at every layer (arguments as :func:`logit_lens`).
 
@@ -80,10 +77,8 @@ def lens_sums(
         tokens,
         compute=compute,
         params={},
-        batch_size=batch_size,
-        progress=progress,
-        cache=cache,
         desc="logit lens",
+        **run,
     )
 
 

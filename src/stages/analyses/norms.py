@@ -12,7 +12,7 @@ over sequences (for the ratio, of the ratio of the two sums).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Unpack
 
 import numpy as np
 import pandas as pd
@@ -22,7 +22,7 @@ from stages import stats
 from stages.engine.analysis import analysis
 from stages.engine.forward import run_to_last_block
 from stages.engine.hooks import checked_hooks
-from stages.engine.runs import layers_of, per_sequence, with_provenance
+from stages.engine.runs import RunOptions, layers_of, per_sequence, with_provenance
 from stages.shapes import Model, Tokens
 
 COMPONENTS: dict[str, str] = {"attn": "hook_attn_out", "mlp": "hook_mlp_out"}
@@ -31,10 +31,7 @@ COMPONENTS: dict[str, str] = {"attn": "hook_attn_out", "mlp": "hook_mlp_out"}
 def norms_sums(
     model: Model,
     tokens: Tokens,
-    *,
-    batch_size: int | None = None,
-    progress: bool = True,
-    cache: bool = True,
+    **run: Unpack[RunOptions],
 ) -> pd.DataFrame:
     """Per-sequence sums of the output norms (arguments as :func:`component_norms`).
 
@@ -68,11 +65,9 @@ def norms_sums(
         tokens,
         compute=compute,
         params={},
-        batch_size=batch_size,
-        progress=progress,
-        cache=cache,
         desc="component norms",
         min_len=2,
+        **run,
     )
 
 

@@ -26,7 +26,7 @@ On a :func:`stages.text.words.ing_dataset` (does the next token end in "ing"?):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Unpack
 
 import numpy as np
 import pandas as pd
@@ -41,7 +41,7 @@ from stages.analyses.neurons import output_directions, vocab_cosines
 from stages.engine.forward import head as unembed
 from stages.engine.forward import run_to_last_block
 from stages.engine.hooks import checked_hooks
-from stages.engine.runs import per_sequence
+from stages.engine.runs import RunOptions, per_sequence
 from stages.shapes import Model, Tokens
 from stages.store import sha256_bytes
 
@@ -162,10 +162,7 @@ def neuron_activations(
     tokens: Tokens,
     neurons: pd.DataFrame,
     token_mask: np.ndarray,
-    *,
-    batch_size: int | None = None,
-    progress: bool = True,
-    cache: bool = True,
+    **run: Unpack[RunOptions],
 ) -> pd.DataFrame:
     """The chosen neurons' activations at each window's last position, and the model's guess.
 
@@ -174,9 +171,8 @@ def neuron_activations(
         tokens: ``[n, seq_len]`` windows, BOS first.
         neurons: rows with ``layer`` and ``neuron`` (e.g. the head of :func:`token_effects`).
         token_mask: ``[d_vocab]`` bool: the model "says yes" when its top-1 token is in it.
-        batch_size: windows per forward pass.
-        progress: show a progress bar.
-        cache: read and write the result cache.
+        run: ``batch_size`` (windows per forward pass), ``progress``, ``cache``
+            (:class:`stages.engine.runs.RunOptions`).
 
     Returns:
         One row per window: a column ``"{layer}.{neuron}"`` per neuron (float64 activations, in
@@ -215,11 +211,9 @@ def neuron_activations(
         tokens,
         compute=compute,
         params={"neurons": pairs, "token_mask": int(mask.sum()), "mask_hash": _mask_hash(mask)},
-        batch_size=batch_size,
-        progress=progress,
-        cache=cache,
         desc="neuron activations",
         min_len=2,
+        **run,
     )
 
 
@@ -231,9 +225,7 @@ def ing_probes(
     token_mask: np.ndarray,
     *,
     seed: int = 0,
-    batch_size: int | None = None,
-    progress: bool = True,
-    cache: bool = True,
+    **run: Unpack[RunOptions],
 ) -> Probes:
     """Probes on ``neurons`` for "is the next token in ``token_mask``", and the model's answer.
 
@@ -246,16 +238,13 @@ def ing_probes(
         neurons: rows with ``layer``, ``neuron`` and ``cls`` (:func:`ing_neurons`).
         token_mask: ``[d_vocab]`` bool, the tokens of the positive class ("-ing" tokens).
         seed: the split and the solver's seed.
-        batch_size: windows per forward pass.
-        progress: show a progress bar.
-        cache: read and write the result cache.
+        run: ``batch_size`` (windows per forward pass), ``progress``, ``cache``
+            (:class:`stages.engine.runs.RunOptions`).
 
     Returns:
         The :func:`probe_accuracies` result.
     """
-    activations = neuron_activations(
-        model, tokens, neurons, token_mask, batch_size=batch_size, progress=progress, cache=cache
-    )
+    activations = neuron_activations(model, tokens, neurons, token_mask, **run)
     return probe_accuracies(activations, labels, neurons, seed=seed)
 
 

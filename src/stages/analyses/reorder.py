@@ -28,7 +28,7 @@ import pandas as pd
 from stages import stats
 from stages.depth import MIDDLE, rel_depth
 from stages.engine.analysis import analysis
-from stages.engine.plans import Intervention, drop_range, parallel, repeat, reverse, shuffle
+from stages.engine.plans import Plan, drop_range, parallel, repeat, reverse, shuffle
 from stages.engine.sweep import plan_sums, sweep_table
 
 N_SHUFFLES = 3
@@ -47,13 +47,13 @@ def span_starts(n_layers: int) -> list[int]:
     return sorted({*range(0, n_layers - s + 1, max(1, s // 2)), n_layers - s})
 
 
-def shuffles(i: int, j: int, k: int = N_SHUFFLES) -> list[Intervention]:
+def shuffles(i: int, j: int, k: int = N_SHUFFLES) -> list[Plan]:
     """The first ``k`` shuffles of ``i..j-1`` (seeds from 0) that are not the identity or reverse.
 
     Fewer when the span has fewer such orders (none for 2 layers, 4 for 3).
     """
     plain, backwards = tuple(range(i, j)), tuple(range(j - 1, i - 1, -1))
-    found: dict[tuple[int, ...], Intervention] = {}
+    found: dict[tuple[int, ...], Plan] = {}
     for seed in range(1000):
         plan = shuffle(i, j, seed)
         if plan.order not in (plain, backwards):
@@ -63,7 +63,7 @@ def shuffles(i: int, j: int, k: int = N_SHUFFLES) -> list[Intervention]:
     return list(found.values())
 
 
-def reorder_plans(n_layers: int) -> list[Intervention]:
+def reorder_plans(n_layers: int) -> list[Plan]:
     """For every span (:func:`span_starts`): drop, reverse, shuffles, repeat x2, parallel."""
     s = span_length(n_layers)
     plans = []

@@ -32,7 +32,8 @@ layers as dropping them does (the sweep's KL, :func:`stages.engine.sweep.sweep_s
 
 from __future__ import annotations
 
-from typing import Any
+from functools import partial
+from typing import Any, Unpack
 
 import numpy as np
 import pandas as pd
@@ -43,8 +44,7 @@ from stages import stats
 from stages.engine.forward import run_to_last_block
 from stages.engine.hooks import checked_hooks
 from stages.engine.runs import (
-    check_tokens,
-    default_batch_size,
+    RunOptions,
     forward_bytes_per_seq,
     per_sequence,
     with_provenance,
@@ -139,10 +139,7 @@ def _bytes_per_seq(model: Model, seq_len: int) -> int:
 def similarity_sums(
     model: Model,
     tokens: Tokens,
-    *,
-    batch_size: int | None = None,
-    progress: bool = True,
-    cache: bool = True,
+    **run: Unpack[RunOptions],
 ) -> pd.DataFrame:
     """Per-sequence sums of the layer-similarity quantities, from one unperturbed pass.
 
@@ -150,10 +147,9 @@ def similarity_sums(
         model: a ``TransformerBridge`` from :func:`stages.load_model`.
         tokens: ``[n_seq, seq_len]`` token ids, each row starting with BOS; ``seq_len >= 5``
             (the unbiased HSIC needs ``n = seq_len - 1 >= 4`` positions).
-        batch_size: sequences per forward pass (None: sized from free memory, counting the
-            ``[L + 1, seq_len - 1, seq_len - 1]`` float64 Gram matrices of each sequence).
-        progress: show a progress bar.
-        cache: read and write the result cache, as :func:`stages.run_sweep` does.
+        run: ``batch_size``, ``progress``, ``cache`` (:class:`stages.engine.runs.RunOptions`;
+            the default batch counts the ``[L + 1, seq_len - 1, seq_len - 1]`` float64 Gram
+            matrices of each sequence).
 
     Returns:
         One row per sequence, float64 (residual points ``a, b`` in ``0..L`` as in the module
@@ -167,10 +163,6 @@ def similarity_sums(
         - ``seq_len``.
     """
     n_layers = len(model.blocks)
-    seq_len = check_tokens(model, tokens, min_len=5).shape[1]
-    if batch_size is None:
-        per_seq = _bytes_per_seq(model, seq_len)
-        batch_size = default_batch_size(model, seq_len, bytes_per_seq=per_seq)
 
     def compute(batch: torch.Tensor) -> dict[str, np.ndarray]:
         resid: dict[int, Tensor] = {}
@@ -191,11 +183,10 @@ def similarity_sums(
         tokens,
         compute=compute,
         params={},
-        batch_size=batch_size,
-        progress=progress,
-        cache=cache,
+        bytes_per_seq=partial(_bytes_per_seq, model),
         desc="layer similarity",
         min_len=5,
+        **run,
     )
 
 

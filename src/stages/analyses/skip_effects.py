@@ -31,7 +31,8 @@ differences between cells are paired.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from functools import partial
+from typing import Any, Unpack
 
 import numpy as np
 import pandas as pd
@@ -43,8 +44,7 @@ from stages.engine.forward import BaselineRun, capture_baseline, run_block, run_
 from stages.engine.hooks import checked_hooks
 from stages.engine.plans import drop
 from stages.engine.runs import (
-    check_tokens,
-    default_batch_size,
+    RunOptions,
     forward_bytes_per_seq,
     per_sequence,
     with_provenance,
@@ -205,9 +205,7 @@ def skip_sums(
     tokens: Tokens,
     *,
     layers: Sequence[int] | None = None,
-    batch_size: int | None = None,
-    progress: bool = True,
-    cache: bool = True,
+    **run: Unpack[RunOptions],
 ) -> pd.DataFrame:
     """Per-sequence sums of the skip effects (arguments as :func:`skip_effects`).
 
@@ -226,11 +224,6 @@ def skip_sums(
     chosen = _layers(model, layers)
     n_layers = len(model.blocks)
     kept = range(chosen[0] + 1, n_layers)
-    if batch_size is None:
-        seq_len = check_tokens(model, tokens, min_len=2).shape[1]
-        batch_size = default_batch_size(
-            model, seq_len, bytes_per_seq=_bytes_per_seq(model, seq_len)
-        )
 
     def compute(batch: torch.Tensor) -> dict[str, np.ndarray]:
         base, outputs = baseline_outputs(model, batch, kept)
@@ -247,12 +240,11 @@ def skip_sums(
         tokens,
         compute=compute,
         params={"layers": chosen},
-        batch_size=batch_size,
-        progress=progress,
-        cache=cache,
+        bytes_per_seq=partial(_bytes_per_seq, model),
         desc="skip effects",
         units_per_seq=len(chosen),
         min_len=2,
+        **run,
     )
 
 

@@ -11,7 +11,7 @@ bootstrap interval that resamples the examples of each class independently.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Unpack
 
 import numpy as np
 import pandas as pd
@@ -20,7 +20,7 @@ import torch
 from stages import stats
 from stages.engine.forward import run_to_last_block
 from stages.engine.hooks import checked_hooks
-from stages.engine.runs import per_sequence
+from stages.engine.runs import RunOptions, per_sequence
 from stages.shapes import Model, Tokens
 
 
@@ -29,9 +29,7 @@ def final_token_attention(
     tokens: Tokens,
     *,
     n_keys: int = 16,
-    batch_size: int | None = None,
-    progress: bool = True,
-    cache: bool = True,
+    **run: Unpack[RunOptions],
 ) -> pd.DataFrame:
     """Attention of each window's last token on its ``n_keys`` last positions, every head.
 
@@ -39,9 +37,8 @@ def final_token_attention(
         model: a ``TransformerBridge``.
         tokens: ``[n, seq_len]`` windows, BOS first (``seq_len > n_keys``).
         n_keys: how many positions back to read, the last token itself included.
-        batch_size: windows per forward pass.
-        progress: show a progress bar.
-        cache: read and write the result cache.
+        run: ``batch_size`` (windows per forward pass), ``progress``, ``cache``
+            (:class:`stages.engine.runs.RunOptions`).
 
     Returns:
         One row per window; a column ``"{layer}.{head}.{offset}"`` per head and offset
@@ -72,11 +69,9 @@ def final_token_attention(
         tokens,
         compute=compute,
         params={"n_keys": n_keys},
-        batch_size=batch_size,
-        progress=progress,
-        cache=cache,
         desc="attention of the last token",
         min_len=2,
+        **run,
     )
 
 
@@ -87,11 +82,9 @@ def subjoiner_heads(
     *,
     offset: int = 3,
     n_keys: int = 16,
-    batch_size: int | None = None,
     n_boot: int = stats.N_BOOT,
     seed: int = 0,
-    progress: bool = True,
-    cache: bool = True,
+    **run: Unpack[RunOptions],
 ) -> pd.DataFrame:
     """Every head ranked as a subjoiner: :func:`final_token_attention`, then :func:`rank_heads`.
 
@@ -101,18 +94,15 @@ def subjoiner_heads(
         labels: ``[n]`` bool, True for the word class.
         offset: the word's first token, positions before the last (4-token words: 3).
         n_keys: positions read back from the last token.
-        batch_size: windows per forward pass.
         n_boot: bootstrap resamples.
         seed: bootstrap seed.
-        progress: show a progress bar.
-        cache: read and write the result cache.
+        run: ``batch_size`` (windows per forward pass), ``progress``, ``cache``
+            (:class:`stages.engine.runs.RunOptions`).
 
     Returns:
         The :func:`rank_heads` table.
     """
-    attention = final_token_attention(
-        model, tokens, n_keys=n_keys, batch_size=batch_size, progress=progress, cache=cache
-    )
+    attention = final_token_attention(model, tokens, n_keys=n_keys, **run)
     return rank_heads(attention, labels, len(model.blocks), offset=offset, n_boot=n_boot, seed=seed)
 
 

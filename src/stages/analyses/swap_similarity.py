@@ -41,7 +41,7 @@ out) of all sequences, with a 95% bootstrap interval over sequences.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, Unpack
 
 import numpy as np
 import pandas as pd
@@ -51,7 +51,7 @@ from stages import stats
 from stages.engine.analysis import analysis
 from stages.engine.forward import BaselineRun, capture_baseline, run_block
 from stages.engine.hooks import checked_hooks
-from stages.engine.runs import layers_of, per_sequence, with_provenance
+from stages.engine.runs import RunOptions, layers_of, per_sequence, with_provenance
 from stages.shapes import Model, Tokens
 
 COMPONENTS: dict[str, str] = {"attn": "hook_attn_out", "mlp": "hook_mlp_out"}
@@ -180,10 +180,7 @@ def _column(i: int, c: str, metric: str, which: str) -> str:
 def swap_similarity_sums(
     model: Model,
     tokens: Tokens,
-    *,
-    batch_size: int | None = None,
-    progress: bool = True,
-    cache: bool = True,
+    **run: Unpack[RunOptions],
 ) -> pd.DataFrame:
     """Per-sequence cosine sums (arguments as :func:`swap_similarity`).
 
@@ -214,12 +211,10 @@ def swap_similarity_sums(
         tokens,
         compute=compute,
         params={},
-        batch_size=batch_size,
-        progress=progress,
-        cache=cache,
         desc="swap similarity",
         units_per_seq=n_layers - 1,
         min_len=2,
+        **run,
     )
 
 

@@ -28,8 +28,8 @@ from stages.book.present import fold, markdown
 from stages.book.sections import find_root
 from stages.plots import use_book_style
 from stages.provenance import provenance_markdown
+from stages.results.opening import open_results
 from stages.results.parts import WINDOW_PARTS
-from stages.results.source import open_results
 
 
 @dataclass
@@ -52,7 +52,7 @@ class Page:
         return time.time() - self.started
 
     def results(self, **overrides: Any) -> Any:
-        """:func:`stages.results.source.open_results` with the page's parameters it accepts.
+        """:func:`stages.results.opening.open_results` with the page's parameters it accepts.
 
         ``overrides`` replace or add arguments (``window_batch=batch_size``).
         """

@@ -8,7 +8,9 @@ Every page uses these, so a verdict, an interval or a table looks the same every
   interval, n), the statistic, rule and numbers of each behind a fold under its claim;
 - :func:`data_table`: a table of numbers with a caption, ``x`` / ``x_lo`` / ``x_hi`` columns
   merged into one, folded when it is long;
-- :func:`fold`: anything behind a ``<details>`` toggle.
+- :func:`fold`: anything behind a ``<details>`` toggle;
+- :func:`neuron_table`: the strongest prediction or suppression neurons and the tokens they move
+  (stages 3 and 4 show the two classes the same way).
 
 Everything is HTML (``IPython.display.HTML``): a claim's text may hold characters Markdown would
 read as syntax (``|attention out| / |MLP out|``), and HTML shows them as they are.
@@ -26,8 +28,8 @@ from markdown_it import MarkdownIt
 from stages.formats import estimate, number
 from stages.stats import Verdict
 
-__all__ = ["badge", "data_table", "estimate", "fold", "markdown", "number", "verdict_matrix",
-           "verdict_table"]  # fmt: skip
+__all__ = ["badge", "data_table", "estimate", "fold", "markdown", "neuron_table", "number",
+           "verdict_matrix", "verdict_table"]  # fmt: skip
 
 LONG_TABLE = 12
 """Rows above which :func:`data_table` folds a table."""
@@ -194,3 +196,28 @@ def fold(summary: str, content: str, *, open_: bool = False) -> str:
     flag = " open" if open_ else ""
     return (f'<details class="stages-fold"{flag}><summary>{html.escape(summary)}</summary>'
             f"{content}</details>")  # fmt: skip
+
+
+def neuron_table(strongest: pd.DataFrame, cls: str, name: str) -> str:
+    """A :func:`stages.analyses.neurons.top_neurons` table as HTML, with its caption.
+
+    Args:
+        strongest: one row per neuron (``layer``, ``neuron``, ``kurtosis``, ``tokens``,
+            ``cosines``: the cosines joined by spaces, first to last).
+        cls: ``"prediction"`` (tokens whose unembedding is most aligned with what the neuron
+            writes) or ``"suppression"`` (most opposed).
+        name: the model, as the caption names it.
+    """
+    relation = {"prediction": "aligned with", "suppression": "opposed to"}[cls]
+    shown = strongest.assign(
+        cosine=[f"{c.split()[0]} to {c.split()[-1]}" for c in strongest["cosines"]]
+    )
+    return data_table(
+        shown,
+        caption=f"The {cls} neurons of {name} with the highest kurtosis, and the "
+        f"{len(strongest['cosines'].iloc[0].split()) if len(strongest) else 0} tokens whose "
+        f"unembedding is most {relation} what each neuron writes (their cosine similarities "
+        "with it, from the first to the last).",
+        columns={"layer": "layer", "neuron": "neuron", "kurtosis": "kurtosis",
+                 "tokens": "tokens", "cosine": "cosines"},
+    )  # fmt: skip

@@ -22,20 +22,10 @@ def _paired(
 ) -> Verdict:  # fmt: skip
     """Whether ``a`` is right more often than ``b`` on the same test windows (paired bootstrap)."""
     diff = probes.correct_of(a).astype(float) - probes.correct_of(b).astype(float)
-    estimate, lo, hi = stats.interval(diff[None], None, seed=seed)
-    return stats.verdict(
-        claim,
-        "Figure 10a",
-        statistic,
-        estimate[0],
-        lo[0],
-        hi[0],
-        threshold=0.0,
-        n=len(diff),
-        unit="test windows",
-        detail=detail,
-        source=source,
-    )
+    return stats.mean_verdict(
+        claim, "Figure 10a", statistic, diff, seed=seed, threshold=0.0, unit="test windows",
+        detail=detail, source=source,
+    )  # fmt: skip
 
 
 def _name(row: pd.Series) -> str:

@@ -148,24 +148,11 @@ def first_or_last_hurts_most(
 
 def first_raises_entropy(sums: pd.DataFrame, n_layers: int, kind: str, *, seed: int = 0) -> Verdict:
     """The first-layer ``kind`` raises the entropy of the predictions."""
-    layers = _layers(sums, kind, n_layers)
-    claim = f"the first-layer {kind} raises the entropy of the predictions"
-    if not layers:
-        return stats.missing(claim, FIGURE, f"no {kind} in the sweep")
-    values = _values(sums, kind, layers[:1], "entropy_delta")
-    estimate, lo, hi = stats.interval(values, scored(sums), seed=seed)
-    return stats.verdict(
-        claim,
-        FIGURE + " (entropy change)",
-        f"mean entropy change H(Q) - H(P) under {_label(kind, layers[0])} (bits)",
-        estimate[0],
-        lo[0],
-        hi[0],
-        threshold=0.0,
-        n=len(sums),
-        threshold_unit=" bits",
+    return _raises_entropy(
+        sums, n_layers, kind, "first", f"the first-layer {kind} raises the entropy of the "
+        "predictions", seed=seed,
         detail=f"baseline entropy {sums['entropy'].sum() / scored(sums).sum():.2f} bits",
-    )
+    )  # fmt: skip
 
 
 def swaps_gentler_than_drops(sums: pd.DataFrame, n_layers: int, *, seed: int = 0) -> Verdict:
@@ -256,24 +243,36 @@ def mlp_drops_peak_late(sums: pd.DataFrame, n_layers: int, *, seed: int = 0) -> 
 
 def last_swap_raises_entropy(sums: pd.DataFrame, n_layers: int, *, seed: int = 0) -> Verdict:
     """Swapping the last two layers raises the entropy of the predictions."""
-    layers = _layers(sums, "swap", n_layers)
-    claim = "swapping the last two layers raises the entropy of the predictions"
+    return _raises_entropy(
+        sums, n_layers, "swap", "last", "swapping the last two layers raises the entropy of the "
+        "predictions", seed=seed,
+        detail="the paper: first and often last layer interventions are catastrophic and raise "
+        "entropy",
+    )  # fmt: skip
+
+
+def _raises_entropy(
+    sums: pd.DataFrame, n_layers: int, kind: str, end: str, claim: str, *, seed: int, detail: str
+) -> Verdict:
+    """The ``end`` (``"first"`` or ``"last"``) ``kind`` of the sweep raises the entropy.
+
+    The rule: the mean entropy change H(Q) - H(P) is above 0 bits, 95% interval over sequences.
+    """
+    layers = _layers(sums, kind, n_layers)
     if not layers:
-        return stats.missing(claim, FIGURE, "no swap in the sweep")
-    values = _values(sums, "swap", layers[-1:], "entropy_delta")
-    estimate, lo, hi = stats.interval(values, scored(sums), seed=seed)
-    return stats.verdict(
+        return stats.missing(claim, FIGURE, f"no {kind} in the sweep")
+    layer = layers[0] if end == "first" else layers[-1]
+    values = _values(sums, kind, [layer], "entropy_delta")
+    return stats.mean_verdict(
         claim,
         FIGURE + " (entropy change)",
-        f"mean entropy change H(Q) - H(P) under {_label('swap', layers[-1])} (bits)",
-        estimate[0],
-        lo[0],
-        hi[0],
+        f"mean entropy change H(Q) - H(P) under {_label(kind, layer)} (bits)",
+        values,
+        scored(sums),
+        seed=seed,
         threshold=0.0,
-        n=len(sums),
         threshold_unit=" bits",
-        detail="the paper: first and often last layer interventions are catastrophic and "
-        "raise entropy",
+        detail=detail,
     )
 
 

@@ -192,18 +192,14 @@ def last_layer_raises_entropy(lens: pd.DataFrame, n_layers: int, *, seed: int = 
     """The last block raises the entropy of the prediction (lens after L-2 vs the output)."""
     before = n_layers - 2
     # H(P) - H(Q_{L-2}) = -(entropy_delta of layer L-2)
-    estimate, lo, hi = stats.interval(
-        -stack(lens, [f"{before}:entropy_delta"]), _lens_counts(lens), seed=seed
-    )
-    return stats.verdict(
+    return stats.mean_verdict(
         "the last layer raises the entropy of the prediction",
         "Figure 8",
         f"entropy of the output minus that of the logit lens after layer {before} (bits, paired)",
-        estimate[0],
-        lo[0],
-        hi[0],
+        -stack(lens, [f"{before}:entropy_delta"]),
+        _lens_counts(lens),
+        seed=seed,
         threshold=0.0,
-        n=len(lens),
         threshold_unit=" bits",
     )
 

@@ -5,11 +5,14 @@ gemma-3-270m's windows 291 four-token words are 118 distinct words), so a word's
 independent of each other. Every mean is over distinct words, each weighted once (the mean of its
 windows), and every interval resamples words, each class's words on their own. Where a head is
 chosen (the best head of each half of the model, the head whose attention profile is tested),
-it is chosen on a random half of each class's words (:func:`selection_half`) and measured on the
-other half, which the choice never saw.
+it is chosen on a random half of each class's words
+(:func:`stages.stats.words.selection_half`) and measured on the other half, which the choice
+never saw.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -18,6 +21,7 @@ from stages import stats
 from stages.analyses.subjoiner import OFFSET, effect_of_heads
 from stages.depth import HALF, rel_depth
 from stages.stats import Verdict
+from stages.stats.words import class_effects, selection_half, word_means
 
 FIGURE = "Figure 9"
 MIN_CLASS = stats.MIN_UNITS // 2
@@ -28,82 +32,6 @@ EFFECT = (
     "effect: mean attention from a word's last token to its first (3 back), four-token words "
     "minus one-token words"
 )
-
-
-def selection_half(labels: np.ndarray, words: np.ndarray, seed: int = 0) -> np.ndarray:
-    """``[n]`` bool: a random half of each class's words (True: used to choose; False: to test).
-
-    Every window of a word falls on the same side, so the test half holds only words the choice
-    never saw.
-    """
-    labels, words = np.asarray(labels, dtype=bool), np.asarray(words, dtype=object)
-    rng = np.random.default_rng(seed)
-    chosen = np.zeros(len(labels), dtype=bool)
-    for cls in (True, False):
-        kinds = sorted(set(words[labels == cls]))
-        picked = set(rng.permutation(np.array(kinds, dtype=object))[: len(kinds) // 2])
-        chosen |= (labels == cls) & np.isin(words, list(picked))
-    return chosen
-
-
-def _by_word(values: np.ndarray, words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per distinct word: the sums of ``values`` over its windows, and their number.
-
-    Args:
-        values: ``[n, k]`` per-window values of ``k`` quantities.
-        words: ``[n]`` the word of each window.
-
-    Returns:
-        ``(sums, counts)``: ``[k, n_words]`` and ``[n_words]`` (words in sorted order).
-    """
-    _, index = np.unique(np.asarray(words).astype(str), return_inverse=True)
-    sums = np.stack([np.bincount(index, weights=column) for column in values.T])
-    return sums, np.bincount(index).astype(float)
-
-
-def _word_means(
-    values: np.ndarray, words: np.ndarray, seed: int
-) -> tuple[np.ndarray, np.ndarray, int]:
-    """Means over words of ``k`` quantities, each word weighted once, with their bootstrap.
-
-    Each distinct word contributes the mean over its windows, whatever their number: the
-    corpus repeats some words dozens of times (gemma-3-270m's held-out four-token windows: one
-    word, "harpooneers", in 54 of 128), and weighting windows would let them decide.
-
-    Args:
-        values: ``[n, k]`` per-window values (attention weights).
-        words: ``[n]`` the word of each window.
-        seed: the bootstrap seed.
-
-    Returns:
-        ``(means, distribution, n_words)``: ``[k]``, ``[k, n_boot]`` (paired over the ``k``
-        quantities: one resample of words serves all) and the distinct words resampled.
-    """
-    sums, counts = _by_word(np.asarray(values, dtype=np.float64), words)
-    means, dist = stats.bootstrap(sums / counts, seed=seed)
-    return means, dist, len(counts)
-
-
-def _class_effects(
-    values: np.ndarray, labels: np.ndarray, words: np.ndarray, seed: int
-) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
-    """Four-token minus one-token window means of ``k`` quantities, resampling each class's words.
-
-    Args:
-        values: ``[n, k]`` per-window values (attention weights).
-        labels: ``[n]`` bool, True for four-token words.
-        words: ``[n]`` the word of each window.
-        seed: the bootstrap seed (``seed`` for four-token words, ``seed + 1`` for one-token).
-
-    Returns:
-        ``(effects, distribution, (words4, words1))``: ``[k]``, ``[k, n_boot]`` and the distinct
-        words of each class.
-    """
-    values, words = np.asarray(values, dtype=np.float64), np.asarray(words, dtype=object)
-    parts = [_word_means(values[labels == cls], words[labels == cls], seed + k)
-             for k, cls in enumerate((True, False))]  # fmt: skip
-    (m4, d4, n4), (m1, d1, n1) = parts
-    return m4 - m1, d4 - d1, (n4, n1)
 
 
 def _too_few(claim: str, labels: np.ndarray, words: np.ndarray, unit: str) -> Verdict | None:
@@ -169,6 +97,33 @@ def _offset_columns(attention: pd.DataFrame) -> list[str]:
     return [c for c in attention.columns if c.endswith(f".{OFFSET}") and c.count(".") == 2]
 
 
+def _first_minus_later(
+    claim: str, statistic: str, values: np.ndarray, labels: np.ndarray, words: np.ndarray,
+    seed: int, *, unit: str, how: str, detail: Callable[[np.ndarray, tuple[int, ...]], str],
+) -> Verdict:  # fmt: skip
+    """A verdict on "the first-half effect minus the later one > 0", resampling words.
+
+    Args:
+        values: ``[n, 2]`` attention weights per window: the first-half value, the later one.
+        labels: ``[n]`` bool, True for four-token words.
+        words: ``[n]`` the word each window ends on.
+        how: how the two values were chosen, after the rule's common opening.
+        detail: the numbers behind it, from the two effects and the words per class.
+        claim: the claim, as tested.
+        statistic: what was computed.
+        seed: the bootstrap seed.
+        unit: what the words are.
+    """
+    effects, dist, kinds = class_effects(values, labels, words, seed)
+    lo, hi = stats.percentile(dist[0] - dist[1])
+    return _word_verdict(
+        claim, statistic, effects[0] - effects[1], lo, hi, kinds, unit=unit,
+        procedure="heads at relative depth layer / (n_layers - 1) <= 0.5 are first-half heads, "
+        "the rest later heads; " + how,
+        detail=detail(effects, kinds),
+    )  # fmt: skip
+
+
 def subjoiner_head_early(
     attention: pd.DataFrame,
     labels: np.ndarray,
@@ -181,10 +136,11 @@ def subjoiner_head_early(
 
     The paper: "specific heads in the early layers". Heads at relative depth
     ``layer / (n_layers - 1) <= 0.5`` are first-half heads, the rest later heads. On a random
-    half of each class's words (:func:`selection_half`) the head with the largest effect is
-    chosen in each group; on the other half the statistic is the first's effect minus the
-    second's, with a percentile interval from a bootstrap over words (each class's words
-    resampled on their own, each word with all its windows; the two heads paired).
+    half of each class's words (:func:`stages.stats.words.selection_half`) the head with the
+    largest effect is chosen in each group; on the other half the statistic is the first's
+    effect minus the second's, with a percentile interval from a bootstrap over words (each
+    class's words resampled on their own, each word with all its windows; the two heads
+    paired).
 
     Args:
         attention: per-window attention at :data:`stages.analyses.subjoiner.OFFSET` of every head
@@ -213,25 +169,17 @@ def subjoiner_head_early(
     names = [_head(int(r.layer), int(r["head"])) for r in best]
     columns = [f"{int(r.layer)}.{int(r['head'])}.{OFFSET}" for r in best]
     held = ~pick
-    effects, dist, kinds = _class_effects(
-        attention.loc[held, columns].to_numpy(), labels[held], words[held], seed
-    )
-    lo, hi = stats.percentile(dist[0] - dist[1])
     depths = [rel_depth(int(r.layer), n_layers) for r in best]
-    return _word_verdict(
+    return _first_minus_later(
         claim,
         f"held-out effect of the best first-half head ({names[0]}) minus that of the best later "
         f"head ({names[1]}), both chosen on the other half of the words ({EFFECT}; attention "
         "weight; resampling words)",
-        effects[0] - effects[1], lo, hi, kinds,
-        unit=unit,
-        procedure=(
-            "heads at relative depth layer / (n_layers - 1) <= 0.5 are first-half heads, the "
-            "rest later heads; on a random half of each class's words the head with the largest "
-            "effect is chosen in each group; on the other half the difference of their effects "
-            "gets a 95% percentile interval resampling words"
-        ),
-        detail=(
+        attention.loc[held, columns].to_numpy(), labels[held], words[held], seed, unit=unit,
+        how="on a random half of each class's words the head with the largest effect is chosen "
+        "in each group; on the other half the difference of their effects gets a 95% "
+        "percentile interval resampling words",
+        detail=lambda effects, kinds: (
             f"first-half head {names[0]} (relative depth {depths[0]:.2f}): held-out effect "
             f"{effects[0]:.4f}; later head {names[1]} (relative depth {depths[1]:.2f}): "
             f"{effects[1]:.4f}; held out: {_windows(labels[held], kinds)}"
@@ -276,21 +224,15 @@ def subjoiner_density(
         return stats.missing(claim, FIGURE, why, unit)
     values = attention[columns].to_numpy(dtype=np.float64)
     halves = np.stack([values[:, first].mean(1), values[:, ~first].mean(1)], axis=1)  # [n, 2]
-    effects, dist, kinds = _class_effects(halves, labels, words, seed)
-    lo, hi = stats.percentile(dist[0] - dist[1])
-    return _word_verdict(
+    return _first_minus_later(
         claim,
         f"mean effect of the {int(first.sum())} first-half heads minus that of the "
         f"{int((~first).sum())} later heads ({EFFECT}; attention weight; all words, resampling "
         "words)",
-        effects[0] - effects[1], lo, hi, kinds,
-        unit=unit,
-        procedure=(
-            "heads at relative depth layer / (n_layers - 1) <= 0.5 are first-half heads, the "
-            "rest later heads; no head is chosen, so every word is used; a 95% percentile "
-            "interval resampling words"
-        ),
-        detail=(
+        halves, labels, words, seed, unit=unit,
+        how="no head is chosen, so every word is used; a 95% percentile interval resampling "
+        "words",
+        detail=lambda effects, kinds: (
             f"mean effect of the first-half heads {effects[0]:.4f}, of the later heads "
             f"{effects[1]:.4f}; {_windows(labels, kinds)}"
         ),
@@ -305,7 +247,8 @@ def subjoiner_profile_peaks_first(
     The paper (Figure 9): "the final token of the word attends most strongly to the first
     token". Of the profile heads (the pack's few heads whose attention is kept at every
     offset), the one with the largest effect on a random half of each class's words
-    (:func:`selection_half`) is chosen. On the other half's four-token windows, the statistic
+    (:func:`stages.stats.words.selection_half`) is chosen. On the other half's four-token
+    windows, the statistic
     is its mean attention at offset 3 (the word's first token) minus the largest mean at any
     other offset of the window's last 16 positions (offsets 0-15: the last token itself
     included; BOS, 16 back, is not among them). Its interval comes from
@@ -338,7 +281,7 @@ def subjoiner_profile_peaks_first(
     )
     offsets = [int(c.rsplit(".", 1)[1]) for c in columns]
     held = ~pick & labels
-    means, dist, n4 = _word_means(profiles.loc[held, columns].to_numpy(), words[held], seed)
+    means, dist, n4 = word_means(profiles.loc[held, columns].to_numpy(), words[held], seed)
     at = offsets.index(OFFSET)
     others = [i for i in range(len(offsets)) if i != at]
     value, lo, hi = stats.gap(means, dist, [at], others)

@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from stages.engine.runs import RunOptions
 from stages.shapes import Model
 
 COMMON_ARGS: dict[str, str] = {
@@ -53,7 +54,14 @@ def documented(f: Callable[..., Any]) -> dict[str, str]:
 
 
 def _params(f: Callable[..., Any]) -> list[str]:
-    return [p for p in inspect.signature(f).parameters if p not in ("sums", "n_layers")]
+    """The keywords ``f`` takes: its named parameters, and ``**run`` as the :class:`RunOptions`."""
+    out = []
+    for p in inspect.signature(f).parameters.values():
+        if p.kind is p.VAR_KEYWORD:
+            out += list(RunOptions.__annotations__)
+        elif p.name not in ("sums", "n_layers"):
+            out.append(p.name)
+    return out
 
 
 def analysis(

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import torch
 
-from stages.engine.plans import Intervention
+from stages.engine.plans import Plan
 from stages.shapes import Model, Tokens
 
 
@@ -56,7 +56,7 @@ def sweep_flops(
     d_vocab: int,
     n_seq: int,
     seq_len: int,
-    interventions: Sequence[Intervention],
+    interventions: Sequence[Plan],
 ) -> float:
     """Forward FLOPs a sweep of ``interventions`` needs on ``n_seq x seq_len`` tokens."""
     per_block = block_flops_per_token(block, n_heads, d_head, seq_len / 2) * n_seq * seq_len
@@ -66,7 +66,7 @@ def sweep_flops(
 
 
 def bridge_sweep_flops(
-    model: Model, tokens: Tokens, interventions: Sequence[Intervention]
+    model: Model, tokens: Tokens, interventions: Sequence[Plan]
 ) -> float:
     """:func:`sweep_flops` for a loaded bridge on ``tokens`` ``[n_seq, seq_len]``."""
     cfg = model.cfg

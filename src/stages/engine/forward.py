@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from stages.engine.hooks import checked_hooks
-from stages.engine.plans import BASELINE, Intervention
+from stages.engine.plans import BASELINE, Plan
 from stages.shapes import Logits, Model, Resid, Tokens
 
 
@@ -53,6 +53,21 @@ class _StopForward(Exception):
     """Raised by the last block's hook so the baseline pass skips the (huge) unembedding."""
 
 
+def _forward_until_stopped(model: Model, tokens: Tokens, handles: list[Any]) -> None:
+    """One pass of ``model`` on ``tokens``, ended by a hook of ``handles`` (:class:`_StopForward`).
+
+    The hooks are removed however the pass ends.
+    """
+    try:
+        with torch.no_grad():
+            model(tokens.to(model.cfg.device), use_cache=False, return_type=None)
+    except _StopForward:
+        pass
+    finally:
+        for h in handles:
+            h.remove()
+
+
 def capture_baseline(model: Model, tokens: Tokens) -> BaselineRun:
     """Run the unperturbed model on ``tokens`` ``[batch, pos]`` up to the last block.
 
@@ -84,14 +99,7 @@ def capture_baseline(model: Model, tokens: Tokens) -> BaselineRun:
         b.register_forward_pre_hook(pre_hook(j), with_kwargs=True) for j, b in enumerate(blocks)
     ]
     handles.append(blocks[-1].register_forward_hook(last_hook, with_kwargs=True))
-    try:
-        with torch.no_grad():
-            model(tokens.to(model.cfg.device), use_cache=False, return_type=None)
-    except _StopForward:
-        pass
-    finally:
-        for h in handles:
-            h.remove()
+    _forward_until_stopped(model, tokens, handles)
     if any(r is None for r in resid):
         raise RuntimeError(
             "the baseline pass did not reach every block; is this a decoder-only model?"
@@ -113,13 +121,7 @@ def run_to_last_block(model: Model, tokens: Tokens) -> Resid:
         raise _StopForward
 
     handle = model.blocks[-1].register_forward_hook(last_hook, with_kwargs=True)
-    try:
-        with torch.no_grad():
-            model(tokens.to(model.cfg.device), use_cache=False, return_type=None)
-    except _StopForward:
-        pass
-    finally:
-        handle.remove()
+    _forward_until_stopped(model, tokens, [handle])
     if not out:
         raise RuntimeError("the forward pass did not reach the last block")
     return out[0]
@@ -142,7 +144,7 @@ def _zero(tensor: torch.Tensor, hook: Any = None) -> torch.Tensor:
 
 
 @contextmanager
-def zeroed(model: Model, plan: Intervention) -> Iterator[None]:
+def zeroed(model: Model, plan: Plan) -> Iterator[None]:
     """Set ``plan.zeroed``'s hook points to zero inside; the hooks are removed on exit."""
     if not plan.zeroed:
         yield
@@ -151,7 +153,7 @@ def zeroed(model: Model, plan: Intervention) -> Iterator[None]:
         yield
 
 
-def run_own(model: Model, base: BaselineRun, plan: Intervention) -> Resid:
+def run_own(model: Model, base: BaselineRun, plan: Plan) -> Resid:
     """``[batch, pos, d_model]``: what ``plan`` puts in place of ``resid_pre[plan.stop]``.
 
     Runs ``plan.order`` from the baseline ``resid_pre[plan.start]``, one block after another or,
@@ -166,7 +168,7 @@ def run_own(model: Model, base: BaselineRun, plan: Intervention) -> Resid:
     return hidden
 
 
-def run_intervened(model: Model, base: BaselineRun, plan: Intervention) -> Resid:
+def run_intervened(model: Model, base: BaselineRun, plan: Plan) -> Resid:
     """Final residual ``[batch, pos, d_model]`` (before the final norm) under ``plan``.
 
     Computes only the plan's own blocks and the blocks after its span.
@@ -176,14 +178,14 @@ def run_intervened(model: Model, base: BaselineRun, plan: Intervention) -> Resid
         return _run_tail(model, base, run_own(model, base, plan), plan.stop)
 
 
-def start_groups(plans: Sequence[Intervention]) -> list[list[Intervention]]:
+def start_groups(plans: Sequence[Plan]) -> list[list[Plan]]:
     """Group plans by the block they start from, in order of first appearance.
 
     A sweep's drop ``i``, attention-only drop ``i``, MLP-only drop ``i`` and swap ``(i, i + 1)``
     all start from ``resid_pre[i]`` and, after one or two blocks of their own, run the same
     blocks ``i + 2..L-1``: :func:`run_group` runs that shared tail once for the whole group.
     """
-    groups: dict[int, list[Intervention]] = {}
+    groups: dict[int, list[Plan]] = {}
     for plan in plans:
         groups.setdefault(plan.start, []).append(plan)
     return list(groups.values())
@@ -204,7 +206,7 @@ def _repeat_batch(value: Any, batch: int, times: int) -> Any:
     return value
 
 
-def run_group(model: Model, base: BaselineRun, group: Sequence[Intervention]) -> list[Resid]:
+def run_group(model: Model, base: BaselineRun, group: Sequence[Plan]) -> list[Resid]:
     """Final residuals ``[batch, pos, d_model]`` of plans that start at the same block.
 
     Each plan first runs its own blocks and then, alone, the blocks up to the group's last
@@ -258,7 +260,7 @@ def head(model: Model, resid: Resid) -> Logits:
     return logits
 
 
-def intervened_logits(model: Model, tokens: Tokens, iv: Intervention = BASELINE) -> Logits:
+def intervened_logits(model: Model, tokens: Tokens, iv: Plan = BASELINE) -> Logits:
     """Full logits ``[batch, pos, d_vocab]`` of ``model`` on ``tokens`` under one intervention.
 
     A convenience for small inputs; :func:`stages.run_sweep` streams metrics instead.
@@ -267,11 +269,11 @@ def intervened_logits(model: Model, tokens: Tokens, iv: Intervention = BASELINE)
     return head(model, run_intervened(model, base, iv))
 
 
-def validate_interventions(model: Model, plans: Sequence[Intervention]) -> list[Intervention]:
+def validate_interventions(model: Model, plans: Sequence[Plan]) -> list[Plan]:
     """Check types and spans; return the list. Raises ValueError naming the bad entry."""
     n = n_layers(model)
     for plan in plans:
-        if not isinstance(plan, Intervention):
+        if not isinstance(plan, Plan):
             raise ValueError(f"expected plans such as stages.drop(3), got {plan!r}")
         plan.validate(n)
     return list(plans)

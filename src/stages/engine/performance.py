@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from stages.engine.flops import bridge_sweep_flops, matmul_peak
-from stages.engine.plans import Intervention
+from stages.engine.plans import Plan
 from stages.shapes import Model, Tokens
 
 METHODS = {
@@ -69,7 +69,7 @@ def speed_table(results: dict[str, Any]) -> pd.DataFrame:
 
 
 def measure_sweep(
-    model: Model, tokens: Tokens, interventions: Sequence[Intervention], *,
+    model: Model, tokens: Tokens, interventions: Sequence[Plan], *,
     batch_size: int | None = None,
 ) -> dict[str, float]:  # fmt: skip
     """Time :func:`stages.run_sweep` here (no cache) and relate it to this machine's peak.

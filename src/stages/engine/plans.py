@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -57,7 +57,7 @@ _ZEROABLE = re.compile(r"blocks\.(\d+)\.hook_(attn_out|mlp_out)")
 
 
 @dataclass(frozen=True)
-class Intervention:
+class Plan:
     """A plan: run ``order`` in place of blocks ``start..stop-1`` (see the module docstring).
 
     Build plans with the factories (:func:`drop`, :func:`swap`, ...), not by hand.
@@ -134,16 +134,26 @@ class Intervention:
         return len(self.order) + n_layers - self.stop
 
 
-def describe_label(label: str) -> tuple[str, int, str]:
-    """``(kind, layer, layers)`` of a plan's label: ``"swap 3-4"`` gives ``("swap", 3, "3-4")``."""
+def label_columns(label: str, n_layers: int) -> dict[str, Any]:
+    """A table row's plan columns from the plan's label.
+
+    ``"swap 3-4"`` gives ``kind="swap"``, ``layer=3`` (where the plan starts), ``layers="3-4"``
+    and ``rel_depth = layer / (n_layers - 1)``; the baseline ``"none"`` gives ``layer=-1``,
+    ``layers=""`` and a NaN depth.
+    """
     kind, _, rest = label.partition(" ")
     layers = rest.split(" ")[0]
     if kind not in FAMILIES or (kind != "none" and not re.fullmatch(r"\d+(-\d+)?", layers)):
         raise ValueError(f"not an intervention label: {label!r}")
-    return kind, int(layers.split("-")[0]) if layers else -1, layers
+    layer = int(layers.split("-")[0]) if layers else -1
+    rel_depth = layer / max(1, n_layers - 1) if layers else float("nan")
+    return {"kind": kind, "layer": layer, "layers": layers, "rel_depth": rel_depth}
 
 
-BASELINE = Intervention("none", 0, 0)
+Intervention = Plan
+"""The former name of :class:`Plan` (before 0.2.0), kept for code written against it."""
+
+BASELINE = Plan("none", 0, 0)
 
 
 def _span(i: int, j: int, least: int) -> None:
@@ -151,18 +161,18 @@ def _span(i: int, j: int, least: int) -> None:
         raise ValueError(f"a span i..j-1 of at least {least} blocks, got i={i}, j={j}")
 
 
-def drop(i: int) -> Intervention:
+def drop(i: int) -> Plan:
     """Skip block ``i``: ``resid_post[i] = resid_pre[i]``."""
-    return Intervention("drop", i, i + 1)
+    return Plan("drop", i, i + 1)
 
 
-def drop_range(i: int, j: int) -> Intervention:
+def drop_range(i: int, j: int) -> Plan:
     """Skip blocks ``i..j-1``: ``resid_pre[j]`` becomes ``resid_pre[i]``."""
     _span(i, j, 1)
-    return Intervention("drop_range", i, j)
+    return Plan("drop_range", i, j)
 
 
-def drop_component(i: int, component: Literal["attn", "mlp"]) -> Intervention:
+def drop_component(i: int, component: Literal["attn", "mlp"]) -> Plan:
     """Run block ``i`` with its attention or MLP output (``hook_attn_out`` / ``hook_mlp_out``) zero.
 
     Exactly what that component adds to the residual stream: after Gemma's post-norms; for
@@ -170,36 +180,36 @@ def drop_component(i: int, component: Literal["attn", "mlp"]) -> Intervention:
     """
     if component not in ("attn", "mlp"):
         raise ValueError(f"component must be 'attn' or 'mlp', got {component!r}")
-    return Intervention(f"drop_{component}", i, i + 1, (i,), (f"blocks.{i}.hook_{component}_out",))
+    return Plan(f"drop_{component}", i, i + 1, (i,), (f"blocks.{i}.hook_{component}_out",))
 
 
-def swap(i: int) -> Intervention:
+def swap(i: int) -> Plan:
     """Run block ``i + 1`` then block ``i``."""
-    return Intervention("swap", i, i + 2, (i + 1, i))
+    return Plan("swap", i, i + 2, (i + 1, i))
 
 
-def reverse(i: int, j: int) -> Intervention:
+def reverse(i: int, j: int) -> Plan:
     """Run blocks ``j-1, j-2, ..., i``."""
     _span(i, j, 2)
-    return Intervention("reverse", i, j, tuple(range(j - 1, i - 1, -1)))
+    return Plan("reverse", i, j, tuple(range(j - 1, i - 1, -1)))
 
 
-def shuffle(i: int, j: int, seed: int) -> Intervention:
+def shuffle(i: int, j: int, seed: int) -> Plan:
     """Run blocks ``i..j-1`` in the order ``numpy.random.default_rng(seed).permutation``."""
     _span(i, j, 2)
     order = np.random.default_rng(seed).permutation(np.arange(i, j))
-    return Intervention("shuffle", i, j, tuple(order.tolist()), detail=f"seed {int(seed)}")
+    return Plan("shuffle", i, j, tuple(order.tolist()), detail=f"seed {int(seed)}")
 
 
-def repeat(i: int, j: int, times: int) -> Intervention:
+def repeat(i: int, j: int, times: int) -> Plan:
     """Run blocks ``i..j-1`` ``times`` times over (``times = 1`` is the unperturbed model)."""
     _span(i, j, 1)
     if times < 1:
         raise ValueError(f"times must be >= 1, got {times}")
-    return Intervention("repeat", i, j, tuple(range(i, j)) * times, detail=f"x{int(times)}")
+    return Plan("repeat", i, j, tuple(range(i, j)) * times, detail=f"x{int(times)}")
 
 
-def duplicate(i: int, j: int, times: int) -> Intervention:
+def duplicate(i: int, j: int, times: int) -> Plan:
     """Run each block of ``i..j-1`` ``times`` times in place: ``i, i, i+1, i+1, ...`` for 2.
 
     The layer duplication of the paper's later version (its code copies every block of the
@@ -209,16 +219,16 @@ def duplicate(i: int, j: int, times: int) -> Intervention:
     if times < 1:
         raise ValueError(f"times must be >= 1, got {times}")
     order = tuple(k for k in range(i, j) for _ in range(times))
-    return Intervention("duplicate", i, j, order, detail=f"x{int(times)}")
+    return Plan("duplicate", i, j, order, detail=f"x{int(times)}")
 
 
-def parallel(i: int, j: int) -> Intervention:
+def parallel(i: int, j: int) -> Plan:
     """Every block of ``i..j-1`` reads ``resid_pre[i]``; ``resid_pre[j]`` is their outputs' mean."""
     _span(i, j, 2)
-    return Intervention("parallel", i, j, tuple(range(i, j)), combine="mean")
+    return Plan("parallel", i, j, tuple(range(i, j)), combine="mean")
 
 
-def drops(model: Model, component: Literal["block", "attn", "mlp"] = "block") -> list[Intervention]:
+def drops(model: Model, component: Literal["block", "attn", "mlp"] = "block") -> list[Plan]:
     """All single-layer drops of ``model``: whole blocks, or only their attention or MLP."""
     if component not in ("block", "attn", "mlp"):
         raise ValueError(f"component must be 'block', 'attn' or 'mlp', got {component!r}")
@@ -228,6 +238,6 @@ def drops(model: Model, component: Literal["block", "attn", "mlp"] = "block") ->
     return [drop_component(i, component) for i in range(n)]
 
 
-def swaps(model: Model) -> list[Intervention]:
+def swaps(model: Model) -> list[Plan]:
     """All adjacent swaps ``(i, i + 1)`` of ``model``, ``i`` in ``0..L-2``."""
     return [swap(i) for i in range(len(model.blocks) - 1)]

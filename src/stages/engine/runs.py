@@ -26,7 +26,7 @@ import sys
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import pandas as pd
@@ -42,6 +42,25 @@ from stages.store import sha256_bytes
 BatchSums = Mapping[str, np.ndarray]
 # Computes the pending batches ``[(k, tokens)]`` somewhere; yields ``(k, sums)`` as they finish.
 MapBatches = Callable[[list[tuple[int, torch.Tensor]]], Iterator[tuple[int, BatchSums]]]
+
+
+class RunOptions(TypedDict, total=False):
+    """How :func:`per_sequence` runs, given as keywords to every ``*_sums`` function.
+
+    None of them changes the sums (the batch size is part of the cache key all the same).
+
+    Attributes:
+        batch_size: sequences per forward pass; None or absent: :func:`default_batch_size`,
+            from the free memory of the model's device and the analysis's bytes per sequence.
+        progress: show a tqdm progress bar (default True).
+        cache: read and write the result cache (:mod:`stages.cache`; default True): each batch
+            is checkpointed as it finishes, so an interrupted run resumes where it stopped and
+            gives the same table as an uninterrupted one; finished sums are reused.
+    """
+
+    batch_size: int | None
+    progress: bool
+    cache: bool
 
 
 def check_tokens(model: Model, tokens: Tokens, *, min_len: int = 3) -> torch.Tensor:
@@ -198,13 +217,14 @@ def per_sequence(
     *,
     compute: Callable[[torch.Tensor], BatchSums],
     params: dict[str, Any],
-    batch_size: int | None,
-    progress: bool,
-    cache: bool,
     desc: str,
     units_per_seq: int = 1,
     min_len: int = 3,
+    bytes_per_seq: Callable[[int], int] | None = None,
     map_batches: MapBatches | None = None,
+    batch_size: int | None = None,
+    progress: bool = True,
+    cache: bool = True,
 ) -> pd.DataFrame:
     """Run ``compute`` over batches of ``tokens``: the analysis's per-sequence sums.
 
@@ -215,15 +235,17 @@ def per_sequence(
         compute: one batch ``[b, seq_len]`` (on the model's device) to ``{column: [b]}``
             float64 per-sequence sums; called under ``torch.no_grad``.
         params: the parameters that change the per-sequence sums; JSON-serialisable.
-        batch_size: sequences per forward pass (None: :func:`default_batch_size`).
-        progress: show a tqdm bar.
-        cache: read and write the result cache.
         desc: the progress bar's label.
         units_per_seq: progress units per sequence (e.g. interventions per sequence).
         min_len: the shortest ``seq_len`` the analysis accepts.
+        bytes_per_seq: the memory one sequence of a given length takes, for the default batch
+            size (default :func:`forward_bytes_per_seq`).
         map_batches: where the batches not yet in the cache are computed (default: ``compute``
             in this process, one after the other); e.g. :class:`stages.engine.scale_out.RayBatches`.
             Each batch is checkpointed as it arrives, in any order.
+        batch_size: see :class:`RunOptions`.
+        progress: see :class:`RunOptions`.
+        cache: see :class:`RunOptions`.
 
     Returns:
         One row per sequence, in token order: the columns ``compute`` returns and ``seq_len``
@@ -233,9 +255,10 @@ def per_sequence(
     """
     tokens = check_tokens(model, tokens, min_len=min_len)
     n_seq, seq_len = tokens.shape
-    batch_size = check_batch_size(
-        default_batch_size(model, seq_len) if batch_size is None else batch_size
-    )
+    if batch_size is None:
+        per_seq = bytes_per_seq(seq_len) if bytes_per_seq is not None else None
+        batch_size = default_batch_size(model, seq_len, bytes_per_seq=per_seq)
+    batch_size = check_batch_size(batch_size)
     tokens_sha = tokens_sha256(tokens)
     entry = None
     if cache:

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import nullcontext
-from typing import Any
+from functools import partial
+from typing import Unpack
 
 import numpy as np
 import pandas as pd
@@ -45,10 +46,10 @@ from stages.engine.metrics import (
     reference,
     unchanged,
 )
-from stages.engine.plans import BASELINE, Intervention, describe_label, drop, drop_component, swap
+from stages.engine.plans import BASELINE, Plan, drop, drop_component, label_columns, swap
 from stages.engine.runs import (
+    RunOptions,
     check_tokens,
-    default_batch_size,
     forward_bytes_per_seq,
     per_sequence,
     with_provenance,
@@ -59,14 +60,14 @@ from stages.shapes import Model, Tokens
 EXECUTORS = ("local", "ray")
 
 
-def single_layer_plans(n: int) -> list[Intervention]:
+def single_layer_plans(n: int) -> list[Plan]:
     """Every drop, swap, attention-only drop and MLP-only drop of a model of ``n`` blocks."""
     return ([drop(i) for i in range(n)] + [swap(i) for i in range(n - 1)]
             + [drop_component(i, "attn") for i in range(n)]
             + [drop_component(i, "mlp") for i in range(n)])  # fmt: skip
 
 
-def default_interventions(model: Model) -> list[Intervention]:
+def default_interventions(model: Model) -> list[Plan]:
     """Every drop, swap, attention-only drop and MLP-only drop of ``model``."""
     return single_layer_plans(n_layers(model))
 
@@ -74,14 +75,12 @@ def default_interventions(model: Model) -> list[Intervention]:
 def sweep_sums(
     model: Model,
     tokens: Tokens,
-    interventions: Sequence[Intervention] | None = None,
+    interventions: Sequence[Plan] | None = None,
     *,
-    batch_size: int | None = None,
-    progress: bool = True,
-    cache: bool = True,
     autocast: str | None = None,
     executor: str = "local",
     workers: int | None = None,
+    **run: Unpack[RunOptions],
 ) -> pd.DataFrame:
     """Per-sequence metric sums of every intervention against the unperturbed model.
 
@@ -90,12 +89,6 @@ def sweep_sums(
         tokens: ``[n_seq, seq_len]`` token ids, each row starting with BOS.
         interventions: defaults to every drop, swap, attention-only and MLP-only drop; an
             empty list measures the baseline alone. Repeated entries are measured once.
-        batch_size: sequences per forward pass (default: :func:`default_batch_size` from the
-            free memory of the model's device).
-        progress: show a tqdm progress bar.
-        cache: read and write the result cache (:mod:`stages.cache`): each batch is
-            checkpointed as it finishes, so an interrupted run resumes where it stopped and
-            gives the same table as an uninterrupted one; finished sums are reused.
         autocast: ``"bfloat16"`` or ``"float16"``: run a float32 model's matrix products in
             that precision under ``torch.autocast`` (for GPUs with fast half-precision units);
             the metrics are still accumulated in float64. None (default): the model's dtype.
@@ -103,11 +96,13 @@ def sweep_sums(
             tasks over Ray workers (:mod:`stages.engine.scale_out`; install ``stages[ray]``). Both
             give the same table and share the cache.
         workers: Ray workers (default: one per GPU for a CUDA model, else two CPUs each).
+        run: ``batch_size``, ``progress``, ``cache`` (:class:`stages.engine.runs.RunOptions`;
+            the default batch allows for a group of four plans' blocks at once).
 
     Returns:
         One row per sequence: ``"<label>:<metric>"`` (float64 sums over the sequence's scored
         positions ``1..seq_len-2`` of each :data:`stages.engine.metrics.METRICS` entry, for the
-        baseline ``none`` and every intervention, labelled as :attr:`Intervention.label`),
+        baseline ``none`` and every intervention, labelled as :attr:`Plan.label`),
         ``entropy`` (the baseline's entropy summed over the same positions, bits) and
         ``seq_len``.
 
@@ -126,11 +121,6 @@ def sweep_sums(
     half = _autocast_dtype(model, autocast)
     if executor not in EXECUTORS:
         raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
-    seq_len = tokens.shape[1]
-    if batch_size is None:
-        # a group of four interventions' blocks at once, and the scoring's vectors
-        per_seq = forward_bytes_per_seq(model, seq_len, copies=5)
-        batch_size = default_batch_size(model, seq_len, bytes_per_seq=per_seq)
     map_batches = None
     if executor == "ray":
         from stages.engine.scale_out import RayBatches
@@ -147,12 +137,11 @@ def sweep_sums(
         compute=compute,
         params={"interventions": [iv.label for iv in [BASELINE, *ivs]]}
         | ({"autocast": str(half).removeprefix("torch.")} if half else {}),
-        batch_size=batch_size,
-        progress=progress,
-        cache=cache,
+        bytes_per_seq=partial(forward_bytes_per_seq, model, copies=5),
         desc="interventions x sequences",
         units_per_seq=len(ivs) + 1,
         map_batches=map_batches,
+        **run,
     )
     # one column order however the batches' columns arrived (Ray merges chunks as they finish)
     order = [f"{iv.label}:{name}" for iv in [BASELINE, *ivs] for name in METRICS]
@@ -162,7 +151,7 @@ def sweep_sums(
 
 
 def plan_sums(
-    name: str, plans_of: Callable[[int], list[Intervention]], columns: str
+    name: str, plans_of: Callable[[int], list[Plan]], columns: str
 ) -> Callable[..., pd.DataFrame]:
     """The sums function of a family of plans: :func:`sweep_sums` of ``plans_of(n_layers)``.
 
@@ -172,15 +161,11 @@ def plan_sums(
         columns: the labels its columns carry, in words (for the docstring).
 
     Returns:
-        ``f(model, tokens, *, batch_size=None, progress=True, cache=True)``.
+        ``f(model, tokens, **run)`` (:class:`stages.engine.runs.RunOptions`).
     """
 
-    def sums(
-        model: Model, tokens: Tokens, *, batch_size: int | None = None,
-        progress: bool = True, cache: bool = True,
-    ) -> pd.DataFrame:  # fmt: skip
-        return sweep_sums(model, tokens, plans_of(n_layers(model)), batch_size=batch_size,
-                          progress=progress, cache=cache)  # fmt: skip
+    def sums(model: Model, tokens: Tokens, **run: Unpack[RunOptions]) -> pd.DataFrame:
+        return sweep_sums(model, tokens, plans_of(n_layers(model)), **run)
 
     sums.__name__ = sums.__qualname__ = name
     sums.__module__ = plans_of.__module__
@@ -213,7 +198,7 @@ def sweep_table(
         ``rel_depth`` (``layer / (n_layers - 1)``), ``kl`` (nats), ``rel_acc`` (0..1),
         ``entropy_delta`` (bits), ``loss`` (nats), each with ``_lo`` / ``_hi`` 95% bootstrap
         bounds, ``baseline_loss`` (nats), ``baseline_entropy`` (bits), ``n_tokens`` (scored
-        positions), ``n_seq`` and ``label`` (the plan's :attr:`Intervention.label`, which tells
+        positions), ``n_seq`` and ``label`` (the plan's :attr:`Plan.label`, which tells
         apart plans of one kind over one span, such as shuffles with different seeds).
     """
     rows = sweep_labels(sums)
@@ -243,7 +228,7 @@ def _autocast_dtype(model: Model, autocast: str | None) -> torch.dtype | None:
 def sweep_task(
     model: Model,
     batch: torch.Tensor,
-    groups: Sequence[Sequence[Intervention]],
+    groups: Sequence[Sequence[Plan]],
     *,
     first: bool,
     half: torch.dtype | None,
@@ -366,13 +351,7 @@ def _table(
     )  # fmt: skip
     records = []
     for i, label in enumerate(labels):
-        kind, layer, layers = describe_label(label)
-        rec: dict[str, Any] = {
-            "kind": kind,
-            "layer": layer,
-            "layers": layers,
-            "rel_depth": layer / max(1, n - 1) if layers else np.nan,
-        }
+        rec = label_columns(label, n)
         for m, name in enumerate(METRICS):
             rec |= {name: estimate[i, m], f"{name}_lo": lo[i, m], f"{name}_hi": hi[i, m]}
         rec.update(

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from stages.analyses.cross_model import Sample, model_signals
-from stages.results.source import open_results, packs_for
+from stages.results.opening import open_results, packs_for
 
 
 @dataclass
@@ -56,8 +56,8 @@ def compare_models(
 
     Each model reads ``n_tokens`` tokens of ``corpus`` in its own tokenization (the same seed).
     With ``pack="default"`` a model whose shipped results pack holds exactly these parameters is
-    read from it (see :func:`stages.results.source.open_results`); a pack folder serves the model it
-    names (:func:`stages.results.source.packs_for`).
+    read from it (see :func:`stages.results.opening.open_results`); a pack folder serves the
+    model it names (:func:`stages.results.opening.packs_for`).
 
     Raises:
         ValueError: no model, or a model named twice.

@@ -5,9 +5,13 @@
   it undefined), :func:`simultaneous` (a sup-t band over ``k`` quantities);
 - :mod:`.bands`: :func:`gap`, :func:`lowest`, :func:`highest` (claims decided item by item);
 - :mod:`.tests`: :func:`clopper_pearson`, :func:`mcnemar`, :func:`holm`;
-- :mod:`.verdicts`: :class:`Verdict`, :func:`verdict`, :func:`decide` and its kin.
+- :mod:`.verdicts`: :class:`Verdict`, :func:`verdict` (:func:`mean_verdict` on one mean),
+  :func:`decide` and its kin;
+- :mod:`.words`: the bootstrap over words, each word weighted once (:func:`class_effects`,
+  :func:`selection_half`).
 
-Everything is re-exported here: ``from stages import stats`` then ``stats.interval(...)``.
+Everything but :mod:`.words` is re-exported here: ``from stages import stats`` then
+``stats.interval(...)``.
 """
 
 from stages.stats.bands import gap, highest, lowest
@@ -33,6 +37,7 @@ from stages.stats.verdicts import (
     decide,
     decide_against_null,
     decide_within,
+    mean_verdict,
     missing,
     rule_text,
     table,
@@ -42,6 +47,7 @@ from stages.stats.verdicts import (
 __all__ = [
     "LEVEL", "MIN_UNITS", "N_BOOT", "SOURCES", "VERDICTS", "Statistic", "Verdict", "bootstrap",
     "clopper_pearson", "decide", "decide_against_null", "decide_within", "defined_percentile",
-    "gap", "highest", "holm", "interval", "lowest", "mcnemar", "mean_intervals", "means",
+    "gap", "highest", "holm", "interval", "lowest", "mcnemar", "mean_intervals", "mean_verdict",
+    "means",
     "missing", "percentile", "rule_text", "simultaneous", "table", "two_sample", "verdict",
 ]  # fmt: skip

@@ -12,10 +12,12 @@ where its claim comes from (:data:`SOURCES`).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from stages.stats.bootstrap import MIN_UNITS
+from stages.stats.bootstrap import MIN_UNITS, interval
 
 VERDICTS = ("holds", "does not hold", "unclear", "no evidence", "not enough data")
 """Every verdict, in the order pages list them."""
@@ -184,6 +186,33 @@ def verdict(
         claim, figure, statistic, float(value), float(lo), float(hi), rule, int(n), unit,
         decided, detail, source,
     )  # fmt: skip
+
+
+def mean_verdict(
+    claim: str,
+    figure: str,
+    statistic: str,
+    sums: np.ndarray,
+    counts: np.ndarray | None = None,
+    *,
+    seed: int = 0,
+    **rule: Any,
+) -> Verdict:
+    """A :func:`verdict` on one mean, with its percentile bootstrap interval over units.
+
+    Args:
+        claim: what is claimed, as the page states it.
+        figure: where the paper shows it.
+        statistic: what the mean is, with its unit.
+        sums: ``[n]`` or ``[1, n]`` per-unit sums of the quantity.
+        counts: ``[n]`` weights (tokens per unit); None: a plain mean over units.
+        seed: the resampling seed (:func:`stages.stats.interval`).
+        **rule: :func:`verdict`'s keywords (``threshold`` and the rest); ``n`` is the number
+            of units.
+    """
+    sums = np.atleast_2d(sums)
+    estimate, lo, hi = interval(sums, counts, seed=seed)
+    return verdict(claim, figure, statistic, estimate[0], lo[0], hi[0], n=sums.shape[-1], **rule)
 
 
 def missing(

@@ -19,7 +19,7 @@ from stages.engine.forward import (
     run_intervened,
     start_groups,
 )
-from stages.engine.plans import BASELINE, FAMILIES, Intervention
+from stages.engine.plans import BASELINE, FAMILIES, Plan
 from tests.conftest import ARCHS
 from tests.reference import reference_logits
 
@@ -47,7 +47,7 @@ SPANS = [
 CASES = SINGLE_LAYER + SPANS
 
 
-def _plan(name: str, args: tuple) -> Intervention:
+def _plan(name: str, args: tuple) -> Plan:
     return getattr(stages, name)(*args)
 
 
@@ -77,8 +77,8 @@ def test_interventions_change_the_output(arch, tiny_models, tiny_tokens):
 
 
 def test_plans_spell_out_what_runs():
-    assert stages.drop(3) == Intervention("drop", 3, 4)
-    assert stages.drop_range(2, 5) == Intervention("drop_range", 2, 5)
+    assert stages.drop(3) == Plan("drop", 3, 4)
+    assert stages.drop_range(2, 5) == Plan("drop_range", 2, 5)
     assert stages.drop_component(1, "mlp").zeroed == ("blocks.1.hook_mlp_out",)
     assert stages.swap(1).order == (2, 1)
     assert stages.reverse(1, 4).order == (3, 2, 1)
@@ -89,6 +89,7 @@ def test_plans_spell_out_what_runs():
                                              ("shuffle", (0, 5, 1)), ("repeat", (1, 3, 2))]]
     assert labels == ["swap 3-4", "drop_range 2-4", "shuffle 0-4 seed 1", "repeat 1-2 x2"]
     assert BASELINE.label == "none" and BASELINE.layer == -1
+    assert stages.Intervention is Plan  # the former name still works
 
 
 def test_shuffles_tested_here_are_not_the_identity():
@@ -155,15 +156,15 @@ def test_gemma_swap_keeps_each_blocks_attention_type(tiny_models, tiny_tokens):
 @pytest.mark.parametrize(
     "make, message",
     [
-        (lambda: Intervention("delete", 1, 2), "unknown intervention kind"),
+        (lambda: Plan("delete", 1, 2), "unknown intervention kind"),
         (lambda: stages.drop(-1), "non-negative"),
         (lambda: stages.drop_range(3, 3), "at least 1"),
         (lambda: stages.reverse(2, 3), "at least 2"),
         (lambda: stages.repeat(1, 2, 0), "times"),
         (lambda: stages.drop_component(1, "head"), "component"),
-        (lambda: Intervention("swap", 1, 2, (2, 1)), "leaves the span"),
-        (lambda: Intervention("drop", 1, 2, (1,), ("blocks.3.hook_attn_out",)), "cannot zero"),
-        (lambda: Intervention("parallel", 1, 3, (), combine="mean"), "combine"),
+        (lambda: Plan("swap", 1, 2, (2, 1)), "leaves the span"),
+        (lambda: Plan("drop", 1, 2, (1,), ("blocks.3.hook_attn_out",)), "cannot zero"),
+        (lambda: Plan("parallel", 1, 3, (), combine="mean"), "combine"),
     ],
 )
 def test_bad_plans_are_rejected(make, message):

@@ -149,6 +149,30 @@ def test_hand_written_pages_work_offline(doc, built_book):
     )
 
 
+_EVERY_PAGE = ["book/intro", *book.REFERENCE_PAGES,
+               *(f"{book.EXECUTED_DIR}/{s.stem}" for s in book.discover_sections(ROOT))]
+
+
+@pytest.mark.parametrize("doc", _EVERY_PAGE)
+def test_every_page_fits_its_column_at_1280_and_400_px(doc, built_book):
+    """No chart past the text column, no sideways scroll, no unfolded table taller than the
+    window (900 px), at 1280 px and at 400 px; chart fonts of at least 11 px at 1280 px."""
+    require_browser()
+    _, html = built_book
+    with browser.serve_directory(html) as url:
+        for width in (1280, 400):
+            report = browser.layout_report(f"{url}{doc}.html", width=width)
+            right = report["column"]["right"] + 2
+            cut = [c for c in report["charts"] if c["right"] > right]
+            assert cut == [] and report["wide"] == [], (width, cut, report["wide"])
+            assert report["page_width"] <= report["viewport"], (width, report["page_width"])
+            assert report["tables"] == [], (width, report["tables"])
+            if width == 1280:
+                small = [c["small_text"] for c in report["charts"] if c["min_font"] is not None
+                         and c["min_font"] < 11 - 0.05]  # fmt: skip
+                assert small == [], small
+
+
 def test_the_introduction_states_the_books_conclusions(built_book):
     _, html = built_book
     intro = (html / "book" / "intro.html").read_text()
@@ -210,7 +234,10 @@ def test_the_print_edition_holds_every_page_and_figure(built_book):
     root, _ = built_book
     pdf = book.build_pdf(root, echo=False)
     printed = json.loads(pdf.with_suffix(".json").read_text())
-    text = _plain("\n".join(p.extract_text() for p in pypdf.PdfReader(pdf).pages))
+    pages = [p.extract_text() for p in pypdf.PdfReader(pdf).pages]
+    blank = [i + 1 for i, page in enumerate(pages) if len(page.strip()) < 40]
+    assert blank == [], f"pages with no content: {blank}"
+    text = _plain("\n".join(pages))
     charts = 0
     for section in book.discover_sections(ROOT):
         nb = nbformat.read(root / book.EXECUTED_DIR / f"{section.stem}.ipynb", as_version=4)

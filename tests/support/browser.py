@@ -390,8 +390,18 @@ _LAYOUT_JS = """
     && t.getBoundingClientRect().height > window.innerHeight)
     .map(t => ({rows: t.rows.length, height: t.getBoundingClientRect().height,
                 text: (t.caption ? t.caption.textContent : t.textContent).slice(0, 80)}));
+  const scrolls = el => {  // inside a box of its own that scrolls sideways (a wide table)
+    for (let p = el.parentElement; p && p !== column; p = p.parentElement) {
+      const x = getComputedStyle(p).overflowX;
+      if ((x === 'auto' || x === 'scroll') && p.getBoundingClientRect().right <= col.right + 2) {
+        return true;
+      }
+    }
+    return false;
+  };
   const wide = [...column.querySelectorAll('*')].filter(e => !folded(e) && e.offsetParent !== null
-    && e.getBoundingClientRect().right > col.right + 2 && !e.closest('.highlight, pre, .MathJax'))
+    && e.getBoundingClientRect().right > col.right + 2 && !e.closest('.highlight, pre, .MathJax')
+    && !scrolls(e))
     .slice(0, 5).map(e => e.tagName + '.' + (e.className.baseVal ?? e.className));
   return {column: {left: col.left, right: col.right, width: col.width}, charts, tables, wide,
           page_width: document.documentElement.scrollWidth, viewport: window.innerWidth};
@@ -406,7 +416,8 @@ def layout_report(url: str, *, width: int = 1280, timeout_ms: int = 20_000) -> d
         ``column`` (the text column's box), ``charts`` (each visible chart's box, its drawn
         width against its own, the smallest font it draws in px as drawn, and up to three texts
         under 11 px), ``tables`` (visible tables taller than the window, not folded), ``wide``
-        (visible elements reaching past the column's right edge, code and math aside),
+        (visible elements reaching past the column's right edge, code and math aside, and
+        tables in a box of their own that scrolls sideways within the column),
         ``page_width`` against ``viewport`` (a page wider than the window scrolls sideways).
     """
     with _browser() as browser:

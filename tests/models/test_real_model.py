@@ -31,6 +31,13 @@ def prose(gemma64) -> torch.Tensor:
     return stages.load_corpus(bridge, n_tokens=96, seq_len=48, seed=1)
 
 
+@pytest.fixture(scope="module")
+def unperturbed(gemma64, prose) -> torch.Tensor:
+    """The reference's unperturbed logits on ``prose`` (every surgery case compares with them)."""
+    _, hf = gemma64
+    return reference_logits(hf, prose, ("none",))
+
+
 def test_tokenizer_round_trips_english(gemma64):
     bridge, _ = gemma64
     text = "It is a way I have of driving off the spleen, and regulating the circulation."
@@ -65,16 +72,16 @@ def test_loss_on_shipped_prose_is_that_of_a_trained_model():
     ],
     ids=lambda spec: " ".join(map(str, spec)),
 )
-def test_engine_matches_surgery_on_the_embedded_model(spec, gemma64, prose):
+def test_engine_matches_surgery_on_the_embedded_model(spec, gemma64, prose, unperturbed):
     bridge, hf = gemma64
     iv = getattr(stages, spec[0])(*spec[1:])
     got = torch.log_softmax(intervened_logits(bridge, prose, iv), -1)
-    want = torch.log_softmax(reference_logits(hf, prose, spec), -1)
+    surgery = reference_logits(hf, prose, spec)
+    want = torch.log_softmax(surgery, -1)
     assert (got - want).abs().max().item() < 1e-5 * max(1.0, want.abs().max().item())
-    base = reference_logits(hf, prose, ("none",))
     table = stages.run_sweep(bridge, prose, [iv], progress=False)
     row = table[table.label == iv.label].iloc[0]
-    for name, value in reference_metrics(base, reference_logits(hf, prose, spec), prose).items():
+    for name, value in reference_metrics(unperturbed, surgery, prose).items():
         assert abs(row[name] - value) <= 1e-5 * abs(value) + 1e-9, (name, row[name], value)
 
 

@@ -390,8 +390,10 @@ _LAYOUT_JS = """
     && t.getBoundingClientRect().height > window.innerHeight)
     .map(t => ({rows: t.rows.length, height: t.getBoundingClientRect().height,
                 text: (t.caption ? t.caption.textContent : t.textContent).slice(0, 80)}));
-  const scrolls = el => {  // inside a box of its own that scrolls sideways (a wide table)
-    for (let p = el.parentElement; p && p !== column; p = p.parentElement) {
+  const scrolls = el => {  // a table in a box of its own that scrolls sideways in the column
+    const table = el.closest('table');
+    if (!table) return false;
+    for (let p = table.parentElement; p && p !== column; p = p.parentElement) {
       const x = getComputedStyle(p).overflowX;
       if ((x === 'auto' || x === 'scroll') && p.getBoundingClientRect().right <= col.right + 2) {
         return true;

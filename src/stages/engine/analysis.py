@@ -86,7 +86,11 @@ def analysis(
     """
     to_sums, to_table = _params(sums), _params(table)
     wants_layers = "n_layers" in inspect.signature(table).parameters
-    docs = COMMON_ARGS | documented(table) | documented(sums) | (args or {})
+    sums_docs = documented(sums)
+    docs = COMMON_ARGS | documented(table) | sums_docs | (args or {})
+    if "run" in sums_docs:  # what the batch counts and how its default is sized, as sums says
+        docs["batch_size"] = (f"the run options as :func:`{sums.__name__}` describes them: "
+                              f"{sums_docs['run']}")  # fmt: skip
     missing = [p for p in dict.fromkeys(to_sums + to_table) if p not in docs]
     if missing:
         raise ValueError(f"{name}: document the arguments {missing}")

@@ -151,7 +151,7 @@ def label_columns(label: str, n_layers: int) -> dict[str, Any]:
 
 
 Intervention = Plan
-"""The former name of :class:`Plan` (before 0.2.0), kept for code written against it."""
+"""The former name of :class:`Plan` (0.2.0 and earlier), kept for code written against it."""
 
 BASELINE = Plan("none", 0, 0)
 

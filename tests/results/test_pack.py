@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
@@ -19,6 +20,7 @@ from stages.results.check import slice_check
 from stages.results.computer import Computer
 from stages.results.opening import open_results
 from stages.results.pack import Pack, PackError, Recipe
+from stages.results.tolerance import CROSS_KERNEL_RTOL, RTOL, first_chunk_kernels, kernels
 from stages.results.verdicts import decide_all
 from tests.conftest import tiny_recipe
 
@@ -87,6 +89,36 @@ def test_the_live_slice_matches_and_catches_changed_code(setup, monkeypatch, tmp
     check = slice_check(pack, model, ("sweep", "lens")).set_index("part")
     assert not check.loc["sweep", "ok"] and check.loc["sweep", "max_rel_diff"] > 1e-6
     assert check.loc["lens", "ok"]  # an unchanged analysis still matches
+
+
+def test_on_other_kernels_the_slice_allows_rounding_and_still_catches_a_change(
+    setup, monkeypatch, tmp_path
+):
+    """Rows from the kernels running now match to 1e-6; from other kernels to 2e-3, not 1e-2."""
+    recipe, pack, _ = setup
+    here = kernels("cpu")
+    for part in pack.manifest["parts"]:
+        assert first_chunk_kernels(pack.manifest, part) == here
+    model = load_model(recipe.model, device="cpu", dtype="float64")
+    check = slice_check(pack, model).set_index("part")
+    assert (check.loc[list(pack.manifest["parts"]), "rtol"] == RTOL).all()
+    elsewhere = copy.deepcopy(pack.manifest)
+    for entry in elsewhere["parts"].values():
+        for chunk in entry["chunks"].values():
+            chunk["kernels"] = "another processor, torch AVX2, 2 threads"
+    moved = Pack(pack.path, elsewhere)
+    original = stages.engine.sweep.score_residuals
+    for drift, ok in [(1e-5, True), (1e-2, False)]:
+        monkeypatch.setenv("STAGES_CACHE_DIR", str(tmp_path / str(drift)))  # no cached slice
+
+        def drifted(*a, drift=drift, **k):
+            sums, entropy = original(*a, **k)
+            return sums * (1 + drift), entropy
+
+        monkeypatch.setattr(stages.engine.sweep, "score_residuals", drifted)
+        check = slice_check(moved, model, ("sweep", "lens")).set_index("part")
+        assert (check["rtol"] == CROSS_KERNEL_RTOL).all()
+        assert check.loc["sweep", "ok"] == ok and check.loc["lens", "ok"]
 
 
 def test_an_altered_file_is_refused(setup, tmp_path):

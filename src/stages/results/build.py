@@ -33,6 +33,7 @@ from stages.results.pack import (
     to_wide,
 )
 from stages.results.parts import EXTENSION_PARTS, PARTS, SEQUENCE_PARTS, WINDOW_PARTS
+from stages.results.tolerance import kernels, slice_rtol
 from stages.shapes import Model
 from stages.store import atomic_write, sha256_bytes
 from stages.text.corpus import corpus_fingerprint
@@ -120,6 +121,7 @@ def build_pack(
     out = Path(out) if out is not None else shipped_pack(recipe.model)
     started = time.time()
     model = load_model(recipe.model, device=device, dtype=recipe.dtype)
+    here = kernels(model_info(model).get("device", "cpu"))
     existing = Pack.open(out) if (out / "manifest.json").exists() else None
     computer = Computer(model, recipe, existing)
     manifest = _new_manifest(model, recipe, computer)
@@ -172,6 +174,9 @@ def build_pack(
             atomic_write(out / "neurons.parquet", data)
             manifest["files"]["neurons.parquet"] = sha256_bytes(data)
             finish_part("neurons", ["neurons.parquet"], time.time() - t0)
+            manifest["parts"]["neurons"]["chunks"] = {
+                "neurons.parquet": {"git_commit": commit, "kernels": here}
+            }
             computer._classes = None  # read back through the manifest next time
             computer.pack = Pack(out, manifest)
             _save_manifest(out, manifest)
@@ -195,7 +200,8 @@ def build_pack(
             first = sorted(done)[0]
             stored = to_wide(pd.read_parquet(out / first))
             live = computer.rows(part, 0, len(stored), cache=False, progress=False)
-            if not compare_rows(live, stored)["ok"].all():
+            rtol = slice_rtol(manifest, part, here)
+            if not compare_rows(live, stored, rtol=rtol)["ok"].all():
                 log(f"{part}: today's code gives other numbers; rebuilding this part")
                 done = set()
                 entry.update(seconds=0.0, chunks={})  # the part's time is the rebuild's
@@ -220,6 +226,7 @@ def build_pack(
             entry["updated"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
             entry.setdefault("chunks", {})[name] = {
                 "git_commit": commit, "updated": entry["updated"], "seconds": seconds,
+                "kernels": here,
             }  # fmt: skip
             _save_manifest(out, manifest)
             log(f"{part}: rows {a}-{b - 1} of {n_rows} done in {time.time() - t1:.0f} s")

@@ -9,8 +9,9 @@ from stages.analyses.neurons import vocab_moments_rows
 from stages.engine.runs import tokens_sha256
 from stages.models import model_info
 from stages.results.computer import Computer, ing_neuron_sets, profile_heads
-from stages.results.pack import RTOL, SLICE, Pack, PackError
+from stages.results.pack import SLICE, Pack, PackError
 from stages.results.parts import PLAN_PARTS, WINDOW_PARTS
+from stages.results.tolerance import RTOL, kernels, slice_rtol
 from stages.shapes import Model
 
 
@@ -68,9 +69,14 @@ def slice_check(pack: Pack, model: Model, parts: tuple[str, ...] | None = None) 
         parts: the parts to check (default: every part in the pack); a part the pack does not
             hold is left out.
 
+    A part's rows match to :data:`~stages.results.tolerance.RTOL` when its first chunk was
+    computed on the kernels that run now, else to
+    :data:`~stages.results.tolerance.CROSS_KERNEL_RTOL` (:mod:`stages.results.tolerance`).
+
     Returns:
         One row per check: ``part``, ``rows`` (how many rows were recomputed), ``columns``
-        (values per row compared), ``max_rel_diff`` (over every value), ``ok``.
+        (values per row compared), ``max_rel_diff`` (over every value), ``rtol`` (the
+        tolerance applied; 0 for a choice that must be identical), ``ok``.
 
     Raises:
         PackError: the model is not the pack's.
@@ -78,11 +84,12 @@ def slice_check(pack: Pack, model: Model, parts: tuple[str, ...] | None = None) 
     if model_info(model).get("weights_hash") != pack.manifest["model"]["weights_hash"]:
         raise PackError("this model's weights are not those the pack was computed with")
     computer = Computer(model, pack.recipe, pack)
+    here = kernels(model_info(model).get("device", "cpu"))
     out = []
 
-    def add(part: str, rows: int, columns: int, diff: float, ok: bool) -> None:
+    def add(part: str, rows: int, columns: int, diff: float, ok: bool, rtol: float = 0.0) -> None:
         out.append({"part": part, "rows": rows, "columns": columns, "max_rel_diff": diff,
-                    "ok": bool(ok)})  # fmt: skip
+                    "rtol": rtol, "ok": bool(ok)})  # fmt: skip
 
     held = tuple(p for p in pack.manifest["parts"] if pack.rows_done(p) or pack.has(p))
     chosen = tuple(p for p in (parts or held) if p in held)
@@ -99,8 +106,9 @@ def slice_check(pack: Pack, model: Model, parts: tuple[str, ...] | None = None) 
                 if part in PLAN_PARTS
                 else stored
             )
-        cmp = compare_rows(live.reset_index(drop=True), stored)
-        add(part, len(stored), len(cmp), float(cmp["max_rel_diff"].max()), cmp["ok"].all())
+        rtol = slice_rtol(pack.manifest, part, here)
+        cmp = compare_rows(live.reset_index(drop=True), stored, rtol=rtol)
+        add(part, len(stored), len(cmp), float(cmp["max_rel_diff"].max()), cmp["ok"].all(), rtol)
     windows = {"ing" if p == "ing" else "subjoiner" for p in chosen if p in WINDOW_PARTS}
     for name in sorted(windows):
         data = computer.datasets[name]
@@ -119,10 +127,14 @@ def slice_check(pack: Pack, model: Model, parts: tuple[str, ...] | None = None) 
             same = list(zip(today[rule]["layer"], today[rule]["neuron"], strict=True)) == list(
                 zip(stored["layer"], stored["neuron"], strict=True)
             )
-            cmp = compare_rows(today[rule][["contrast"]], stored[["contrast"]]) if same else None
+            rtol = slice_rtol(pack.manifest, "ing", here)
+            cmp = (
+                compare_rows(today[rule][["contrast"]], stored[["contrast"]], rtol=rtol)
+                if same else None
+            )  # fmt: skip
             ok = same and bool(cmp["ok"].all())
             diff = float(cmp["max_rel_diff"].max()) if same else np.inf
-            add(f"'-ing' neurons, {rule} selection", len(stored), 1, diff, ok)
+            add(f"'-ing' neurons, {rule} selection", len(stored), 1, diff, ok, rtol)
     if "subjoiner_profile" in chosen:
         sub = pack.frame("subjoiner")
         same = profile_heads(sub, sub["label"].to_numpy(bool)) == pack.manifest["profile_heads"]

@@ -61,9 +61,6 @@ from stages.store import data_dir, repo_root, sha256_bytes
 SLICE = 2
 """Rows of every part recomputed live by the slice check (and the pack's first chunk)."""
 
-RTOL = 1e-6
-"""Relative tolerance of the slice check (see :func:`stages.results.check.compare_rows`)."""
-
 NEURON_COLUMNS = ["layer", "neuron", "cls", "skew", "kurtosis", "variance", "contrast"]
 """The columns of :func:`stages.analyses.probes.ing_neurons`."""
 PROFILE_HEADS = 4

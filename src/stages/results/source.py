@@ -31,6 +31,7 @@ from stages.results.pack import (
     short_commit,
 )
 from stages.results.parts import EXTENSION_PARTS, PARTS, ROW_PARTS
+from stages.results.tolerance import CROSS_KERNEL_RTOL, RTOL
 from stages.shapes import Model, Tokens
 from stages.stats import Verdict
 
@@ -294,18 +295,24 @@ class Results:
             "64 neurons of layer 0 for the neuron moments; for a part of hundreds of plans, the "
             "plans of the first, middle and last start layers) were recomputed with this code, "
             "exactly as the pack's first chunk was, and compared with the pack's rows: a value "
-            "matches when it differs by at most 1e-6 of itself (or of 1/1000 of its column's mean"
-            " size, for values near zero). A book computes each slice once and keeps it in the "
+            "matches when it differs by at most the tolerance of itself (or of 1/1000 of its "
+            f"column's mean size, for values near zero): {RTOL:.0e} where the manifest records "
+            "that the rows were computed on the float32 kernels running now (processor, "
+            f"instruction set, threads), {CROSS_KERNEL_RTOL:.0e} on other or unrecorded kernels, "
+            "whose last-bit differences grow through the layers to a few parts in 10,000 "
+            "(measured: `stages.results.tolerance`). A book computes each slice once and keeps "
+            "it in the "
             "result cache, keyed by a hash of the source of the code that computes it. Choices "
             "the pack made once (the case-study windows, the probed neurons, the profiled heads) "
             "were made again and compared.",
             "",
-            "| check | rows | values per row | largest relative difference | equal |",
-            "|---|---|---|---|---|",
+            "| check | rows | values per row | largest relative difference | tolerance | equal |",
+            "|---|---|---|---|---|---|",
         ]
         for row in check.itertuples():
             lines.append(
                 f"| {row.part} | {row.rows:,} | {row.columns:,} | {row.max_rel_diff:.1e} | "
+                f"{f'{row.rtol:.0e}' if row.rtol else 'identical'} | "
                 f"{'yes' if row.ok else '**no**'} |"
             )
         if not ok:

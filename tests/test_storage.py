@@ -131,3 +131,24 @@ def test_a_read_only_cache_dir_is_refused_before_any_work(tmp_path):
     last = child.stderr.strip().splitlines()[-1]
     assert last.startswith("stages.store.StorageError") and "cannot write to" in last, last
     assert "STAGES_CACHE_DIR" in last and "Loading" not in child.stderr
+
+
+@pytest.mark.processes
+def test_work_made_once_waits_for_the_process_making_it(tmp_path):
+    """Two processes needing one conversion or cache entry: the second waits, then reuses it."""
+    target = tmp_path / "made"
+    code = (
+        "import sys, time; from pathlib import Path; from stages.store import one_at_a_time\n"
+        "target = Path(sys.argv[1])\n"
+        "with one_at_a_time(target):\n"
+        "    print('in', flush=True)\n"
+        "    if not target.exists():\n"
+        "        time.sleep(1.5); target.write_text(sys.argv[2])\n"
+    )
+    first = subprocess.Popen([sys.executable, "-c", code, str(target), "first"],
+                             stdout=subprocess.PIPE, text=True)  # fmt: skip
+    assert first.stdout.readline() == "in\n"  # the first holds the lock
+    second = subprocess.run([sys.executable, "-c", code, str(target), "second"],
+                            capture_output=True, text=True, check=True)  # fmt: skip
+    assert first.wait() == 0 and second.stdout == "in\n"
+    assert target.read_text() == "first"  # the second found it made, and made nothing

@@ -88,7 +88,7 @@ def list_entries() -> pd.DataFrame:
     rows = []
     root = results_dir()
     for folder in sorted(root.glob("*/*")) if root.is_dir() else []:
-        files = [p for p in folder.iterdir() if p.is_file()]
+        files = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
         try:
             parts = json.loads((folder / "key.json").read_text())
         except (OSError, ValueError):

@@ -21,6 +21,7 @@ stable hash of JSON-serialisable parts, for cache keys). This module imports not
 from __future__ import annotations
 
 import errno
+import fcntl
 import hashlib
 import json
 import os
@@ -188,6 +189,33 @@ def staged_folder(target: Path) -> Iterator[Path]:
                     raise
     finally:
         shutil.rmtree(staged, ignore_errors=True)
+
+
+@contextmanager
+def one_at_a_time(target: Path) -> Iterator[None]:
+    """Hold an exclusive lock named after ``target`` while the block runs; others wait for it.
+
+    For work that makes ``target`` once (a model's conversion, a cache entry): a second process
+    that needs it waits here, then finds it made instead of making it again. The lock is an
+    advisory ``flock`` on ``.<name>.lock`` beside ``target``, released by the kernel when its
+    holder exits, even after ``kill -9``. Where that file cannot be created (a read-only shared
+    folder, where nothing will be written either) no lock is taken.
+    """
+    target = Path(target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(target.parent / f".{target.name}.lock", "a+")  # noqa: SIM115
+    except OSError:
+        handle = None
+    if handle is None:
+        yield
+        return
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def write_folder_digest(folder: Path, name: str) -> None:

@@ -18,6 +18,7 @@ and a hash of the source files of the analysis and every ``stages`` module it us
 from __future__ import annotations
 
 import ast
+import contextlib
 import datetime as dt
 import importlib
 import importlib.util
@@ -37,7 +38,7 @@ from stages.cache import Entry
 from stages.models import model_info
 from stages.provenance import versions
 from stages.shapes import Model, Tokens
-from stages.store import sha256_bytes
+from stages.store import one_at_a_time, sha256_bytes
 
 BatchSums = Mapping[str, np.ndarray]
 # Computes the pending batches ``[(k, tokens)]`` somewhere; yields ``(k, sums)`` as they finish.
@@ -261,6 +262,7 @@ def per_sequence(
     batch_size = check_batch_size(batch_size)
     tokens_sha = tokens_sha256(tokens)
     entry = None
+    guard = contextlib.ExitStack()
     if cache:
         key = {
             "analysis": analysis,
@@ -272,52 +274,54 @@ def per_sequence(
             "engine": code_fingerprint(sys.modules[compute.__module__]),
         }
         entry = Entry.for_run(analysis, key)
-        if (hit := entry.read("sums")) is not None:
+        guard.enter_context(one_at_a_time(entry.path / "sums"))  # one computes, others wait
+    with guard:
+        if entry is not None and (hit := entry.read("sums")) is not None:
             sums, meta = hit
             sums.attrs["provenance"] = meta | {"from_cache": True}
             return sums
 
-    bar = tqdm(total=n_seq * units_per_seq, disable=not progress, desc=desc, unit="seq")
-    frames: dict[int, pd.DataFrame] = {}
-    pending = []
-    for k, start in enumerate(range(0, n_seq, batch_size)):
-        stop = min(n_seq, start + batch_size)
-        stored = entry.read(f"batch-{k:05d}") if entry is not None else None
-        if stored is not None:  # checkpoint of an earlier (maybe interrupted) run
-            frames[k] = stored[0]
-            bar.update((stop - start) * units_per_seq)
-        else:
-            pending.append((k, tokens[start:stop]))
+        bar = tqdm(total=n_seq * units_per_seq, disable=not progress, desc=desc, unit="seq")
+        frames: dict[int, pd.DataFrame] = {}
+        pending = []
+        for k, start in enumerate(range(0, n_seq, batch_size)):
+            stop = min(n_seq, start + batch_size)
+            stored = entry.read(f"batch-{k:05d}") if entry is not None else None
+            if stored is not None:  # checkpoint of an earlier (maybe interrupted) run
+                frames[k] = stored[0]
+                bar.update((stop - start) * units_per_seq)
+            else:
+                pending.append((k, tokens[start:stop]))
 
-    def local(batches: list[tuple[int, torch.Tensor]]) -> Iterator[tuple[int, BatchSums]]:
-        for k, batch in batches:
-            with torch.no_grad():
-                sums = compute(batch.to(model.cfg.device))
-            yield k, sums
+        def local(batches: list[tuple[int, torch.Tensor]]) -> Iterator[tuple[int, BatchSums]]:
+            for k, batch in batches:
+                with torch.no_grad():
+                    sums = compute(batch.to(model.cfg.device))
+                yield k, sums
 
-    for k, sums in (map_batches or local)(pending):
-        part = pd.DataFrame(sums)
-        expected = min(n_seq, (k + 1) * batch_size) - k * batch_size
-        if len(part) != expected:
-            raise RuntimeError(f"{analysis}: a batch of {expected} gave {len(part)} rows")
+        for k, sums in (map_batches or local)(pending):
+            part = pd.DataFrame(sums)
+            expected = min(n_seq, (k + 1) * batch_size) - k * batch_size
+            if len(part) != expected:
+                raise RuntimeError(f"{analysis}: a batch of {expected} gave {len(part)} rows")
+            if entry is not None:
+                entry.write(f"batch-{k:05d}", part)
+            frames[k] = part
+            bar.update(expected * units_per_seq)
+        bar.close()
+        sums = pd.concat([frames[k] for k in sorted(frames)], ignore_index=True)
+        sums["seq_len"] = seq_len
+        sums.attrs["provenance"] = model_provenance(model) | {
+            "analysis": analysis,
+            "tokens": f"{n_seq} x {seq_len}",
+            "tokens_sha256": tokens_sha,
+            "batch_size": batch_size,
+            **params,
+            "from_cache": False,
+        }
         if entry is not None:
-            entry.write(f"batch-{k:05d}", part)
-        frames[k] = part
-        bar.update(expected * units_per_seq)
-    bar.close()
-    sums = pd.concat([frames[k] for k in sorted(frames)], ignore_index=True)
-    sums["seq_len"] = seq_len
-    sums.attrs["provenance"] = model_provenance(model) | {
-        "analysis": analysis,
-        "tokens": f"{n_seq} x {seq_len}",
-        "tokens_sha256": tokens_sha,
-        "batch_size": batch_size,
-        **params,
-        "from_cache": False,
-    }
-    if entry is not None:
-        entry.write("sums", sums, meta=sums.attrs["provenance"])
-    return sums
+            entry.write("sums", sums, meta=sums.attrs["provenance"])
+        return sums
 
 
 def with_provenance(table: pd.DataFrame, sums: pd.DataFrame, **reduce_params: Any) -> pd.DataFrame:

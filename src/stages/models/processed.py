@@ -36,6 +36,7 @@ from stages.store import (
     discard_folder,
     folder_intact,
     models_dir,
+    one_at_a_time,
     staged_folder,
     write_folder_digest,
 )
@@ -121,28 +122,30 @@ def load_processed(
     folder), a warning says so and every call processes live.
     """
     target = processed_dir(folder, weights_hash, boot_kwargs.get("device", "cpu"))
-    if (marker := _current(target, Path(folder))) is not None:
-        if marker["reproduced"]:
-            return compatibility_mode(boot(str(target), **boot_kwargs), processing=False)
-        return compatibility_mode(boot(str(folder), **boot_kwargs), processing=True)
-    if target.exists():
-        warnings.warn(
-            f"the processed model folder {target} is damaged or older than its source; "
-            "rebuilding it",
-            stacklevel=2,
-        )
-        discard_folder(target)
-    bridge = compatibility_mode(boot(str(folder), **boot_kwargs), processing=True)
-    try:
-        _keep(bridge, Path(folder), target, weights_hash, lambda path: boot(path, **boot_kwargs))
-    except Exception as err:  # a full disk (safetensors raises its own error), a read-only
-        # folder, an architecture whose modules cannot be walked: keep nothing, lose nothing
-        warnings.warn(
-            f"could not keep the processed weights in {target} ({err}); they are processed "
-            "again on every load",
-            stacklevel=2,
-        )
-    return bridge
+    with one_at_a_time(target):  # a second process waits, then boots the kept twin
+        if (marker := _current(target, Path(folder))) is not None:
+            if marker["reproduced"]:
+                return compatibility_mode(boot(str(target), **boot_kwargs), processing=False)
+            return compatibility_mode(boot(str(folder), **boot_kwargs), processing=True)
+        if target.exists():
+            warnings.warn(
+                f"the processed model folder {target} is damaged or older than its source; "
+                "rebuilding it",
+                stacklevel=3,
+            )
+            discard_folder(target)
+        bridge = compatibility_mode(boot(str(folder), **boot_kwargs), processing=True)
+        try:
+            reboot = lambda path: boot(path, **boot_kwargs)  # noqa: E731
+            _keep(bridge, Path(folder), target, weights_hash, reboot)
+        except Exception as err:  # a full disk (safetensors raises its own error), a read-only
+            # folder, an architecture whose modules cannot be walked: keep nothing, lose nothing
+            warnings.warn(
+                f"could not keep the processed weights in {target} ({err}); they are processed "
+                "again on every load",
+                stacklevel=3,
+            )
+        return bridge
 
 
 def _source_files(folder: Path) -> dict[str, list[int]]:

@@ -41,3 +41,33 @@ def test_a_killed_conversion_is_redone_and_a_damaged_folder_converted_again(tmp_
     with pytest.warns(UserWarning, match="damaged"):
         again = embedded_model_dir(MODEL)
     assert again == folder and folder_intact(folder, DIGEST)
+
+
+def test_the_streamed_conversion_writes_the_files_transformers_writes(tmp_path):
+    """Byte for byte: the folder of ``from_pretrained(gguf_file=...)`` + ``save_pretrained``."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from stages.models.embedded import EMBEDDED_MODELS, convert_gguf
+
+    spec = EMBEDDED_MODELS[MODEL]
+    gguf_path, _, _ = spec.gguf(tmp_path)
+    folder, file = gguf_path.parent, gguf_path.name
+    reference, streamed = tmp_path / "reference", tmp_path / "streamed"
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=file, dtype=torch.float32)
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.config.architectures = [type(model).__name__]
+    model.config._name_or_path = spec.hf_name
+    model.save_pretrained(reference)
+    AutoTokenizer.from_pretrained(folder, gguf_file=file).save_pretrained(reference)
+    del model
+    streamed.mkdir()
+    convert_gguf(gguf_path, streamed, spec.hf_name, rows=100)  # several row blocks per weight
+
+    names = sorted(p.name for p in reference.iterdir())
+    assert names == sorted(p.name for p in streamed.iterdir())
+    assert "model.safetensors" in names
+    for name in names:
+        assert (streamed / name).read_bytes() == (reference / name).read_bytes(), name

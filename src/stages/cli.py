@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -120,6 +121,8 @@ def _cmd_book(args: argparse.Namespace) -> int:
     root = _root(args)
     ensure_writable(cache_dir())
     params = _parameters(args.parameter)
+    if args.jobs < 1:
+        raise UsageError(f"--jobs must be at least 1 (got {args.jobs})")
     sections = None
     if args.sections is not None:
         sections = [name.strip() for name in args.sections.split(",") if name.strip()]
@@ -141,6 +144,7 @@ def _cmd_book(args: argparse.Namespace) -> int:
         log_output=args.log_output,
         progress_bar=not args.no_progress,
         show_code=args.show_code,
+        jobs=args.jobs,
     )
     print(html / "index.html")
     if args.pdf:
@@ -258,6 +262,14 @@ def _parser() -> argparse.ArgumentParser:
         "--show-code",
         action="store_true",
         help="show every page's code (for teaching); by default it is folded behind a toggle",
+    )
+    p_book.add_argument(
+        "--jobs",
+        type=int,
+        default=min(2, os.cpu_count() or 1),
+        metavar="N",
+        help="sections executed at once after the first (default: 2, or 1 on one core); "
+        "1 runs them one after the other with papermill's progress bars",
     )
     p_book.add_argument(
         "--pdf",

@@ -480,6 +480,33 @@ def test_failing_notebook_names_the_section(tmp_path):
 
 
 @pytest.mark.book
+def test_sections_run_two_at_a_time_and_the_first_failure_in_book_order_is_raised(tmp_path):
+    make_demo_book(tmp_path)
+    notebooks = tmp_path / "notebooks"
+    for stem in ("02_other", "04_other_too"):
+        (notebooks / f"{stem}.py").write_text(OTHER_NOTEBOOK)
+    (notebooks / "03_broken.py").write_text(FAILING_NOTEBOOK)
+    (notebooks / "05_broken_too.py").write_text(FAILING_NOTEBOOK.replace("boom", "bang"))
+    sections = book.discover_sections(tmp_path)
+    per_section = {s.name: {} for s in sections}
+    with pytest.raises(book.NotebookExecutionError) as err:
+        book.execute_sections(sections, per_section, tmp_path, jobs=2, progress_bar=False)
+    assert err.value.section == "broken"  # not broken_too, whichever finished first
+    executed = tmp_path / "book" / "_executed"
+    assert (executed / "01_demo.ipynb").exists()  # the first section, alone, before the others
+    assert (executed / "03_broken.failed.ipynb").exists()
+    assert not (executed / "03_broken.ipynb").exists()
+
+    (notebooks / "03_broken.py").unlink()
+    (notebooks / "05_broken_too.py").unlink()
+    sections = book.discover_sections(tmp_path)
+    book.execute_sections(sections, per_section, tmp_path, jobs=2, progress_bar=False)
+    assert {p.name for p in executed.glob("0*.ipynb") if ".failed" not in p.name} == {
+        "01_demo.ipynb", "02_other.ipynb", "04_other_too.ipynb"
+    }  # fmt: skip
+
+
+@pytest.mark.book
 def test_an_executed_page_knows_what_it_was_made_from(tmp_path):
     """The stamp: a page is current until its source, its inputs or its parameters change."""
     from stages.book.execute import is_current

@@ -29,7 +29,7 @@ tests can run on temporary copies.
 """
 
 from stages.book.assets import VEGA_BUNDLE, write_vega_bundle
-from stages.book.build import BUILD_LOG, BookBuildError, build_book
+from stages.book.build import BUILD_LOG, BookBuildError, build_book, execute_sections
 from stages.book.execute import NotebookExecutionError, execute_notebook, run_it_yourself
 from stages.book.lock import BookBusyError, book_lock
 from stages.book.parameters import (
@@ -75,6 +75,7 @@ __all__ = [
     "coerce_parameters",
     "discover_sections",
     "execute_notebook",
+    "execute_sections",
     "find_root",
     "get_section",
     "mathjax_source",

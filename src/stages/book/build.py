@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterable, Mapping
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +101,63 @@ def toc_of_executed(root: Path, sections: list[Any]) -> list[str]:
     return ["--toc", str(write_toc(root, available, root / "_build" / "_toc.partial.yml"))]
 
 
+def _execute_one(section: Any, parameters: Mapping[str, Any], root: Path, **options: Any) -> float:
+    """Execute one section, announcing it on stderr; returns the seconds it took."""
+    print(f"[stages] executing {section.path.relative_to(root)} {dict(parameters)}",
+          file=sys.stderr, flush=True)  # fmt: skip
+    start = time.perf_counter()
+    execute_notebook(section, parameters, root=root, **options)
+    seconds = time.perf_counter() - start
+    print(f"[stages] {section.name} done in {seconds:.0f} s", file=sys.stderr, flush=True)
+    return seconds
+
+
+def execute_sections(
+    sections: list[Any],
+    per_section: Mapping[str, Mapping[str, Any]],
+    root: Path,
+    *,
+    jobs: int = 1,
+    **options: Any,
+) -> None:
+    """Execute ``sections`` in order, the first alone, the others ``jobs`` at a time.
+
+    The first section runs before the others start, so that what every page reads first (the
+    default model's one-time conversion and processing, and the slices the first page keeps in
+    the result cache) is made once. The others then run in ``jobs`` worker processes, each
+    starting its own kernel: a page spends much of its time in one-threaded work (the kernel's
+    start and imports, loading the model, tokenizing, drawing), which overlaps with another
+    page's arithmetic. Two pages that need the same conversion, processing or cached result
+    compute it once (the others wait for it: :mod:`stages.store`'s locks). ``jobs=1`` runs
+    them one after the other, with papermill's progress bars.
+
+    Raises:
+        NotebookExecutionError: the first section, in book order, that failed; the sections
+            still waiting are not started.
+    """
+    if not sections:
+        return
+    _execute_one(sections[0], per_section[sections[0].name], root, **options)
+    rest = sections[1:]
+    if jobs <= 1 or len(rest) <= 1:
+        for s in rest:
+            _execute_one(s, per_section[s.name], root, **options)
+        return
+    options = dict(options, progress_bar=False)  # two bars on one terminal would interleave
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        futures = [pool.submit(_execute_one, s, per_section[s.name], root, **options)
+                   for s in rest]  # fmt: skip
+        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        if any(f.exception() is not None for f in done):
+            for future in futures:
+                future.cancel()
+        wait(futures)
+    for future in futures:
+        if not future.cancelled() and future.exception() is not None:
+            raise future.exception()
+
+
 def build_book(
     root: Path,
     parameters: Mapping[str, Any] | None = None,
@@ -109,13 +169,15 @@ def build_book(
     log_output: bool = False,
     progress_bar: bool = True,
     show_code: bool = False,
+    jobs: int = 1,
 ) -> Path:
     """Execute the sections' notebooks and build the HTML book.
 
-    Steps: check every parameter first (nothing runs if one is wrong), execute each chosen
-    section with papermill (global parameters go to every section declaring them), write the
-    offline Vega bundle, fold or unfold every page's code (:mod:`stages.book.reader`), write
-    the introduction's conclusions (:mod:`stages.book.intro`), regenerate ``_toc.yml``, then
+    Steps: check every parameter first (nothing runs if one is wrong), execute the chosen
+    sections with papermill, ``jobs`` at a time after the first (global parameters go to every
+    section declaring them), write the offline Vega bundle, fold or unfold every page's code
+    (:mod:`stages.book.reader`), write the introduction's conclusions
+    (:mod:`stages.book.intro`), regenerate ``_toc.yml``, then
     run ``jupyter-book build <root> -n --keep-going`` (plus ``-W`` by default).
 
     When only some sections are chosen, the others keep their earlier executed copies; a
@@ -133,6 +195,7 @@ def build_book(
         progress_bar: show papermill's per-cell progress bar.
         show_code: show every code cell (for teaching); by default a page's code is folded
             behind a toggle, its parameters cell and outputs shown.
+        jobs: sections executed at once after the first (:func:`execute_sections`).
 
     Returns:
         ``<root>/_build/html``.
@@ -150,19 +213,8 @@ def build_book(
 
     with book_lock(root):
         if execute:
-            for s in chosen:
-                print(
-                    f"[stages] executing {s.path.relative_to(root)} {per_section[s.name]}",
-                    file=sys.stderr,
-                    flush=True,
-                )
-                execute_notebook(
-                    s,
-                    per_section[s.name],
-                    root=root,
-                    log_output=log_output,
-                    progress_bar=progress_bar,
-                )
+            execute_sections(chosen, per_section, root, jobs=jobs, log_output=log_output,
+                             progress_bar=progress_bar)  # fmt: skip
 
         write_vega_bundle(root)
         executed = sorted((root / EXECUTED_DIR).glob("[0-9][0-9]_*.ipynb"))

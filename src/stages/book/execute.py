@@ -32,9 +32,14 @@ class NotebookExecutionError(RuntimeError):
     def __init__(self, section: str, output_path: Path, detail: str):
         self.section = section
         self.output_path = Path(output_path)
+        self.detail = detail
         super().__init__(
             f"section {section!r} failed: {detail} (executed notebook: {self.output_path})"
         )
+
+    def __reduce__(self) -> tuple[type, tuple[str, Path, str]]:
+        """Pickled with its three arguments (a worker process of a book build raises it)."""
+        return type(self), (self.section, self.output_path, self.detail)
 
 
 def _values_used(injected_source: str) -> dict[str, str]:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -266,10 +265,10 @@ def _parser() -> argparse.ArgumentParser:
     p_book.add_argument(
         "--jobs",
         type=int,
-        default=min(2, os.cpu_count() or 1),
+        default=1,
         metavar="N",
-        help="sections executed at once after the first (default: 2, or 1 on one core); "
-        "1 runs them one after the other with papermill's progress bars",
+        help="sections executed at once after the first (default 1: one after the other, with "
+        "papermill's progress bars; more helps only with more cores than a page's torch threads)",
     )
     p_book.add_argument(
         "--pdf",

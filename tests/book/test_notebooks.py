@@ -187,12 +187,17 @@ def test_the_introduction_states_the_books_conclusions(built_book):
 def test_the_committed_verdict_ledger_is_the_one_the_book_decides(built_book):
     """The What holds page rewrote ``data/results/verdicts.csv``: it must equal the commit's.
 
-    A change that moves a verdict commits the ledger with it (the changelog page lists the
-    moves); with packs grown but not committed yet, the comparison waits for their commit.
+    A change that moves a verdict or a number commits the ledger with it (the changelog page
+    lists the moves); with packs grown but not committed yet, the comparison waits for their
+    commit. A failure prints the rows that differ (a statistic counts within ``ledger.RTOL``).
     """
     import subprocess
 
-    from stages.results.ledger import pending_moves
+    import pandas as pd
+
+    from stages.results.ledger import LEDGER, ledger_differences, pending_moves, read_ledger
+
+    ledger = f"data/results/{LEDGER}"
 
     def git(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True)
@@ -206,7 +211,14 @@ def test_the_committed_verdict_ledger_is_the_one_the_book_decides(built_book):
         "the book decides other verdicts than data/results/verdicts.csv records; commit it:\n"
         + moves.to_string()
     )
-    assert not git("status", "--porcelain", "--", "data/results/verdicts.csv").stdout.strip()
+    written = read_ledger(ROOT / "data" / "results" / LEDGER)
+    differences = ledger_differences(read_ledger(git("show", f"HEAD:{ledger}").stdout), written)
+    with pd.option_context("display.width", 250, "display.max_columns", None):
+        assert differences.empty, (
+            "the book decides the same verdicts with other numbers; commit the ledger:\n"
+            + differences.to_string()
+        )
+    assert not git("status", "--porcelain", "--", ledger).stdout.strip()
 
 
 @pytest.mark.parametrize("section", ["01_robustness", "07_appendix_cosine_similarity"])

@@ -1,4 +1,4 @@
-"""The verdict ledger: rewritten only when a verdict moves; its moves read from real git history."""
+"""The verdict ledger: rewritten only when a verdict or a number moves; its moves read from git."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import pytest
 from stages.results.changelog import NoHistoryError
 from stages.results.ledger import (
     LEDGER,
+    ledger_differences,
+    ledger_frame,
     ledger_history,
     pending_moves,
     read_ledger,
@@ -46,6 +48,25 @@ def test_the_ledger_is_rewritten_only_when_it_changes(tmp_path):
     back = read_ledger(tmp_path / LEDGER)
     assert list(back.columns)[:6] == ["model", "group", "number", "source", "claim", "verdict"]
     assert "rule" not in back.columns
+
+
+def test_a_sixth_digit_of_rounding_keeps_the_ledger_and_a_real_change_rewrites_it(tmp_path):
+    claims = _claims({("a", 0): "holds", ("a", 1): "unclear"})
+    write_ledger(claims, tmp_path)
+    committed = (tmp_path / LEDGER).read_bytes()
+    noise = claims.assign(value=claims["value"] * (1 + 3e-6), lo=claims["lo"] - 1e-7)
+    assert not write_ledger(noise, tmp_path)
+    assert (tmp_path / LEDGER).read_bytes() == committed
+    assert ledger_differences(read_ledger(tmp_path / LEDGER), ledger_frame(noise)).empty
+    grown = claims.assign(n=[256, 512])
+    (row,) = ledger_differences(read_ledger(tmp_path / LEDGER), ledger_frame(grown)).itertuples()
+    assert (row.number, row.n_before, row.n_after) == (1, 256, 512)
+    moved = claims.assign(hi=[0.6, 0.6002])  # 3.3e-4 relative: a real change
+    assert write_ledger(moved, tmp_path)
+    assert read_ledger(tmp_path / LEDGER)["hi"].tolist() == [0.6, 0.6002]
+    reworded = moved.assign(claim=["another wording", "c1"])
+    (row,) = ledger_differences(read_ledger(tmp_path / LEDGER), ledger_frame(reworded)).itertuples()
+    assert (row.number, row.claim_before, row.claim_after) == (0, "c0", "another wording")
 
 
 def test_moves_name_the_claim_and_both_verdicts():

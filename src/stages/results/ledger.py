@@ -3,8 +3,9 @@
 ``data/results/verdicts.csv`` holds one row per claim and model (and one per claim across the
 models): its group, number, source, wording, verdict, value, 95% interval and n. The What holds
 page rewrites it whenever it runs on the shipped packs (:func:`write_ledger`; the bytes do not
-change when the verdicts do not), so a change of code or of a pack that moves a verdict shows as
-a diff of this file, committed with the change. :func:`verdict_moves` compares two versions, and
+change when no row does, a statistic counting as unchanged within :data:`RTOL`), so a change of
+code or of a pack that moves a verdict or a number shows as a diff of this file, committed with
+the change. :func:`verdict_moves` compares two versions, and
 :func:`ledger_history` reads every committed version from git, so the changelog page can say
 which verdicts moved at which commit.
 
@@ -18,6 +19,7 @@ import io
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from stages.results.changelog import NoHistoryError, _git
@@ -29,6 +31,11 @@ LEDGER = "verdicts.csv"
 COLUMNS = ["model", "group", "number", "source", "claim", "verdict", "value", "lo", "hi", "n",
            "unit"]  # fmt: skip
 KEY = ["model", "group", "number"]
+NUMBERS = ["value", "lo", "hi"]
+RTOL = 1e-4
+"""Relative difference below which a statistic of the ledger counts as unchanged: another
+processor's kernels (numpy's SIMD sums, BLAS) may move the sixth digit the ledger prints, while
+the ledger's narrowest interval spans 3e-3 of its value (December 2026)."""
 MOVE_COLUMNS = ["date", "commit", "subject", "model", "group", "number", "claim", "before",
                 "after", "interval_before", "interval_after"]  # fmt: skip
 
@@ -45,15 +52,43 @@ def _csv(frame: pd.DataFrame) -> bytes:
     return frame.to_csv(index=False, float_format="%.6g", lineterminator="\n").encode()
 
 
+def ledger_differences(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
+    """The rows of two ledgers that differ: in any column, a statistic by more than :data:`RTOL`.
+
+    Returns:
+        One row per claim (:data:`KEY`) present in only one ledger or differing, with both
+        versions' columns (suffixes ``_before`` and ``_after``); empty when the ledgers agree.
+    """
+    both = before.merge(after, on=KEY, how="outer", suffixes=("_before", "_after"),
+                        indicator=True)  # fmt: skip
+    differs = both["_merge"] != "both"
+    for column in (c for c in COLUMNS if c not in KEY):
+        b, a = both[f"{column}_before"], both[f"{column}_after"]
+        if column in NUMBERS:
+            b, a = b.astype(float).to_numpy(), a.astype(float).to_numpy()
+            differs |= ~np.isclose(b, a, rtol=RTOL, atol=0.0, equal_nan=True)
+        else:
+            differs |= ~((b == a) | (b.isna() & a.isna()))
+    return both[differs].drop(columns="_merge").reset_index(drop=True)
+
+
 def write_ledger(claims: pd.DataFrame, folder: str | Path) -> bool:
-    """Write the ledger of ``claims`` into ``folder`` unless it already holds exactly that.
+    """Write the ledger of ``claims`` into ``folder`` unless it already holds the same rows.
+
+    Rows are the same when every column is, a statistic within :data:`RTOL`
+    (:func:`ledger_differences`): the committed bytes stay when only another processor's rounding
+    moved a sixth digit.
 
     Returns:
         Whether the file changed.
     """
     path = Path(folder) / LEDGER
-    data = _csv(ledger_frame(claims))
-    if path.exists() and path.read_bytes() == data:
+    frame = ledger_frame(claims)
+    data = _csv(frame)
+    if path.exists() and (
+        path.read_bytes() == data
+        or ledger_differences(read_ledger(path), read_ledger(data)).empty
+    ):
         return False
     atomic_write(path, data)
     return True

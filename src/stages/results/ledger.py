@@ -36,6 +36,9 @@ RTOL = 1e-4
 """Relative difference below which a statistic of the ledger counts as unchanged: another
 processor's kernels (numpy's SIMD sums, BLAS) may move the sixth digit the ledger prints, while
 the ledger's narrowest interval spans 3e-3 of its value (December 2026)."""
+ATOL = 1e-9
+"""Absolute difference below which a statistic counts as unchanged (a bound at exactly 0, such
+as a share's lower bound, against rounding noise)."""
 MOVE_COLUMNS = ["date", "commit", "subject", "model", "group", "number", "claim", "before",
                 "after", "interval_before", "interval_after"]  # fmt: skip
 
@@ -53,7 +56,7 @@ def _csv(frame: pd.DataFrame) -> bytes:
 
 
 def ledger_differences(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
-    """The rows of two ledgers that differ: in any column, a statistic by more than :data:`RTOL`.
+    """The rows of two ledgers that differ: in any column, a statistic beyond :data:`RTOL`.
 
     Returns:
         One row per claim (:data:`KEY`) present in only one ledger or differing, with both
@@ -66,7 +69,7 @@ def ledger_differences(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFram
         b, a = both[f"{column}_before"], both[f"{column}_after"]
         if column in NUMBERS:
             b, a = b.astype(float).to_numpy(), a.astype(float).to_numpy()
-            differs |= ~np.isclose(b, a, rtol=RTOL, atol=0.0, equal_nan=True)
+            differs |= ~np.isclose(b, a, rtol=RTOL, atol=ATOL, equal_nan=True)
         else:
             differs |= ~((b == a) | (b.isna() & a.isna()))
     return both[differs].drop(columns="_merge").reset_index(drop=True)

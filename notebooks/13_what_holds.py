@@ -96,7 +96,7 @@ across_verdicts = cross_model_claims(samples, seed=seed)
 across = verdict_frame(across_verdicts)
 if all(shipped.values()):
     # the shipped packs decided every verdict: keep the committed ledger in step (unchanged
-    # bytes when no verdict moved; the changelog page lists the moves)
+    # bytes when no verdict, n or number moved; the changelog page lists the verdicts' moves)
     ledger = pd.concat([claims, across.assign(model="across models", group="cross-model",
                                               number=range(len(across)))], ignore_index=True)
     write_ledger(ledger, data_dir() / "results")

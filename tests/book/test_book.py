@@ -479,14 +479,39 @@ def test_failing_notebook_names_the_section(tmp_path):
     assert not (tmp_path / "_build" / "html").exists()  # no build after a failed notebook
 
 
+MIDDLE_NOTEBOOK = """\
+# %% [markdown]
+# # A middle section
+
+# %% tags=["parameters"]
+label = "middle"
+
+# %%
+import pathlib, time
+
+time.sleep(2)
+pathlib.Path(f"{label}.done").touch()
+"""
+
+LAST_NOTEBOOK = """\
+# %% [markdown]
+# # The last section
+
+# %%
+import pathlib
+
+assert sorted(p.name for p in pathlib.Path().glob("*.done")) == ["middle.done", "other.done"]
+"""
+
+
 @pytest.mark.book
 def test_sections_run_two_at_a_time_and_the_first_failure_in_book_order_is_raised(tmp_path):
     make_demo_book(tmp_path)
     notebooks = tmp_path / "notebooks"
-    for stem in ("02_other", "04_other_too"):
-        (notebooks / f"{stem}.py").write_text(OTHER_NOTEBOOK)
+    (notebooks / "02_middle.py").write_text(MIDDLE_NOTEBOOK)
     (notebooks / "03_broken.py").write_text(FAILING_NOTEBOOK)
-    (notebooks / "05_broken_too.py").write_text(FAILING_NOTEBOOK.replace("boom", "bang"))
+    (notebooks / "04_broken_too.py").write_text(FAILING_NOTEBOOK.replace("boom", "bang"))
+    (notebooks / "05_last.py").write_text(LAST_NOTEBOOK)
     sections = book.discover_sections(tmp_path)
     per_section = {s.name: {} for s in sections}
     with pytest.raises(book.NotebookExecutionError) as err:
@@ -496,14 +521,16 @@ def test_sections_run_two_at_a_time_and_the_first_failure_in_book_order_is_raise
     assert (executed / "01_demo.ipynb").exists()  # the first section, alone, before the others
     assert (executed / "03_broken.failed.ipynb").exists()
     assert not (executed / "03_broken.ipynb").exists()
+    assert not list(executed.glob("05_last*"))  # the last section only after the others
 
     (notebooks / "03_broken.py").unlink()
-    (notebooks / "05_broken_too.py").unlink()
+    (notebooks / "04_broken_too.py").write_text(MIDDLE_NOTEBOOK.replace('"middle"', '"other"'))
+    (tmp_path / "middle.done").unlink()
     sections = book.discover_sections(tmp_path)
     book.execute_sections(sections, per_section, tmp_path, jobs=2, progress_bar=False)
     assert {p.name for p in executed.glob("0*.ipynb") if ".failed" not in p.name} == {
-        "01_demo.ipynb", "02_other.ipynb", "04_other_too.ipynb"
-    }  # fmt: skip
+        "01_demo.ipynb", "02_middle.ipynb", "04_broken_too.ipynb", "05_last.ipynb"
+    }  # fmt: skip  # the last one found both middle sections done
 
 
 @pytest.mark.book

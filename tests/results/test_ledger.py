@@ -64,6 +64,9 @@ def test_a_sixth_digit_of_rounding_keeps_the_ledger_and_a_real_change_rewrites_i
     moved = claims.assign(hi=[0.6, 0.6002])  # 3.3e-4 relative: a real change
     assert write_ledger(moved, tmp_path)
     assert read_ledger(tmp_path / LEDGER)["hi"].tolist() == [0.6, 0.6002]
+    zero = ledger_frame(moved.assign(lo=[0.0, 0.4]))
+    assert ledger_differences(zero, zero.assign(lo=[1e-12, 0.4])).empty  # ATOL
+    assert len(ledger_differences(zero, zero.assign(lo=[1e-6, 0.4]))) == 1
     reworded = moved.assign(claim=["another wording", "c1"])
     (row,) = ledger_differences(read_ledger(tmp_path / LEDGER), ledger_frame(reworded)).itertuples()
     assert (row.number, row.claim_before, row.claim_after) == (0, "c0", "another wording")

@@ -120,34 +120,36 @@ def execute_sections(
     jobs: int = 1,
     **options: Any,
 ) -> None:
-    """Execute ``sections`` in order, the first alone, the others ``jobs`` at a time.
+    """Execute ``sections`` in order: the first alone, the middle ``jobs`` at a time, the last.
 
     The first section runs before the others start, so that what every page reads first (the
     default model's one-time conversion and processing, and the slices the first page keeps in
-    the result cache) is made once. The others then run in ``jobs`` worker processes, each
-    starting its own kernel: a page spends much of its time in one-threaded work (the kernel's
-    start and imports, loading the model, tokenizing, drawing), which overlaps with another
-    page's arithmetic. Two pages that need the same conversion, processing or cached result
-    compute it once (the others wait for it: :mod:`stages.store`'s locks). ``jobs=1`` runs
-    them one after the other, with papermill's progress bars.
+    the result cache) is made once. The middle ones then run in ``jobs`` worker processes,
+    each starting its own kernel: a page spends much of its time in one-threaded work (the
+    kernel's start and imports, loading the model, tokenizing, drawing), which overlaps with
+    another page's arithmetic. Two pages that need the same conversion, processing or cached
+    per-sequence result compute it once (the others wait for it: :mod:`stages.store`'s locks).
+    The last section runs after all the others: the changelog reads the verdict ledger the
+    What holds page writes. ``jobs=1`` runs them one after the other, with papermill's
+    progress bars.
 
     Raises:
-        NotebookExecutionError: the first section, in book order, that failed; the sections
-            still waiting are not started.
+        NotebookExecutionError: the first section, in book order, that failed; sections not
+            yet handed to a worker are not started.
     """
     if not sections:
         return
     _execute_one(sections[0], per_section[sections[0].name], root, **options)
-    rest = sections[1:]
-    if jobs <= 1 or len(rest) <= 1:
-        for s in rest:
+    middle, last = sections[1:-1], sections[1:][-1:]
+    if jobs <= 1 or len(middle) <= 1:
+        for s in sections[1:]:
             _execute_one(s, per_section[s.name], root, **options)
         return
     options = dict(options, progress_bar=False)  # two bars on one terminal would interleave
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
         futures = [pool.submit(_execute_one, s, per_section[s.name], root, **options)
-                   for s in rest]  # fmt: skip
+                   for s in middle]  # fmt: skip
         done, _ = wait(futures, return_when=FIRST_EXCEPTION)
         if any(f.exception() is not None for f in done):
             for future in futures:
@@ -156,6 +158,8 @@ def execute_sections(
     for future in futures:
         if not future.cancelled() and future.exception() is not None:
             raise future.exception()
+    for s in last:
+        _execute_one(s, per_section[s.name], root, **options)
 
 
 def build_book(

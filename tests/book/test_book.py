@@ -566,6 +566,17 @@ time.sleep(seconds)
 """
 
 
+def _sleeping(notebook: Path) -> bool:
+    """Whether papermill has saved ``notebook`` with its ``time.sleep`` cell running."""
+    try:
+        cells = json.loads(notebook.read_text())["cells"]
+    except (OSError, ValueError, KeyError):
+        return False
+    return any("time.sleep" in "".join(c["source"])
+               and c.get("metadata", {}).get("papermill", {}).get("status") == "running"
+               for c in cells)  # fmt: skip
+
+
 @pytest.mark.book
 def test_an_interrupted_build_leaves_no_page_that_looks_complete(tmp_path):
     """Ctrl-C while a page executes: its earlier copy is gone, nothing partial is kept."""
@@ -580,10 +591,10 @@ def test_an_interrupted_build_leaves_no_page_that_looks_complete(tmp_path):
     child = subprocess.Popen(command, start_new_session=True, stderr=subprocess.PIPE, text=True)
     running = executed / ".02_slow.running.ipynb"
     deadline = time.monotonic() + 120
-    while not running.exists():
+    while not _sleeping(running):  # papermill saves the notebook as each cell starts
         assert child.poll() is None and time.monotonic() < deadline, child.stderr.read()
         time.sleep(0.1)
-    time.sleep(2)  # inside the sleeping cell
+    time.sleep(1)
     os.killpg(child.pid, signal.SIGINT)  # what Ctrl-C sends: the whole foreground group
     assert child.wait(timeout=120) != 0
     assert sorted(p.name for p in executed.iterdir()) in ([], ["02_slow.failed.ipynb"])

@@ -212,7 +212,8 @@ def test_the_committed_verdict_ledger_is_the_one_the_book_decides(built_book):
         + moves.to_string()
     )
     written = read_ledger(ROOT / "data" / "results" / LEDGER)
-    differences = ledger_differences(read_ledger(git("show", f"HEAD:{ledger}").stdout), written)
+    committed = read_ledger(git("show", f"HEAD:{ledger}").stdout.encode())
+    differences = ledger_differences(committed, written)
     with pd.option_context("display.width", 250, "display.max_columns", None):
         assert differences.empty, (
             "the book decides the same verdicts with other numbers; commit the ledger:\n"

@@ -588,7 +588,10 @@ def test_an_interrupted_build_leaves_no_page_that_looks_complete(tmp_path):
     earlier.write_text("{}")  # a page from an earlier build, now being redone
     command = [sys.executable, "-m", "stages.cli", "book", "--root", str(tmp_path),
                "--sections", "slow", "--no-progress"]  # fmt: skip
-    child = subprocess.Popen(command, start_new_session=True, stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(  # Ctrl-C restored: a shell's `cmd &` starts pytest ignoring it
+        command, start_new_session=True, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
     running = executed / ".02_slow.running.ipynb"
     deadline = time.monotonic() + 120
     while not _sleeping(running):  # papermill saves the notebook as each cell starts

@@ -88,8 +88,7 @@ def write_ledger(claims: pd.DataFrame, folder: str | Path) -> bool:
         Whether the file changed.
     """
     path = Path(folder) / LEDGER
-    frame = ledger_frame(claims)
-    data = _csv(frame)
+    data = _csv(ledger_frame(claims))
     if path.exists() and (
         path.read_bytes() == data
         or ledger_differences(read_ledger(path), read_ledger(data)).empty

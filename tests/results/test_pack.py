@@ -175,8 +175,10 @@ def test_each_chunk_records_its_commit_and_a_rebuilt_part_only_its_own_time(
     monkeypatch.setattr(build, "git_commit", lambda: "a" * 40)
     build_pack(recipe, out, up_to=2, device="cpu", progress=False, log=_quiet)
     original = Computer.rows
+    computed = []
 
     def changed(self, part, a, b, **kw):  # today's code adds a column to the attention rows
+        computed.append((part, a, b))
         rows = original(self, part, a, b, **kw)
         return rows.assign(extra=1.0) if part == "attention" else rows
 
@@ -185,6 +187,7 @@ def test_each_chunk_records_its_commit_and_a_rebuilt_part_only_its_own_time(
     parts = build_pack(recipe, out, device="cpu", progress=False, log=_quiet).manifest["parts"]
     sweep, attention = parts["sweep"]["chunks"], parts["attention"]["chunks"]
     assert sweep["sweep/rows-00000-00002.parquet"]["git_commit"] == "a" * 40  # kept: it matches
+    assert ("sweep", 0, 2) not in computed  # checked on the live slice, not by recomputing it
     assert sweep["sweep/rows-00002-00006.parquet"]["git_commit"] == "b" * 40
     assert {c["git_commit"] for c in attention.values()} == {"b" * 40}  # rebuilt whole
     assert set(attention) == set(parts["attention"]["files"])

@@ -11,14 +11,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import torch
 
 from stages.analyses.neurons import neuron_classes
 from stages.engine.runs import tokens_sha256
 from stages.models import load_model, model_info
 from stages.provenance import versions
-from stages.results.check import compare_rows
+from stages.results.check import slice_check
 from stages.results.computer import Computer, profile_heads
 from stages.results.pack import (
     Pack,
@@ -30,10 +29,9 @@ from stages.results.pack import (
     git_commit,
     shipped_pack,
     to_long,
-    to_wide,
 )
 from stages.results.parts import EXTENSION_PARTS, PARTS, SEQUENCE_PARTS, WINDOW_PARTS
-from stages.results.tolerance import kernels, slice_rtol
+from stages.results.tolerance import kernels
 from stages.shapes import Model
 from stages.store import atomic_write, sha256_bytes
 from stages.text.corpus import corpus_fingerprint
@@ -91,7 +89,9 @@ def build_pack(
     Every finished chunk is written at once with its checksum, so an interrupted build
     continues where it stopped. A build continues only a pack of the same recipe, model
     weights and tokens; a chunk written by other code is kept only when the live slice of its
-    part still matches (:func:`slice_check`), otherwise the part is rebuilt.
+    part still matches (:func:`~stages.results.check.slice_check`, the check every book runs:
+    the first rows, and of a plan part a few start layers, seconds rather than a chunk's
+    time), otherwise the part is rebuilt.
 
     Args:
         recipe: what to compute.
@@ -197,11 +197,7 @@ def build_pack(
         done = set(entry["files"])
         if done and entry.get("git_commit") != commit:
             log(f"{part}: chunks from commit {entry.get('git_commit')}; checking the slice")
-            first = sorted(done)[0]
-            stored = to_wide(pd.read_parquet(out / first))
-            live = computer.rows(part, 0, len(stored), cache=False, progress=False)
-            rtol = slice_rtol(manifest, part, here)
-            if not compare_rows(live, stored, rtol=rtol)["ok"].all():
+            if not slice_check(Pack(out, manifest), model, (part,))["ok"].all():
                 log(f"{part}: today's code gives other numbers; rebuilding this part")
                 done = set()
                 entry.update(seconds=0.0, chunks={})  # the part's time is the rebuild's

@@ -11,6 +11,7 @@ import pytest
 
 import stages.engine.sweep
 from stages.analyses.subjoiner import final_token_attention
+from stages.cache import Entry
 from stages.engine.sweep import sweep_sums
 from stages.models import load_model
 from stages.results import pack as packs
@@ -163,6 +164,38 @@ def test_an_interrupted_build_resumes_where_it_stopped(setup, monkeypatch, tmp_p
     with pytest.raises(PackError, match="another recipe"):
         build_pack(Recipe(**{**recipe.__dict__, "seed": 1}), tmp_path / "p", device="cpu",
                    progress=False, log=_quiet)  # fmt: skip
+
+
+def test_a_build_stopped_inside_a_chunk_resumes_from_its_last_finished_batch(
+    setup, monkeypatch, tmp_path
+):
+    recipe, _, _ = setup
+    recipe = Recipe(**{**recipe.__dict__, "batch_size": 2})  # the chunk of rows 2-5: 2 batches
+    monkeypatch.setenv("STAGES_CACHE_DIR", str(tmp_path / "cache"))
+    original = Entry.write
+    written = []
+
+    def write(self, name, table, meta=None):
+        original(self, name, table, meta)
+        if self.analysis == "sweep":
+            written.append(name)
+            if written.count("batch-00000") == 2:  # the first batch of the second chunk
+                raise KeyboardInterrupt
+
+    monkeypatch.setattr(Entry, "write", write)
+    with pytest.raises(KeyboardInterrupt):
+        build_pack(recipe, tmp_path / "p", parts=("sweep",), device="cpu", progress=False,
+                   log=_quiet)  # fmt: skip
+    assert written == ["batch-00000", "sums", "batch-00000"]
+    written.clear()
+    resumed = build_pack(recipe, tmp_path / "p", parts=("sweep",), device="cpu",
+                         progress=False, log=_quiet)  # fmt: skip
+    assert written == ["batch-00001", "sums"]  # the finished batch was not computed again
+    monkeypatch.setattr(Entry, "write", original)
+    monkeypatch.setenv("STAGES_CACHE_DIR", str(tmp_path / "cache-2"))
+    whole = build_pack(recipe, tmp_path / "q", parts=("sweep",), device="cpu", progress=False,
+                       log=_quiet)  # fmt: skip
+    pd.testing.assert_frame_equal(resumed.frame("sweep"), whole.frame("sweep"))
 
 
 def test_each_chunk_records_its_commit_and_a_rebuilt_part_only_its_own_time(

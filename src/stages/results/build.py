@@ -86,12 +86,13 @@ def build_pack(
 ) -> Pack:
     """Build (or continue building) the results pack of ``recipe`` in ``out``.
 
-    Every finished chunk is written at once with its checksum, so an interrupted build
-    continues where it stopped. A build continues only a pack of the same recipe, model
-    weights and tokens; a chunk written by other code is kept only when the live slice of its
-    part still matches (:func:`~stages.results.check.slice_check`, the check every book runs:
-    the first rows, and of a plan part a few start layers, seconds rather than a chunk's
-    time), otherwise the part is rebuilt.
+    Every finished chunk is written at once with its checksum, and every finished batch of a
+    chunk is checkpointed in the result cache (:mod:`stages.cache`), so an interrupted build
+    continues where it stopped, losing at most one batch. A build continues only a pack of the
+    same recipe, model weights and tokens; a chunk written by other code is kept only when the
+    live slice of its part still matches (:func:`~stages.results.check.slice_check`, the check
+    every book runs: the first rows, and of a plan part a few start layers, seconds rather than
+    a chunk's time), otherwise the part is rebuilt.
 
     Args:
         recipe: what to compute.
@@ -212,7 +213,7 @@ def build_pack(
             if name in done:
                 continue
             t1 = time.time()
-            rows = computer.rows(part, a, b, cache=False, progress=progress)
+            rows = computer.rows(part, a, b, cache=True, progress=progress)  # batch checkpoints
             data = _to_parquet(to_long(rows, a))
             atomic_write(out / name, data)
             manifest["files"][name] = sha256_bytes(data)

@@ -43,14 +43,15 @@ def test_a_killed_conversion_is_redone_and_a_damaged_folder_converted_again(tmp_
     assert again == folder and folder_intact(folder, DIGEST)
 
 
-def test_the_streamed_conversion_writes_the_files_transformers_writes(tmp_path):
+@pytest.mark.parametrize("name", [MODEL, "gemma-3-270m"])  # Llama Q4_1; Gemma 3 Q4_K_M
+def test_the_streamed_conversion_writes_the_files_transformers_writes(tmp_path, name):
     """Byte for byte: the folder of ``from_pretrained(gguf_file=...)`` + ``save_pretrained``."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from stages.models.embedded import EMBEDDED_MODELS, convert_gguf
 
-    spec = EMBEDDED_MODELS[MODEL]
+    spec = EMBEDDED_MODELS[name]
     gguf_path, _, _ = spec.gguf(tmp_path)
     folder, file = gguf_path.parent, gguf_path.name
     reference, streamed = tmp_path / "reference", tmp_path / "streamed"

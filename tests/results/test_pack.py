@@ -179,14 +179,14 @@ def test_a_build_stopped_inside_a_chunk_resumes_from_its_last_finished_batch(
         original(self, name, table, meta)
         if self.analysis == "sweep":
             written.append(name)
-            if written.count("batch-00000") == 2:  # the first batch of the second chunk
-                raise KeyboardInterrupt
+            if written == ["batch-00000"]:  # the first batch of the second chunk: the first
+                raise KeyboardInterrupt  # is not cached (the live slice's rows)
 
     monkeypatch.setattr(Entry, "write", write)
     with pytest.raises(KeyboardInterrupt):
         build_pack(recipe, tmp_path / "p", parts=("sweep",), device="cpu", progress=False,
                    log=_quiet)  # fmt: skip
-    assert written == ["batch-00000", "sums", "batch-00000"]
+    assert written == ["batch-00000"]
     written.clear()
     resumed = build_pack(recipe, tmp_path / "p", parts=("sweep",), device="cpu",
                          progress=False, log=_quiet)  # fmt: skip
@@ -205,6 +205,7 @@ def test_each_chunk_records_its_commit_and_a_rebuilt_part_only_its_own_time(
 
     recipe, _, _ = setup
     out = tmp_path / "p"
+    monkeypatch.setenv("STAGES_CACHE_DIR", str(tmp_path / "cache"))  # none of setup's rows
     monkeypatch.setattr(build, "git_commit", lambda: "a" * 40)
     build_pack(recipe, out, up_to=2, device="cpu", progress=False, log=_quiet)
     original = Computer.rows
@@ -225,7 +226,7 @@ def test_each_chunk_records_its_commit_and_a_rebuilt_part_only_its_own_time(
     assert {c["git_commit"] for c in attention.values()} == {"b" * 40}  # rebuilt whole
     assert set(attention) == set(parts["attention"]["files"])
     seconds = sum(c["seconds"] for c in attention.values())
-    assert parts["attention"]["seconds"] == pytest.approx(seconds, abs=0.2)
+    assert parts["attention"]["seconds"] == pytest.approx(seconds, abs=0.2) and seconds > 0
 
 
 def test_a_pack_built_in_rounds_serves_pages_meanwhile(setup, tmp_path):

@@ -17,7 +17,7 @@ from stages.analyses.neurons import neuron_classes
 from stages.engine.runs import tokens_sha256
 from stages.models import load_model, model_info
 from stages.provenance import versions
-from stages.results.check import slice_check
+from stages.results.check import part_slice
 from stages.results.computer import Computer, profile_heads
 from stages.results.pack import (
     Pack,
@@ -87,12 +87,13 @@ def build_pack(
     """Build (or continue building) the results pack of ``recipe`` in ``out``.
 
     Every finished chunk is written at once with its checksum, and every finished batch of a
-    chunk is checkpointed in the result cache (:mod:`stages.cache`), so an interrupted build
-    continues where it stopped, losing at most one batch. A build continues only a pack of the
-    same recipe, model weights and tokens; a chunk written by other code is kept only when the
-    live slice of its part still matches (:func:`~stages.results.check.slice_check`, the check
-    every book runs: the first rows, and of a plan part a few start layers, seconds rather than
-    a chunk's time), otherwise the part is rebuilt.
+    chunk (but the first chunk, the two rows of the live slice) is checkpointed in the result
+    cache (:mod:`stages.cache`), so an interrupted build continues where it stopped, losing at
+    most one batch. A build continues only a pack of the same recipe, model weights and tokens;
+    a chunk written by other code is kept only when the live slice of its rows still matches
+    (:func:`~stages.results.check.part_slice`, the rows every book checks: the first two, and of
+    a plan part a few start layers), otherwise the part is rebuilt. A chunk's ``seconds`` are
+    those of the run that finished it (batches read back from the result cache count nothing).
 
     Args:
         recipe: what to compute.
@@ -147,6 +148,8 @@ def build_pack(
         )  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     wanted = parts or tuple(name for name, p in PARTS.items() if not p.extension)
+    if not {"ing", "subjoiner"} <= set(manifest.get("windows", {})):  # before any chunk
+        manifest["windows"] = manifest.get("windows", {}) | _window_counts(computer)
     if "cloze" in wanted:
         manifest.setdefault("windows", {})["cloze"] = {
             "n": len(computer.cloze), "width": int(computer.cloze.tokens.shape[1]),
@@ -198,10 +201,10 @@ def build_pack(
         done = set(entry["files"])
         if done and entry.get("git_commit") != commit:
             log(f"{part}: chunks from commit {entry.get('git_commit')}; checking the slice")
-            if not slice_check(Pack(out, manifest), model, (part,))["ok"].all():
+            if not part_slice(Pack(out, manifest), computer, part, here)["ok"]:
                 log(f"{part}: today's code gives other numbers; rebuilding this part")
                 done = set()
-                entry.update(seconds=0.0, chunks={})  # the part's time is the rebuild's
+                entry.update(files=[], seconds=0.0, chunks={})  # the part's time is the rebuild's
         entry["git_commit"] = commit
         files = []
         every_chunk = chunks(n_rows, size)
@@ -213,7 +216,9 @@ def build_pack(
             if name in done:
                 continue
             t1 = time.time()
-            rows = computer.rows(part, a, b, cache=True, progress=progress)  # batch checkpoints
+            # batches checkpointed in the result cache; not the first chunk's, the live slice's
+            # rows, so that the first live slice after a build recomputes them
+            rows = computer.rows(part, a, b, cache=a > 0, progress=progress)
             data = _to_parquet(to_long(rows, a))
             atomic_write(out / name, data)
             manifest["files"][name] = sha256_bytes(data)
@@ -237,8 +242,6 @@ def build_pack(
     manifest["complete"] = all(manifest["parts"].get(p, {}).get("complete") for p in every)
     if not extension_only:
         manifest["finished"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    if not {"ing", "subjoiner"} <= set(manifest.get("windows", {})):
-        manifest["windows"] = manifest.get("windows", {}) | _window_counts(computer)
     _save_manifest(out, manifest)
     log(f"pack {out}: {'complete' if manifest['complete'] else 'partial'}; this run "
         f"{time.time() - started:.0f} s")  # fmt: skip

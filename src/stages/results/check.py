@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -50,6 +52,31 @@ def compare_rows(live: pd.DataFrame, stored: pd.DataFrame, *, rtol: float = RTOL
     return pd.DataFrame(rows)
 
 
+def part_slice(pack: Pack, computer: Computer, part: str, here: str) -> dict[str, Any]:
+    """One part's live slice: its first rows recomputed by ``computer`` and compared.
+
+    The rows are those :func:`slice_check` describes; ``here`` is the
+    :func:`~stages.results.tolerance.kernels` running now (it picks the tolerance).
+
+    Returns:
+        ``part``, ``rows``, ``columns``, ``max_rel_diff``, ``rtol``, ``ok``.
+    """
+    if part == "neurons":
+        stored_all = pack.frame(part)
+        stored = stored_all[stored_all["layer"] == 0].head(64)
+        live = vocab_moments_rows(computer.model, 0, stored["neuron"].tolist())
+    else:
+        stored = pack.frame(part, min(SLICE, pack.rows_done(part))).reset_index(drop=True)
+        live = computer.slice_rows(part, len(stored))
+        if part in PLAN_PARTS:
+            stored = stored[[c for c in stored.columns if c in live.columns]]
+    rtol = slice_rtol(pack.manifest, part, here)
+    cmp = compare_rows(live.reset_index(drop=True), stored, rtol=rtol)
+    return {"part": part, "rows": len(stored), "columns": len(cmp),
+            "max_rel_diff": float(cmp["max_rel_diff"].max()), "rtol": rtol,
+            "ok": bool(cmp["ok"].all())}  # fmt: skip
+
+
 def slice_check(pack: Pack, model: Model, parts: tuple[str, ...] | None = None) -> pd.DataFrame:
     """Recompute the first ``SLICE`` rows of each part with today's code; compare with the pack.
 
@@ -93,22 +120,7 @@ def slice_check(pack: Pack, model: Model, parts: tuple[str, ...] | None = None) 
 
     held = tuple(p for p in pack.manifest["parts"] if pack.rows_done(p) or pack.has(p))
     chosen = tuple(p for p in (parts or held) if p in held)
-    for part in chosen:
-        if part == "neurons":
-            stored_all = pack.frame(part)
-            stored = stored_all[stored_all["layer"] == 0].head(64)
-            live = vocab_moments_rows(model, 0, stored["neuron"].tolist())
-        else:
-            stored = pack.frame(part, min(SLICE, pack.rows_done(part))).reset_index(drop=True)
-            live = computer.slice_rows(part, len(stored))
-            stored = (
-                stored[[c for c in stored.columns if c in live.columns]]
-                if part in PLAN_PARTS
-                else stored
-            )
-        rtol = slice_rtol(pack.manifest, part, here)
-        cmp = compare_rows(live.reset_index(drop=True), stored, rtol=rtol)
-        add(part, len(stored), len(cmp), float(cmp["max_rel_diff"].max()), cmp["ok"].all(), rtol)
+    out.extend(part_slice(pack, computer, part, here) for part in chosen)
     windows = {"ing" if p == "ing" else "subjoiner" for p in chosen if p in WINDOW_PARTS}
     for name in sorted(windows):
         data = computer.datasets[name]

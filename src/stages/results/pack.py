@@ -181,7 +181,7 @@ def part_computed(manifest: dict[str, Any], part: str) -> tuple[str | None, str 
     ``date`` is the UTC date (``YYYY-MM-DD``) the part was finished or, for a part still
     growing, its last chunk written (``"updated"``); ``commit`` is the git commit of the code
     of the part's last round (a round first checks that this code still gives the part's
-    first chunk: :func:`stages.results.build.build_pack`), ``+dirty`` kept; None where the
+    live slice: :func:`stages.results.build.build_pack`), ``+dirty`` kept; None where the
     manifest records nothing (parts built before it did). ``seconds``: the computation time.
     """
     entry = manifest["parts"][part]

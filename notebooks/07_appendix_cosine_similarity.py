@@ -124,14 +124,19 @@ display(Markdown(" ".join(
 # replaced than like itself (index similarity above self-similarity; clearer in Pythia 1.4B than
 # in GPT-2 XL); index similarity drops after the midpoint; and in stage 3 (after the midpoint, up
 # to 0.85) swapped MLPs are *stubborn*, writing what they wrote in their own place. Each is a
-# paired difference of per-token cosines with a 95% bootstrap interval over sequences.
+# paired difference of per-token cosines with a 95% bootstrap interval over sequences. What
+# an MLP does in a stage is claimed of every swap in it, so those claims are decided swap by
+# swap: the estimate is the least swap's difference, with the bounds of a simultaneous band over
+# the swaps (one swap cannot carry a mean). The drop after the midpoint compares the two stages'
+# mean levels.
 
 # %%
 verdicts = appendix_claims(similarity_sums, n_layers, seed=seed)
 display(HTML(verdict_table(verdicts, caption=(
     f"Appendix A's claims on {name}: each estimate is a paired difference of mean cosines "
-    f"(per token, then per sequence) with its 95% bootstrap interval over {verdicts[0].n} "
-    "sequences; open a claim for its statistic and rule."))))
+    f"(per token, then per sequence; for a stage's claim the least swap's) with its 95% "
+    f"bootstrap interval over {verdicts[0].n} sequences; open a claim for its statistic, rule "
+    "and how many swaps agree."))))
 stage2, drop, stubborn_mlp = verdicts[0], verdicts[1], verdicts[2]
 if stage2.verdict == "does not hold" and stubborn_mlp.verdict == "holds":
     display(Markdown(
@@ -187,14 +192,15 @@ display(Markdown(f"In {share:.0%} of the swaps the MLP writes more like itself t
 
 # %%
 display(Markdown(verdict_summary(verdicts, findings=(
-    f"**Stubborn MLPs in stage 3.** After a swap past the midpoint, a swapped MLP's output is "
-    f"closer to its own unperturbed output than to the one it displaced by "
-    f"{estimate(stubborn_mlp.value, stubborn_mlp.lo, stubborn_mlp.hi)} in cosine on {name} "
-    "(the paper: swapped MLPs are stubborn in stage 3).",
-    f"**No role taken over in stage 2.** An MLP moved earlier writes "
-    f"{'less' if stage2.value < 0 else 'more'} like the MLP it replaced than like itself: index "
-    f"minus self-similarity {estimate(stage2.value, stage2.lo, stage2.hi)} (the paper: above 0 "
-    "in Pythia 1.4B, less clearly in GPT-2 XL).",
+    f"**Stubborn MLPs in stage 3** ({stubborn_mlp.verdict}). After a swap past the midpoint, "
+    f"a swapped MLP's self- minus index similarity (how much closer its output stays to its own "
+    f"unperturbed output than to the one it displaced) is at least "
+    f"{estimate(stubborn_mlp.value, stubborn_mlp.lo, stubborn_mlp.hi)} in cosine on {name}; "
+    f"{stubborn_mlp.detail.split('; ')[-1]} (the paper: swapped MLPs are stubborn in stage 3).",
+    f"**Role taken over in stage 2?** ({stage2.verdict}). Index minus self-similarity of an MLP "
+    f"moved earlier, at the swap where it is least: "
+    f"{estimate(stage2.value, stage2.lo, stage2.hi)}; {stage2.detail.split('; ')[-1]} (the "
+    "paper: above 0 in Pythia 1.4B, less clearly in GPT-2 XL).",
     f"**Index similarity after the midpoint.** The MLPs' index similarity "
     f"{'rises' if drop.value < 0 else 'drops'}: before minus after "
     f"{estimate(drop.value, drop.lo, drop.hi)} (the paper: it drops).",

@@ -4,6 +4,11 @@ Inputs are :func:`stages.analyses.swap_similarity.swap_similarity_sums`: per seq
 component outputs summed over positions ``1..seq_len-1`` for every swap ``i, i+1``. "Stage 2" is
 taken as the swaps starting at relative depth 0.25-0.5 and "stage 3" as those after 0.5 and up
 to 0.85 (the stages the paper names in its appendix; its boundaries are drawn by eye).
+
+A claim about what a swapped MLP does in a stage is a claim about every swap of the stage: it is
+decided swap by swap (:func:`stages.stats.every_verdict`: the least per-swap difference with a
+simultaneous band over the swaps), not from a mean that one swap can carry. The comparison of
+two stages' levels (:func:`index_similarity_drops_at_midpoint`) is a claim about means.
 """
 
 from __future__ import annotations
@@ -39,21 +44,35 @@ def _mean_gap(
     return float(estimate), float(lo), float(hi)
 
 
+def _per_swap(
+    sums: pd.DataFrame, first: list[str], second: list[str], *, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per item ``first[i] - second[i]`` of mean per-token cosines, with its bootstrap.
+
+    Returns:
+        ``(differences, distribution)``: ``[k]`` and ``[k, n_boot]``, paired over sequences.
+    """
+    counts = (sums["seq_len"] - 1).to_numpy(dtype=np.float64)
+    k = len(first)
+    return stats.bootstrap(
+        stack(sums, first + second), counts, lambda m: m[:k] - m[k:], seed=seed
+    )
+
+
 def mlp_index_beats_self_in_stage2(sums: pd.DataFrame, n_layers: int, *, seed: int = 0) -> Verdict:
     """Stage 2: an MLP moved earlier writes more like the layer it replaced than like itself."""
     swaps = _swaps(n_layers, EARLY, HALF)
     first = [_column(i, "mlp", "index", "moved earlier") for i in swaps]
     second = [_column(i, "mlp", "self", "moved earlier") for i in swaps]
-    estimate, lo, hi = _mean_gap(sums, first, second, seed=seed)
-    return stats.verdict(
+    estimate, dist = _per_swap(sums, first, second, seed=seed)
+    return stats.every_verdict(
         "in stage 2, an MLP moved earlier writes more like the MLP it replaced than like itself",
         "Figure 12 (MLPs)",
-        f"MLP index minus self-similarity of the layer moved earlier, mean over swaps "
-        f"{span(swaps).removeprefix('layers ')} (cosine, paired)",
+        f"least over swaps {span(swaps).removeprefix('layers ')} of the MLP index minus "
+        "self-similarity of the layer moved earlier (cosine, paired; simultaneous 95% band "
+        "over the swaps)",
         estimate,
-        lo,
-        hi,
-        threshold=0.0,
+        dist,
         n=len(sums),
         detail="the paper finds this in Pythia 1.4B and, less, in GPT-2 XL",
     )
@@ -71,17 +90,16 @@ def mlp_index_beats_adjacent_in_stage2(
     swaps = _swaps(n_layers, EARLY, HALF)
     first = [_column(i, "mlp", "index", "moved earlier") for i in swaps]
     second = [_column(i, "mlp", "adjacent", "baseline") for i in swaps]
-    estimate, lo, hi = _mean_gap(sums, first, second, seed=seed)
-    return stats.verdict(
+    estimate, dist = _per_swap(sums, first, second, seed=seed)
+    return stats.every_verdict(
         "in stage 2, an MLP moved earlier writes more like the MLP it replaced than two "
         "neighbouring MLPs write like each other",
         "Figure 12 (MLPs)",
-        f"MLP index similarity of the layer moved earlier minus the adjacent similarity of the "
-        f"unswapped pair, mean over swaps {span(swaps).removeprefix('layers ')} (cosine, paired)",
+        f"least over swaps {span(swaps).removeprefix('layers ')} of the MLP index similarity "
+        "of the layer moved earlier minus the adjacent similarity of the unswapped pair "
+        "(cosine, paired; simultaneous 95% band over the swaps)",
         estimate,
-        lo,
-        hi,
-        threshold=0.0,
+        dist,
         n=len(sums),
         detail="the paper finds the index similarity above both the adjacent and the self "
         "similarity in stage 2",
@@ -117,16 +135,15 @@ def mlps_stubborn_in_stage3(sums: pd.DataFrame, n_layers: int, *, seed: int = 0)
     pairs = ("moved earlier", "moved later")
     first = [_column(i, "mlp", "self", w) for i in swaps for w in pairs]
     second = [_column(i, "mlp", "index", w) for i in swaps for w in pairs]
-    estimate, lo, hi = _mean_gap(sums, first, second, seed=seed)
-    return stats.verdict(
+    estimate, dist = _per_swap(sums, first, second, seed=seed)
+    return stats.every_verdict(
         "in stage 3, a swapped MLP keeps writing what it wrote in its own place (stubborn)",
         "Figure 12 (MLPs)",
-        f"MLP self- minus index similarity, mean over swaps "
-        f"{span(swaps).removeprefix('layers ')} and both moved layers (cosine, paired)",
+        f"least over swaps {span(swaps).removeprefix('layers ')} and both moved layers of the "
+        "MLP self- minus index similarity (cosine, paired; simultaneous 95% band over the "
+        "swapped layers)",
         estimate,
-        lo,
-        hi,
-        threshold=0.0,
+        dist,
         n=len(sums),
     )
 

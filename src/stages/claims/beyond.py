@@ -56,17 +56,10 @@ def _per_item(
     the bounds of a simultaneous 95% band over the items.
     """
     estimate, dist = stats.bootstrap(stack(sums, columns), scored(sums), f, seed=seed)
-    pick = stats.lowest if above else stats.highest
-    value, lo, hi, band_lo, band_hi = pick(estimate, dist)
-    good = int((band_lo > 0).sum() if above else (band_hi < 0).sum())
-    bad = int((band_hi < 0).sum() if above else (band_lo > 0).sum())
-    return stats.verdict(
-        claim, figure, statistic, value, lo, hi, threshold=0.0, above=above, n=len(sums),
-        threshold_unit=unit, source=source,
-        detail=f"{detail}; with simultaneous 95% confidence {good} of {len(estimate)} agree "
-        f"with the claim and {bad} contradict it",
+    return stats.every_verdict(
+        claim, figure, statistic, estimate, dist, above=above, n=len(sums), threshold_unit=unit,
+        source=source, detail=detail,
     )  # fmt: skip
-
 
 # --------------------------------------------------------------------------- block deletion
 

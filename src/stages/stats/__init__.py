@@ -5,7 +5,8 @@
   it undefined), :func:`simultaneous` (a sup-t band over ``k`` quantities);
 - :mod:`.bands`: :func:`gap`, :func:`lowest`, :func:`highest` (claims decided item by item);
 - :mod:`.tests`: :func:`clopper_pearson`, :func:`mcnemar`, :func:`holm`;
-- :mod:`.verdicts`: :class:`Verdict`, :func:`verdict` (:func:`mean_verdict` on one mean),
+- :mod:`.verdicts`: :class:`Verdict`, :func:`verdict` (:func:`mean_verdict` on one mean,
+  :func:`every_verdict` on every item of several),
   :func:`decide` and its kin;
 - :mod:`.words`: the bootstrap over words, each word weighted once (:func:`class_effects`,
   :func:`selection_half`).
@@ -37,6 +38,7 @@ from stages.stats.verdicts import (
     decide,
     decide_against_null,
     decide_within,
+    every_verdict,
     mean_verdict,
     missing,
     rule_text,
@@ -47,6 +49,7 @@ from stages.stats.verdicts import (
 __all__ = [
     "LEVEL", "MIN_UNITS", "N_BOOT", "SOURCES", "VERDICTS", "Statistic", "Verdict", "bootstrap",
     "clopper_pearson", "decide", "decide_against_null", "decide_within", "defined_percentile",
+    "every_verdict",
     "gap", "highest", "holm", "interval", "lowest", "mcnemar", "mean_intervals", "mean_verdict",
     "means",
     "missing", "percentile", "rule_text", "simultaneous", "table", "two_sample", "verdict",

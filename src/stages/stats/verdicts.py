@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from stages.stats.bands import highest, lowest
 from stages.stats.bootstrap import MIN_UNITS, interval
 
 VERDICTS = ("holds", "does not hold", "unclear", "no evidence", "not enough data")
@@ -213,6 +214,46 @@ def mean_verdict(
     sums = np.atleast_2d(sums)
     estimate, lo, hi = interval(sums, counts, seed=seed)
     return verdict(claim, figure, statistic, estimate[0], lo[0], hi[0], n=sums.shape[-1], **rule)
+
+
+def every_verdict(
+    claim: str,
+    figure: str,
+    statistic: str,
+    estimate: np.ndarray,
+    distribution: np.ndarray,
+    *,
+    above: bool = True,
+    detail: str = "",
+    **rule: Any,
+) -> Verdict:
+    """A claim about *every* item (layer, swap, span), decided item by item against 0.
+
+    ``above=True``: every item above 0, decided from the least item (:func:`lowest`);
+    ``above=False``: every item below 0, from the greatest (:func:`highest`); each with the
+    bounds of a simultaneous 95% band over the items, so the claim holds only when every item's
+    band is on its side and does not hold when some item's band is on the other.
+
+    Args:
+        claim: what is claimed, as the page states it.
+        figure: where the paper shows it.
+        statistic: what the per-item differences are, with their unit.
+        estimate: ``[k]`` per-item differences from the claim's boundary.
+        distribution: ``[k, n_boot]`` their paired bootstrap distribution.
+        above: the claim puts every item above 0 (False: below).
+        detail: said first in the verdict's detail, before how many items agree.
+        **rule: :func:`verdict`'s keywords but ``threshold`` and ``above`` (``n`` and the rest).
+    """
+    pick = lowest if above else highest
+    value, lo, hi, band_lo, band_hi = pick(estimate, distribution)
+    good = int((band_lo > 0).sum() if above else (band_hi < 0).sum())
+    bad = int((band_hi < 0).sum() if above else (band_lo > 0).sum())
+    return verdict(
+        claim, figure, statistic, value, lo, hi, threshold=0.0, above=above,
+        detail=f"{detail}; " * bool(detail) + f"with simultaneous 95% confidence {good} of "
+        f"{len(estimate)} agree with the claim and {bad} contradict it",
+        **rule,
+    )  # fmt: skip
 
 
 def missing(

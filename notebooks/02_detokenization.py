@@ -181,7 +181,7 @@ display(Markdown(verdict_summary(verdicts, findings=(
     f"Among the real tokens (BOS removed), the five previous tokens get at most "
     f"{ci(nobos, 'prev_sum_nobos', True)} of a layer's attention, at layer {int(nobos.layer)}; "
     f"BOS takes up to {ci(sink_top, 'bos', True)} (layer {int(sink_top.layer)}).",
-    "In the early layers attention writes "
+    "Over the early layers taken together, attention writes "
     + ("more" if ratio.lo > 1 else "less" if ratio.hi < 1 else "about as much")
     + " into the residual stream than the MLP: "
     f"|attention out| / |MLP out| is {estimate(ratio.value, ratio.lo, ratio.hi)} over "

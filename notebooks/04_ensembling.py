@@ -24,7 +24,7 @@
 # alone predicts? (A fall that only follows depth would agree with any curve that rises with
 # depth.) A null that finds nothing is reported as *no evidence*, not as a refutation. The
 # claims about neuron counts treat the neurons as the units: a share gets an exact binomial
-# interval, a comparison of layers a bootstrap over each layer's neurons.
+# interval, a comparison of layers draws each layer's fraction over its neurons.
 #
 # **What this page measures.** For every MLP neuron, the cosine similarity of the direction it
 # writes into the residual stream with every token's unembedding vector: across the vocabulary

@@ -197,7 +197,9 @@ def test_two_models_are_not_enough_to_tie_robustness_to_depth():
     deep = _sample("deep", 30, lambda d: 0 * d + 1)
     shallow = _sample("shallow", 18, lambda d: 0 * d, seed=1)
     v = deeper_is_more_robust([shallow, deep])
-    assert v.verdict == "not enough data" and v.n == 2 and v.unit == "models"
+    # the interval resamples each model's sequences: n is theirs, the gate the models
+    assert v.verdict == "not enough data" and v.unit == "sequences per model"
+    assert v.n == min(shallow.n_seq, deep.n_seq) and "3 models" in v.rule
     assert v.value == pytest.approx(0.1, abs=0.01) and v.lo < v.value < v.hi
     assert "deep (30 layers) 69" in v.detail and "shallow (18 layers) 60" in v.detail
 

@@ -7,6 +7,7 @@ and too few units ``not enough data``. The tables come from ``tests/synthetic.py
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from stages.claims import appendix, robustness
@@ -262,3 +263,28 @@ def test_swaps_are_decided_layer_by_layer_not_by_their_mean():
     v = robustness.swaps_gentler_than_drops(syn.sweep(N, kl=kl), L)
     assert v.verdict == "does not hold" and "harsher at 5 of 6" in v.detail, v.detail
     assert "averaged over the layers the difference is -0.0" in v.detail
+
+
+def test_a_stage_claim_is_decided_swap_by_swap_not_by_its_mean():
+    # stage 3 swaps 6-9: one very stubborn swap carries the mean; the other three are not
+    def value(i, c, metric, which):
+        if c == "mlp" and metric == "self" and 6 <= i <= 9:
+            return 0.9 if i == 6 else 0.4
+        return 0.5
+
+    v = appendix.mlps_stubborn_in_stage3(syn.swap_similarity(N, value), L)
+    assert v.verdict == "does not hold" and v.value == pytest.approx(-0.1, abs=0.02), v
+    assert "2 of 8 agree with the claim and 6 contradict it" in v.detail, v.detail
+
+
+def test_a_layer_without_neurons_of_the_class_still_varies():
+    classes = syn.classes([30 if x == 9 else (0 if x == 10 else 5) for x in range(L)], [0] * L)
+    fractions, dist = neuron_claims.fraction_bootstrap(classes, "prediction")
+    assert fractions[10] == 0 and dist[10].std() > 0 and dist[10].min() > 0
+    # the spread is a binomial's over the layer's neurons where the layer has some
+    d_mlp = 100  # syn.classes' default
+    p = fractions[9]
+    assert dist[9].std() == pytest.approx(np.sqrt(p * (1 - p) / d_mlp), rel=0.1)
+    v = neuron_claims.prediction_peak_depth(classes, L)
+    assert v.n == d_mlp * L and v.unit == "MLP neurons (within layers)"
+    assert "80 prediction neurons of 1200" in v.detail, v.detail

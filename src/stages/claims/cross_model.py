@@ -235,7 +235,8 @@ def deeper_is_more_robust(samples: list[Sample], *, seed: int = 0) -> Verdict:
     predictions kept over the middle-layer drops (relative depth 0.25-0.75); its interval
     resamples every model's sequences independently. Two models differ in far more than depth
     (family, data, tokenizer, tuning), so below :data:`MIN_MODELS` models the verdict is not
-    enough data: the two numbers and their difference are still given.
+    enough data: the two numbers and their difference are still given, with the interval and
+    ``n`` of the sequences each model's share is resampled over.
     """
     claim = "models with more layers are more robust to dropping a middle layer"
     if len(samples) < 2:
@@ -258,7 +259,7 @@ def deeper_is_more_robust(samples: list[Sample], *, seed: int = 0) -> Verdict:
             claim, "abstract (v1)",
             f"mean share of top-1 predictions kept over the middle-layer drops, {deep.name} "
             f"({deep.n_layers} layers) minus {shallow.name} ({shallow.n_layers} layers)",
-            k_deep[0] - k_shallow[0], float(lo), float(hi), rule, len(ordered), "models",
+            k_deep[0] - k_shallow[0], float(lo), float(hi), rule, n_seq, "sequences per model",
             "not enough data",
             f"{numbers}; two models differ in family, data, tokenizer and tuning as well as "
             f"depth, so their difference cannot be put down to depth; the rule asks for "

@@ -2,9 +2,10 @@
 
 The classes come from the weights alone (:func:`stages.analyses.neurons.neuron_classes`): a claim
 about neuron counts treats the neurons as the units, with an exact binomial interval for a share
-(:func:`stages.stats.clopper_pearson`) or a bootstrap over each layer's neurons for a comparison
-of layers (:func:`fraction_bootstrap`), and needs :data:`MIN_NEURONS` neurons of the class. The
-phase transition (:func:`fall_tracks_neurons`) compares them with the logit lens over blocks.
+(:func:`stages.stats.clopper_pearson`) or each layer's fraction drawn over its neurons for a
+comparison of layers (:func:`fraction_bootstrap`), and needs :data:`MIN_NEURONS` neurons of the
+class. The phase transition (:func:`fall_tracks_neurons`) compares them with the logit lens over
+blocks.
 """
 
 from __future__ import annotations
@@ -67,19 +68,22 @@ def _share(
 def fraction_bootstrap(
     classes: pd.DataFrame, cls: str, *, n_boot: int = stats.N_BOOT, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Each layer's fraction of ``cls`` neurons, and its bootstrap over the layer's neurons.
+    """Each layer's fraction of ``cls`` neurons, and its distribution over the layer's neurons.
 
-    Resampling a layer's ``d_mlp`` neurons with replacement draws its count of ``cls`` neurons
-    from a binomial with the observed fraction, so the distribution is drawn directly.
+    A layer holding ``k`` of its ``d_mlp`` neurons in the class has its fraction drawn from the
+    Jeffreys posterior ``Beta(k + 1/2, d_mlp - k + 1/2)``: its spread is the binomial
+    bootstrap's (resampling the layer's neurons) where ``k > 0``, and a layer with no neuron of
+    the class still varies (the binomial bootstrap of an observed 0 is 0 in every resample, a
+    zero-width band that would let such a layer decide a comparison).
 
     Returns:
-        ``(fractions, distribution)``: ``[n_layers]`` and ``[n_layers, n_boot]``.
+        ``(fractions, distribution)``: ``[n_layers]`` (``k / d_mlp``) and ``[n_layers, n_boot]``.
     """
     counts = class_counts(classes).sort_values("layer")
     k, size = counts[cls].to_numpy(), counts["d_mlp"].to_numpy()
     rng = np.random.default_rng(seed)
-    draws = rng.binomial(size[:, None], (k / size)[:, None], size=(len(k), n_boot))
-    return k / size, draws / size[:, None]
+    draws = rng.beta((k + 0.5)[:, None], (size - k + 0.5)[:, None], size=(len(k), n_boot))
+    return k / size, draws
 
 
 def _fraction_gap(
@@ -90,22 +94,26 @@ def _fraction_gap(
 
     ``scale_second`` multiplies the ``second`` layers' fractions first (2: "at most half").
     Decided layer by layer from a sup-t band over every pairwise difference
-    (:func:`stages.stats.gap`), resampling neurons within layers (:func:`fraction_bootstrap`).
+    (:func:`stages.stats.gap`), each layer's fraction varying over its neurons
+    (:func:`fraction_bootstrap`): the unit, and the verdict's ``n``, is the neuron (every MLP
+    neuron of every layer); the gate is on the neurons of the class.
     """
     estimate, dist = fraction_bootstrap(classes, cls, seed=seed)
     scale = np.ones(n_layers)
     scale[second] = scale_second
     value, lo, hi = stats.gap(estimate * scale, dist * scale[:, None], first, second)
-    n = int((classes["cls"] == cls).sum())
-    decided = "not enough data" if n < MIN_NEURONS else stats.decide(lo, hi, 0.0)
+    in_class = int((classes["cls"] == cls).sum())
+    neurons = int(class_counts(classes)["d_mlp"].sum())
+    decided = "not enough data" if in_class < MIN_NEURONS else stats.decide(lo, hi, 0.0)
     rule = (
         "holds if the whole 95% interval is above 0 (some layer of the first group above every "
         "layer of the second, with simultaneous confidence over all pairs); does not hold if it "
         f"is entirely below 0; unclear otherwise; not enough data below {MIN_NEURONS} {cls} "
-        "neurons (neurons resampled within each layer)"
+        "neurons (each layer's fraction drawn over its neurons: Jeffreys posterior)"
     )
-    return Verdict(claim, "Figure 6", statistic, value, lo, hi, rule, n, f"{cls} neurons",
-                   decided, detail)  # fmt: skip
+    return Verdict(claim, "Figure 6", statistic, value, lo, hi, rule, neurons,
+                   "MLP neurons (within layers)", decided,
+                   f"{detail}; {in_class} {cls} neurons of {neurons}")  # fmt: skip
 
 
 def prediction_after_midpoint(classes: pd.DataFrame, n_layers: int) -> Verdict:

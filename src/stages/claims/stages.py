@@ -79,7 +79,11 @@ def local_attention_early(
 
 
 def attention_outweighs_mlp_early(norms: pd.DataFrame, n_layers: int, *, seed: int = 0) -> Verdict:
-    """Over the first quarter, attention writes more into the residual than the MLP."""
+    """Over the first quarter taken together, attention writes more into the residual than the MLP.
+
+    A claim about the early layers as a whole (the ratio of norms summed over them), not about
+    each early layer: the page's Figure 5 shows each layer's ratio.
+    """
     early = layers_where(n_layers, 0.0, EARLY)
     attn = stack(norms, [f"{x}:hook_attn_out" for x in early]).sum(0)
     mlp = stack(norms, [f"{x}:hook_mlp_out" for x in early]).sum(0)
@@ -90,7 +94,8 @@ def attention_outweighs_mlp_early(norms: pd.DataFrame, n_layers: int, *, seed: i
         / stack(norms, [f"{x}:hook_mlp_out" for x in later]).sum()
     )
     return stats.verdict(
-        "in the early layers attention writes more into the residual than the MLP",
+        "over the early layers taken together, attention writes more into the residual than "
+        "the MLP",
         "Figure 5",
         f"|attention output| / |MLP output| over {span(early)} (ratio of summed norms)",
         estimate,

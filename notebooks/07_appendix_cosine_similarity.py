@@ -204,9 +204,10 @@ display(Markdown(verdict_summary(verdicts, findings=(
     f"**Index similarity after the midpoint.** The MLPs' index similarity "
     f"{'rises' if drop.value < 0 else 'drops'}: before minus after "
     f"{estimate(drop.value, drop.lo, drop.hi)} (the paper: it drops).",
-    f"**Over all {n_layers - 1} swaps**, a swapped MLP writes more like itself than like the "
-    f"layer it replaced in {means['mlp']['stubborn']:.0%} of them, a swapped attention output in "
-    f"{means['attn']['stubborn']:.0%}.",
+    f"**Over all {n_layers - 1} swaps**, the two swapped MLPs taken together write more like "
+    f"themselves than like the layers they replaced in {means['mlp']['stubborn']:.0%} of them, "
+    f"the two attention outputs in {means['attn']['stubborn']:.0%} (the stage 3 claim above "
+    "asks it of each swapped layer).",
 ))))
 
 # %% [markdown]

@@ -251,7 +251,8 @@ def every_verdict(
     return verdict(
         claim, figure, statistic, value, lo, hi, threshold=0.0, above=above,
         detail=f"{detail}; " * bool(detail) + f"with simultaneous 95% confidence {good} of "
-        f"{len(estimate)} agree with the claim and {bad} contradict it",
+        f"{len(estimate)} agree with the claim and {bad} "
+        f"{'contradicts' if bad == 1 else 'contradict'} it",
         **rule,
     )  # fmt: skip
 
